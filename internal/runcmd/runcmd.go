@@ -1,0 +1,90 @@
+// Package runcmd runs the system tools that drivers rely on (zfs, btrfs,
+// mkfs, mount) and turns their failures into errors that say what failed.
+package runcmd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+
+	"github.com/silo-dev/silo/errkind"
+)
+
+// Error is a tool's failure: the command and what it printed on stderr.
+type Error struct {
+	Cmd    string
+	Stderr string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if msg == "" {
+		msg = e.Err.Error()
+	}
+	return fmt.Sprintf("%s: %s", e.Cmd, firstLine(msg))
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is maps well-known tool messages onto errkind sentinels.
+func (e *Error) Is(target error) bool {
+	s := strings.ToLower(e.Stderr)
+	switch target {
+	case errkind.NoSpace:
+		return strings.Contains(s, "no space left") || strings.Contains(s, "out of space")
+	case errkind.Busy:
+		return strings.Contains(s, "busy")
+	case errkind.NotFound:
+		return strings.Contains(s, "does not exist") || strings.Contains(s, "no such")
+	case errkind.AlreadyExists:
+		return strings.Contains(s, "already exists") || strings.Contains(s, "file exists")
+	}
+	return false
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Cmd describes one invocation.
+type Cmd struct {
+	Name   string
+	Args   []string
+	Stdin  io.Reader
+	Stdout io.Writer // output is returned by Run when nil
+}
+
+// Run runs the command and returns its standard output when Stdout is nil.
+func (c Cmd) Run(ctx context.Context) (string, error) {
+	path, err := exec.LookPath(c.Name)
+	if err != nil {
+		return "", errkind.Wrap(errkind.Unavailable, "%s is not installed (hack/install-deps.sh installs it)", c.Name)
+	}
+	cmd := exec.CommandContext(ctx, path, c.Args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin = c.Stdin
+	cmd.Stdout = &stdout
+	if c.Stdout != nil {
+		cmd.Stdout = c.Stdout
+	}
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = ctxErr
+		}
+		return "", &Error{Cmd: c.Name + " " + strings.Join(c.Args, " "), Stderr: stderr.String(), Err: err}
+	}
+	return stdout.String(), nil
+}
+
+// Run runs name with args and returns its standard output.
+func Run(ctx context.Context, name string, args ...string) (string, error) {
+	return Cmd{Name: name, Args: args}.Run(ctx)
+}

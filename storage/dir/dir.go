@@ -1,0 +1,267 @@
+// Package dir is the storage driver that keeps volumes as plain directories
+// on any filesystem. Clones and snapshots are copies: by reflink where the
+// filesystem shares extents, else a parallel copy that keeps all metadata.
+// Streams are tar, with whiteouts for incremental ones.
+package dir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/silo-dev/silo/archive"
+	"github.com/silo-dev/silo/copytree"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/revert"
+	"github.com/silo-dev/silo/storage"
+	"github.com/silo-dev/silo/storage/fslayout"
+)
+
+type driver struct {
+	cfg    storage.Config
+	layout fslayout.Layout
+}
+
+// New returns the dir driver for cfg. Its root is cfg.Source, an existing
+// directory, or a directory under the state directory.
+func New(cfg storage.Config) (storage.Driver, error) {
+	root := cfg.Source
+	if root == "" {
+		root = filepath.Join(cfg.StateDir, "pools", cfg.ID)
+	}
+	if cfg.Size != 0 {
+		return nil, errkind.Wrap(errkind.Invalid, "the dir driver takes no size")
+	}
+	return &driver{cfg: cfg, layout: fslayout.Layout{Root: root}}, nil
+}
+
+func (d *driver) Create(ctx context.Context) error {
+	root := d.layout.Root
+	if d.cfg.Source != "" {
+		st, err := os.Stat(root)
+		if err != nil {
+			return errkind.Wrap(errkind.NotFound, "source %s: %v", root, err)
+		}
+		if !st.IsDir() {
+			return errkind.Wrap(errkind.Invalid, "source %s is not a directory", root)
+		}
+	} else if err := os.MkdirAll(root, 0o711); err != nil {
+		return err
+	}
+	return d.layout.Init()
+}
+
+func (d *driver) Mount(ctx context.Context) error {
+	if _, err := os.Stat(d.layout.Root); err != nil {
+		return errkind.Wrap(errkind.NotFound, "pool directory %s: %v", d.layout.Root, err)
+	}
+	if err := d.layout.Init(); err != nil {
+		return err
+	}
+	debris, err := d.layout.Sweep()
+	if err != nil {
+		return err
+	}
+	for _, p := range debris {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("sweep %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func (d *driver) Destroy(ctx context.Context) error {
+	if err := d.layout.Remove(); err != nil {
+		return err
+	}
+	if d.cfg.Source == "" {
+		return fsutil.RemoveIfEmpty(d.layout.Root)
+	}
+	return nil
+}
+
+func (d *driver) CreateVolume(ctx context.Context, vol string) (string, error) {
+	ref := storage.Ref{Volume: vol}
+	if err := d.layout.Absent(ref); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(d.layout.Volume(vol), 0o755); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return "", errkind.Wrap(errkind.AlreadyExists, "volume %s already exists", vol)
+		}
+		return "", err
+	}
+	return d.layout.Volume(vol), nil
+}
+
+// SealVolume has nothing to do: a plain directory cannot be made read-only
+// without changing what it holds, and silo never writes into an image base.
+func (d *driver) SealVolume(ctx context.Context, vol string) error {
+	_, err := d.layout.Existing(storage.Ref{Volume: vol})
+	return err
+}
+
+// copyTo copies src into a staging tree and publishes it as dst.
+func (d *driver) copyTo(ctx context.Context, src storage.Ref, dst storage.Ref) error {
+	from, err := d.layout.Existing(src)
+	if err != nil {
+		return err
+	}
+	if err := d.layout.Absent(dst); err != nil {
+		return err
+	}
+	staged := d.layout.Staging(dst)
+	if err := copytree.Copy(ctx, from, staged); err != nil {
+		_ = os.RemoveAll(staged)
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	if err := d.layout.Publish(staged, dst); err != nil {
+		_ = os.RemoveAll(staged)
+		return err
+	}
+	return nil
+}
+
+func (d *driver) CloneVolume(ctx context.Context, src storage.Ref, dst string) error {
+	return d.copyTo(ctx, src, storage.Ref{Volume: dst})
+}
+
+func (d *driver) remove(ref storage.Ref) error {
+	p, err := d.layout.Existing(ref)
+	if err != nil {
+		return err
+	}
+	trashed, err := d.layout.ToTrash(p)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", ref, err)
+	}
+	return os.RemoveAll(trashed)
+}
+
+func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
+	return d.remove(storage.Ref{Volume: vol})
+}
+
+func (d *driver) VolumePath(ctx context.Context, vol string) (string, error) {
+	return d.layout.Existing(storage.Ref{Volume: vol})
+}
+
+func (d *driver) CreateSnapshot(ctx context.Context, snap storage.Ref) error {
+	if err := storage.CheckRef(snap, true); err != nil {
+		return err
+	}
+	return d.copyTo(ctx, storage.Ref{Volume: snap.Volume}, snap)
+}
+
+func (d *driver) DeleteSnapshot(ctx context.Context, snap storage.Ref) error {
+	if err := storage.CheckRef(snap, true); err != nil {
+		return err
+	}
+	if err := d.remove(snap); err != nil {
+		return err
+	}
+	return d.layout.DropSnapshotDir(snap.Volume)
+}
+
+func (d *driver) OpenSnapshot(ctx context.Context, snap storage.Ref) (string, func() error, error) {
+	if err := storage.CheckRef(snap, true); err != nil {
+		return "", nil, err
+	}
+	p, err := d.layout.Existing(snap)
+	if err != nil {
+		return "", nil, err
+	}
+	return p, func() error { return nil }, nil
+}
+
+func (d *driver) Usage(ctx context.Context, ref storage.Ref) (int64, error) {
+	p, err := d.layout.Existing(ref)
+	if err != nil {
+		return 0, err
+	}
+	return fsutil.DiskUsage(p)
+}
+
+func (d *driver) Send(ctx context.Context, src storage.Ref, parent string, w io.Writer) error {
+	from, err := d.layout.Existing(src)
+	if err != nil {
+		return err
+	}
+	base := ""
+	if parent != "" {
+		if base, err = d.layout.Existing(storage.Ref{Volume: src.Volume, Snapshot: parent}); err != nil {
+			return err
+		}
+	}
+	if err := archive.Write(ctx, w, from, base); err != nil {
+		return fmt.Errorf("send %s: %w", src, err)
+	}
+	return nil
+}
+
+func (d *driver) Receive(ctx context.Context, dst storage.Ref, parent string, r io.Reader) error {
+	if err := storage.CheckRef(dst, false); err != nil {
+		return err
+	}
+	head := storage.Ref{Volume: dst.Volume}
+	if dst.Snapshot != "" {
+		if err := d.layout.Absent(dst); err != nil {
+			return err
+		}
+	}
+	rv := revert.New()
+	defer rv.Fail()
+	staged := d.layout.Staging(head)
+	rv.Add(func() { _ = os.RemoveAll(staged) })
+	if parent == "" {
+		if err := d.layout.Absent(head); err != nil {
+			return err
+		}
+		if err := os.Mkdir(staged, 0o755); err != nil {
+			return err
+		}
+	} else {
+		if _, err := d.layout.Existing(head); err != nil {
+			return err
+		}
+		base, err := d.layout.Existing(storage.Ref{Volume: dst.Volume, Snapshot: parent})
+		if err != nil {
+			return err
+		}
+		if err := copytree.Copy(ctx, base, staged); err != nil {
+			return fmt.Errorf("receive %s: %w", dst, err)
+		}
+	}
+	if err := archive.Extract(ctx, r, staged, archive.ExtractOptions{Whiteouts: parent != ""}); err != nil {
+		return fmt.Errorf("receive %s: %w", dst, err)
+	}
+	if dst.Snapshot != "" {
+		snapStaged := d.layout.Staging(dst)
+		if err := copytree.Copy(ctx, staged, snapStaged); err != nil {
+			_ = os.RemoveAll(snapStaged)
+			return fmt.Errorf("receive %s: %w", dst, err)
+		}
+		if err := d.layout.Publish(snapStaged, dst); err != nil {
+			_ = os.RemoveAll(snapStaged)
+			return err
+		}
+		rv.Add(func() { _ = d.remove(dst) })
+	}
+	if parent == "" {
+		if err := d.layout.Publish(staged, head); err != nil {
+			return err
+		}
+	} else {
+		old, err := d.layout.Swap(staged, dst.Volume)
+		if err != nil {
+			return err
+		}
+		_ = os.RemoveAll(old)
+	}
+	rv.Success()
+	return nil
+}

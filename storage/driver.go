@@ -1,0 +1,127 @@
+// Package storage defines the Driver interface that every storage backend
+// (dir, btrfs, zfs) implements, the configuration of a pool, and the few
+// operations built on top of any driver (fill an image base, restore).
+//
+// Volumes and snapshots are named by IDs chosen by the caller; no user string
+// ever becomes part of a path or dataset name.
+package storage
+
+import (
+	"context"
+	"io"
+	"regexp"
+
+	"github.com/silo-dev/silo/errkind"
+)
+
+// Config describes one pool to its driver.
+type Config struct {
+	// ID names the pool on disk (loop file, mount directory, zpool name).
+	ID string
+	// Name is the pool's name for people; drivers only record it.
+	Name string
+	// Driver is "dir", "btrfs" or "zfs".
+	Driver string
+	// Source is where the pool lives: a directory for dir, a btrfs mount for
+	// btrfs, a zpool or dataset for zfs. Empty with Size set means a new
+	// loop-backed pool under StateDir.
+	Source string
+	// Size of a new loop-backed pool, in bytes.
+	Size int64
+	// StateDir is silo's state directory; pools keep mounts and loop files below it.
+	StateDir string
+}
+
+// Ref names a volume, or one of its snapshots when Snapshot is set.
+type Ref struct {
+	Volume   string
+	Snapshot string
+}
+
+func (r Ref) String() string {
+	if r.Snapshot == "" {
+		return r.Volume
+	}
+	return r.Volume + "@" + r.Snapshot
+}
+
+// Pool is the lifecycle of the storage behind a pool.
+type Pool interface {
+	// Create makes the pool's storage: formats a loop file, makes the
+	// top-level directories or datasets. It leaves nothing behind on failure.
+	Create(ctx context.Context) error
+	// Mount makes an existing pool ready after a restart (mounts its loop file,
+	// imports its zpool) and clears what an interrupted operation left. It is idempotent.
+	Mount(ctx context.Context) error
+	// Destroy removes everything Create made. The pool must hold no volume.
+	Destroy(ctx context.Context) error
+}
+
+// Volumes is what the layers above do with volumes.
+//
+// A volume is writable until sealed. A snapshot is a read-only point in time
+// of a volume. Clones, snapshots and deletions may be done in any order:
+// deleting a volume keeps its snapshots, and deleting a volume or snapshot
+// that others were cloned from leaves them working; the space is reclaimed
+// when the last dependant goes.
+type Volumes interface {
+	// CreateVolume makes an empty writable volume and returns its root.
+	CreateVolume(ctx context.Context, vol string) (string, error)
+	// SealVolume makes a volume read-only for good, ready to serve as an image base.
+	SealVolume(ctx context.Context, vol string) error
+	// CloneVolume makes dst, a writable copy-on-write clone of src: a volume
+	// (an image base or an instance) or one of its snapshots.
+	CloneVolume(ctx context.Context, src Ref, dst string) error
+	// DeleteVolume deletes a volume's head; its snapshots stay until deleted.
+	DeleteVolume(ctx context.Context, vol string) error
+	// VolumePath returns the root of a volume, mounting it if need be.
+	VolumePath(ctx context.Context, vol string) (string, error)
+
+	// CreateSnapshot takes a read-only snapshot of a volume.
+	CreateSnapshot(ctx context.Context, snap Ref) error
+	// DeleteSnapshot deletes a snapshot.
+	DeleteSnapshot(ctx context.Context, snap Ref) error
+	// OpenSnapshot gives a read-only view of a snapshot's root until release is called.
+	OpenSnapshot(ctx context.Context, snap Ref) (root string, release func() error, err error)
+
+	// Usage reports the bytes a volume or snapshot occupies.
+	Usage(ctx context.Context, ref Ref) (int64, error)
+
+	// Send writes src (a snapshot, or a volume's current state) as a stream,
+	// holding only what changed since parent, a snapshot of the same volume,
+	// when parent is not empty.
+	Send(ctx context.Context, src Ref, parent string, w io.Writer) error
+	// Receive reads a stream made by Send of a driver of the same kind. A
+	// full stream creates dst.Volume; an incremental one replaces the head of
+	// dst.Volume, which must hold the snapshot parent the stream was made
+	// against. When dst.Snapshot is set, the received state is also kept as
+	// that snapshot.
+	Receive(ctx context.Context, dst Ref, parent string, r io.Reader) error
+}
+
+// Driver is one storage backend serving one pool.
+type Driver interface {
+	Pool
+	Volumes
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// CheckID refuses an ID that could not safely be a file or dataset name.
+func CheckID(kind, id string) error {
+	if !idPattern.MatchString(id) {
+		return errkind.Wrap(errkind.Invalid, "invalid %s ID %q", kind, id)
+	}
+	return nil
+}
+
+// CheckRef checks the IDs in ref; a snapshot is required when needSnap is set.
+func CheckRef(ref Ref, needSnap bool) error {
+	if err := CheckID("volume", ref.Volume); err != nil {
+		return err
+	}
+	if ref.Snapshot == "" && !needSnap {
+		return nil
+	}
+	return CheckID("snapshot", ref.Snapshot)
+}

@@ -1,0 +1,180 @@
+// Package fslayout is the on-disk layout shared by the drivers whose volumes
+// are directories of one mounted filesystem (dir and btrfs):
+//
+//	ROOT/volumes/VOL          a volume's head
+//	ROOT/snapshots/VOL/SNAP   its snapshots
+//	ROOT/.staging/            volumes being made; swept on mount
+//	ROOT/.trash/              volumes being deleted; swept on mount
+//
+// Anything appears under volumes/ or snapshots/ only by an atomic rename of
+// a complete tree, so an interrupted operation leaves debris only in the
+// two swept directories.
+package fslayout
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/storage"
+)
+
+// Layout locates volumes and snapshots below Root.
+type Layout struct{ Root string }
+
+const (
+	volumesDir   = "volumes"
+	snapshotsDir = "snapshots"
+	stagingDir   = ".staging"
+	trashDir     = ".trash"
+)
+
+// Init makes the top-level directories.
+func (l Layout) Init() error {
+	for _, d := range []string{volumesDir, snapshotsDir, stagingDir, trashDir} {
+		if err := os.MkdirAll(filepath.Join(l.Root, d), 0o711); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove removes the top-level directories, refusing while any volume or
+// snapshot is left.
+func (l Layout) Remove() error {
+	for _, d := range []string{volumesDir, snapshotsDir} {
+		entries, err := os.ReadDir(filepath.Join(l.Root, d))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if len(entries) > 0 {
+			return errkind.Wrap(errkind.Busy, "pool still holds %d %s", len(entries), d)
+		}
+	}
+	for _, d := range []string{volumesDir, snapshotsDir, stagingDir, trashDir} {
+		if err := os.RemoveAll(filepath.Join(l.Root, d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Volume is the path of a volume's head.
+func (l Layout) Volume(vol string) string { return filepath.Join(l.Root, volumesDir, vol) }
+
+// SnapshotDir is the directory holding a volume's snapshots.
+func (l Layout) SnapshotDir(vol string) string { return filepath.Join(l.Root, snapshotsDir, vol) }
+
+// Path is the path of a volume or of a snapshot.
+func (l Layout) Path(ref storage.Ref) string {
+	if ref.Snapshot == "" {
+		return l.Volume(ref.Volume)
+	}
+	return filepath.Join(l.SnapshotDir(ref.Volume), ref.Snapshot)
+}
+
+// Existing returns the path of ref, or an errkind.NotFound error.
+func (l Layout) Existing(ref storage.Ref) (string, error) {
+	if err := storage.CheckRef(ref, false); err != nil {
+		return "", err
+	}
+	p := l.Path(ref)
+	if _, err := os.Lstat(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			if ref.Snapshot != "" {
+				return "", errkind.Wrap(errkind.NotFound, "snapshot %s not found", ref)
+			}
+			return "", errkind.Wrap(errkind.NotFound, "volume %s not found", ref)
+		}
+		return "", err
+	}
+	return p, nil
+}
+
+// Absent checks that ref is a valid name not yet in use.
+func (l Layout) Absent(ref storage.Ref) error {
+	if err := storage.CheckRef(ref, false); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(l.Path(ref)); err == nil {
+		return errkind.Wrap(errkind.AlreadyExists, "%s already exists", ref)
+	}
+	return nil
+}
+
+var seq atomic.Uint64
+
+// Staging returns a fresh path below the staging directory for ref.
+func (l Layout) Staging(ref storage.Ref) string {
+	n := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(seq.Add(1), 36)
+	name := ref.Volume
+	if ref.Snapshot != "" {
+		name += "@" + ref.Snapshot
+	}
+	return filepath.Join(l.Root, stagingDir, name+"."+n)
+}
+
+// Publish moves a complete tree from staging into place for ref, atomically,
+// failing if ref already exists.
+func (l Layout) Publish(staged string, ref storage.Ref) error {
+	dst := l.Path(ref)
+	if ref.Snapshot != "" {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o711); err != nil {
+			return err
+		}
+	}
+	if err := unix.Renameat2(unix.AT_FDCWD, staged, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return errkind.Wrap(errkind.AlreadyExists, "%s already exists", ref)
+		}
+		return fmt.Errorf("publish %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Swap replaces the head of vol with the staged tree, atomically, and
+// returns the old head, now in the trash, for the caller to remove.
+func (l Layout) Swap(staged, vol string) (string, error) {
+	if err := unix.Renameat2(unix.AT_FDCWD, staged, unix.AT_FDCWD, l.Volume(vol), unix.RENAME_EXCHANGE); err != nil {
+		return "", fmt.Errorf("swap head of %s: %w", vol, err)
+	}
+	return l.ToTrash(staged)
+}
+
+// ToTrash moves path into the trash and returns its new path.
+func (l Layout) ToTrash(path string) (string, error) {
+	dst := filepath.Join(l.Root, trashDir, filepath.Base(path)+"."+strconv.FormatUint(seq.Add(1), 36))
+	if err := os.Rename(path, dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// DropSnapshotDir removes a volume's snapshot directory once it is empty.
+func (l Layout) DropSnapshotDir(vol string) error {
+	return fsutil.RemoveIfEmpty(l.SnapshotDir(vol))
+}
+
+// Sweep returns what an interrupted operation left in staging and trash,
+// for the driver to remove (btrfs must delete subvolumes its own way).
+func (l Layout) Sweep() ([]string, error) {
+	var out []string
+	for _, d := range []string{stagingDir, trashDir} {
+		entries, err := os.ReadDir(filepath.Join(l.Root, d))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			out = append(out, filepath.Join(l.Root, d, e.Name()))
+		}
+	}
+	return out, nil
+}
