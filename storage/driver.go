@@ -8,7 +8,10 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 
 	"github.com/silo-dev/silo/errkind"
@@ -124,4 +127,38 @@ func CheckRef(ref Ref, needSnap bool) error {
 		return nil
 	}
 	return CheckID("snapshot", ref.Snapshot)
+}
+
+// DiskFile is where a loop-backed pool keeps its disk image.
+func (c Config) DiskFile() string {
+	return filepath.Join(c.StateDir, "disks", c.ID+".img")
+}
+
+// MountDir is where a pool that silo mounts itself is mounted.
+func (c Config) MountDir() string {
+	return filepath.Join(c.StateDir, "pools", c.ID)
+}
+
+// CreateDiskFile makes a new sparse file of size bytes at path for a
+// loop-backed pool; it refuses to reuse an existing file.
+func CreateDiskFile(path string, size int64) error {
+	if size < 128<<20 {
+		return errkind.Wrap(errkind.Invalid, "pool size %d is too small: at least 128MiB", size)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return errkind.Wrap(errkind.AlreadyExists, "disk file %s already exists", path)
+		}
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
 }

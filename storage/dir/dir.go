@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/silo-dev/silo/archive"
 	"github.com/silo-dev/silo/copytree"
@@ -31,7 +30,7 @@ type driver struct {
 func New(cfg storage.Config) (storage.Driver, error) {
 	root := cfg.Source
 	if root == "" {
-		root = filepath.Join(cfg.StateDir, "pools", cfg.ID)
+		root = cfg.MountDir()
 	}
 	if cfg.Size != 0 {
 		return nil, errkind.Wrap(errkind.Invalid, "the dir driver takes no size")
