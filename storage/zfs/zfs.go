@@ -1,0 +1,527 @@
+// Package zfs is the storage driver on ZFS: an image base is a dataset with
+// one snapshot, an instance a clone, a snapshot a ZFS snapshot, and streams
+// are zfs send/receive.
+//
+// ZFS will not destroy a dataset or snapshot that clones depend on. A
+// deleted snapshot with clones is renamed aside and destroyed deferred
+// (`zfs destroy -d`), so ZFS itself removes it with its last clone; a
+// deleted head that still has snapshots is unmounted and marked with the
+// user property silo:deleted, and is destroyed once its last snapshot goes.
+//
+// The same code runs on OpenZFS and on zfs-fuse: it never relies on
+// `zfs list -p` or on the properties zfs-fuse lacks, and sets one property
+// per `zfs set`.
+package zfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	gozfs "github.com/mistifyio/go-zfs/v3"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/runcmd"
+	"github.com/silo-dev/silo/revert"
+	"github.com/silo-dev/silo/storage"
+)
+
+const (
+	deletedProp  = "silo:deleted"
+	sealedSnap   = "_sealed"  // the snapshot instances of an image are cloned from
+	clonePrefix  = "_clone-"  // snapshot taken to clone a volume's head
+	sendPrefix   = "_send-"   // snapshot taken to send a volume's head
+	recvSnap     = "_recv"    // snapshot a head-only stream is received as
+	deletePrefix = "_delete-" // a deleted snapshot waiting for its clones to go
+)
+
+type driver struct {
+	cfg  storage.Config
+	root string // the dataset silo owns in the pool
+	loop bool   // silo made the zpool on a file of its own
+}
+
+// New returns the zfs driver for cfg: on an existing zpool or dataset
+// (cfg.Source), or on a new zpool in a file of cfg.Size bytes.
+func New(cfg storage.Config) (storage.Driver, error) {
+	switch {
+	case cfg.Source != "" && cfg.Size != 0:
+		return nil, errkind.Wrap(errkind.Invalid, "give a source or a size, not both")
+	case cfg.Source == "" && cfg.Size == 0:
+		return nil, errkind.Wrap(errkind.Invalid, "the zfs driver needs a source (a zpool or dataset) or a size (a new pool in a file)")
+	}
+	d := &driver{cfg: cfg, root: strings.Trim(cfg.Source, "/"), loop: cfg.Source == ""}
+	if d.loop {
+		d.root = d.zpool()
+	}
+	return d, nil
+}
+
+func (d *driver) zpool() string { return "silo-" + d.cfg.ID }
+
+func (d *driver) volumesDS() string { return d.root + "/volumes" }
+func (d *driver) tmpDS() string     { return d.root + "/tmp" }
+
+func (d *driver) dataset(vol string) string { return d.volumesDS() + "/" + vol }
+
+func (d *driver) name(ref storage.Ref) string {
+	if ref.Snapshot == "" {
+		return d.dataset(ref.Volume)
+	}
+	return d.dataset(ref.Volume) + "@" + ref.Snapshot
+}
+
+func (d *driver) mountpoint(vol string) string {
+	return filepath.Join(d.cfg.MountDir(), "volumes", vol)
+}
+
+func zfs(ctx context.Context, args ...string) (string, error) {
+	return runcmd.Run(ctx, "zfs", args...)
+}
+
+// goZFS maps a go-zfs error onto the same error type as runcmd's, so that
+// errors.Is finds its kind.
+func goZFS(err error) error {
+	var ze *gozfs.Error
+	if errors.As(err, &ze) {
+		return &runcmd.Error{Cmd: ze.Debug, Stderr: ze.Stderr, Err: ze.Err}
+	}
+	return err
+}
+
+var seq atomic.Uint64
+
+func unique() string {
+	return strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatUint(seq.Add(1), 36)
+}
+
+func (d *driver) Create(ctx context.Context) error {
+	r := revert.New()
+	defer r.Fail()
+	if d.loop {
+		file := d.cfg.DiskFile()
+		if err := storage.CreateDiskFile(file, d.cfg.Size); err != nil {
+			return err
+		}
+		r.Add(func() { os.Remove(file) })
+		if _, err := runcmd.Run(ctx, "zpool", "create", "-m", "none", d.zpool(), file); err != nil {
+			return fmt.Errorf("create zpool: %w", err)
+		}
+		r.Add(func() { _, _ = runcmd.Run(context.Background(), "zpool", "destroy", "-f", d.zpool()) })
+	} else if _, err := zfs(ctx, "get", "-H", "-o", "value", "type", d.root); err != nil {
+		return errkind.Wrap(errkind.NotFound, "source dataset %s: %v", d.root, err)
+	}
+	for _, ds := range []struct{ name, mnt string }{
+		{d.volumesDS(), filepath.Join(d.cfg.MountDir(), "volumes")},
+		{d.tmpDS(), filepath.Join(d.cfg.MountDir(), "tmp")},
+	} {
+		if _, err := zfs(ctx, "create", "-o", "canmount=off", "-o", "mountpoint="+ds.mnt, ds.name); err != nil {
+			if errors.Is(err, errkind.AlreadyExists) {
+				return errkind.Wrap(errkind.AlreadyExists, "dataset %s is already in use by a pool", ds.name)
+			}
+			return fmt.Errorf("create pool: %w", err)
+		}
+		name := ds.name
+		r.Add(func() { _, _ = zfs(context.Background(), "destroy", name) })
+	}
+	r.Success()
+	return nil
+}
+
+func (d *driver) Mount(ctx context.Context) error {
+	if d.loop {
+		if _, err := runcmd.Run(ctx, "zpool", "list", "-H", "-o", "name", d.zpool()); err != nil {
+			if _, err := runcmd.Run(ctx, "zpool", "import", "-d", filepath.Dir(d.cfg.DiskFile()), d.zpool()); err != nil {
+				return fmt.Errorf("import zpool %s: %w", d.zpool(), err)
+			}
+		}
+	}
+	// Views of snapshots that a killed command left open.
+	out, err := zfs(ctx, "list", "-H", "-o", "name", "-r", d.tmpDS())
+	if err != nil {
+		return fmt.Errorf("mount pool: %w", err)
+	}
+	for _, ds := range strings.Fields(out) {
+		if ds != d.tmpDS() {
+			if err := d.destroy(ctx, ds); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *driver) Destroy(ctx context.Context) error {
+	out, err := zfs(ctx, "list", "-H", "-o", "name", "-t", "all", "-r", d.volumesDS())
+	if err != nil {
+		return fmt.Errorf("destroy pool: %w", err)
+	}
+	if left := len(strings.Fields(out)) - 1; left > 0 {
+		return errkind.Wrap(errkind.Busy, "pool still holds %d datasets or snapshots", left)
+	}
+	if err := d.Mount(ctx); err != nil { // clears snapshot views
+		return err
+	}
+	for _, ds := range []string{d.volumesDS(), d.tmpDS()} {
+		if _, err := zfs(ctx, "destroy", ds); err != nil {
+			return fmt.Errorf("destroy pool: %w", err)
+		}
+	}
+	if d.loop {
+		if _, err := runcmd.Run(ctx, "zpool", "destroy", d.zpool()); err != nil {
+			return fmt.Errorf("destroy zpool: %w", err)
+		}
+		if err := os.Remove(d.cfg.DiskFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	for _, dir := range []string{filepath.Join(d.cfg.MountDir(), "volumes"), filepath.Join(d.cfg.MountDir(), "tmp"), d.cfg.MountDir()} {
+		if err := fsutil.RemoveIfEmpty(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// notFound turns zfs's "does not exist" into errkind.NotFound about ref.
+func notFound(err error, ref storage.Ref) error {
+	if errors.Is(err, errkind.NotFound) {
+		if ref.Snapshot != "" {
+			return errkind.Wrap(errkind.NotFound, "snapshot %s not found", ref)
+		}
+		return errkind.Wrap(errkind.NotFound, "volume %s not found", ref)
+	}
+	if errors.Is(err, errkind.AlreadyExists) {
+		return errkind.Wrap(errkind.AlreadyExists, "%s already exists", ref)
+	}
+	return err
+}
+
+func (d *driver) CreateVolume(ctx context.Context, vol string) (string, error) {
+	ref := storage.Ref{Volume: vol}
+	if err := storage.CheckRef(ref, false); err != nil {
+		return "", err
+	}
+	if _, err := zfs(ctx, "create", d.dataset(vol)); err != nil {
+		return "", notFound(err, ref)
+	}
+	return d.VolumePath(ctx, vol)
+}
+
+func (d *driver) SealVolume(ctx context.Context, vol string) error {
+	ref := storage.Ref{Volume: vol}
+	if err := storage.CheckRef(ref, false); err != nil {
+		return err
+	}
+	ds := &gozfs.Dataset{Name: d.dataset(vol)}
+	if err := ds.SetProperty("readonly", "on"); err != nil {
+		return notFound(goZFS(err), ref)
+	}
+	if _, err := zfs(ctx, "snapshot", d.dataset(vol)+"@"+sealedSnap); err != nil {
+		return notFound(err, ref)
+	}
+	return nil
+}
+
+func (d *driver) CloneVolume(ctx context.Context, src storage.Ref, dst string) error {
+	if err := storage.CheckRef(src, false); err != nil {
+		return err
+	}
+	if err := storage.CheckID("volume", dst); err != nil {
+		return err
+	}
+	dstRef := storage.Ref{Volume: dst}
+	if src.Snapshot != "" {
+		return d.clone(ctx, d.name(src), dst, src)
+	}
+	// An image base is cloned from its sealed snapshot: one command.
+	err := d.clone(ctx, d.dataset(src.Volume)+"@"+sealedSnap, dst, src)
+	if !errors.Is(err, errkind.NotFound) {
+		return err
+	}
+	// Any other head: snapshot it for the clone, and let ZFS destroy that
+	// snapshot by itself when the clone goes.
+	snap := d.dataset(src.Volume) + "@" + clonePrefix + unique()
+	if _, err := zfs(ctx, "snapshot", snap); err != nil {
+		return notFound(err, src)
+	}
+	if err := d.clone(ctx, snap, dst, src); err != nil {
+		_, _ = zfs(context.WithoutCancel(ctx), "destroy", snap)
+		return err
+	}
+	if err := (&gozfs.Dataset{Name: snap}).Destroy(gozfs.DestroyDeferDeletion); err != nil {
+		return fmt.Errorf("clone %s to %s: %w", src, dstRef, goZFS(err))
+	}
+	return nil
+}
+
+func (d *driver) clone(ctx context.Context, snap, dst string, src storage.Ref) error {
+	if _, err := zfs(ctx, "clone", snap, d.dataset(dst)); err != nil {
+		if errors.Is(err, errkind.AlreadyExists) {
+			return notFound(err, storage.Ref{Volume: dst})
+		}
+		return notFound(err, src)
+	}
+	return nil
+}
+
+// props reads a dataset's origin and deleted mark in one command.
+func (d *driver) props(ctx context.Context, ds string) (origin string, deleted bool, err error) {
+	out, err := zfs(ctx, "get", "-H", "-o", "property,value", "origin,"+deletedProp, ds)
+	if err != nil {
+		return "", false, err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, v, _ := strings.Cut(line, "\t")
+		switch k {
+		case "origin":
+			if v != "-" {
+				origin = v
+			}
+		case deletedProp:
+			deleted = v == "on"
+		}
+	}
+	return origin, deleted, nil
+}
+
+func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
+	ref := storage.Ref{Volume: vol}
+	if err := storage.CheckRef(ref, false); err != nil {
+		return err
+	}
+	ds := d.dataset(vol)
+	origin, deleted, err := d.props(ctx, ds)
+	if err != nil {
+		return notFound(err, ref)
+	}
+	if deleted {
+		return notFound(errkind.NotFound, ref)
+	}
+	if err := d.unmount(ctx, ds); err != nil {
+		return err
+	}
+	// An image base's own snapshot goes with its last clone.
+	if err := (&gozfs.Dataset{Name: ds + "@" + sealedSnap}).Destroy(gozfs.DestroyDeferDeletion); err != nil && !errors.Is(goZFS(err), errkind.NotFound) {
+		return fmt.Errorf("delete %s: %w", vol, goZFS(err))
+	}
+	_, err = zfs(ctx, "destroy", ds)
+	if err == nil {
+		return d.collect(ctx, origin)
+	}
+	if !hasDependants(err) {
+		return fmt.Errorf("delete %s: %w", vol, err)
+	}
+	// Snapshots remain: hide the head until the last of them goes.
+	for _, prop := range []string{deletedProp + "=on", "canmount=noauto"} {
+		if _, err := zfs(ctx, "set", prop, ds); err != nil {
+			return fmt.Errorf("delete %s: %w", vol, err)
+		}
+	}
+	return nil
+}
+
+func hasDependants(err error) bool {
+	var re *runcmd.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	return strings.Contains(re.Stderr, "has children") || strings.Contains(re.Stderr, "dependent clones")
+}
+
+func (d *driver) unmount(ctx context.Context, ds string) error {
+	if _, err := zfs(ctx, "unmount", ds); err != nil && !strings.Contains(err.Error(), "not currently mounted") {
+		return fmt.Errorf("unmount %s: %w", ds, err)
+	}
+	return nil
+}
+
+// destroy unmounts and destroys a dataset that nothing depends on.
+func (d *driver) destroy(ctx context.Context, ds string) error {
+	if err := d.unmount(ctx, ds); err != nil {
+		return err
+	}
+	if _, err := zfs(ctx, "destroy", ds); err != nil {
+		return fmt.Errorf("destroy %s: %w", ds, err)
+	}
+	return nil
+}
+
+// collect follows a chain of origins from snapshot origin upwards, and
+// destroys each deleted head whose last snapshot is gone. ZFS itself has
+// destroyed the deferred snapshots whose last clone went.
+func (d *driver) collect(ctx context.Context, origin string) error {
+	for origin != "" {
+		ds, _, _ := strings.Cut(origin, "@")
+		next, deleted, err := d.props(ctx, ds)
+		if err != nil || !deleted {
+			return nil // still in use, or already gone
+		}
+		out, err := zfs(ctx, "list", "-H", "-o", "name", "-t", "snapshot", "-r", ds)
+		if err != nil {
+			return fmt.Errorf("collect %s: %w", ds, err)
+		}
+		if strings.TrimSpace(out) != "" {
+			return nil
+		}
+		if _, err := zfs(ctx, "destroy", ds); err != nil {
+			return fmt.Errorf("collect %s: %w", ds, err)
+		}
+		origin = next
+	}
+	return nil
+}
+
+func (d *driver) VolumePath(ctx context.Context, vol string) (string, error) {
+	ref := storage.Ref{Volume: vol}
+	if err := storage.CheckRef(ref, false); err != nil {
+		return "", err
+	}
+	mnt := d.mountpoint(vol)
+	if mounted, err := fsutil.IsMountPoint(mnt); err != nil || mounted {
+		return mnt, err
+	}
+	_, deleted, err := d.props(ctx, d.dataset(vol))
+	if err != nil {
+		return "", notFound(err, ref)
+	}
+	if deleted {
+		return "", notFound(errkind.NotFound, ref)
+	}
+	if _, err := zfs(ctx, "mount", d.dataset(vol)); err != nil {
+		return "", fmt.Errorf("mount %s: %w", vol, err)
+	}
+	return mnt, nil
+}
+
+func (d *driver) CreateSnapshot(ctx context.Context, snap storage.Ref) error {
+	if err := storage.CheckRef(snap, true); err != nil {
+		return err
+	}
+	if _, err := zfs(ctx, "snapshot", d.name(snap)); err != nil {
+		if errors.Is(err, errkind.AlreadyExists) {
+			return notFound(err, snap)
+		}
+		return notFound(err, storage.Ref{Volume: snap.Volume})
+	}
+	return nil
+}
+
+func (d *driver) DeleteSnapshot(ctx context.Context, snap storage.Ref) error {
+	if err := storage.CheckRef(snap, true); err != nil {
+		return err
+	}
+	_, err := zfs(ctx, "destroy", d.name(snap))
+	switch {
+	case err == nil:
+	case hasDependants(err):
+		// Clones still use it: free the name now, let ZFS destroy it with its last clone.
+		aside := d.dataset(snap.Volume) + "@" + deletePrefix + unique()
+		if _, err := zfs(ctx, "rename", d.name(snap), aside); err != nil {
+			return fmt.Errorf("delete %s: %w", snap, err)
+		}
+		if err := (&gozfs.Dataset{Name: aside}).Destroy(gozfs.DestroyDeferDeletion); err != nil {
+			return fmt.Errorf("delete %s: %w", snap, goZFS(err))
+		}
+		return nil
+	default:
+		return notFound(err, snap)
+	}
+	// The head may be a deleted one waiting for this last snapshot.
+	return d.collect(ctx, d.name(snap))
+}
+
+func (d *driver) OpenSnapshot(ctx context.Context, snap storage.Ref) (string, func() error, error) {
+	if err := storage.CheckRef(snap, true); err != nil {
+		return "", nil, err
+	}
+	// zfs-fuse has no .zfs/snapshot directory: a read-only clone serves on both.
+	id := unique()
+	ds := d.tmpDS() + "/" + id
+	if _, err := zfs(ctx, "clone", "-o", "readonly=on", d.name(snap), ds); err != nil {
+		return "", nil, notFound(err, snap)
+	}
+	release := func() error { return d.destroy(context.WithoutCancel(ctx), ds) }
+	mnt := filepath.Join(d.cfg.MountDir(), "tmp", id)
+	if mounted, _ := fsutil.IsMountPoint(mnt); !mounted {
+		if _, err := zfs(ctx, "mount", ds); err != nil {
+			_ = release()
+			return "", nil, fmt.Errorf("open %s: %w", snap, err)
+		}
+	}
+	return mnt, release, nil
+}
+
+func (d *driver) Usage(ctx context.Context, ref storage.Ref) (int64, error) {
+	if err := storage.CheckRef(ref, false); err != nil {
+		return 0, err
+	}
+	out, err := zfs(ctx, "get", "-Hp", "-o", "value", "used", d.name(ref))
+	if err != nil {
+		return 0, notFound(err, ref)
+	}
+	return strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+}
+
+func (d *driver) Send(ctx context.Context, src storage.Ref, parent string, w io.Writer) error {
+	if err := storage.CheckRef(src, false); err != nil {
+		return err
+	}
+	snap := &gozfs.Dataset{Name: d.name(src), Type: gozfs.DatasetSnapshot}
+	if src.Snapshot == "" {
+		// zfs sends snapshots only: freeze the head first.
+		snap.Name = d.dataset(src.Volume) + "@" + sendPrefix + unique()
+		if _, err := zfs(ctx, "snapshot", snap.Name); err != nil {
+			return notFound(err, src)
+		}
+		defer zfs(context.WithoutCancel(ctx), "destroy", snap.Name)
+	}
+	var err error
+	if parent == "" {
+		err = snap.SendSnapshot(w)
+	} else {
+		base := &gozfs.Dataset{Name: d.dataset(src.Volume) + "@" + parent, Type: gozfs.DatasetSnapshot}
+		err = snap.IncrementalSend(base, w)
+	}
+	if err != nil {
+		return fmt.Errorf("send %s: %w", src, notFound(goZFS(err), src))
+	}
+	return nil
+}
+
+func (d *driver) Receive(ctx context.Context, dst storage.Ref, parent string, r io.Reader) error {
+	if err := storage.CheckRef(dst, false); err != nil {
+		return err
+	}
+	snap := dst.Snapshot
+	if snap == "" {
+		snap = recvSnap
+	}
+	target := d.dataset(dst.Volume) + "@" + snap
+	args := []string{"receive", target}
+	if parent != "" {
+		// -F drops what changed in the head since parent, its newest snapshot.
+		args = []string{"receive", "-F", target}
+	}
+	if _, err := (runcmd.Cmd{Name: "zfs", Args: args, Stdin: r}).Run(ctx); err != nil {
+		if errors.Is(err, errkind.AlreadyExists) {
+			return notFound(err, dst)
+		}
+		return errkind.Wrap(errkind.Invalid, "receive %s: %v", dst, err)
+	}
+	if dst.Snapshot == "" {
+		if _, err := zfs(ctx, "destroy", target); err != nil {
+			return fmt.Errorf("receive %s: %w", dst, err)
+		}
+	}
+	_, err := d.VolumePath(ctx, dst.Volume)
+	return err
+}
