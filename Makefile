@@ -1,0 +1,20 @@
+GO ?= go
+
+.PHONY: build test deps bench-storage
+
+build:
+	$(GO) build ./...
+
+deps:
+	hack/install-deps.sh
+
+# The whole test suite, on real filesystems: needs root, loop devices and
+# zfs-fuse (or OpenZFS), which deps and hack/zfs-fuse.sh provide.
+test: deps
+	hack/zfs-fuse.sh start
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+bench-storage: deps
+	hack/zfs-fuse.sh start
+	$(GO) run ./hack/storagebench

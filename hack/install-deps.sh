@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the system packages silo and its tests need, on Debian (as root).
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+pkgs=(btrfs-progs zfs-fuse util-linux xz-utils)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v go >/dev/null || { echo "Go is not installed: https://go.dev/doc/install" >&2; exit 1; }
