@@ -1,0 +1,138 @@
+package archive_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/silo-dev/silo/archive"
+	"github.com/silo-dev/silo/errkind"
+)
+
+type tentry struct {
+	hdr  tar.Header
+	body string
+}
+
+func build(t *testing.T, entries ...tentry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := e.hdr
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(e.body))
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if err := tw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if e.body != "" {
+			tw.Write([]byte(e.body))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func file(name, body string) tentry {
+	return tentry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name}, body: body}
+}
+
+func TestHostileArchivesAreRefused(t *testing.T) {
+	cases := map[string][]byte{
+		"dot-dot":         build(t, file("a/../../escape", "x")),
+		"absolute":        build(t, file("/etc/escape", "x")),
+		"through symlink": build(t, tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "link", Linkname: "/"}}, file("link/escape", "x")),
+		"through relative symlink": build(t,
+			tentry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "d/", Mode: 0o755}},
+			tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "d/up", Linkname: "."}},
+			file("d/up/x", "x")),
+		"escaping symlink":   build(t, tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "a/b", Linkname: "../../../etc"}}),
+		"escaping hard link": build(t, tentry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "pw", Linkname: "../etc/passwd"}}),
+		"hard link through symlink": build(t,
+			tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "etc", Linkname: "/etc"}},
+			tentry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "pw", Linkname: "etc/passwd"}}),
+		"truncated": func() []byte {
+			b := build(t, file("big", strings.Repeat("x", 10000)))
+			return b[:3000]
+		}(),
+		"cut at an entry boundary": func() []byte {
+			b := build(t, file("a", strings.Repeat("x", 512)), file("b", "y"))
+			return b[:1024]
+		}(),
+		"corrupt header": func() []byte {
+			b := build(t, file("a", "x"))
+			copy(b[148:156], "garbage!") // the checksum field
+			return b
+		}(),
+		"not a tar": bytes.Repeat([]byte("silo"), 1000),
+	}
+	// An absurd size: a header that claims a petabyte.
+	var huge bytes.Buffer
+	tw := tar.NewWriter(&huge)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "huge", Size: 1 << 50, Mode: 0o644})
+	cases["absurd size"] = huge.Bytes()
+
+	for name, data := range cases {
+		t.Run(name, func(t *testing.T) {
+			outer := t.TempDir()
+			root := filepath.Join(outer, "root")
+			if err := os.Mkdir(root, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			err := archive.Extract(context.Background(), bytes.NewReader(data), root, archive.ExtractOptions{})
+			if err == nil {
+				t.Fatal("a hostile archive was extracted")
+			}
+			if !errors.Is(err, errkind.Invalid) {
+				t.Errorf("error %q is not of kind Invalid", err)
+			}
+			entries, _ := os.ReadDir(outer)
+			if len(entries) != 1 {
+				t.Fatalf("something was written beside the root: %v", entries)
+			}
+			if _, err := os.Stat("/etc/escape"); err == nil {
+				t.Fatal("an entry escaped to /etc")
+			}
+		})
+	}
+}
+
+func TestExtractReplacesAndWhiteouts(t *testing.T) {
+	root := t.TempDir()
+	ctx := context.Background()
+	first := build(t,
+		tentry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "etc/", Mode: 0o755}},
+		file("etc/a", "1"), file("etc/b", "2"),
+		tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "etc/l", Linkname: "/etc/a"}},
+		tentry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "etc/a2", Linkname: "etc/a"}})
+	if err := archive.Extract(ctx, bytes.NewReader(first), root, archive.ExtractOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/a2")); string(b) != "1" {
+		t.Fatalf("hard link holds %q", b)
+	}
+	diff := build(t, file("etc/.wh.b", ""), file("etc/a", "new"))
+	if err := archive.Extract(ctx, bytes.NewReader(diff), root, archive.ExtractOptions{Whiteouts: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/b")); !os.IsNotExist(err) {
+		t.Fatal("whiteout did not delete etc/b")
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/a")); string(b) != "new" {
+		t.Fatalf("etc/a holds %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/a2")); string(b) != "1" {
+		t.Fatalf("replacing a path changed its old hard link: %q", b)
+	}
+}
