@@ -198,16 +198,40 @@ func (c *copier) copyData(in, out int, size int64) error {
 	return unix.Ftruncate(out, size)
 }
 
+// copyRange copies n bytes at off in the kernel, or through a buffer when
+// the two files are on filesystems copy_file_range cannot join.
 func copyRange(in, out int, off, n int64) error {
 	roff, woff := off, off
 	for n > 0 {
 		m, err := unix.CopyFileRange(in, &roff, out, &woff, int(min(n, 1<<30)), 0)
+		if errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
+			return copyBuffered(in, out, roff, n)
+		}
 		if err != nil {
 			return err
 		}
 		if m == 0 {
 			return fmt.Errorf("file shrank while being copied")
 		}
+		n -= int64(m)
+	}
+	return nil
+}
+
+func copyBuffered(in, out int, off, n int64) error {
+	buf := make([]byte, min(n, 1<<20))
+	for n > 0 {
+		m, err := unix.Pread(in, buf[:min(n, int64(len(buf)))], off)
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return fmt.Errorf("file shrank while being copied")
+		}
+		if _, err := unix.Pwrite(out, buf[:m], off); err != nil {
+			return err
+		}
+		off += int64(m)
 		n -= int64(m)
 	}
 	return nil

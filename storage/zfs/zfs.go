@@ -36,6 +36,7 @@ import (
 
 const (
 	deletedProp  = "silo:deleted"
+	sealedProp   = "silo:sealed" // zfs-fuse reports a mounted dataset's readonly as off
 	sealedSnap   = "_sealed"  // the snapshot instances of an image are cloned from
 	clonePrefix  = "_clone-"  // snapshot taken to clone a volume's head
 	sendPrefix   = "_send-"   // snapshot taken to send a volume's head
@@ -144,8 +145,20 @@ func (d *driver) Mount(ctx context.Context) error {
 			}
 		}
 	}
+	// An import mounts every dataset, deleted heads too: unmount them.
+	out, err := zfs(ctx, "get", "-H", "-r", "-o", "name,value", deletedProp, d.volumesDS())
+	if err != nil {
+		return fmt.Errorf("mount pool: %w", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if ds, v, _ := strings.Cut(line, "\t"); v == "on" && !strings.Contains(ds, "@") {
+			if err := d.unmount(ctx, ds); err != nil {
+				return err
+			}
+		}
+	}
 	// Views of snapshots that a killed command left open.
-	out, err := zfs(ctx, "list", "-H", "-o", "name", "-r", d.tmpDS())
+	out, err = zfs(ctx, "list", "-H", "-o", "name", "-r", d.tmpDS())
 	if err != nil {
 		return fmt.Errorf("mount pool: %w", err)
 	}
@@ -222,8 +235,10 @@ func (d *driver) SealVolume(ctx context.Context, vol string) error {
 		return err
 	}
 	ds := &gozfs.Dataset{Name: d.dataset(vol)}
-	if err := ds.SetProperty("readonly", "on"); err != nil {
-		return notFound(goZFS(err), ref)
+	for _, prop := range []string{"readonly", sealedProp} {
+		if err := ds.SetProperty(prop, "on"); err != nil {
+			return notFound(goZFS(err), ref)
+		}
 	}
 	if _, err := zfs(ctx, "snapshot", d.dataset(vol)+"@"+sealedSnap); err != nil {
 		return notFound(err, ref)
@@ -273,24 +288,34 @@ func (d *driver) clone(ctx context.Context, snap, dst string, src storage.Ref) e
 	return nil
 }
 
-// props reads a dataset's origin and deleted mark in one command.
-func (d *driver) props(ctx context.Context, ds string) (origin string, deleted bool, err error) {
-	out, err := zfs(ctx, "get", "-H", "-o", "property,value", "origin,"+deletedProp, ds)
+// dsProps are the properties deletion and collection decide by.
+type dsProps struct {
+	origin   string // the snapshot this dataset was cloned from, if any
+	deleted  bool   // a deleted head kept for its snapshots
+	sealed   bool   // an image base
+}
+
+// props reads them in one command.
+func (d *driver) props(ctx context.Context, ds string) (dsProps, error) {
+	var p dsProps
+	out, err := zfs(ctx, "get", "-H", "-o", "property,value", "origin,"+sealedProp+","+deletedProp, ds)
 	if err != nil {
-		return "", false, err
+		return p, err
 	}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		k, v, _ := strings.Cut(line, "\t")
 		switch k {
 		case "origin":
 			if v != "-" {
-				origin = v
+				p.origin = v
 			}
+		case sealedProp:
+			p.sealed = v == "on"
 		case deletedProp:
-			deleted = v == "on"
+			p.deleted = v == "on"
 		}
 	}
-	return origin, deleted, nil
+	return p, nil
 }
 
 func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
@@ -299,32 +324,33 @@ func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
 		return err
 	}
 	ds := d.dataset(vol)
-	origin, deleted, err := d.props(ctx, ds)
+	p, err := d.props(ctx, ds)
 	if err != nil {
 		return notFound(err, ref)
 	}
-	if deleted {
+	if p.deleted {
 		return notFound(errkind.NotFound, ref)
 	}
 	if err := d.unmount(ctx, ds); err != nil {
 		return err
 	}
-	// An image base's own snapshot goes with its last clone.
-	if err := (&gozfs.Dataset{Name: ds + "@" + sealedSnap}).Destroy(gozfs.DestroyDeferDeletion); err != nil && !errors.Is(goZFS(err), errkind.NotFound) {
-		return fmt.Errorf("delete %s: %w", vol, goZFS(err))
+	if p.sealed {
+		// An image base's own snapshot goes with its last clone.
+		if err := (&gozfs.Dataset{Name: ds + "@" + sealedSnap}).Destroy(gozfs.DestroyDeferDeletion); err != nil && !errors.Is(goZFS(err), errkind.NotFound) {
+			return fmt.Errorf("delete %s: %w", vol, goZFS(err))
+		}
 	}
 	_, err = zfs(ctx, "destroy", ds)
 	if err == nil {
-		return d.collect(ctx, origin)
+		return d.collect(ctx, p.origin)
 	}
 	if !hasDependants(err) {
 		return fmt.Errorf("delete %s: %w", vol, err)
 	}
-	// Snapshots remain: hide the head until the last of them goes.
-	for _, prop := range []string{deletedProp + "=on", "canmount=noauto"} {
-		if _, err := zfs(ctx, "set", prop, ds); err != nil {
-			return fmt.Errorf("delete %s: %w", vol, err)
-		}
+	// Snapshots remain: hide the head, unmounted, until the last of them
+	// goes. Mount unmounts such heads again after a pool import.
+	if _, err := zfs(ctx, "set", deletedProp+"=on", ds); err != nil {
+		return fmt.Errorf("delete %s: %w", vol, err)
 	}
 	return nil
 }
@@ -361,8 +387,8 @@ func (d *driver) destroy(ctx context.Context, ds string) error {
 func (d *driver) collect(ctx context.Context, origin string) error {
 	for origin != "" {
 		ds, _, _ := strings.Cut(origin, "@")
-		next, deleted, err := d.props(ctx, ds)
-		if err != nil || !deleted {
+		p, err := d.props(ctx, ds)
+		if err != nil || !p.deleted {
 			return nil // still in use, or already gone
 		}
 		out, err := zfs(ctx, "list", "-H", "-o", "name", "-t", "snapshot", "-r", ds)
@@ -375,7 +401,7 @@ func (d *driver) collect(ctx context.Context, origin string) error {
 		if _, err := zfs(ctx, "destroy", ds); err != nil {
 			return fmt.Errorf("collect %s: %w", ds, err)
 		}
-		origin = next
+		origin = p.origin
 	}
 	return nil
 }
@@ -389,11 +415,11 @@ func (d *driver) VolumePath(ctx context.Context, vol string) (string, error) {
 	if mounted, err := fsutil.IsMountPoint(mnt); err != nil || mounted {
 		return mnt, err
 	}
-	_, deleted, err := d.props(ctx, d.dataset(vol))
+	p, err := d.props(ctx, d.dataset(vol))
 	if err != nil {
 		return "", notFound(err, ref)
 	}
-	if deleted {
+	if p.deleted {
 		return "", notFound(errkind.NotFound, ref)
 	}
 	if _, err := zfs(ctx, "mount", d.dataset(vol)); err != nil {
