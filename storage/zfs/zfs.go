@@ -37,11 +37,11 @@ import (
 const (
 	deletedProp  = "silo:deleted"
 	sealedProp   = "silo:sealed" // zfs-fuse reports a mounted dataset's readonly as off
-	sealedSnap   = "_sealed"  // the snapshot instances of an image are cloned from
-	clonePrefix  = "_clone-"  // snapshot taken to clone a volume's head
-	sendPrefix   = "_send-"   // snapshot taken to send a volume's head
-	recvSnap     = "_recv"    // snapshot a head-only stream is received as
-	deletePrefix = "_delete-" // a deleted snapshot waiting for its clones to go
+	sealedSnap   = "_sealed"     // the snapshot instances of an image are cloned from
+	clonePrefix  = "_clone-"     // snapshot taken to clone a volume's head
+	sendPrefix   = "_send-"      // snapshot taken to send a volume's head
+	recvSnap     = "_recv"       // snapshot a head-only stream is received as
+	deletePrefix = "_delete-"    // a deleted snapshot waiting for its clones to go
 )
 
 type driver struct {
@@ -290,9 +290,9 @@ func (d *driver) clone(ctx context.Context, snap, dst string, src storage.Ref) e
 
 // dsProps are the properties deletion and collection decide by.
 type dsProps struct {
-	origin   string // the snapshot this dataset was cloned from, if any
-	deleted  bool   // a deleted head kept for its snapshots
-	sealed   bool   // an image base
+	origin  string // the snapshot this dataset was cloned from, if any
+	deleted bool   // a deleted head kept for its snapshots
+	sealed  bool   // an image base
 }
 
 // props reads them in one command.
