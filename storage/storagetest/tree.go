@@ -228,3 +228,18 @@ func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return !errors.Is(err, os.ErrNotExist)
 }
+
+// WriteFixture fills root with one of every kind of file a root filesystem
+// holds, as far as root's filesystem can store them.
+func WriteFixture(t *testing.T, root string) {
+	t.Helper()
+	writeFixture(t, root, probeCaps(t, root))
+}
+
+// RequireSameTree fails the test unless the trees at a and b are equal in
+// content and metadata, as far as both filesystems store them.
+func RequireSameTree(t *testing.T, what, a, b string) {
+	t.Helper()
+	ca, cb := probeCaps(t, a), probeCaps(t, b)
+	requireSameTree(t, what, a, b, caps{xattrs: ca.xattrs && cb.xattrs, nanoSec: ca.nanoSec && cb.nanoSec})
+}
