@@ -21,8 +21,6 @@ import (
 type Config struct {
 	// ID names the pool on disk (loop file, mount directory, zpool name).
 	ID string
-	// Name is the pool's name for people; drivers only record it.
-	Name string
 	// Driver is "dir", "btrfs" or "zfs".
 	Driver string
 	// Source is where the pool lives: a directory for dir, a btrfs mount for
