@@ -230,38 +230,15 @@ func (d *driver) CreateSnapshot(ctx context.Context, snap storage.Ref) error {
 }
 
 func (d *driver) DeleteSnapshot(ctx context.Context, snap storage.Ref) error {
-	if err := storage.CheckRef(snap, true); err != nil {
-		return err
-	}
-	p, err := d.layout.Existing(snap)
-	if err != nil {
-		return err
-	}
-	if err := deleteSubvol(p); err != nil {
-		return err
-	}
-	return d.layout.DropSnapshotDir(snap.Volume)
+	return d.layout.DeleteSnapshot(snap, deleteSubvol)
 }
 
 func (d *driver) OpenSnapshot(ctx context.Context, snap storage.Ref) (string, func() error, error) {
-	if err := storage.CheckRef(snap, true); err != nil {
-		return "", nil, err
-	}
-	p, err := d.layout.Existing(snap)
-	if err != nil {
-		return "", nil, err
-	}
-	return p, func() error { return nil }, nil
+	return d.layout.OpenSnapshot(snap)
 }
 
-// Usage walks the tree: btrfs only accounts per subvolume with quota
-// groups, which slow every snapshot and delete down.
 func (d *driver) Usage(ctx context.Context, ref storage.Ref) (int64, error) {
-	p, err := d.layout.Existing(ref)
-	if err != nil {
-		return 0, err
-	}
-	return fsutil.DiskUsage(p)
+	return d.layout.Usage(ref)
 }
 
 func (d *driver) Send(ctx context.Context, src storage.Ref, parent string, w io.Writer) error {

@@ -26,23 +26,15 @@ func needBtrfs(t *testing.T) {
 	}
 }
 
-// loopPool makes a loop-backed btrfs pool the way users do, with a size.
-func loopPool(t *testing.T, state string, size int64) storage.Driver {
-	t.Helper()
-	d, err := btrfs.New(storage.Config{ID: "lp", Driver: "btrfs", Size: size, StateDir: state})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Create(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return d
+func loopConfig(state string, size int64) storage.Config {
+	return storage.Config{ID: "lp", Driver: "btrfs", Size: size, StateDir: state}
 }
 
 func TestConformance(t *testing.T) {
 	needBtrfs(t)
 	state := t.TempDir()
-	backing := loopPool(t, state, 2<<30)
+	d, err := btrfs.New(loopConfig(state, 2<<30))
+	backing := storagetest.Ready(t, d, err)
 	t.Cleanup(func() {
 		if err := backing.Destroy(context.Background()); err != nil {
 			t.Errorf("destroy backing pool: %v", err)
@@ -57,63 +49,22 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { os.Remove(src) })
 		d, err := btrfs.New(storage.Config{ID: "p", Driver: "btrfs", Source: src})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Create(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Mount(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return storagetest.Ready(t, d, err)
 	})
 }
 
 // A loop-backed pool comes back after its filesystem was unmounted, as
-// after a reboot, and Destroy removes its loop file.
+// after a reboot, and Destroy removes its loop file and mount.
 func TestLoopPoolReattach(t *testing.T) {
 	needBtrfs(t)
-	ctx := context.Background()
 	state := t.TempDir()
-	d := loopPool(t, state, 256<<20)
-	root, err := d.CreateVolume(ctx, "v")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "f"), []byte("kept"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mnt := filepath.Join(state, "pools", "lp")
-	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("umount: %v %s", err, out)
-	}
-	again, err := btrfs.New(storage.Config{ID: "lp", Driver: "btrfs", Size: 256 << 20, StateDir: state})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := again.Mount(ctx); err != nil {
-		t.Fatalf("reattach: %v", err)
-	}
-	p, err := again.VolumePath(ctx, "v")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, err := os.ReadFile(filepath.Join(p, "f")); err != nil || string(b) != "kept" {
-		t.Fatalf("after reattach: %q %v", b, err)
-	}
-	if err := again.Destroy(ctx); err == nil {
-		t.Fatal("a pool holding a volume was destroyed")
-	}
-	if err := again.DeleteVolume(ctx, "v"); err != nil {
-		t.Fatal(err)
-	}
-	if err := again.Destroy(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(state, "disks", "lp.img")); !os.IsNotExist(err) {
-		t.Fatalf("loop file left behind: %v", err)
-	}
+	cfg := loopConfig(state, 256<<20)
+	d, err := btrfs.New(cfg)
+	mnt := cfg.MountDir()
+	storagetest.Reattach(t, storagetest.Ready(t, d, err),
+		func() error { return exec.Command("umount", mnt).Run() },
+		func() (storage.Driver, error) { return btrfs.New(cfg) },
+		cfg.DiskFile(), mnt)
 	if m, _ := fsutil.IsMountPoint(mnt); m {
 		t.Fatal("pool still mounted after destroy")
 	}

@@ -129,20 +129,24 @@ func (d *driver) CloneVolume(ctx context.Context, src storage.Ref, dst string) e
 	return d.copyTo(ctx, src, storage.Ref{Volume: dst})
 }
 
-func (d *driver) remove(ref storage.Ref) error {
-	p, err := d.layout.Existing(ref)
-	if err != nil {
-		return err
-	}
+// trash moves a tree out of sight at once, then removes it.
+func (d *driver) trash(p string) error {
 	trashed, err := d.layout.ToTrash(p)
 	if err != nil {
-		return fmt.Errorf("delete %s: %w", ref, err)
+		return err
 	}
 	return os.RemoveAll(trashed)
 }
 
 func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
-	return d.remove(storage.Ref{Volume: vol})
+	p, err := d.layout.Existing(storage.Ref{Volume: vol})
+	if err != nil {
+		return err
+	}
+	if err := d.trash(p); err != nil {
+		return fmt.Errorf("delete %s: %w", vol, err)
+	}
+	return nil
 }
 
 func (d *driver) VolumePath(ctx context.Context, vol string) (string, error) {
@@ -157,32 +161,15 @@ func (d *driver) CreateSnapshot(ctx context.Context, snap storage.Ref) error {
 }
 
 func (d *driver) DeleteSnapshot(ctx context.Context, snap storage.Ref) error {
-	if err := storage.CheckRef(snap, true); err != nil {
-		return err
-	}
-	if err := d.remove(snap); err != nil {
-		return err
-	}
-	return d.layout.DropSnapshotDir(snap.Volume)
+	return d.layout.DeleteSnapshot(snap, d.trash)
 }
 
 func (d *driver) OpenSnapshot(ctx context.Context, snap storage.Ref) (string, func() error, error) {
-	if err := storage.CheckRef(snap, true); err != nil {
-		return "", nil, err
-	}
-	p, err := d.layout.Existing(snap)
-	if err != nil {
-		return "", nil, err
-	}
-	return p, func() error { return nil }, nil
+	return d.layout.OpenSnapshot(snap)
 }
 
 func (d *driver) Usage(ctx context.Context, ref storage.Ref) (int64, error) {
-	p, err := d.layout.Existing(ref)
-	if err != nil {
-		return 0, err
-	}
-	return fsutil.DiskUsage(p)
+	return d.layout.Usage(ref)
 }
 
 func (d *driver) Send(ctx context.Context, src storage.Ref, parent string, w io.Writer) error {
@@ -248,7 +235,7 @@ func (d *driver) Receive(ctx context.Context, dst storage.Ref, parent string, r 
 			_ = os.RemoveAll(snapStaged)
 			return err
 		}
-		rv.Add(func() { _ = d.remove(dst) })
+		rv.Add(func() { _ = d.trash(d.layout.Path(dst)) })
 	}
 	if parent == "" {
 		if err := d.layout.Publish(staged, head); err != nil {

@@ -158,11 +158,6 @@ func (l Layout) ToTrash(path string) (string, error) {
 	return dst, nil
 }
 
-// DropSnapshotDir removes a volume's snapshot directory once it is empty.
-func (l Layout) DropSnapshotDir(vol string) error {
-	return fsutil.RemoveIfEmpty(l.SnapshotDir(vol))
-}
-
 // Sweep returns what an interrupted operation left in staging and trash,
 // for the driver to remove (btrfs must delete subvolumes its own way).
 func (l Layout) Sweep() ([]string, error) {
@@ -177,4 +172,42 @@ func (l Layout) Sweep() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// OpenSnapshot returns the directory of a snapshot, which needs no release.
+func (l Layout) OpenSnapshot(snap storage.Ref) (string, func() error, error) {
+	if err := storage.CheckRef(snap, true); err != nil {
+		return "", nil, err
+	}
+	p, err := l.Existing(snap)
+	if err != nil {
+		return "", nil, err
+	}
+	return p, func() error { return nil }, nil
+}
+
+// DeleteSnapshot removes a snapshot's tree with remove, then the volume's
+// snapshot directory if that was its last.
+func (l Layout) DeleteSnapshot(snap storage.Ref, remove func(path string) error) error {
+	if err := storage.CheckRef(snap, true); err != nil {
+		return err
+	}
+	p, err := l.Existing(snap)
+	if err != nil {
+		return err
+	}
+	if err := remove(p); err != nil {
+		return fmt.Errorf("delete %s: %w", snap, err)
+	}
+	return fsutil.RemoveIfEmpty(l.SnapshotDir(snap.Volume))
+}
+
+// Usage walks the tree of a volume or snapshot. (btrfs accounts per
+// subvolume only with quota groups, which slow every snapshot and delete.)
+func (l Layout) Usage(ref storage.Ref) (int64, error) {
+	p, err := l.Existing(ref)
+	if err != nil {
+		return 0, err
+	}
+	return fsutil.DiskUsage(p)
 }

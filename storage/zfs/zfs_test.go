@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -30,26 +29,18 @@ func needZFS(t *testing.T) {
 	}
 }
 
-func loopPool(t *testing.T, id, state string, size int64) storage.Driver {
-	t.Helper()
-	d, err := zfs.New(storage.Config{ID: id, Driver: "zfs", Size: size, StateDir: state})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Create(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Mount(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return d
+// loopConfig names test pools silo-test<pid>..., which .ci/run sweeps if a
+// crashed test leaves one.
+func loopConfig(id, state string, size int64) storage.Config {
+	return storage.Config{ID: fmt.Sprintf("test%d%s", os.Getpid(), id), Driver: "zfs", Size: size, StateDir: state}
 }
 
 func TestConformance(t *testing.T) {
 	needZFS(t)
 	state := t.TempDir()
-	id := fmt.Sprintf("test%d", os.Getpid())
-	backing := loopPool(t, id, state, 2<<30)
+	cfg := loopConfig("", state, 2<<30)
+	d, err := zfs.New(cfg)
+	backing := storagetest.Ready(t, d, err)
 	t.Cleanup(func() {
 		if err := backing.Destroy(context.Background()); err != nil {
 			t.Errorf("destroy backing pool: %v", err)
@@ -59,22 +50,13 @@ func TestConformance(t *testing.T) {
 	var n atomic.Int64
 	storagetest.Run(t, func(t *testing.T) storage.Driver {
 		i := n.Add(1)
-		src := fmt.Sprintf("silo-%s/suite%d", id, i)
+		src := fmt.Sprintf("silo-%s/suite%d", cfg.ID, i)
 		if out, err := exec.Command("zfs", "create", "-o", "mountpoint=none", src).CombinedOutput(); err != nil {
 			t.Fatalf("create %s: %v %s", src, err, out)
 		}
 		t.Cleanup(func() { exec.Command("zfs", "destroy", src).Run() })
 		d, err := zfs.New(storage.Config{ID: fmt.Sprintf("p%d", i), Driver: "zfs", Source: src, StateDir: state})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Create(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Mount(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return d
+		return storagetest.Ready(t, d, err)
 	})
 }
 
@@ -82,47 +64,14 @@ func TestConformance(t *testing.T) {
 // Destroy removes its file.
 func TestLoopPoolReattach(t *testing.T) {
 	needZFS(t)
-	ctx := context.Background()
-	state := t.TempDir()
-	id := fmt.Sprintf("re%d", os.Getpid())
-	d := loopPool(t, id, state, 256<<20)
-	root, err := d.CreateVolume(ctx, "v")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "f"), []byte("kept"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("zpool", "export", "silo-"+id).CombinedOutput(); err != nil {
-		t.Fatalf("export: %v %s", err, out)
-	}
-	again, err := zfs.New(storage.Config{ID: id, Driver: "zfs", Size: 256 << 20, StateDir: state})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := again.Mount(ctx); err != nil {
-		t.Fatalf("reattach: %v", err)
-	}
-	p, err := again.VolumePath(ctx, "v")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, err := os.ReadFile(filepath.Join(p, "f")); err != nil || string(b) != "kept" {
-		t.Fatalf("after reattach: %q %v", b, err)
-	}
-	if err := again.Destroy(ctx); err == nil {
-		t.Fatal("a pool holding a volume was destroyed")
-	}
-	if err := again.DeleteVolume(ctx, "v"); err != nil {
-		t.Fatal(err)
-	}
-	if err := again.Destroy(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(state, "disks", id+".img")); !os.IsNotExist(err) {
-		t.Fatalf("pool file left behind: %v", err)
-	}
-	if err := exec.Command("zpool", "list", "silo-"+id).Run(); err == nil {
+	cfg := loopConfig("re", t.TempDir(), 256<<20)
+	d, err := zfs.New(cfg)
+	pool := "silo-" + cfg.ID
+	storagetest.Reattach(t, storagetest.Ready(t, d, err),
+		func() error { return exec.Command("zpool", "export", pool).Run() },
+		func() (storage.Driver, error) { return zfs.New(cfg) },
+		cfg.DiskFile(), cfg.MountDir())
+	if err := exec.Command("zpool", "list", pool).Run(); err == nil {
 		t.Fatal("zpool still there after destroy")
 	}
 }

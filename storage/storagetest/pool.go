@@ -1,0 +1,71 @@
+package storagetest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/silo-dev/silo/storage"
+)
+
+// Ready creates and mounts the pool of a driver just made by a constructor.
+func Ready(t *testing.T, d storage.Driver, err error) storage.Driver {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Create(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Mount(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Reattach checks that a pool silo made on a file of its own comes back
+// after detach (which does what a reboot does to it) when a new driver for
+// it is mounted, and that Destroy refuses while the pool holds a volume,
+// then leaves none of the paths in leftovers.
+func Reattach(t *testing.T, d storage.Driver, detach func() error, reopen func() (storage.Driver, error), leftovers ...string) {
+	ctx := context.Background()
+	root, err := d.CreateVolume(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := detach(); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	again, err := reopen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Mount(ctx); err != nil {
+		t.Fatalf("reattach: %v", err)
+	}
+	p, err := again.VolumePath(ctx, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(p, "f")); err != nil || string(b) != "kept" {
+		t.Fatalf("after reattach: %q %v", b, err)
+	}
+	if err := again.Destroy(ctx); err == nil {
+		t.Fatal("a pool holding a volume was destroyed")
+	}
+	if err := again.DeleteVolume(ctx, "v"); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left behind after destroy: %v", p, err)
+		}
+	}
+}
