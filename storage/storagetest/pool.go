@@ -2,10 +2,12 @@ package storagetest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/storage"
 )
 
@@ -37,6 +39,17 @@ func Reattach(t *testing.T, d storage.Driver, detach func() error, reopen func()
 	if err := os.WriteFile(filepath.Join(root, "f"), []byte("kept"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A deleted head kept for its snapshot must stay deleted after a reboot.
+	if _, err := d.CreateVolume(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	oldSnap := storage.Ref{Volume: "old", Snapshot: "s"}
+	if err := d.CreateSnapshot(ctx, oldSnap); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteVolume(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
 	if err := detach(); err != nil {
 		t.Fatalf("detach: %v", err)
 	}
@@ -53,6 +66,19 @@ func Reattach(t *testing.T, d storage.Driver, detach func() error, reopen func()
 	}
 	if b, err := os.ReadFile(filepath.Join(p, "f")); err != nil || string(b) != "kept" {
 		t.Fatalf("after reattach: %q %v", b, err)
+	}
+	if _, err := again.VolumePath(ctx, "old"); !errors.Is(err, errkind.NotFound) {
+		t.Fatalf("a deleted head came back after reattach: %v", err)
+	}
+	_, release, err := again.OpenSnapshot(ctx, oldSnap)
+	if err != nil {
+		t.Fatalf("the snapshot of a deleted head after reattach: %v", err)
+	}
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.DeleteSnapshot(ctx, oldSnap); err != nil {
+		t.Fatal(err)
 	}
 	if err := again.Destroy(ctx); err == nil {
 		t.Fatal("a pool holding a volume was destroyed")

@@ -5,8 +5,9 @@
 // ZFS will not destroy a dataset or snapshot that clones depend on. A
 // deleted snapshot with clones is renamed aside and destroyed deferred
 // (`zfs destroy -d`), so ZFS itself removes it with its last clone; a
-// deleted head that still has snapshots is unmounted and marked with the
-// user property silo:deleted, and is destroyed once its last snapshot goes.
+// deleted head that still has snapshots gets mountpoint=none, which both
+// unmounts it for good and marks it deleted, and is destroyed once its last
+// snapshot goes.
 //
 // The same code runs on OpenZFS and on zfs-fuse: it never relies on
 // `zfs list -p` or on the properties zfs-fuse lacks, and sets one property
@@ -35,7 +36,6 @@ import (
 )
 
 const (
-	deletedProp  = "silo:deleted"
 	sealedProp   = "silo:sealed" // zfs-fuse reports a mounted dataset's readonly as off
 	sealedSnap   = "_sealed"     // the snapshot instances of an image are cloned from
 	clonePrefix  = "_clone-"     // snapshot taken to clone a volume's head
@@ -145,20 +145,8 @@ func (d *driver) Mount(ctx context.Context) error {
 			}
 		}
 	}
-	// An import mounts every dataset, deleted heads too: unmount them.
-	out, err := zfs(ctx, "get", "-H", "-r", "-o", "name,value", deletedProp, d.volumesDS())
-	if err != nil {
-		return fmt.Errorf("mount pool: %w", err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if ds, v, _ := strings.Cut(line, "\t"); v == "on" && !strings.Contains(ds, "@") {
-			if err := d.unmount(ctx, ds); err != nil {
-				return err
-			}
-		}
-	}
 	// Views of snapshots that a killed command left open.
-	out, err = zfs(ctx, "list", "-H", "-o", "name", "-r", d.tmpDS())
+	out, err := zfs(ctx, "list", "-H", "-o", "name", "-r", d.tmpDS())
 	if err != nil {
 		return fmt.Errorf("mount pool: %w", err)
 	}
@@ -288,31 +276,41 @@ func (d *driver) clone(ctx context.Context, snap, dst string, src storage.Ref) e
 	return nil
 }
 
-// dsProps are the properties deletion and collection decide by.
+// dsProps is what deletion and collection decide by.
 type dsProps struct {
-	origin  string // the snapshot this dataset was cloned from, if any
-	deleted bool   // a deleted head kept for its snapshots
-	sealed  bool   // an image base
+	origin    string // the snapshot this dataset was cloned from, if any
+	deleted   bool   // a deleted head kept for its snapshots: mountpoint=none
+	sealed    bool   // an image base
+	snapshots int    // how many snapshots it has, deferred ones included
 }
 
-// props reads them in one command.
+// props reads them, and counts the snapshots, in one command.
 func (d *driver) props(ctx context.Context, ds string) (dsProps, error) {
 	var p dsProps
-	out, err := zfs(ctx, "get", "-H", "-o", "property,value", "origin,"+sealedProp+","+deletedProp, ds)
+	out, err := zfs(ctx, "get", "-H", "-r", "-o", "name,property,value", "origin,mountpoint,"+sealedProp, ds)
 	if err != nil {
 		return p, err
 	}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		k, v, _ := strings.Cut(line, "\t")
-		switch k {
-		case "origin":
-			if v != "-" {
-				p.origin = v
+		f := strings.Split(line, "\t")
+		if len(f) != 3 {
+			continue
+		}
+		if f[0] != ds {
+			if f[1] == "origin" && strings.HasPrefix(f[0], ds+"@") {
+				p.snapshots++
 			}
+			continue
+		}
+		switch f[1] {
+		case "origin":
+			if f[2] != "-" {
+				p.origin = f[2]
+			}
+		case "mountpoint":
+			p.deleted = f[2] == "none"
 		case sealedProp:
-			p.sealed = v == "on"
-		case deletedProp:
-			p.deleted = v == "on"
+			p.sealed = f[2] == "on"
 		}
 	}
 	return p, nil
@@ -331,25 +329,25 @@ func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
 	if p.deleted {
 		return notFound(errkind.NotFound, ref)
 	}
-	if err := d.unmount(ctx, ds); err != nil {
-		return err
-	}
 	if p.sealed {
-		// An image base's own snapshot goes with its last clone.
+		// An image base's own snapshot goes with its last clone, or now.
 		if err := (&gozfs.Dataset{Name: ds + "@" + sealedSnap}).Destroy(gozfs.DestroyDeferDeletion); err != nil && !errors.Is(goZFS(err), errkind.NotFound) {
 			return fmt.Errorf("delete %s: %w", vol, goZFS(err))
 		}
 	}
-	_, err = zfs(ctx, "destroy", ds)
-	if err == nil {
-		return d.collect(ctx, p.origin)
+	// Without snapshots the head goes now; an image base learns whether its
+	// sealed snapshot went by trying.
+	if p.snapshots == 0 || p.sealed {
+		err := d.destroy(ctx, ds)
+		if err == nil {
+			return d.collect(ctx, p.origin)
+		}
+		if !hasDependants(err) {
+			return fmt.Errorf("delete %s: %w", vol, err)
+		}
 	}
-	if !hasDependants(err) {
-		return fmt.Errorf("delete %s: %w", vol, err)
-	}
-	// Snapshots remain: hide the head, unmounted, until the last of them
-	// goes. Mount unmounts such heads again after a pool import.
-	if _, err := zfs(ctx, "set", deletedProp+"=on", ds); err != nil {
+	// Snapshots remain: unmount the head for good until the last of them goes.
+	if _, err := zfs(ctx, "set", "mountpoint=none", ds); err != nil {
 		return fmt.Errorf("delete %s: %w", vol, err)
 	}
 	return nil
@@ -388,15 +386,8 @@ func (d *driver) collect(ctx context.Context, origin string) error {
 	for origin != "" {
 		ds, _, _ := strings.Cut(origin, "@")
 		p, err := d.props(ctx, ds)
-		if err != nil || !p.deleted {
+		if err != nil || !p.deleted || p.snapshots > 0 {
 			return nil // still in use, or already gone
-		}
-		out, err := zfs(ctx, "list", "-H", "-o", "name", "-t", "snapshot", "-r", ds)
-		if err != nil {
-			return fmt.Errorf("collect %s: %w", ds, err)
-		}
-		if strings.TrimSpace(out) != "" {
-			return nil
 		}
 		if _, err := zfs(ctx, "destroy", ds); err != nil {
 			return fmt.Errorf("collect %s: %w", ds, err)
