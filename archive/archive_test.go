@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/silo-dev/silo/archive"
 	"github.com/silo-dev/silo/errkind"
@@ -134,5 +135,56 @@ func TestExtractReplacesAndWhiteouts(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "etc/a2")); string(b) != "1" {
 		t.Fatalf("replacing a path changed its old hard link: %q", b)
+	}
+}
+
+// A difference stream must not look paths up in the base through a
+// symlink: there, bin -> usr/bin, and the new tree's bin/sub/f looks just
+// like usr/bin/sub/f.
+func TestDiffDoesNotFollowBaseSymlinks(t *testing.T) {
+	ctx := context.Background()
+	top := t.TempDir()
+	base, cur := filepath.Join(top, "base"), filepath.Join(top, "cur")
+	when := time.Unix(1e9, 0)
+	mk := func(root string, binIsDir bool) {
+		t.Helper()
+		for _, d := range []string{"usr/bin/sub"} {
+			if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		files := []string{"usr/bin/sub/f"}
+		if binIsDir {
+			if err := os.MkdirAll(filepath.Join(root, "bin/sub"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, "bin/sub/f")
+		} else if err := os.Symlink("usr/bin", filepath.Join(root, "bin")); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			p := filepath.Join(root, f)
+			if err := os.WriteFile(p, []byte("same"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(p, when, when); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mk(base, false)
+	mk(cur, true)
+	var diff bytes.Buffer
+	if err := archive.Write(ctx, &diff, cur, base); err != nil {
+		t.Fatal(err)
+	}
+	if err := archive.Extract(ctx, &diff, base, archive.ExtractOptions{Whiteouts: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(base, "bin/sub/f")); err != nil || string(b) != "same" {
+		t.Fatalf("bin/sub/f after applying the difference: %q %v", b, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(base, "bin")); err != nil || !fi.IsDir() {
+		t.Fatalf("bin is not a directory after applying the difference: %v", err)
 	}
 }

@@ -24,7 +24,11 @@ import (
 func Write(ctx context.Context, w io.Writer, root, base string) error {
 	tw := tar.NewWriter(w)
 	wr := &writer{ctx: ctx, tw: tw, root: root, base: base, links: map[inode]string{}}
-	if err := wr.walk(""); err != nil {
+	top, err := readEntry(root)
+	if err != nil {
+		return err
+	}
+	if err := wr.walk("", top, base != ""); err != nil {
 		return err
 	}
 	return tw.Close()
@@ -88,19 +92,18 @@ func same(a, b *entry) bool {
 	return true
 }
 
-// walk writes rel (a directory, "" for the root) and everything below it.
-func (w *writer) walk(rel string) error {
+// walk writes rel (a directory, "" for the root, read as cur) and
+// everything below it. inBase says that rel's parent is a directory in the
+// base too, so that looking rel up there cannot go through a symlink.
+func (w *writer) walk(rel string, cur *entry, inBase bool) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
 	dir := filepath.Join(w.root, rel)
-	cur, err := readEntry(dir)
-	if err != nil {
-		return err
-	}
 	var old *entry
+	var err error
 	baseIsDir := false
-	if w.base != "" {
+	if inBase {
 		old, err = readEntry(filepath.Join(w.base, rel))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -132,7 +135,7 @@ func (w *writer) walk(rel string) error {
 			return err
 		}
 		if e.st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			if err := w.walk(child); err != nil {
+			if err := w.walk(child, e, baseIsDir); err != nil {
 				return err
 			}
 			continue
