@@ -13,6 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/silo-dev/silo/errkind"
 )
@@ -159,4 +162,12 @@ func CreateDiskFile(path string, size int64) error {
 		return err
 	}
 	return f.Close()
+}
+
+var uniqueSeq atomic.Uint64
+
+// Unique returns a short string that no other call returns, in this process
+// or in another: for the names of temporary volumes, snapshots and trees.
+func Unique() string {
+	return strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatInt(int64(os.Getpid()), 36) + strconv.FormatUint(uniqueSeq.Add(1), 36)
 }

@@ -16,9 +16,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -110,16 +107,13 @@ func (l Layout) Absent(ref storage.Ref) error {
 	return nil
 }
 
-var seq atomic.Uint64
-
 // Staging returns a fresh path below the staging directory for ref.
 func (l Layout) Staging(ref storage.Ref) string {
-	n := strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.FormatUint(seq.Add(1), 36)
 	name := ref.Volume
 	if ref.Snapshot != "" {
 		name += "@" + ref.Snapshot
 	}
-	return filepath.Join(l.Root, stagingDir, name+"."+n)
+	return filepath.Join(l.Root, stagingDir, name+"."+storage.Unique())
 }
 
 // Publish moves a complete tree from staging into place for ref, atomically,
@@ -151,7 +145,7 @@ func (l Layout) Swap(staged, vol string) (string, error) {
 
 // ToTrash moves path into the trash and returns its new path.
 func (l Layout) ToTrash(path string) (string, error) {
-	dst := filepath.Join(l.Root, trashDir, filepath.Base(path)+"."+strconv.FormatUint(seq.Add(1), 36))
+	dst := filepath.Join(l.Root, trashDir, filepath.Base(path)+"."+storage.Unique())
 	if err := os.Rename(path, dst); err != nil {
 		return "", err
 	}

@@ -23,8 +23,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	gozfs "github.com/mistifyio/go-zfs/v3"
 
@@ -96,12 +94,6 @@ func goZFS(err error) error {
 		return &runcmd.Error{Cmd: ze.Debug, Stderr: ze.Stderr, Err: ze.Err}
 	}
 	return err
-}
-
-var seq atomic.Uint64
-
-func unique() string {
-	return strconv.FormatInt(time.Now().UnixNano(), 36) + strconv.FormatUint(seq.Add(1), 36)
 }
 
 func (d *driver) Create(ctx context.Context) error {
@@ -252,7 +244,7 @@ func (d *driver) CloneVolume(ctx context.Context, src storage.Ref, dst string) e
 	}
 	// Any other head: snapshot it for the clone, and let ZFS destroy that
 	// snapshot by itself when the clone goes.
-	snap := d.dataset(src.Volume) + "@" + clonePrefix + unique()
+	snap := d.dataset(src.Volume) + "@" + clonePrefix + storage.Unique()
 	if _, err := zfs(ctx, "snapshot", snap); err != nil {
 		return notFound(err, src)
 	}
@@ -441,7 +433,7 @@ func (d *driver) DeleteSnapshot(ctx context.Context, snap storage.Ref) error {
 	case err == nil:
 	case hasDependants(err):
 		// Clones still use it: free the name now, let ZFS destroy it with its last clone.
-		aside := d.dataset(snap.Volume) + "@" + deletePrefix + unique()
+		aside := d.dataset(snap.Volume) + "@" + deletePrefix + storage.Unique()
 		if _, err := zfs(ctx, "rename", d.name(snap), aside); err != nil {
 			return fmt.Errorf("delete %s: %w", snap, err)
 		}
@@ -461,7 +453,7 @@ func (d *driver) OpenSnapshot(ctx context.Context, snap storage.Ref) (string, fu
 		return "", nil, err
 	}
 	// zfs-fuse has no .zfs/snapshot directory: a read-only clone serves on both.
-	id := unique()
+	id := storage.Unique()
 	ds := d.tmpDS() + "/" + id
 	if _, err := zfs(ctx, "clone", "-o", "readonly=on", d.name(snap), ds); err != nil {
 		return "", nil, notFound(err, snap)
@@ -495,7 +487,7 @@ func (d *driver) Send(ctx context.Context, src storage.Ref, parent string, w io.
 	snap := &gozfs.Dataset{Name: d.name(src), Type: gozfs.DatasetSnapshot}
 	if src.Snapshot == "" {
 		// zfs sends snapshots only: freeze the head first.
-		snap.Name = d.dataset(src.Volume) + "@" + sendPrefix + unique()
+		snap.Name = d.dataset(src.Volume) + "@" + sendPrefix + storage.Unique()
 		if _, err := zfs(ctx, "snapshot", snap.Name); err != nil {
 			return notFound(err, src)
 		}
