@@ -1,0 +1,76 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/silo-dev/silo/errkind"
+)
+
+// A migration brings the schema from version i to i+1, where i is its index
+// in the list. Migrations are never edited once released, only appended.
+type migration func(*bolt.Tx) error
+
+var migrations = []migration{
+	// 1: the initial buckets.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketPools, bucketImages, bucketAliases, bucketInstances, bucketOps} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
+}
+
+// SchemaVersion is the version this silo writes.
+var SchemaVersion = len(migrations)
+
+// Version reads the schema version of a transaction's database (0 when new).
+func version(tx *bolt.Tx) int {
+	b := tx.Bucket(bucketMeta)
+	if b == nil {
+		return 0
+	}
+	v := b.Get(keyVersion)
+	if len(v) != 8 {
+		return 0
+	}
+	return int(binary.BigEndian.Uint64(v))
+}
+
+// migrate runs, in one transaction, the migrations the database lacks.
+// It refuses a database written by a newer silo.
+func (s *Store) migrate(list []migration) error {
+	// A read-only look first: most commands find the schema current and
+	// need no write lock.
+	cur := -1
+	if err := s.View(func(tx *Tx) error { cur = version(tx.tx); return nil }); err == nil && cur == len(list) {
+		return nil
+	}
+	db, err := s.open(false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Update(func(tx *bolt.Tx) error {
+		v := version(tx)
+		if v > len(list) {
+			return errkind.Wrap(errkind.Invalid, "database %s has schema version %d, newer than this silo's %d: upgrade silo", s.path, v, len(list))
+		}
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		for ; v < len(list); v++ {
+			if err := list[v](tx); err != nil {
+				return fmt.Errorf("migrate database to schema version %d: %w", v+1, err)
+			}
+		}
+		buf := make([]byte, 8)
+		binary.BigEndian.PutUint64(buf, uint64(v))
+		return meta.Put(keyVersion, buf)
+	})
+}

@@ -1,0 +1,71 @@
+package store
+
+import "time"
+
+// VolumeRef names a volume, or one of its snapshots, on a pool.
+type VolumeRef struct {
+	Pool     string `json:"pool"`
+	Volume   string `json:"volume"`
+	Snapshot string `json:"snapshot,omitempty"`
+}
+
+// Op is a multi-step operation in flight. It is written before the first
+// step touches storage, so that if its command dies, the next command can
+// finish it (Committed) or undo it (not Committed).
+type Op struct {
+	ID      string    `json:"id"`
+	Kind    string    `json:"kind"`   // create, copy, snapshot, restore...
+	Target  string    `json:"target"` // what it acts on, for messages
+	Started time.Time `json:"started"`
+	// Reserved holds names that no other command may take meanwhile
+	// (see Reservation).
+	Reserved []string `json:"reserved,omitempty"`
+	// Undo lists the volumes and snapshots the operation makes, deleted
+	// if it is rolled back.
+	Undo []VolumeRef `json:"undo,omitempty"`
+	// Files lists the files it makes, deleted if it is rolled back.
+	Files []string `json:"files,omitempty"`
+	// Retire lists what is deleted once the operation is committed.
+	Retire []VolumeRef `json:"retire,omitempty"`
+	// Committed is set in the same transaction as the records the
+	// operation changes: from then on it is rolled forward, never back.
+	Committed bool `json:"committed,omitempty"`
+}
+
+// Reservation is the key under which an Op holds a name: kind is "instance",
+// "snapshot", "alias" or "image".
+func Reservation(kind string, names ...string) string {
+	key := kind
+	for _, n := range names {
+		key += "/" + n
+	}
+	return key
+}
+
+// Op returns the operation with id.
+func (t *Tx) Op(id string) (*Op, error) { return get[Op](t, bucketOps, id, "operation") }
+
+// PutOp writes op.
+func (t *Tx) PutOp(op *Op) error { return put(t, bucketOps, op.ID, op) }
+
+// DeleteOp removes the operation with id.
+func (t *Tx) DeleteOp(id string) error { return del(t, bucketOps, id, "operation") }
+
+// Ops lists the operations in flight.
+func (t *Tx) Ops() ([]*Op, error) { return all[Op](t, bucketOps) }
+
+// Reserved reports whether an operation in flight holds key.
+func (t *Tx) Reserved(key string) (bool, error) {
+	ops, err := t.Ops()
+	if err != nil {
+		return false, err
+	}
+	for _, op := range ops {
+		for _, r := range op.Reserved {
+			if r == key {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,173 @@
+package store
+
+import (
+	"sort"
+	"time"
+
+	"github.com/silo-dev/silo/errkind"
+)
+
+// Pool is a named place where volumes live.
+type Pool struct {
+	Name    string    `json:"name"`
+	ID      string    `json:"id"`
+	Driver  string    `json:"driver"`
+	Source  string    `json:"source,omitempty"`
+	Size    int64     `json:"size,omitempty"`
+	Created time.Time `json:"created"`
+	// Boot is the boot ID under which the pool was last made ready
+	// (mounted, imported, swept): once per boot is enough.
+	Boot string `json:"boot,omitempty"`
+}
+
+// Image is an imported root filesystem.
+type Image struct {
+	Fingerprint string    `json:"fingerprint"`
+	File        string    `json:"file"` // the tarball as imported, under the image store
+	Size        int64     `json:"size"`
+	Compression string    `json:"compression"`
+	Created     time.Time `json:"created"`
+	Aliases     []string  `json:"aliases"`
+	// Bases maps a pool name to the ID of the image's read-only base volume there.
+	Bases map[string]string `json:"bases,omitempty"`
+}
+
+// Instance is a system container.
+type Instance struct {
+	Name      string            `json:"name"`
+	Image     string            `json:"image"` // fingerprint it was created from
+	Pool      string            `json:"pool"`
+	Volume    string            `json:"volume"` // ID of its current head
+	Config    map[string]string `json:"config,omitempty"`
+	State     string            `json:"state"`
+	Created   time.Time         `json:"created"`
+	Snapshots []Snapshot        `json:"snapshots,omitempty"`
+	// NextSnap numbers the next default snapshot name (snapN).
+	NextSnap int `json:"next_snap"`
+}
+
+// Snapshot is a point in time of an instance. It lives in the volume that
+// was the instance's head when it was taken, which a restore may since have
+// retired.
+type Snapshot struct {
+	Name    string    `json:"name"`
+	ID      string    `json:"id"`
+	Volume  string    `json:"volume"`
+	Created time.Time `json:"created"`
+}
+
+// Snapshot returns the snapshot called name.
+func (i *Instance) Snapshot(name string) (*Snapshot, error) {
+	for k := range i.Snapshots {
+		if i.Snapshots[k].Name == name {
+			return &i.Snapshots[k], nil
+		}
+	}
+	return nil, errkind.Wrap(errkind.NotFound, "snapshot %q of instance %q not found", name, i.Name)
+}
+
+// Pool returns the pool called name.
+func (t *Tx) Pool(name string) (*Pool, error) { return get[Pool](t, bucketPools, name, "pool") }
+
+// PutPool writes p.
+func (t *Tx) PutPool(p *Pool) error { return put(t, bucketPools, p.Name, p) }
+
+// DeletePool removes the pool called name.
+func (t *Tx) DeletePool(name string) error { return del(t, bucketPools, name, "pool") }
+
+// Pools lists the pools by name.
+func (t *Tx) Pools() ([]*Pool, error) { return all[Pool](t, bucketPools) }
+
+// Image returns the image with the full fingerprint fp.
+func (t *Tx) Image(fp string) (*Image, error) { return get[Image](t, bucketImages, fp, "image") }
+
+// PutImage writes img and its aliases.
+func (t *Tx) PutImage(img *Image) error {
+	sort.Strings(img.Aliases)
+	for _, a := range img.Aliases {
+		if err := t.tx.Bucket(bucketAliases).Put([]byte(a), []byte(img.Fingerprint)); err != nil {
+			return err
+		}
+	}
+	return put(t, bucketImages, img.Fingerprint, img)
+}
+
+// DeleteImage removes the image and its aliases.
+func (t *Tx) DeleteImage(img *Image) error {
+	for _, a := range img.Aliases {
+		if err := t.tx.Bucket(bucketAliases).Delete([]byte(a)); err != nil {
+			return err
+		}
+	}
+	return del(t, bucketImages, img.Fingerprint, "image")
+}
+
+// DeleteAlias removes alias from its image.
+func (t *Tx) DeleteAlias(alias string) error {
+	fp := t.tx.Bucket(bucketAliases).Get([]byte(alias))
+	if fp == nil {
+		return errkind.Wrap(errkind.NotFound, "alias %q not found", alias)
+	}
+	img, err := t.Image(string(fp))
+	if err != nil {
+		return err
+	}
+	kept := img.Aliases[:0]
+	for _, a := range img.Aliases {
+		if a != alias {
+			kept = append(kept, a)
+		}
+	}
+	img.Aliases = kept
+	if err := t.tx.Bucket(bucketAliases).Delete([]byte(alias)); err != nil {
+		return err
+	}
+	return t.PutImage(img)
+}
+
+// AliasTarget returns the fingerprint an alias names, or "".
+func (t *Tx) AliasTarget(alias string) string {
+	return string(t.tx.Bucket(bucketAliases).Get([]byte(alias)))
+}
+
+// Images lists the images by fingerprint.
+func (t *Tx) Images() ([]*Image, error) { return all[Image](t, bucketImages) }
+
+// FindImage resolves ref: an alias, a full fingerprint, or a unique prefix of one.
+func (t *Tx) FindImage(ref string) (*Image, error) {
+	if fp := t.AliasTarget(ref); fp != "" {
+		return t.Image(fp)
+	}
+	if ref == "" {
+		return nil, errkind.Wrap(errkind.Invalid, "empty image reference")
+	}
+	var found []byte
+	c := t.tx.Bucket(bucketImages).Cursor()
+	for k, _ := c.Seek([]byte(ref)); k != nil && len(k) >= len(ref) && string(k[:len(ref)]) == ref; k, _ = c.Next() {
+		if found != nil {
+			return nil, errkind.Wrap(errkind.Invalid, "image reference %q is ambiguous: give more of the fingerprint", ref)
+		}
+		found = append([]byte(nil), k...)
+	}
+	if found == nil {
+		return nil, errkind.Wrap(errkind.NotFound, "image %q not found", ref)
+	}
+	return t.Image(string(found))
+}
+
+// Instance returns the instance called name.
+func (t *Tx) Instance(name string) (*Instance, error) {
+	return get[Instance](t, bucketInstances, name, "instance")
+}
+
+// HasInstance reports whether an instance is called name.
+func (t *Tx) HasInstance(name string) bool { return has(t, bucketInstances, name) }
+
+// PutInstance writes inst.
+func (t *Tx) PutInstance(inst *Instance) error { return put(t, bucketInstances, inst.Name, inst) }
+
+// DeleteInstance removes the instance called name.
+func (t *Tx) DeleteInstance(name string) error { return del(t, bucketInstances, name, "instance") }
+
+// Instances lists the instances by name.
+func (t *Tx) Instances() ([]*Instance, error) { return all[Instance](t, bucketInstances) }

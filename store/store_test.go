@@ -1,0 +1,156 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/silo-dev/silo/errkind"
+)
+
+func open(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "silo.db"), DefaultTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func schema(t *testing.T, s *Store) int {
+	var v int
+	if err := s.View(func(tx *Tx) error { v = version(tx.tx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// Migration 1 makes every bucket the records live in, on an empty database.
+func TestMigration1CreatesBuckets(t *testing.T) {
+	s := open(t)
+	if v := schema(t, s); v != 1 {
+		t.Fatalf("schema version %d, want 1", v)
+	}
+	err := s.View(func(tx *Tx) error {
+		for _, b := range [][]byte{bucketPools, bucketImages, bucketAliases, bucketInstances, bucketOps} {
+			if tx.tx.Bucket(b) == nil {
+				return fmt.Errorf("bucket %s missing", b)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Migrations run in order, once each, and keep the data already there.
+func TestMigrationsRunInOrderOnce(t *testing.T) {
+	s := open(t)
+	if err := s.Update(func(tx *Tx) error { return tx.PutPool(&Pool{Name: "p", ID: "1", Driver: "dir"}) }); err != nil {
+		t.Fatal(err)
+	}
+	var ran []int
+	list := append(append([]migration(nil), migrations...),
+		func(*bolt.Tx) error { ran = append(ran, 2); return nil },
+		func(*bolt.Tx) error { ran = append(ran, 3); return nil })
+	for range 2 {
+		if err := s.migrate(list); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(ran) != "[2 3]" {
+		t.Fatalf("migrations ran %v, want [2 3]", ran)
+	}
+	if v := schema(t, s); v != 3 {
+		t.Fatalf("schema version %d, want 3", v)
+	}
+	if err := s.View(func(tx *Tx) error { _, err := tx.Pool("p"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	// This silo knows one migration fewer: it must refuse the newer database.
+	_, err := Open(s.Path(), DefaultTimeout)
+	if !errors.Is(err, errkind.Invalid) {
+		t.Fatalf("opening a newer database: %v, want an invalid error", err)
+	}
+}
+
+// A failing migration leaves the database as it was.
+func TestFailedMigrationChangesNothing(t *testing.T) {
+	s := open(t)
+	list := append(append([]migration(nil), migrations...),
+		func(tx *bolt.Tx) error { _, _ = tx.CreateBucket([]byte("x")); return errors.New("boom") })
+	if err := s.migrate(list); err == nil {
+		t.Fatal("a failing migration succeeded")
+	}
+	if v := schema(t, s); v != 1 {
+		t.Fatalf("schema version %d after a failed migration, want 1", v)
+	}
+}
+
+func TestFindImage(t *testing.T) {
+	s := open(t)
+	err := s.Update(func(tx *Tx) error {
+		for _, fp := range []string{"abc123", "abd456", "ffff00"} {
+			if err := tx.PutImage(&Image{Fingerprint: fp}); err != nil {
+				return err
+			}
+		}
+		return tx.PutImage(&Image{Fingerprint: "ffff00", Aliases: []string{"debian/12"}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[string]string{"abc": "abc123", "abd456": "abd456", "debian/12": "ffff00", "f": "ffff00"} {
+		var got string
+		if err := s.View(func(tx *Tx) error {
+			img, err := tx.FindImage(ref)
+			if err == nil {
+				got = img.Fingerprint
+			}
+			return err
+		}); err != nil || got != want {
+			t.Errorf("FindImage(%q) = %q, %v; want %q", ref, got, err, want)
+		}
+	}
+	for ref, kind := range map[string]error{"ab": errkind.Invalid, "zz": errkind.NotFound, "abc1234": errkind.NotFound} {
+		err := s.View(func(tx *Tx) error { _, err := tx.FindImage(ref); return err })
+		if !errors.Is(err, kind) {
+			t.Errorf("FindImage(%q): %v, want %v", ref, err, kind)
+		}
+	}
+}
+
+// Concurrent read-modify-write transactions never lose an update.
+func TestConcurrentUpdates(t *testing.T) {
+	s := open(t)
+	if err := s.Update(func(tx *Tx) error { return tx.PutInstance(&Instance{Name: "a"}) }); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			err := s.Update(func(tx *Tx) error {
+				inst, err := tx.Instance("a")
+				if err != nil {
+					return err
+				}
+				inst.NextSnap++
+				return tx.PutInstance(inst)
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var n int
+	_ = s.View(func(tx *Tx) error { inst, err := tx.Instance("a"); n = inst.NextSnap; return err })
+	if n != 20 {
+		t.Fatalf("counter %d after 20 updates", n)
+	}
+}
