@@ -91,6 +91,9 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 			if err := os.Mkdir(root, 0o755); err != nil {
 				t.Fatal(err)
 			}
+			if err := archive.Verify(context.Background(), bytes.NewReader(data)); !errors.Is(err, errkind.Invalid) {
+				t.Errorf("Verify: %v, want an error of kind Invalid", err)
+			}
 			err := archive.Extract(context.Background(), bytes.NewReader(data), root, archive.ExtractOptions{})
 			if err == nil {
 				t.Fatal("a hostile archive was extracted")
@@ -186,5 +189,23 @@ func TestDiffDoesNotFollowBaseSymlinks(t *testing.T) {
 	}
 	if fi, err := os.Lstat(filepath.Join(base, "bin")); err != nil || !fi.IsDir() {
 		t.Fatalf("bin is not a directory after applying the difference: %v", err)
+	}
+}
+
+// Verify accepts an ordinary root filesystem: absolute symlinks (resolved
+// inside the container), hard links, and a symlink that a later entry
+// replaces by a directory.
+func TestVerifyAcceptsOrdinaryArchives(t *testing.T) {
+	data := build(t,
+		tentry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755}},
+		file("etc/os-release", "ID=test"),
+		tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "etc/localtime", Linkname: "/usr/share/zoneinfo/UTC"}},
+		tentry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "etc/os-release2", Linkname: "etc/os-release"}},
+		tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "bin", Linkname: "usr/bin"}},
+		tentry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "bin", Mode: 0o755}},
+		file("bin/sh", "#!"),
+	)
+	if err := archive.Verify(context.Background(), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -118,18 +118,35 @@ func cleanName(name string) (string, error) {
 	return c, nil
 }
 
-func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
+// checkHeader applies the rules that need no look at the tree: a clean
+// name, a sane size, links that stay inside. It returns the clean name.
+func checkHeader(hdr *tar.Header) (string, error) {
 	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return "", err
+	}
+	if hdr.Size < 0 || hdr.Size > maxEntrySize {
+		return "", invalid("entry %q: absurd size %d", hdr.Name, hdr.Size)
+	}
+	switch {
+	case name == "" && hdr.Typeflag != tar.TypeDir:
+		return "", invalid("entry %q: the root must be a directory", hdr.Name)
+	case hdr.Typeflag == tar.TypeSymlink:
+		return name, checkSymlink(name, hdr.Linkname)
+	case hdr.Typeflag == tar.TypeLink:
+		if target, err := cleanName(hdr.Linkname); err != nil || target == "" {
+			return "", invalid("hard link to %q leaves the root", hdr.Linkname)
+		}
+	}
+	return name, nil
+}
+
+func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
+	name, err := checkHeader(hdr)
 	if err != nil {
 		return err
 	}
-	if hdr.Size < 0 || hdr.Size > maxEntrySize {
-		return invalid("entry %q: absurd size %d", hdr.Name, hdr.Size)
-	}
 	if name == "" {
-		if hdr.Typeflag != tar.TypeDir {
-			return invalid("entry %q: the root must be a directory", hdr.Name)
-		}
 		x.dirs = append(x.dirs, dirMeta{name: "", hdr: hdr})
 		return nil
 	}
@@ -283,18 +300,12 @@ func (x *extractor) create(pfd int, name, base string, hdr *tar.Header, r io.Rea
 		}
 		return err
 	case tar.TypeSymlink:
-		if err := checkSymlink(name, hdr.Linkname); err != nil {
-			return err
-		}
 		if err := clear(pfd, base, false); err != nil {
 			return err
 		}
 		return unix.Symlinkat(hdr.Linkname, pfd, base)
 	case tar.TypeLink:
-		target, err := cleanName(hdr.Linkname)
-		if err != nil || target == "" {
-			return invalid("hard link to %q leaves the root", hdr.Linkname)
-		}
+		target, _ := cleanName(hdr.Linkname) // checked by checkHeader
 		tparent, tbase := path.Split(target)
 		tfd, err := x.openParent(tparent, false)
 		if err != nil {

@@ -1,0 +1,67 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"path"
+)
+
+// Verify reads the tar stream r to its end without writing anything, and
+// refuses what Extract would refuse before touching the tree: names that are
+// absolute or climb, entries written through a symlink of the same archive,
+// links that leave the root, absurd sizes, and truncated or corrupt streams.
+// It lets an archive be judged when it is accepted, long before it is unpacked.
+func Verify(ctx context.Context, r io.Reader) error {
+	tail := &tailReader{r: r}
+	tr := tar.NewReader(tail)
+	symlinks := map[string]bool{}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return invalid("read archive: %v", err)
+		}
+		name, err := checkHeader(hdr)
+		if err != nil {
+			return err
+		}
+		if dir := symlinkParent(symlinks, name); dir != "" {
+			return invalid("entry %q: parent %q is a symlink", hdr.Name, dir)
+		}
+		if hdr.Typeflag == tar.TypeLink {
+			target, _ := cleanName(hdr.Linkname)
+			if dir := symlinkParent(symlinks, target); dir != "" || symlinks[target] {
+				return invalid("hard link %q: target %q passes through a symlink", hdr.Name, hdr.Linkname)
+			}
+		}
+		if hdr.Typeflag == tar.TypeSymlink {
+			symlinks[name] = true
+		} else {
+			delete(symlinks, name)
+		}
+		// Reading the body checks that the stream holds all of it.
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return invalid("entry %q: %v", hdr.Name, err)
+		}
+	}
+	if !tail.endsWithZeroBlock() {
+		return invalid("archive is truncated: no end-of-archive marker")
+	}
+	return nil
+}
+
+// symlinkParent returns the first parent directory of name that is a symlink.
+func symlinkParent(symlinks map[string]bool, name string) string {
+	for dir := path.Dir(name); dir != "." && dir != "/"; dir = path.Dir(dir) {
+		if symlinks[dir] {
+			return dir
+		}
+	}
+	return ""
+}
