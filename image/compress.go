@@ -1,0 +1,83 @@
+// Package image handles image files: it recognizes their compression by
+// content, fingerprints them, and checks and unpacks the root filesystem
+// they hold.
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// Compression names, as shown to people.
+const (
+	None  = "none"
+	Gzip  = "gzip"
+	Zstd  = "zstd"
+	Xz    = "xz"
+	Bzip2 = "bzip2"
+)
+
+var magics = []struct {
+	name  string
+	magic []byte
+}{
+	{Gzip, []byte{0x1f, 0x8b}},
+	{Zstd, []byte{0x28, 0xb5, 0x2f, 0xfd}},
+	{Xz, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}},
+	{Bzip2, []byte("BZh")},
+}
+
+// Decompress recognizes the compression of r by its first bytes, never by a
+// file name, and returns the uncompressed stream and the compression's name.
+func Decompress(r io.Reader) (io.ReadCloser, string, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, err := br.Peek(6)
+	if err != nil && err != io.EOF {
+		return nil, "", err
+	}
+	name := None
+	for _, m := range magics {
+		if bytes.HasPrefix(head, m.magic) {
+			name = m.name
+			break
+		}
+	}
+	var rc io.ReadCloser
+	switch name {
+	case Gzip:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, name, fmt.Errorf("gzip: %w", err)
+		}
+		rc = zr
+	case Zstd:
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithDecoderLowmem(false))
+		if err != nil {
+			return nil, name, fmt.Errorf("zstd: %w", err)
+		}
+		rc = zstdCloser{zr}
+	case Xz:
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return nil, name, fmt.Errorf("xz: %w", err)
+		}
+		rc = io.NopCloser(xr)
+	case Bzip2:
+		rc = io.NopCloser(bzip2.NewReader(br))
+	default:
+		rc = io.NopCloser(br)
+	}
+	return rc, name, nil
+}
+
+type zstdCloser struct{ *zstd.Decoder }
+
+func (z zstdCloser) Close() error { z.Decoder.Close(); return nil }
