@@ -88,6 +88,11 @@ type Volumes interface {
 	// OpenSnapshot gives a read-only view of a snapshot's root until release is called.
 	OpenSnapshot(ctx context.Context, snap Ref) (root string, release func() error, err error)
 
+	// List returns every volume and snapshot that can be named: deleted
+	// heads kept for their snapshots, and the driver's own snapshots, are
+	// left out. It lets a pool be checked against the records of it.
+	List(ctx context.Context) ([]Ref, error)
+
 	// Usage reports the bytes a volume or snapshot occupies.
 	Usage(ctx context.Context, ref Ref) (int64, error)
 

@@ -168,6 +168,10 @@ func (d *driver) OpenSnapshot(ctx context.Context, snap storage.Ref) (string, fu
 	return d.layout.OpenSnapshot(snap)
 }
 
+func (d *driver) List(ctx context.Context) ([]storage.Ref, error) {
+	return d.layout.List()
+}
+
 func (d *driver) Usage(ctx context.Context, ref storage.Ref) (int64, error) {
 	return d.layout.Usage(ref)
 }

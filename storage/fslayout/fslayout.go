@@ -205,3 +205,29 @@ func (l Layout) Usage(ref storage.Ref) (int64, error) {
 	}
 	return fsutil.DiskUsage(p)
 }
+
+// List returns the volumes and snapshots below Root.
+func (l Layout) List() ([]storage.Ref, error) {
+	var out []storage.Ref
+	vols, err := os.ReadDir(filepath.Join(l.Root, volumesDir))
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vols {
+		out = append(out, storage.Ref{Volume: v.Name()})
+	}
+	owners, err := os.ReadDir(filepath.Join(l.Root, snapshotsDir))
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range owners {
+		snaps, err := os.ReadDir(l.SnapshotDir(o.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range snaps {
+			out = append(out, storage.Ref{Volume: o.Name(), Snapshot: s.Name()})
+		}
+	}
+	return out, nil
+}

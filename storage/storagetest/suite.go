@@ -294,6 +294,7 @@ func testDeleteInAnyOrder(t *testing.T, s *suite) {
 					t.Fatalf("delete %s (order %v): %v", name, order, err)
 				}
 				delete(alive, name)
+				s.checkList(t, alive)
 				// Everything still alive keeps working.
 				for _, v := range []string{"a", "b", "c"} {
 					if alive[v] {
@@ -515,5 +516,22 @@ func testFailureLeavesNothing(t *testing.T, s *suite) {
 		s.cleanup(t, storage.Ref{Volume: "cancelled"})
 	} else if _, err := s.d.VolumePath(s.ctx, "cancelled"); !errors.Is(err, errkind.NotFound) {
 		t.Fatalf("a cancelled clone left a volume: %v", err)
+	}
+}
+
+// checkList checks that List names exactly the volumes and snapshots in
+// alive, written as "vol" and "vol@snap".
+func (s *suite) checkList(t *testing.T, alive map[string]bool) {
+	t.Helper()
+	refs, err := s.d.List(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range refs {
+		got[r.String()] = true
+	}
+	if fmt.Sprint(got) != fmt.Sprint(alive) {
+		t.Fatalf("List gives %v, want %v", got, alive)
 	}
 }

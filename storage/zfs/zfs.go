@@ -469,6 +469,31 @@ func (d *driver) OpenSnapshot(ctx context.Context, snap storage.Ref) (string, fu
 	return mnt, release, nil
 }
 
+func (d *driver) List(ctx context.Context) ([]storage.Ref, error) {
+	out, err := zfs(ctx, "get", "-H", "-r", "-o", "name,value", "mountpoint", d.volumesDS())
+	if err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
+	var refs []storage.Ref
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		name, value, _ := strings.Cut(line, "\t")
+		rel, ok := strings.CutPrefix(name, d.volumesDS()+"/")
+		if !ok {
+			continue // the volumes dataset itself
+		}
+		vol, snap, isSnap := strings.Cut(rel, "@")
+		switch {
+		case isSnap && strings.HasPrefix(snap, "_"):
+			// the driver's own: sealed, clone, send, deleted snapshots
+		case isSnap:
+			refs = append(refs, storage.Ref{Volume: vol, Snapshot: snap})
+		case value != "none":
+			refs = append(refs, storage.Ref{Volume: vol})
+		}
+	}
+	return refs, nil
+}
+
 func (d *driver) Usage(ctx context.Context, ref storage.Ref) (int64, error) {
 	if err := storage.CheckRef(ref, false); err != nil {
 		return 0, err
