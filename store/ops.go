@@ -9,6 +9,15 @@ type VolumeRef struct {
 	Snapshot string `json:"snapshot,omitempty"`
 }
 
+// Cleanup is what an operation removes at one of its ends.
+type Cleanup struct {
+	// Volumes and snapshots, removed last-listed first.
+	Volumes []VolumeRef `json:"volumes,omitempty"`
+	Files   []string    `json:"files,omitempty"`
+	// Pool is destroyed, after the volumes.
+	Pool *Pool `json:"pool,omitempty"`
+}
+
 // Op is a multi-step operation in flight. It is written before the first
 // step touches storage, so that if its command dies, the next command can
 // finish it (Committed) or undo it (not Committed).
@@ -20,13 +29,11 @@ type Op struct {
 	// Reserved holds names that no other command may take meanwhile
 	// (see Reservation).
 	Reserved []string `json:"reserved,omitempty"`
-	// Undo lists the volumes and snapshots the operation makes, deleted
-	// if it is rolled back.
-	Undo []VolumeRef `json:"undo,omitempty"`
-	// Files lists the files it makes, deleted if it is rolled back.
-	Files []string `json:"files,omitempty"`
-	// Retire lists what is deleted once the operation is committed.
-	Retire []VolumeRef `json:"retire,omitempty"`
+	// Undo is what the operation makes: removed if it is rolled back.
+	// Everything is listed up front; what was not made yet is skipped.
+	Undo Cleanup `json:"undo"`
+	// Retire is what the operation does away with: removed once it is committed.
+	Retire Cleanup `json:"retire"`
 	// Committed is set in the same transaction as the records the
 	// operation changes: from then on it is rolled forward, never back.
 	Committed bool `json:"committed,omitempty"`

@@ -1,0 +1,527 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/store"
+)
+
+func commands() []*cli.Command {
+	poolFlag := &cli.StringFlag{Name: "pool", Aliases: []string{"p"}, Usage: "storage pool (default: the pool named default)"}
+	return []*cli.Command{
+		{
+			Name:  "pool",
+			Usage: "manage storage pools",
+			Subcommands: []*cli.Command{
+				{Name: "create", Usage: "create a pool", ArgsUsage: "NAME", Flags: []cli.Flag{
+					&cli.StringFlag{Name: "driver", Aliases: []string{"d"}, Value: "dir", Usage: "dir, btrfs or zfs"},
+					&cli.StringFlag{Name: "source", Aliases: []string{"s"}, Usage: "an existing directory, btrfs mount, or zpool/dataset"},
+					&cli.StringFlag{Name: "size", Usage: "make a loop-backed pool of this size (e.g. 20GiB)"},
+				}, Action: withEngine(poolCreate)},
+				{Name: "list", Aliases: []string{"ls"}, Usage: "list pools", Flags: []cli.Flag{formatFlag}, Action: withEngine(poolList)},
+				{Name: "info", Usage: "show a pool", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(poolInfo)},
+				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a pool no instance uses", ArgsUsage: "NAME", Action: withEngine(poolDelete)},
+			},
+		},
+		{
+			Name:  "image",
+			Usage: "manage images",
+			Subcommands: []*cli.Command{
+				{Name: "import", Usage: "import a root filesystem tarball (.tar, .tar.gz, .tar.zst, .tar.xz; - for stdin)", ArgsUsage: "FILE", Flags: []cli.Flag{
+					&cli.StringSliceFlag{Name: "alias", Aliases: []string{"a"}, Usage: "alias for the image (repeatable)"},
+				}, Action: withEngine(imageImport)},
+				{Name: "list", Aliases: []string{"ls"}, Usage: "list images", Flags: []cli.Flag{formatFlag}, Action: withEngine(imageList)},
+				{Name: "info", Usage: "show an image", ArgsUsage: "REF", Flags: []cli.Flag{formatFlag}, Action: withEngine(imageInfo)},
+				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an image no instance uses", ArgsUsage: "REF", Action: withEngine(imageDelete)},
+				{
+					Name:  "alias",
+					Usage: "manage image aliases",
+					Subcommands: []*cli.Command{
+						{Name: "add", Usage: "give an image an alias", ArgsUsage: "ALIAS REF", Action: withEngine(aliasAdd)},
+						{Name: "delete", Aliases: []string{"rm"}, Usage: "remove an alias", ArgsUsage: "ALIAS", Action: withEngine(aliasDelete)},
+					},
+				},
+			},
+		},
+		{Name: "create", Usage: "create an instance from an image", ArgsUsage: "IMAGE NAME", Flags: []cli.Flag{poolFlag}, Action: withEngine(create)},
+		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", Flags: []cli.Flag{formatFlag}, Action: withEngine(list)},
+		{Name: "info", Usage: "show an instance", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(info)},
+		{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an instance and its snapshots", ArgsUsage: "NAME", Action: withEngine(deleteInstance)},
+		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: withEngine(rename)},
+		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag}, Action: withEngine(copyInstance)},
+		{
+			Name:  "file",
+			Usage: "move files in and out of instances",
+			Subcommands: []*cli.Command{
+				{Name: "push", Usage: "copy a local file (- for stdin) into an instance", ArgsUsage: "LOCAL NAME/PATH", Flags: []cli.Flag{
+					&cli.IntFlag{Name: "uid", Usage: "owner in the instance"},
+					&cli.IntFlag{Name: "gid", Usage: "group in the instance"},
+					&cli.StringFlag{Name: "mode", Usage: "octal mode (default: the local file's)"},
+				}, Action: withEngine(filePush)},
+				{Name: "pull", Usage: "copy a file out of an instance (- for stdout)", ArgsUsage: "NAME/PATH LOCAL", Action: withEngine(filePull)},
+			},
+		},
+		{
+			Name:  "snapshot",
+			Usage: "manage instance snapshots",
+			Subcommands: []*cli.Command{
+				{Name: "create", Usage: "snapshot an instance (default names: snap0, snap1...)", ArgsUsage: "NAME [SNAP]", Action: withEngine(snapshotCreate)},
+				{Name: "list", Aliases: []string{"ls"}, Usage: "list an instance's snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(snapshotList)},
+				{Name: "restore", Usage: "bring an instance back to any of its snapshots, keeping the others", ArgsUsage: "NAME SNAP", Action: withEngine(snapshotRestore)},
+				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "NAME SNAP", Action: withEngine(snapshotDelete)},
+			},
+		},
+	}
+}
+
+func poolCreate(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	size, err := parseSize(c.String("size"))
+	if err != nil {
+		return err
+	}
+	p, err := e.CreatePool(c.Context, a[0], c.String("driver"), c.String("source"), size)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Pool %s created (%s)\n", p.Name, p.Driver)
+	return nil
+}
+
+type poolView struct {
+	Name      string   `json:"name"`
+	Driver    string   `json:"driver"`
+	Source    string   `json:"source"`
+	Size      int64    `json:"size"`
+	Instances []string `json:"instances"`
+	Images    []string `json:"images"`
+}
+
+func viewPool(p *engine.PoolInfo) poolView {
+	return poolView{Name: p.Name, Driver: p.Driver, Source: p.Source, Size: p.Size, Instances: p.Instances, Images: p.Images}
+}
+
+func poolSource(p *engine.PoolInfo) string {
+	if p.Source != "" {
+		return p.Source
+	}
+	if p.Size > 0 {
+		return "loop file, " + humanSize(p.Size)
+	}
+	return "state directory"
+}
+
+func poolList(c *cli.Context, e *engine.Engine) error {
+	pools, err := e.Pools(c.Context)
+	if err != nil {
+		return err
+	}
+	views := []poolView{}
+	var rows [][]string
+	for _, p := range pools {
+		views = append(views, viewPool(p))
+		rows = append(rows, []string{p.Name, p.Driver, poolSource(p), strconv.Itoa(len(p.Instances)), strconv.Itoa(len(p.Images))})
+	}
+	return output(c, views, []string{"NAME", "DRIVER", "SOURCE", "INSTANCES", "IMAGES"}, rows)
+}
+
+func poolInfo(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	p, err := e.Pool(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return output(c, viewPool(p), []string{"Name:", p.Name}, fields(
+		"Driver", p.Driver, "Source", poolSource(p), "Created", when(p.Created),
+		"Instances", orDash(strings.Join(p.Instances, ", ")), "Images", strconv.Itoa(len(p.Images))))
+}
+
+func poolDelete(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := e.DeletePool(c.Context, a[0]); err != nil {
+		return err
+	}
+	fmt.Printf("Pool %s deleted\n", a[0])
+	return nil
+}
+
+func imageImport(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	var r io.Reader = os.Stdin
+	if a[0] != "-" {
+		f, err := os.Open(a[0])
+		if err != nil {
+			return errkind.Wrap(errkind.NotFound, "image file: %v", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	res, err := e.ImportImage(c.Context, r, c.StringSlice("alias"))
+	if err != nil {
+		return err
+	}
+	if res.Existed {
+		fmt.Printf("Image %.12s was already imported: nothing to do\n", res.Fingerprint)
+		return nil
+	}
+	fmt.Printf("Image imported: %.12s (%s, %s)\n", res.Fingerprint, humanSize(res.Size), res.Compression)
+	return nil
+}
+
+type imageView struct {
+	Name        string            `json:"name"` // the fingerprint
+	Fingerprint string            `json:"fingerprint"`
+	Aliases     []string          `json:"aliases"`
+	Size        int64             `json:"size"`
+	Compression string            `json:"compression"`
+	Created     string            `json:"created"`
+	Pools       map[string]string `json:"pools"`
+}
+
+func viewImage(img *store.Image) imageView {
+	v := imageView{Name: img.Fingerprint, Fingerprint: img.Fingerprint, Aliases: img.Aliases, Size: img.Size,
+		Compression: img.Compression, Created: img.Created.Format("2006-01-02T15:04:05Z"), Pools: img.Bases}
+	if v.Aliases == nil {
+		v.Aliases = []string{}
+	}
+	if v.Pools == nil {
+		v.Pools = map[string]string{}
+	}
+	return v
+}
+
+func imageList(c *cli.Context, e *engine.Engine) error {
+	imgs, err := e.Images(c.Context)
+	if err != nil {
+		return err
+	}
+	views := []imageView{}
+	var rows [][]string
+	for _, img := range imgs {
+		views = append(views, viewImage(img))
+		rows = append(rows, []string{orDash(strings.Join(img.Aliases, ", ")), img.Fingerprint[:12], humanSize(img.Size), img.Compression, when(img.Created)})
+	}
+	return output(c, views, []string{"ALIASES", "FINGERPRINT", "SIZE", "COMPRESSION", "IMPORTED"}, rows)
+}
+
+func imageInfo(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	img, err := e.Image(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	var pools []string
+	for p := range img.Bases {
+		pools = append(pools, p)
+	}
+	return output(c, viewImage(img), []string{"Fingerprint:", img.Fingerprint}, fields(
+		"Aliases", orDash(strings.Join(img.Aliases, ", ")), "Size", humanSize(img.Size),
+		"Compression", img.Compression, "Imported", when(img.Created), "On pools", orDash(strings.Join(pools, ", "))))
+}
+
+func imageDelete(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := e.DeleteImage(c.Context, a[0]); err != nil {
+		return err
+	}
+	fmt.Printf("Image %s deleted\n", a[0])
+	return nil
+}
+
+func aliasAdd(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	return e.AddAlias(c.Context, a[1], a[0])
+}
+
+func aliasDelete(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.DeleteAlias(c.Context, a[0])
+}
+
+func create(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	inst, err := e.Create(c.Context, a[0], a[1], c.String("pool"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Instance %s created on pool %s\n", inst.Name, inst.Pool)
+	return nil
+}
+
+type instanceView struct {
+	Name      string            `json:"name"`
+	State     string            `json:"state"`
+	Image     string            `json:"image"`
+	Pool      string            `json:"pool"`
+	Created   string            `json:"created"`
+	Config    map[string]string `json:"config"`
+	Snapshots []snapshotView    `json:"snapshots"`
+	Usage     *int64            `json:"usage,omitempty"`
+}
+
+type snapshotView struct {
+	Name    string `json:"name"`
+	Created string `json:"created"`
+}
+
+func viewSnapshots(snaps []store.Snapshot) []snapshotView {
+	out := []snapshotView{}
+	for _, s := range snaps {
+		out = append(out, snapshotView{Name: s.Name, Created: s.Created.Format("2006-01-02T15:04:05.000Z")})
+	}
+	return out
+}
+
+func viewInstance(i *store.Instance) instanceView {
+	v := instanceView{Name: i.Name, State: i.State, Image: i.Image, Pool: i.Pool,
+		Created: i.Created.Format("2006-01-02T15:04:05Z"), Config: i.Config, Snapshots: viewSnapshots(i.Snapshots)}
+	if v.Config == nil {
+		v.Config = map[string]string{}
+	}
+	return v
+}
+
+func list(c *cli.Context, e *engine.Engine) error {
+	insts, err := e.Instances(c.Context)
+	if err != nil {
+		return err
+	}
+	views := []instanceView{}
+	var rows [][]string
+	for _, i := range insts {
+		views = append(views, viewInstance(i))
+		rows = append(rows, []string{i.Name, strings.ToUpper(i.State), i.Image[:12], i.Pool, strconv.Itoa(len(i.Snapshots)), when(i.Created)})
+	}
+	return output(c, views, []string{"NAME", "STATE", "IMAGE", "POOL", "SNAPSHOTS", "CREATED"}, rows)
+}
+
+func info(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	i, err := e.Instance(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	v := viewInstance(i.Instance)
+	v.Usage = &i.Usage
+	var snaps []string
+	for _, s := range i.Snapshots {
+		snaps = append(snaps, s.Name)
+	}
+	return output(c, v, []string{"Name:", i.Name}, fields(
+		"State", i.State, "Image", i.Image[:12], "Pool", i.Pool, "Created", when(i.Created),
+		"Disk usage", humanSize(i.Usage), "Snapshots", orDash(strings.Join(snaps, ", "))))
+}
+
+func deleteInstance(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.Delete(c.Context, a[0])
+}
+
+func rename(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	return e.Rename(c.Context, a[0], a[1])
+}
+
+func copyInstance(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	src, snap, _ := strings.Cut(a[0], "/")
+	inst, err := e.Copy(c.Context, src, snap, a[1], c.String("pool"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Instance %s created on pool %s\n", inst.Name, inst.Pool)
+	return nil
+}
+
+// instancePath splits NAME/PATH.
+func instancePath(s string) (name, path string, err error) {
+	name, rest, ok := strings.Cut(s, "/")
+	if !ok || name == "" || rest == "" {
+		return "", "", errkind.Wrap(errkind.Invalid, "%q: give NAME/PATH, as in web/etc/hostname", s)
+	}
+	return name, "/" + rest, nil
+}
+
+func filePush(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	name, path, err := instancePath(a[1])
+	if err != nil {
+		return err
+	}
+	var r io.Reader = os.Stdin
+	mode := os.FileMode(0o644)
+	if a[0] != "-" {
+		f, err := os.Open(a[0])
+		if err != nil {
+			return errkind.Wrap(errkind.NotFound, "local file: %v", err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if !st.Mode().IsRegular() {
+			return errkind.Wrap(errkind.Invalid, "local file %s is not a regular file", a[0])
+		}
+		r, mode = f, st.Mode()
+	}
+	if m := c.String("mode"); m != "" {
+		n, err := strconv.ParseUint(m, 8, 32)
+		if err != nil || n > 0o7777 {
+			return errkind.Wrap(errkind.Invalid, "invalid mode %q: give octal, as in 0644", m)
+		}
+		mode = os.FileMode(n&0o777) | setIDBits(n)
+	}
+	return e.PushFile(c.Context, name, path, r, mode, c.Int("uid"), c.Int("gid"))
+}
+
+func setIDBits(n uint64) os.FileMode {
+	var m os.FileMode
+	if n&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	if n&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if n&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	return m
+}
+
+func filePull(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	name, path, err := instancePath(a[0])
+	if err != nil {
+		return err
+	}
+	f, err := e.PullFile(c.Context, name, path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if a[1] == "-" {
+		_, err = io.Copy(os.Stdout, f)
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	tmp := a[1] + ".silo-pull"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, st.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err = io.Copy(out, f); err == nil {
+		err = out.Close()
+	} else {
+		out.Close()
+	}
+	if err == nil {
+		err = os.Rename(tmp, a[1])
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pull %s: %w", a[0], err)
+	}
+	return nil
+}
+
+func snapshotCreate(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 2)
+	if err != nil {
+		return err
+	}
+	s, err := e.CreateSnapshot(c.Context, a[0], a[1])
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Snapshot %s/%s created\n", a[0], s.Name)
+	return nil
+}
+
+func snapshotList(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	snaps, err := e.Snapshots(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, s := range snaps {
+		rows = append(rows, []string{s.Name, when(s.Created)})
+	}
+	return output(c, viewSnapshots(snaps), []string{"NAME", "CREATED"}, rows)
+}
+
+func snapshotRestore(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	return e.RestoreSnapshot(c.Context, a[0], a[1])
+}
+
+func snapshotDelete(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	return e.DeleteSnapshot(c.Context, a[0], a[1])
+}

@@ -1,0 +1,182 @@
+// Command silo is the command-line interface of the silo engine.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/errkind"
+)
+
+// Exit codes, one per kind of error, so that scripts can tell them apart.
+var exitCodes = []struct {
+	kind error
+	code int
+}{
+	{errkind.Invalid, 2},
+	{errkind.NotFound, 3},
+	{errkind.AlreadyExists, 4},
+	{errkind.Busy, 5},
+	{errkind.NoSpace, 6},
+	{syscall.ENOSPC, 6},
+	{errkind.Unavailable, 7},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newApp().RunContext(ctx, reorderArgs(newApp(), os.Args))
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "silo: error: %s\n", oneLine(err))
+		os.Exit(exitCode(err))
+	}
+}
+
+func exitCode(err error) int {
+	for _, k := range exitCodes {
+		if errors.Is(err, k.kind) {
+			return k.code
+		}
+	}
+	return 1
+}
+
+// oneLine keeps an error to one line, whatever its layers wrote.
+func oneLine(err error) string {
+	if errors.Is(err, syscall.ENOSPC) && !errors.Is(err, errkind.NoSpace) {
+		return "the pool is full: " + strings.Join(strings.Fields(err.Error()), " ")
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                 "silo",
+		Usage:                "system containers on copy-on-write storage",
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state-dir", Value: engine.DefaultStateDir, EnvVars: []string{"SILO_STATE_DIR"}, Usage: "where silo keeps its state"},
+			&cli.BoolFlag{Name: "debug", Usage: "log what silo does"},
+		},
+		Before: func(c *cli.Context) error {
+			level := slog.LevelWarn
+			if c.Bool("debug") {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{
+				Level: level,
+				ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+					if a.Key == slog.TimeKey && len(groups) == 0 {
+						return slog.Attr{}
+					}
+					return a
+				},
+			})))
+			return nil
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
+		Commands:       commands(),
+	}
+}
+
+// withEngine opens the state directory for the length of one action.
+func withEngine(fn func(c *cli.Context, e *engine.Engine) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		e, err := engine.Open(c.Context, c.String("state-dir"))
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		return fn(c, e)
+	}
+}
+
+// args checks the number of positional arguments.
+func args(c *cli.Context, min, max int) ([]string, error) {
+	a := c.Args().Slice()
+	if len(a) < min || len(a) > max {
+		return nil, errkind.Wrap(errkind.Invalid, "usage: silo %s %s", c.Command.HelpName[len("silo "):], c.Command.ArgsUsage)
+	}
+	for len(a) < max {
+		a = append(a, "")
+	}
+	return a, nil
+}
+
+// reorderArgs moves the flags that follow a command's positional arguments
+// in front of them, so that "silo create img x --pool fast" works as LXD
+// users type it. Everything after "--" is left alone.
+func reorderArgs(app *cli.App, argv []string) []string {
+	out := []string{argv[0]}
+	rest := argv[1:]
+	flags, cmds := app.Flags, app.Commands
+	for {
+		// Flags of this level, then the name of a subcommand.
+		for len(rest) > 0 && strings.HasPrefix(rest[0], "-") && rest[0] != "-" && rest[0] != "--" {
+			n := flagLen(flags, rest)
+			out, rest = append(out, rest[:n]...), rest[n:]
+		}
+		if len(rest) == 0 {
+			return out
+		}
+		var sub *cli.Command
+		for _, cmd := range cmds {
+			if cmd.HasName(rest[0]) {
+				sub = cmd
+			}
+		}
+		if sub == nil || len(sub.Subcommands) == 0 {
+			if sub != nil {
+				out, rest = append(out, rest[0]), rest[1:]
+				flags = sub.Flags
+			}
+			break
+		}
+		out, rest = append(out, rest[0]), rest[1:]
+		flags, cmds = sub.Flags, sub.Subcommands
+	}
+	var opts, pos []string
+	for len(rest) > 0 {
+		switch {
+		case rest[0] == "--":
+			pos, rest = append(pos, rest...), nil
+		case strings.HasPrefix(rest[0], "-") && rest[0] != "-":
+			n := flagLen(flags, rest)
+			opts, rest = append(opts, rest[:n]...), rest[n:]
+		default:
+			pos, rest = append(pos, rest[0]), rest[1:]
+		}
+	}
+	return append(append(out, opts...), pos...)
+}
+
+// flagLen says how many arguments the flag at args[0] takes up: two when
+// it is a flag that takes a value given as the next argument.
+func flagLen(flags []cli.Flag, args []string) int {
+	name, _, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+	if hasValue || len(args) < 2 {
+		return 1
+	}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n != name {
+				continue
+			}
+			if _, isBool := f.(*cli.BoolFlag); isBool {
+				return 1
+			}
+			return 2
+		}
+	}
+	return 1
+}

@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/silo-dev/silo/storage"
+	"github.com/silo-dev/silo/store"
+)
+
+// Check compares the records with what the pools hold, and returns one line
+// for each volume without a record, record without a volume, and operation
+// left in flight. None means the two agree.
+func (e *Engine) Check(ctx context.Context) ([]string, error) {
+	want := map[string]map[storage.Ref]string{} // pool -> ref -> what records it
+	var pools []*store.Pool
+	var problems []string
+	err := e.store.View(func(tx *store.Tx) error {
+		var err error
+		if pools, err = tx.Pools(); err != nil {
+			return err
+		}
+		for _, p := range pools {
+			want[p.Name] = map[storage.Ref]string{}
+		}
+		add := func(pool string, ref storage.Ref, what string) {
+			if want[pool] == nil {
+				problems = append(problems, fmt.Sprintf("%s is on pool %s, which has no record", what, pool))
+				return
+			}
+			want[pool][ref] = what
+		}
+		imgs, err := tx.Images()
+		if err != nil {
+			return err
+		}
+		for _, img := range imgs {
+			for pool, vol := range img.Bases {
+				add(pool, storage.Ref{Volume: vol}, fmt.Sprintf("image %.12s", img.Fingerprint))
+			}
+		}
+		insts, err := tx.Instances()
+		if err != nil {
+			return err
+		}
+		for _, i := range insts {
+			add(i.Pool, storage.Ref{Volume: i.Volume}, "instance "+i.Name)
+			for _, s := range i.Snapshots {
+				add(i.Pool, storage.Ref{Volume: s.Volume, Snapshot: s.ID}, "snapshot "+i.Name+"/"+s.Name)
+			}
+		}
+		ops, err := tx.Ops()
+		for _, op := range ops {
+			problems = append(problems, fmt.Sprintf("operation %s of %s is still recorded", op.Kind, op.Target))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pools {
+		d, _, err := e.driver(ctx, p.Name)
+		if err != nil {
+			return nil, err
+		}
+		refs, err := d.List(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list pool %s: %w", p.Name, err)
+		}
+		for _, ref := range refs {
+			if _, ok := want[p.Name][ref]; ok {
+				delete(want[p.Name], ref)
+			} else {
+				problems = append(problems, fmt.Sprintf("pool %s holds %s, which no record names", p.Name, ref))
+			}
+		}
+		for ref, what := range want[p.Name] {
+			problems = append(problems, fmt.Sprintf("%s has no volume %s on pool %s", what, ref, p.Name))
+		}
+	}
+	sort.Strings(problems)
+	return problems, nil
+}

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/silo-dev/silo/errkind"
+)
+
+// root returns the root directory of instance name's volume.
+func (e *Engine) root(ctx context.Context, name string) (string, error) {
+	inst, err := e.instance(name)
+	if err != nil {
+		return "", err
+	}
+	d, _, err := e.driver(ctx, inst.Pool)
+	if err != nil {
+		return "", err
+	}
+	return d.VolumePath(ctx, inst.Volume)
+}
+
+// openIn opens p below root, following symlinks only while they stay inside:
+// ".." above the root, an absolute symlink or one that climbs out is refused.
+func openIn(root, p string, flags int) (int, error) {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(rfd)
+	rel := strings.TrimLeft(path.Clean("/"+p), "/")
+	if rel == "" {
+		rel = "."
+	}
+	fd, err := unix.Openat2(rfd, rel, &unix.OpenHow{
+		Flags:   uint64(flags | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	switch {
+	case errors.Is(err, unix.EXDEV), errors.Is(err, unix.ELOOP):
+		return -1, errkind.Wrap(errkind.Invalid, "path %q leaves the instance's root through a symlink (absolute or climbing)", p)
+	case errors.Is(err, unix.ENOENT):
+		return -1, errkind.Wrap(errkind.NotFound, "path %q not found in the instance", p)
+	case errors.Is(err, unix.ENOTDIR):
+		return -1, errkind.Wrap(errkind.Invalid, "path %q: a parent is not a directory", p)
+	case err != nil:
+		return -1, fmt.Errorf("open %q in the instance: %w", p, err)
+	}
+	return fd, nil
+}
+
+// splitPath checks that p, as given for an instance, names a file: it must
+// be absolute, must not climb with "..", and must have a last component.
+func splitPath(p string) (dir, base string, err error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", "", errkind.Wrap(errkind.Invalid, "path %q in the instance must be absolute", p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return "", "", errkind.Wrap(errkind.Invalid, "path %q leaves the instance's root", p)
+		}
+	}
+	dir, base = path.Split(path.Clean(p))
+	if base == "" || base == "." || base == "/" {
+		return "", "", errkind.Wrap(errkind.Invalid, "path %q names no file", p)
+	}
+	return dir, base, nil
+}
+
+// PushFile writes r as the file p of instance name, with mode and owner,
+// replacing the file atomically if it exists.
+func (e *Engine) PushFile(ctx context.Context, name, p string, r io.Reader, mode os.FileMode, uid, gid int) error {
+	dir, base, err := splitPath(p)
+	if err != nil {
+		return err
+	}
+	root, err := e.root(ctx, name)
+	if err != nil {
+		return err
+	}
+	pfd, err := openIn(root, dir, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	tmp := ".silo-push-" + newID("")
+	fd, err := unix.Openat(pfd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", p, err)
+	}
+	f := os.NewFile(uintptr(fd), tmp)
+	err = func() error {
+		defer f.Close()
+		if _, err := io.Copy(f, r); err != nil {
+			return err
+		}
+		if err := f.Chown(uid, gid); err != nil {
+			return err
+		}
+		// After chown, which clears set-id bits.
+		if err := f.Chmod(mode); err != nil {
+			return err
+		}
+		return unix.Renameat(pfd, tmp, pfd, base)
+	}()
+	if err != nil {
+		_ = unix.Unlinkat(pfd, tmp, 0)
+		if errors.Is(err, unix.EISDIR) {
+			return errkind.Wrap(errkind.Invalid, "push %s: a directory is in the way", p)
+		}
+		return fmt.Errorf("push %s: %w", p, err)
+	}
+	return nil
+}
+
+// PullFile opens the file p of instance name for reading.
+func (e *Engine) PullFile(ctx context.Context, name, p string) (*os.File, error) {
+	if _, _, err := splitPath(p); err != nil {
+		return nil, err
+	}
+	root, err := e.root(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := openIn(root, p, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), p)
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, errkindOr(err, errkind.Wrap(errkind.Invalid, "pull %s: not a regular file", p))
+	}
+	return f, nil
+}

@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/image"
+	"github.com/silo-dev/silo/storage"
+	"github.com/silo-dev/silo/store"
+)
+
+// ImportResult says what an import did.
+type ImportResult struct {
+	*store.Image
+	// Existed is set when the same file was already imported: nothing changed.
+	Existed bool `json:"existed"`
+}
+
+// ImportImage reads an image file from r into the image store, under the
+// given aliases. The file is checked as it is read; a bad one leaves nothing.
+func (e *Engine) ImportImage(ctx context.Context, r io.Reader, aliases []string) (*ImportResult, error) {
+	for _, a := range aliases {
+		if err := checkName("alias", a); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(e.path("images"), 0o700); err != nil {
+		return nil, err
+	}
+	file := e.path("images", newID("")+".img")
+	o, err := e.begin("image-import", "image", func(tx *store.Tx, rec *store.Op) error {
+		for _, a := range aliases {
+			if err := aliasFree(tx, a); err != nil {
+				return err
+			}
+			rec.Reserved = append(rec.Reserved, store.Reservation("alias", a))
+		}
+		rec.Undo.Files = []string{file}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	saved, err := image.Save(ctx, r, file)
+	if err != nil {
+		return nil, o.fail(ctx, fmt.Errorf("import image: %w", err))
+	}
+	o.step("saved")
+	res := &ImportResult{}
+	err = o.commit(ctx, func(tx *store.Tx) error {
+		if img, err := tx.Image(saved.Fingerprint); err == nil {
+			// The same file again: keep the record, drop the copy.
+			res.Image, res.Existed = img, true
+			o.rec.Retire.Files = []string{file}
+			return nil
+		}
+		res.Image = &store.Image{
+			Fingerprint: saved.Fingerprint, File: file, Size: saved.Size,
+			Compression: saved.Compression, Created: time.Now().UTC(), Aliases: aliases,
+		}
+		return tx.PutImage(res.Image)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.Existed && len(aliases) > 0 {
+		for _, a := range aliases {
+			if err := e.AddAlias(ctx, res.Fingerprint, a); err != nil {
+				return nil, err
+			}
+		}
+		return res, e.store.View(func(tx *store.Tx) error {
+			res.Image, err = tx.Image(res.Fingerprint)
+			return err
+		})
+	}
+	return res, nil
+}
+
+func aliasFree(tx *store.Tx, alias string) error {
+	if fp := tx.AliasTarget(alias); fp != "" {
+		return errkind.Wrap(errkind.AlreadyExists, "alias %q already names image %.12s", alias, fp)
+	}
+	return nil
+}
+
+// Images lists the images.
+func (e *Engine) Images(ctx context.Context) ([]*store.Image, error) {
+	var out []*store.Image
+	err := e.store.View(func(tx *store.Tx) error {
+		var err error
+		out, err = tx.Images()
+		return err
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, err
+}
+
+// Image finds an image by alias, fingerprint or unique prefix of one.
+func (e *Engine) Image(ctx context.Context, ref string) (*store.Image, error) {
+	var out *store.Image
+	err := e.store.View(func(tx *store.Tx) error {
+		var err error
+		out, err = tx.FindImage(ref)
+		return err
+	})
+	return out, err
+}
+
+// DeleteImage deletes an image that no instance uses, with its base volumes.
+func (e *Engine) DeleteImage(ctx context.Context, ref string) error {
+	return e.do(ctx, "image-delete", ref, func(tx *store.Tx, rec *store.Op) error {
+		img, err := tx.FindImage(ref)
+		if err != nil {
+			return err
+		}
+		insts, err := tx.Instances()
+		if err != nil {
+			return err
+		}
+		var users []string
+		for _, i := range insts {
+			if i.Image == img.Fingerprint {
+				users = append(users, i.Name)
+			}
+		}
+		if len(users) > 0 {
+			return errkind.Wrap(errkind.Busy, "image %.12s is in use by %d instance(s): %v", img.Fingerprint, len(users), users)
+		}
+		for pool, vol := range img.Bases {
+			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: pool, Volume: vol})
+		}
+		rec.Retire.Files = []string{img.File}
+		return tx.DeleteImage(img)
+	})
+}
+
+// AddAlias gives the image ref one more alias.
+func (e *Engine) AddAlias(ctx context.Context, ref, alias string) error {
+	if err := checkName("alias", alias); err != nil {
+		return err
+	}
+	return e.store.Update(func(tx *store.Tx) error {
+		img, err := tx.FindImage(ref)
+		if err != nil {
+			return err
+		}
+		if err := aliasFree(tx, alias); err != nil {
+			return err
+		}
+		if taken, err := tx.Reserved(store.Reservation("alias", alias)); err != nil || taken {
+			return errkindOr(err, errkind.Wrap(errkind.Busy, "alias %q is being given by another silo command", alias))
+		}
+		img.Aliases = append(img.Aliases, alias)
+		return tx.PutImage(img)
+	})
+}
+
+// DeleteAlias removes an alias; the image stays.
+func (e *Engine) DeleteAlias(ctx context.Context, alias string) error {
+	return e.store.Update(func(tx *store.Tx) error { return tx.DeleteAlias(alias) })
+}
+
+func errkindOr(err, other error) error {
+	if err != nil {
+		return err
+	}
+	return other
+}
+
+// base returns the ID of the image's base volume on pool, making it on
+// first use. One command makes it while the others wait.
+func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
+	find := func() (vol, file string, err error) {
+		err = e.store.View(func(tx *store.Tx) error {
+			img, err := tx.Image(fp)
+			if err != nil {
+				return err
+			}
+			vol, file = img.Bases[pool], img.File
+			return nil
+		})
+		return
+	}
+	vol, _, err := find()
+	if err != nil || vol != "" {
+		return vol, err
+	}
+	lock, err := lockFile(e.path("locks", "base-"+fp+".lock"), syscall.LOCK_EX)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	vol, file, err := find()
+	if err != nil || vol != "" {
+		return vol, err
+	}
+	d, _, err := e.driver(ctx, pool)
+	if err != nil {
+		return "", err
+	}
+	vol = newID("img-")
+	o, err := e.begin("image-unpack", fp, func(tx *store.Tx, rec *store.Op) error {
+		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := storage.CreateImageVolume(ctx, d, vol, func(root string) error {
+		return image.Unpack(ctx, file, root)
+	}); err != nil {
+		return "", o.fail(ctx, fmt.Errorf("unpack image %.12s on pool %s: %w", fp, pool, err))
+	}
+	o.step("unpacked")
+	return vol, o.commit(ctx, func(tx *store.Tx) error {
+		img, err := tx.Image(fp)
+		if err != nil {
+			return err
+		}
+		if img.Bases == nil {
+			img.Bases = map[string]string{}
+		}
+		img.Bases[pool] = vol
+		return tx.PutImage(img)
+	})
+}

@@ -1,0 +1,263 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"time"
+
+	"github.com/silo-dev/silo/archive"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/storage"
+	"github.com/silo-dev/silo/store"
+)
+
+// StateStopped is the state of an instance that is not running.
+const StateStopped = "stopped"
+
+// reserveInstance checks that name is free for a new instance and holds it.
+func reserveInstance(tx *store.Tx, rec *store.Op, name string) error {
+	if tx.HasInstance(name) {
+		return errkind.Wrap(errkind.AlreadyExists, "instance %q already exists", name)
+	}
+	rec.Reserved = append(rec.Reserved, store.Reservation("instance", name))
+	return nil
+}
+
+// Create makes the instance name, a writable clone of an image, on pool
+// (the default pool when empty).
+func (e *Engine) Create(ctx context.Context, imageRef, name, pool string) (*store.Instance, error) {
+	if err := checkName("instance", name); err != nil {
+		return nil, err
+	}
+	pool, err := e.pool(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := e.driver(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	vol := newID("i-")
+	var fp string
+	o, err := e.begin("create", name, func(tx *store.Tx, rec *store.Op) error {
+		img, err := tx.FindImage(imageRef)
+		if err != nil {
+			return err
+		}
+		fp = img.Fingerprint
+		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
+		return reserveInstance(tx, rec, name)
+	})
+	if err != nil {
+		return nil, err
+	}
+	base, err := e.base(ctx, pool, fp)
+	if err != nil {
+		return nil, o.fail(ctx, err)
+	}
+	if err := d.CloneVolume(ctx, storage.Ref{Volume: base}, vol); err != nil {
+		return nil, o.fail(ctx, fmt.Errorf("create %s: %w", name, err))
+	}
+	o.step("cloned")
+	inst := &store.Instance{Name: name, Image: fp, Pool: pool, Volume: vol, State: StateStopped, Created: time.Now().UTC()}
+	return inst, o.commit(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Image(fp); err != nil {
+			return fmt.Errorf("create %s: the image was deleted meanwhile: %w", name, err)
+		}
+		return tx.PutInstance(inst)
+	})
+}
+
+// Instances lists the instances, by name.
+func (e *Engine) Instances(ctx context.Context) ([]*store.Instance, error) {
+	var out []*store.Instance
+	err := e.store.View(func(tx *store.Tx) error {
+		var err error
+		out, err = tx.Instances()
+		return err
+	})
+	return out, err
+}
+
+// InstanceInfo is an instance with its disk usage.
+type InstanceInfo struct {
+	*store.Instance
+	Usage int64 `json:"usage"`
+}
+
+// Instance describes the instance called name.
+func (e *Engine) Instance(ctx context.Context, name string) (*InstanceInfo, error) {
+	inst, err := e.instance(name)
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := e.driver(ctx, inst.Pool)
+	if err != nil {
+		return nil, err
+	}
+	usage, err := d.Usage(ctx, storage.Ref{Volume: inst.Volume})
+	if err != nil {
+		return nil, fmt.Errorf("usage of %s: %w", name, err)
+	}
+	return &InstanceInfo{Instance: inst, Usage: usage}, nil
+}
+
+func (e *Engine) instance(name string) (*store.Instance, error) {
+	var inst *store.Instance
+	err := e.store.View(func(tx *store.Tx) error {
+		var err error
+		inst, err = tx.Instance(name)
+		return err
+	})
+	return inst, err
+}
+
+// Delete deletes an instance with its snapshots.
+func (e *Engine) Delete(ctx context.Context, name string) error {
+	return e.do(ctx, "delete", name, func(tx *store.Tx, rec *store.Op) error {
+		inst, err := tx.Instance(name)
+		if err != nil {
+			return err
+		}
+		// The head goes last: snapshots first saves ZFS from hiding it.
+		rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
+		for _, s := range inst.Snapshots {
+			rec.Retire.Volumes = append(rec.Retire.Volumes, snapRef(inst, &s))
+		}
+		return tx.DeleteInstance(name)
+	})
+}
+
+func snapRef(inst *store.Instance, s *store.Snapshot) store.VolumeRef {
+	return store.VolumeRef{Pool: inst.Pool, Volume: s.Volume, Snapshot: s.ID}
+}
+
+// Rename gives an instance a new name; nothing on disk changes.
+func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
+	if err := checkName("instance", newName); err != nil {
+		return err
+	}
+	return e.store.Update(func(tx *store.Tx) error {
+		inst, err := tx.Instance(oldName)
+		if err != nil {
+			return err
+		}
+		if tx.HasInstance(newName) {
+			return errkind.Wrap(errkind.AlreadyExists, "instance %q already exists", newName)
+		}
+		if taken, err := tx.Reserved(store.Reservation("instance", newName)); err != nil || taken {
+			return errkindOr(err, errkind.Wrap(errkind.Busy, "instance %q is being made by another silo command", newName))
+		}
+		if err := tx.DeleteInstance(oldName); err != nil {
+			return err
+		}
+		inst.Name = newName
+		return tx.PutInstance(inst)
+	})
+}
+
+// Copy makes dst, a new instance holding the state of src or of its
+// snapshot snap, on pool (src's pool when empty). Within a pool it is a
+// clone; between pools of one driver, a send and receive; between drivers,
+// a tar stream.
+func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.Instance, error) {
+	if err := checkName("instance", dst); err != nil {
+		return nil, err
+	}
+	from, err := e.instance(src)
+	if err != nil {
+		return nil, err
+	}
+	ref := storage.Ref{Volume: from.Volume}
+	if snap != "" {
+		s, err := from.Snapshot(snap)
+		if err != nil {
+			return nil, err
+		}
+		ref = storage.Ref{Volume: s.Volume, Snapshot: s.ID}
+	}
+	if pool == "" {
+		pool = from.Pool
+	}
+	srcD, srcPool, err := e.driver(ctx, from.Pool)
+	if err != nil {
+		return nil, err
+	}
+	dstD, dstPool, err := e.driver(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	vol := newID("i-")
+	o, err := e.begin("copy", dst, func(tx *store.Tx, rec *store.Op) error {
+		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
+		return reserveInstance(tx, rec, dst)
+	})
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case srcPool.Name == dstPool.Name:
+		err = srcD.CloneVolume(ctx, ref, vol)
+	case srcPool.Driver == dstPool.Driver:
+		err = pipe(ctx, func(w io.Writer) error { return srcD.Send(ctx, ref, "", w) },
+			func(r io.Reader) error { return dstD.Receive(ctx, storage.Ref{Volume: vol}, "", r) })
+	default:
+		err = copyAcross(ctx, srcD, ref, dstD, vol)
+	}
+	if err != nil {
+		return nil, o.fail(ctx, fmt.Errorf("copy %s to %s: %w", src, dst, err))
+	}
+	o.step("copied")
+	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol, State: StateStopped,
+		Config: maps.Clone(from.Config), Created: time.Now().UTC()}
+	return inst, o.commit(ctx, func(tx *store.Tx) error { return tx.PutInstance(inst) })
+}
+
+// copyAcross copies ref into the new volume vol of a pool of another driver.
+func copyAcross(ctx context.Context, src storage.Volumes, ref storage.Ref, dst storage.Volumes, vol string) error {
+	root, release := "", func() error { return nil }
+	var err error
+	if ref.Snapshot != "" {
+		root, release, err = src.OpenSnapshot(ctx, ref)
+	} else {
+		root, err = src.VolumePath(ctx, ref.Volume)
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
+	dstRoot, err := dst.CreateVolume(ctx, vol)
+	if err != nil {
+		return err
+	}
+	return pipe(ctx, func(w io.Writer) error { return archive.Write(ctx, w, root, "") },
+		func(r io.Reader) error { return archive.Extract(ctx, r, dstRoot, archive.ExtractOptions{}) })
+}
+
+// pipe runs write and read at once, joined by a pipe; the first failure
+// stops both and is the one returned.
+func pipe(ctx context.Context, write func(io.Writer) error, read func(io.Reader) error) error {
+	pr, pw := io.Pipe()
+	werr := make(chan error, 1)
+	go func() {
+		err := write(pw)
+		pw.CloseWithError(err)
+		werr <- err
+	}()
+	rerr := read(pr)
+	if rerr != nil {
+		pr.CloseWithError(errReaderStopped)
+	} else {
+		// Drain what the reader left, so that the writer can finish.
+		_, _ = io.Copy(io.Discard, pr)
+	}
+	if err := <-werr; err != nil && !errors.Is(err, errReaderStopped) {
+		return err
+	}
+	return rerr
+}
+
+var errReaderStopped = errors.New("the receiving side stopped")

@@ -1,0 +1,296 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/storage"
+	"github.com/silo-dev/silo/storage/btrfs"
+	"github.com/silo-dev/silo/storage/dir"
+	"github.com/silo-dev/silo/storage/zfs"
+	"github.com/silo-dev/silo/store"
+)
+
+// DefaultPool is made on first use when no pool is named.
+const DefaultPool = "default"
+
+// Drivers are the storage drivers silo knows.
+var Drivers = []string{"dir", "btrfs", "zfs"}
+
+func newDriver(p *store.Pool, stateDir string) (storage.Driver, error) {
+	cfg := storage.Config{ID: p.ID, Driver: p.Driver, Source: p.Source, Size: p.Size, StateDir: stateDir}
+	switch p.Driver {
+	case "dir":
+		return dir.New(cfg)
+	case "btrfs":
+		return btrfs.New(cfg)
+	case "zfs":
+		return zfs.New(cfg)
+	}
+	return nil, errkind.Wrap(errkind.Invalid, "unknown storage driver %q: use one of %v", p.Driver, Drivers)
+}
+
+func (e *Engine) poolLock(p *store.Pool) string { return e.path("locks", "pool-"+p.ID+".lock") }
+
+// driver returns the driver of the pool called name, ready for use. The
+// command holds the pool's lock shared from then on, so that no sweep of
+// the pool's debris runs under its feet. A pool is mounted (imported,
+// swept) once per boot of the host.
+func (e *Engine) driver(ctx context.Context, name string) (storage.Driver, *store.Pool, error) {
+	var p *store.Pool
+	if err := e.store.View(func(tx *store.Tx) error {
+		var err error
+		p, err = tx.Pool(name)
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if d := e.drivers[name]; d != nil {
+		return d, p, nil
+	}
+	d, err := newDriver(p, e.stateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	lock, err := lockFile(e.poolLock(p), syscall.LOCK_SH)
+	if err != nil {
+		return nil, nil, err
+	}
+	if boot := bootID(); p.Boot != boot {
+		if err := e.mountPool(ctx, d, p, lock, boot); err != nil {
+			lock.Close()
+			return nil, nil, err
+		}
+	}
+	e.locks = append(e.locks, lock)
+	e.drivers[name] = d
+	return d, p, nil
+}
+
+// mountPool makes the pool ready after a reboot, holding its lock alone.
+func (e *Engine) mountPool(ctx context.Context, d storage.Driver, p *store.Pool, lock *os.File, boot string) error {
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_SH)
+	return e.store.Update(func(tx *store.Tx) error {
+		cur, err := tx.Pool(p.Name)
+		if err != nil || cur.Boot == boot {
+			return err // another command was first
+		}
+		if err := d.Mount(ctx); err != nil {
+			return fmt.Errorf("make pool %s ready: %w", p.Name, err)
+		}
+		cur.Boot = boot
+		return tx.PutPool(cur)
+	})
+}
+
+// sweep clears the debris that killed commands left in a pool (staging
+// trees, open snapshot views), when no other command is using the pool.
+func (e *Engine) sweep(ctx context.Context, name string) {
+	d, p, err := e.driver(ctx, name)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	i := slices.IndexFunc(e.locks, func(f *os.File) bool { return f.Name() == e.poolLock(p) })
+	e.mu.Unlock()
+	if i < 0 {
+		return
+	}
+	fd := int(e.locks[i].Fd())
+	// Our shared lock converts only if no other command holds one.
+	if syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		if err := d.Mount(ctx); err != nil {
+			slog.Warn("could not clear what interrupted commands left in the pool", "pool", name, "error", err)
+		}
+	}
+	_ = syscall.Flock(fd, syscall.LOCK_SH)
+}
+
+// destroyPool destroys the storage of p; a pool already gone is fine.
+func (e *Engine) destroyPool(ctx context.Context, p *store.Pool) error {
+	d, err := newDriver(p, e.stateDir)
+	if err != nil {
+		return err
+	}
+	if err := d.Destroy(ctx); err != nil && !errors.Is(err, errkind.NotFound) {
+		return fmt.Errorf("destroy pool %s: %w", p.Name, err)
+	}
+	os.Remove(e.poolLock(p))
+	return nil
+}
+
+// CreatePool makes a pool. source is an existing directory, btrfs mount or
+// zpool/dataset; with no source and a size, silo makes a loop-backed pool.
+func (e *Engine) CreatePool(ctx context.Context, name, driver, source string, size int64) (*store.Pool, error) {
+	if err := checkName("pool", name); err != nil {
+		return nil, err
+	}
+	p := &store.Pool{Name: name, ID: newID(""), Driver: driver, Source: source, Size: size, Created: time.Now().UTC(), Boot: bootID()}
+	d, err := newDriver(p, e.stateDir)
+	if err != nil {
+		return nil, err
+	}
+	o, err := e.begin("pool-create", name, func(tx *store.Tx, rec *store.Op) error {
+		if _, err := tx.Pool(name); err == nil {
+			return errkind.Wrap(errkind.AlreadyExists, "pool %q already exists", name)
+		}
+		rec.Reserved = []string{store.Reservation("pool", name)}
+		rec.Undo.Pool = p
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Create(ctx); err != nil {
+		return nil, o.fail(ctx, fmt.Errorf("create pool %s: %w", name, err))
+	}
+	o.step("created")
+	return p, o.commit(ctx, func(tx *store.Tx) error { return tx.PutPool(p) })
+}
+
+// pool returns the name of the pool to use: name, or the default pool,
+// which is made (a dir pool under the state directory) on first use.
+func (e *Engine) pool(ctx context.Context, name string) (string, error) {
+	if name != "" {
+		return name, nil
+	}
+	exists := func() (ok bool) {
+		_ = e.store.View(func(tx *store.Tx) error { _, err := tx.Pool(DefaultPool); ok = err == nil; return nil })
+		return ok
+	}
+	if exists() {
+		return DefaultPool, nil
+	}
+	lock, err := lockFile(e.path("locks", "default-pool.lock"), syscall.LOCK_EX)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if exists() {
+		return DefaultPool, nil
+	}
+	if _, err := e.CreatePool(ctx, DefaultPool, "dir", "", 0); err != nil {
+		return "", fmt.Errorf("make the default pool: %w", err)
+	}
+	return DefaultPool, nil
+}
+
+// PoolInfo is a pool with what it holds.
+type PoolInfo struct {
+	*store.Pool
+	Instances []string `json:"instances"`
+	Images    []string `json:"images"`
+}
+
+// Pools lists the pools, by name.
+func (e *Engine) Pools(ctx context.Context) ([]*PoolInfo, error) {
+	var out []*PoolInfo
+	err := e.store.View(func(tx *store.Tx) error {
+		pools, err := tx.Pools()
+		if err != nil {
+			return err
+		}
+		for _, p := range pools {
+			info, err := poolInfo(tx, p)
+			if err != nil {
+				return err
+			}
+			out = append(out, info)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Pool describes the pool called name.
+func (e *Engine) Pool(ctx context.Context, name string) (*PoolInfo, error) {
+	var out *PoolInfo
+	err := e.store.View(func(tx *store.Tx) error {
+		p, err := tx.Pool(name)
+		if err != nil {
+			return err
+		}
+		out, err = poolInfo(tx, p)
+		return err
+	})
+	return out, err
+}
+
+func poolInfo(tx *store.Tx, p *store.Pool) (*PoolInfo, error) {
+	info := &PoolInfo{Pool: p, Instances: []string{}, Images: []string{}}
+	insts, err := tx.Instances()
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range insts {
+		if i.Pool == p.Name {
+			info.Instances = append(info.Instances, i.Name)
+		}
+	}
+	imgs, err := tx.Images()
+	if err != nil {
+		return nil, err
+	}
+	for _, img := range imgs {
+		if _, ok := img.Bases[p.Name]; ok {
+			info.Images = append(info.Images, img.Fingerprint)
+		}
+	}
+	sort.Strings(info.Instances)
+	return info, nil
+}
+
+// DeletePool destroys a pool that no instance uses; the image bases it
+// holds go with it.
+func (e *Engine) DeletePool(ctx context.Context, name string) error {
+	return e.do(ctx, "pool-delete", name, func(tx *store.Tx, rec *store.Op) error {
+		p, err := tx.Pool(name)
+		if err != nil {
+			return err
+		}
+		info, err := poolInfo(tx, p)
+		if err != nil {
+			return err
+		}
+		if len(info.Instances) > 0 {
+			return errkind.Wrap(errkind.Busy, "pool %q is in use by %d instance(s): %v", name, len(info.Instances), info.Instances)
+		}
+		ops, err := tx.Ops()
+		if err != nil {
+			return err
+		}
+		for _, op := range ops {
+			for _, v := range op.Undo.Volumes {
+				if v.Pool == name {
+					return errkind.Wrap(errkind.Busy, "pool %q is in use by a %s in progress", name, op.Kind)
+				}
+			}
+		}
+		for _, fp := range info.Images {
+			img, err := tx.Image(fp)
+			if err != nil {
+				return err
+			}
+			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: name, Volume: img.Bases[name]})
+			delete(img.Bases, name)
+			if err := tx.PutImage(img); err != nil {
+				return err
+			}
+		}
+		rec.Retire.Pool = p
+		return tx.DeletePool(name)
+	})
+}

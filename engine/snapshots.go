@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/storage"
+	"github.com/silo-dev/silo/store"
+)
+
+// CreateSnapshot takes a snapshot of instance name. With no snap name it is
+// called snap0, snap1 and so on.
+func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.Snapshot, error) {
+	if snap != "" {
+		if err := checkName("snapshot", snap); err != nil {
+			return nil, err
+		}
+	}
+	inst, err := e.instance(name)
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := e.driver(ctx, inst.Pool)
+	if err != nil {
+		return nil, err
+	}
+	s := &store.Snapshot{ID: newID("s-")}
+	o, err := e.begin("snapshot", name, func(tx *store.Tx, rec *store.Op) error {
+		inst, err := tx.Instance(name)
+		if err != nil {
+			return err
+		}
+		s.Volume = inst.Volume
+		s.Name = snap
+		for s.Name == "" || snapshotTaken(tx, inst, s.Name) {
+			if snap != "" {
+				return errkind.Wrap(errkind.AlreadyExists, "snapshot %q of instance %q already exists", snap, name)
+			}
+			s.Name = "snap" + strconv.Itoa(inst.NextSnap)
+			inst.NextSnap++
+		}
+		rec.Reserved = []string{store.Reservation("snapshot", name, s.Name)}
+		rec.Undo.Volumes = []store.VolumeRef{snapRef(inst, s)}
+		if snap == "" {
+			return tx.PutInstance(inst) // the counter moved
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.CreateSnapshot(ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID}); err != nil {
+		return nil, o.fail(ctx, fmt.Errorf("snapshot %s: %w", name, err))
+	}
+	o.step("snapshotted")
+	s.Created = time.Now().UTC()
+	return s, o.commit(ctx, func(tx *store.Tx) error {
+		inst, err := tx.Instance(name)
+		if err != nil {
+			return fmt.Errorf("snapshot %s: the instance went meanwhile: %w", name, err)
+		}
+		inst.Snapshots = append(inst.Snapshots, *s)
+		return tx.PutInstance(inst)
+	})
+}
+
+func snapshotTaken(tx *store.Tx, inst *store.Instance, snap string) bool {
+	if _, err := inst.Snapshot(snap); err == nil {
+		return true
+	}
+	taken, err := tx.Reserved(store.Reservation("snapshot", inst.Name, snap))
+	return taken || err != nil
+}
+
+// Snapshots lists the snapshots of instance name, oldest first.
+func (e *Engine) Snapshots(ctx context.Context, name string) ([]store.Snapshot, error) {
+	inst, err := e.instance(name)
+	if err != nil {
+		return nil, err
+	}
+	return inst.Snapshots, nil
+}
+
+// RestoreSnapshot brings instance name back to snapshot snap. Every
+// snapshot, older or newer, is kept: the snapshot is cloned into a new head,
+// and the old head is retired.
+func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string) error {
+	inst, err := e.instance(name)
+	if err != nil {
+		return err
+	}
+	s, err := inst.Snapshot(snap)
+	if err != nil {
+		return err
+	}
+	d, _, err := e.driver(ctx, inst.Pool)
+	if err != nil {
+		return err
+	}
+	vol := newID("i-")
+	o, err := e.begin("restore", name, func(tx *store.Tx, rec *store.Op) error {
+		rec.Reserved = []string{store.Reservation("restore", name)}
+		rec.Undo.Volumes = []store.VolumeRef{{Pool: inst.Pool, Volume: vol}}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.CloneVolume(ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID}, vol); err != nil {
+		return o.fail(ctx, fmt.Errorf("restore %s to %s: %w", name, snap, err))
+	}
+	o.step("cloned")
+	return o.commit(ctx, func(tx *store.Tx) error {
+		cur, err := tx.Instance(name)
+		if err != nil {
+			return err
+		}
+		if cur.Volume != inst.Volume {
+			return errkind.Wrap(errkind.Busy, "restore %s: another command changed the instance meanwhile", name)
+		}
+		if _, err := cur.Snapshot(snap); err != nil {
+			return err
+		}
+		o.rec.Retire.Volumes = []store.VolumeRef{{Pool: cur.Pool, Volume: cur.Volume}}
+		cur.Volume = vol
+		return tx.PutInstance(cur)
+	})
+}
+
+// DeleteSnapshot deletes snapshot snap of instance name.
+func (e *Engine) DeleteSnapshot(ctx context.Context, name, snap string) error {
+	return e.do(ctx, "snapshot-delete", name+"/"+snap, func(tx *store.Tx, rec *store.Op) error {
+		inst, err := tx.Instance(name)
+		if err != nil {
+			return err
+		}
+		s, err := inst.Snapshot(snap)
+		if err != nil {
+			return err
+		}
+		rec.Retire.Volumes = []store.VolumeRef{snapRef(inst, s)}
+		kept := inst.Snapshots[:0]
+		for _, k := range inst.Snapshots {
+			if k.Name != snap {
+				kept = append(kept, k)
+			}
+		}
+		inst.Snapshots = kept
+		return tx.PutInstance(inst)
+	})
+}
