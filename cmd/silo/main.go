@@ -59,6 +59,8 @@ func oneLine(err error) string {
 }
 
 func newApp() *cli.App {
+	cmds := commands()
+	setUsageErrors(cmds)
 	return &cli.App{
 		Name:                 "silo",
 		Usage:                "system containers on copy-on-write storage",
@@ -85,7 +87,20 @@ func newApp() *cli.App {
 			return nil
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints and exits
-		Commands:       commands(),
+		OnUsageError:   usageError,
+		Commands:       cmds,
+	}
+}
+
+// usageError gives a bad flag the exit code of invalid input.
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return errkind.Wrap(errkind.Invalid, "%v", err)
+}
+
+func setUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = usageError
+		setUsageErrors(c.Subcommands)
 	}
 }
 

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The README's walk-through, on every driver: import, create, push,
+// snapshot, change, restore, pull, copy, rename, delete.
+func TestWalkthrough(t *testing.T) {
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			img := writeFile(t, rootfs(t))
+			if out := e.ok("image", "import", img, "--alias", "tiny"); !strings.Contains(out, "Image imported") {
+				t.Fatalf("import said %q", out)
+			}
+			if out := e.ok("image", "import", img); !strings.Contains(out, "already imported") {
+				t.Fatalf("a second import said %q", out)
+			}
+			// Flags after positional arguments, as LXD users type them.
+			e.ok(append([]string{"create", "tiny", "web"}, e.poolArgs()...)...)
+			local := filepath.Join(t.TempDir(), "motd")
+			os.WriteFile(local, []byte("version 1\n"), 0o640)
+			e.ok("file", "push", local, "web/etc/motd", "--uid", "1000", "--gid", "100")
+			e.ok("snapshot", "create", "web")
+			os.WriteFile(local, []byte("version 2\n"), 0o640)
+			e.ok("file", "push", local, "web/etc/motd")
+			e.ok("snapshot", "create", "web", "second")
+			os.WriteFile(local, []byte("version 3\n"), 0o640)
+			e.ok("file", "push", local, "web/etc/motd")
+
+			// Restore the older snapshot: the newer one stays usable.
+			e.ok("snapshot", "restore", "web", "snap0")
+			if got := e.ok("file", "pull", "web/etc/motd", "-"); got != "version 1\n" {
+				t.Fatalf("after restoring snap0: %q", got)
+			}
+			e.ok("snapshot", "restore", "web", "second")
+			if got := e.ok("file", "pull", "web/etc/motd", "-"); got != "version 2\n" {
+				t.Fatalf("after restoring second: %q", got)
+			}
+			var snaps []struct{ Name string }
+			e.json(&snaps, "snapshot", "list", "web")
+			if len(snaps) != 2 || snaps[0].Name != "snap0" || snaps[1].Name != "second" {
+				t.Fatalf("snapshots %v", snaps)
+			}
+			pulled := filepath.Join(t.TempDir(), "pulled")
+			e.ok("file", "pull", "web/etc/motd", pulled)
+			if b, _ := os.ReadFile(pulled); string(b) != "version 2\n" {
+				t.Fatalf("pulled %q", b)
+			}
+
+			// Copies: of the head and of a snapshot; within the pool and to a dir pool.
+			e.ok("copy", "web/snap0", "old")
+			if got := e.ok("file", "pull", "old/etc/motd", "-"); got != "version 1\n" {
+				t.Fatalf("copy of snap0: %q", got)
+			}
+			e.ok("pool", "create", "other", "--driver", "dir")
+			e.ok("copy", "web", "away", "--pool", "other")
+			if got := e.ok("file", "pull", "away/etc/motd", "-"); got != "version 2\n" {
+				t.Fatalf("copy to another pool: %q", got)
+			}
+			// A write in a copy shows nowhere else.
+			e.ok("file", "push", local, "away/etc/motd")
+			if got := e.ok("file", "pull", "web/etc/motd", "-"); got != "version 2\n" {
+				t.Fatalf("a copy's write leaked: %q", got)
+			}
+
+			e.ok("rename", "old", "older")
+			var info struct {
+				Name, State, Pool string
+				Snapshots         []struct{ Name string }
+				Usage             int64
+			}
+			e.json(&info, "info", "web")
+			if info.Name != "web" || info.State != "stopped" || len(info.Snapshots) != 2 || info.Usage <= 0 {
+				t.Fatalf("info %+v", info)
+			}
+			var list []struct{ Name string }
+			e.json(&list, "list")
+			if len(list) != 3 || list[0].Name != "away" || list[1].Name != "older" || list[2].Name != "web" {
+				t.Fatalf("list %v", list)
+			}
+			e.ok("snapshot", "delete", "web", "snap0")
+			e.ok("delete", "older")
+			e.consistent()
+		})
+	}
+}
+
+// Pushed files keep their mode and get the owner asked for; pulls and
+// pushes never leave the instance's root.
+func TestFiles(t *testing.T) {
+	e := newEnv(t, "dir")
+	e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+	e.ok("create", "tiny", "a")
+	local := filepath.Join(t.TempDir(), "script")
+	os.WriteFile(local, []byte("#!/bin/sh\n"), 0o750)
+	e.ok("file", "push", local, "a/usr-script")
+	e.ok("file", "push", local, "a/etc/owned", "--uid", "33", "--gid", "44")
+	var inst struct{ Pool string }
+	e.json(&inst, "info", "a")
+	root := instanceRoot(t, e, "a")
+	for p, want := range map[string][3]uint32{"usr-script": {0o750, 0, 0}, "etc/owned": {0o750, 33, 44}} {
+		var st = statOf(t, filepath.Join(root, p))
+		if got := [3]uint32{st.Mode & 0o7777, st.Uid, st.Gid}; got != want {
+			t.Errorf("%s: mode/uid/gid %o/%d/%d, want %o/%d/%d", p, got[0], got[1], got[2], want[0], want[1], want[2])
+		}
+	}
+	// etc/escape -> /etc in the image: a push through it must not reach the host.
+	e.fails(2, "leaves the instance's root", "file", "push", local, "a/etc/escape/silo-escaped")
+	if _, err := os.Stat("/etc/silo-escaped"); err == nil {
+		os.Remove("/etc/silo-escaped")
+		t.Fatal("a push escaped to the host's /etc")
+	}
+	e.fails(2, "leaves the instance's root", "file", "pull", "a/../../../etc/shadow", "-")
+	e.fails(2, "leaves the instance's root", "file", "pull", "a/etc/escape/shadow", "-")
+	e.fails(3, "not found", "file", "pull", "a/nope", "-")
+	e.fails(3, `instance "b" not found`, "file", "pull", "b/etc/hostname", "-")
+	if got := e.ok("file", "pull", "a/etc/hostname", "-"); got != "xxxx\n" {
+		t.Fatalf("pulled %q", got)
+	}
+}
+
+// Every kind of bad input gets one clear line, its own exit code, and
+// leaves nothing behind.
+func TestBadInput(t *testing.T) {
+	e := newEnv(t, "dir")
+	good := rootfs(t)
+	hostile := map[string][]byte{
+		"truncated":     good[:len(good)/2],
+		"corrupt":       append(append([]byte(nil), good[:20]...), bytes.Repeat([]byte{7}, 4000)...),
+		"not a tarball": []byte(strings.Repeat("hello\n", 1000)),
+		"dot-dot":       rootfs(t, &tar.Header{Typeflag: tar.TypeReg, Name: "../../escape", Mode: 0o644}),
+		"absolute":      rootfs(t, &tar.Header{Typeflag: tar.TypeReg, Name: "/etc/escape2", Mode: 0o644}),
+		"escaping link": rootfs(t, &tar.Header{Typeflag: tar.TypeSymlink, Name: "up", Linkname: "../../.."}),
+		"escaping hard": rootfs(t, &tar.Header{Typeflag: tar.TypeLink, Name: "pw", Linkname: "../etc/passwd"}),
+		"absurd size":   absurd(t),
+	}
+	for name, data := range hostile {
+		t.Run(name, func(t *testing.T) {
+			e.fails(2, "image", "image", "import", writeFile(t, data))
+			e.fails(2, "image", "image", "import", "-") // nothing on stdin either
+			r := e.runIn(data, "image", "import", "-")
+			if r.code != 2 {
+				t.Fatalf("import from stdin: exit %d", r.code)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.state, "images")); len(entries) != 0 {
+		t.Fatalf("refused images left %d files", len(entries))
+	}
+	var imgs []any
+	e.json(&imgs, "image", "list")
+	if len(imgs) != 0 {
+		t.Fatalf("refused images were recorded: %v", imgs)
+	}
+
+	img := writeFile(t, good)
+	e.ok("image", "import", img, "--alias", "tiny")
+	e.ok("create", "tiny", "a")
+	e.fails(3, `image "nope" not found`, "create", "nope", "b")
+	e.fails(3, `instance "nope" not found`, "delete", "nope")
+	e.fails(3, `snapshot "s9" of instance "a" not found`, "snapshot", "restore", "a", "s9")
+	e.fails(3, `pool "nope" not found`, "create", "tiny", "b", "--pool", "nope")
+	e.fails(3, "image file", "image", "import", "/nonexistent.tar")
+	e.fails(4, `instance "a" already exists`, "create", "tiny", "a")
+	e.fails(4, `alias "tiny" already names`, "image", "import", writeFile(t, rootfs(t, &tar.Header{Typeflag: tar.TypeDir, Name: "x/", Mode: 0o755})), "--alias", "tiny")
+	e.fails(2, "invalid instance name", "create", "tiny", "bad_name!")
+	e.fails(2, "flag provided but not defined: -x", "create", "tiny", "-x")
+	e.fails(2, "invalid snapshot name", "snapshot", "create", "a", "a/b")
+	e.fails(2, "usage: silo create", "create", "tiny")
+	e.fails(2, "invalid size", "pool", "create", "q", "--driver", "btrfs", "--size", "lots")
+	e.fails(2, "unknown storage driver", "pool", "create", "q", "--driver", "ext9")
+	e.fails(5, "in use by 1 instance", "image", "delete", "tiny")
+	e.fails(5, "in use by 1 instance", "pool", "delete", "default")
+	e.fails(2, "unknown format", "list", "--format", "yaml")
+	e.consistent()
+}
+
+func absurd(t *testing.T) []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "huge", Size: 1 << 50, Mode: 0o644})
+	return b.Bytes()
+}

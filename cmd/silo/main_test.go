@@ -1,0 +1,262 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/store"
+)
+
+// silo is the command under test, built once.
+var siloBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "silo-bin")
+	if err != nil {
+		panic(err)
+	}
+	siloBin = filepath.Join(dir, "silo")
+	if out, err := exec.Command("go", "build", "-o", siloBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build silo: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one state directory and the pool the test works on.
+type env struct {
+	t     *testing.T
+	state string
+	pool  string // "" for the default pool
+	extra []string
+}
+
+type result struct {
+	out, err string
+	code     int
+	signal   syscall.Signal
+}
+
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	return e.runIn(nil, args...)
+}
+
+func (e *env) runIn(stdin []byte, args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(siloBin, args...)
+	cmd.Env = append(append(os.Environ(), "SILO_STATE_DIR="+e.state), e.extra...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{out: out.String(), err: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			r.signal = ws.Signal()
+		}
+	} else if err != nil {
+		e.t.Fatalf("run silo %v: %v", args, err)
+	}
+	return r
+}
+
+// ok runs silo and fails the test unless it succeeds.
+func (e *env) ok(args ...string) string {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != 0 {
+		e.t.Fatalf("silo %s: exit %d: %s", strings.Join(args, " "), r.code, r.err)
+	}
+	return r.out
+}
+
+// fails runs silo and checks that it fails with code and one line on stderr
+// that contains want.
+func (e *env) fails(code int, want string, args ...string) {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != code || !strings.Contains(r.err, want) || strings.Count(r.err, "\n") != 1 || !strings.HasPrefix(r.err, "silo: error: ") {
+		e.t.Fatalf("silo %s: exit %d, stderr %q; want exit %d and one line with %q", strings.Join(args, " "), r.code, r.err, code, want)
+	}
+}
+
+func (e *env) json(v any, args ...string) {
+	e.t.Helper()
+	if err := json.Unmarshal([]byte(e.ok(append(args, "--format", "json")...)), v); err != nil {
+		e.t.Fatalf("silo %v: %v", args, err)
+	}
+}
+
+// consistent checks the records against what the pools hold.
+func (e *env) consistent() {
+	e.t.Helper()
+	eng, err := engine.Open(context.Background(), e.state)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer eng.Close()
+	problems, err := eng.Check(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(problems) > 0 {
+		e.t.Fatalf("the records and the pools disagree:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+func (e *env) poolArgs() []string {
+	if e.pool == "" {
+		return nil
+	}
+	return []string{"--pool", e.pool}
+}
+
+// newEnv makes a state directory with a pool of driver (the default dir
+// pool for "dir"), removed when the test ends.
+func newEnv(t *testing.T, driver string) *env {
+	e := &env{t: t, state: t.TempDir()}
+	if driver != "dir" {
+		needDriver(t, driver)
+		e.pool = "p" + driver
+		e.ok("pool", "create", e.pool, "--driver", driver, "--size", "1GiB")
+	}
+	t.Cleanup(func() { e.teardown() })
+	return e
+}
+
+// teardown deletes every instance and pool, so that no mount, loop device
+// or zpool outlives the test.
+func (e *env) teardown() {
+	var insts []struct{ Name string }
+	e.json(&insts, "list")
+	for _, i := range insts {
+		e.ok("delete", i.Name)
+	}
+	var pools []struct{ Name string }
+	e.json(&pools, "pool", "list")
+	for _, p := range pools {
+		e.ok("pool", "delete", p.Name)
+	}
+}
+
+// needDriver skips only where the driver cannot run at all.
+func needDriver(t *testing.T, driver string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skipf("%s pools need root", driver)
+	}
+	tool := map[string]string{"btrfs": "mkfs.btrfs", "zfs": "zpool"}[driver]
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skipf("%s is not installed (hack/install-deps.sh installs it)", tool)
+	}
+	if driver == "zfs" {
+		if out, err := exec.Command("zpool", "list").CombinedOutput(); err != nil {
+			t.Fatalf("zfs does not answer (start zfs-fuse): %s", out)
+		}
+	}
+}
+
+var drivers = []string{"dir", "btrfs", "zfs"}
+
+// rootfs builds a small root filesystem tarball, zstd-compressed.
+func rootfs(t *testing.T, extra ...*tar.Header) []byte {
+	t.Helper()
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	hdrs := []*tar.Header{
+		{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755},
+		{Typeflag: tar.TypeDir, Name: "./etc/", Mode: 0o755},
+		{Typeflag: tar.TypeDir, Name: "./sbin/", Mode: 0o755},
+		{Typeflag: tar.TypeDir, Name: "./tmp/", Mode: 0o1777},
+		{Typeflag: tar.TypeReg, Name: "./etc/hostname", Mode: 0o644, Size: 5},
+		{Typeflag: tar.TypeReg, Name: "./sbin/init", Mode: 0o755, Size: 5, Uid: 0},
+		{Typeflag: tar.TypeLink, Name: "./sbin/halt", Linkname: "./sbin/init"},
+		{Typeflag: tar.TypeSymlink, Name: "./etc/localtime", Linkname: "/usr/share/zoneinfo/UTC"},
+		{Typeflag: tar.TypeSymlink, Name: "./etc/escape", Linkname: "/etc"},
+		{Typeflag: tar.TypeChar, Name: "./null", Mode: 0o666, Devmajor: 1, Devminor: 3},
+	}
+	for _, h := range append(hdrs, extra...) {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write(bytes.Repeat([]byte("x"), int(h.Size-1)))
+			tw.Write([]byte("\n"))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var zb bytes.Buffer
+	zw, _ := zstd.NewWriter(&zb)
+	zw.Write(tb.Bytes())
+	zw.Close()
+	return zb.Bytes()
+}
+
+func writeFile(t *testing.T, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rootfs.tar.zst")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// instanceRoot is where the dir pool keeps an instance's root.
+func instanceRoot(t *testing.T, e *env, name string) string {
+	t.Helper()
+	var root string
+	err := openStore(t, e).View(func(tx *store.Tx) error {
+		inst, err := tx.Instance(name)
+		if err != nil {
+			return err
+		}
+		p, err := tx.Pool(inst.Pool)
+		if err != nil {
+			return err
+		}
+		root = filepath.Join(e.state, "pools", p.ID, "volumes", inst.Volume)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func openStore(t *testing.T, e *env) *store.Store {
+	t.Helper()
+	s, err := store.Open(filepath.Join(e.state, "silo.db"), store.DefaultTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func statOf(t *testing.T, p string) *syscall.Stat_t {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &st
+}
