@@ -2,18 +2,21 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"sort"
 
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/store"
 )
 
-// Check compares the records with what the pools hold, and returns one line
-// for each volume without a record, record without a volume, and operation
-// left in flight. None means the two agree.
+// Check compares the records with what the pools and the image store hold,
+// and returns one line for each volume or image file without a record,
+// record without a volume, and operation left in flight. None means the two agree.
 func (e *Engine) Check(ctx context.Context) ([]string, error) {
 	want := map[string]map[storage.Ref]string{} // pool -> ref -> what records it
+	files := map[string]bool{}                  // image files with a record
 	var pools []*store.Pool
 	var problems []string
 	err := e.store.View(func(tx *store.Tx) error {
@@ -36,6 +39,7 @@ func (e *Engine) Check(ctx context.Context) ([]string, error) {
 			return err
 		}
 		for _, img := range imgs {
+			files[img.File] = true
 			for pool, vol := range img.Bases {
 				add(pool, storage.Ref{Volume: vol}, fmt.Sprintf("image %.12s", img.Fingerprint))
 			}
@@ -58,6 +62,15 @@ func (e *Engine) Check(ctx context.Context) ([]string, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	entries, err := os.ReadDir(e.path("images"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, f := range entries {
+		if p := e.path("images", f.Name()); !files[p] {
+			problems = append(problems, fmt.Sprintf("image file %s has no record", p))
+		}
 	}
 	for _, p := range pools {
 		d, _, err := e.driver(ctx, p.Name)
