@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: build test deps bench-storage
+.PHONY: build test deps bench-storage bench-cli
 
 build:
 	$(GO) build ./...
@@ -18,3 +18,7 @@ test: deps
 bench-storage: deps
 	hack/zfs-fuse.sh start
 	$(GO) run ./hack/storagebench
+
+bench-cli: deps
+	hack/zfs-fuse.sh start
+	$(GO) run ./hack/clibench

@@ -5,17 +5,22 @@ import (
 	"encoding/hex"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/silo-dev/silo/errkind"
 )
 
-var namePatterns = map[string]*regexp.Regexp{
-	// An instance's name becomes its hostname.
-	"instance": regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`),
-	"pool":     regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`),
-	"snapshot": regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`),
-	"alias":    regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./:-]{0,127}$`),
-}
+// namePatterns are compiled on first use, not at start-up, which every
+// command would pay for.
+var namePatterns = sync.OnceValue(func() map[string]*regexp.Regexp {
+	return map[string]*regexp.Regexp{
+		// An instance's name becomes its hostname.
+		"instance": regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`),
+		"pool":     regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`),
+		"snapshot": regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`),
+		"alias":    regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_./:-]{0,127}$`),
+	}
+})
 
 var nameRules = map[string]string{
 	"instance": "letters, digits and inner hyphens, starting with a letter, at most 63",
@@ -26,7 +31,7 @@ var nameRules = map[string]string{
 
 // checkName refuses a name people gave that silo cannot use.
 func checkName(kind, name string) error {
-	if !namePatterns[kind].MatchString(name) || strings.Contains(name, "..") {
+	if !namePatterns()[kind].MatchString(name) || strings.Contains(name, "..") {
 		return errkind.Wrap(errkind.Invalid, "invalid %s name %q: use %s", kind, name, nameRules[kind])
 	}
 	return nil

@@ -162,9 +162,13 @@ func (e *Engine) CreatePool(ctx context.Context, name, driver, source string, si
 }
 
 // pool returns the name of the pool to use: name, or the default pool,
-// which is made (a dir pool under the state directory) on first use.
+// which is made (a dir pool under the state directory) on first use, when
+// no pool of that name exists.
 func (e *Engine) pool(ctx context.Context, name string) (string, error) {
-	if name != "" {
+	if name == "" {
+		name = DefaultPool
+	}
+	if name != DefaultPool {
 		return name, nil
 	}
 	exists := func() (ok bool) {
