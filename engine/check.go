@@ -50,6 +50,9 @@ func (e *Engine) Check(ctx context.Context) ([]string, error) {
 		}
 		for _, i := range insts {
 			add(i.Pool, storage.Ref{Volume: i.Volume}, "instance "+i.Name)
+			for _, v := range i.Retired {
+				add(i.Pool, storage.Ref{Volume: v}, "retired head of instance "+i.Name)
+			}
 			for _, s := range i.Snapshots {
 				add(i.Pool, storage.Ref{Volume: s.Volume, Snapshot: s.ID}, "snapshot "+i.Name+"/"+s.Name)
 			}

@@ -122,8 +122,12 @@ func (e *Engine) Delete(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		// The head goes last: snapshots first saves ZFS from hiding it.
+		// The heads go last (the list is undone from its end): snapshots
+		// first saves ZFS from hiding them.
 		rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
+		for _, v := range inst.Retired {
+			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: v})
+		}
 		for _, s := range inst.Snapshots {
 			rec.Retire.Volumes = append(rec.Retire.Volumes, snapRef(inst, &s))
 		}

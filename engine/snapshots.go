@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -87,6 +88,11 @@ func (e *Engine) Snapshots(ctx context.Context, name string) ([]store.Snapshot, 
 // RestoreSnapshot brings instance name back to snapshot snap. Every
 // snapshot, older or newer, is kept: the snapshot is cloned into a new head,
 // and the old head is retired.
+//
+// Where a deleted head holds its space until its last snapshot goes anyway
+// (ZFS), an old head that snapshots live in is left in place, recorded as
+// retired, and deleted with its last snapshot: that saves the restore the
+// cost of hiding it.
 func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string) error {
 	inst, err := e.instance(name)
 	if err != nil {
@@ -124,10 +130,23 @@ func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string) error {
 		if _, err := cur.Snapshot(snap); err != nil {
 			return err
 		}
-		o.rec.Retire.Volumes = []store.VolumeRef{{Pool: cur.Pool, Volume: cur.Volume}}
+		if keepsHeads(d) && cur.SnapshotsIn(cur.Volume) > 0 {
+			cur.Retired = append(cur.Retired, cur.Volume)
+		} else {
+			o.rec.Retire.Volumes = []store.VolumeRef{{Pool: cur.Pool, Volume: cur.Volume}}
+		}
 		cur.Volume = vol
 		return tx.PutInstance(cur)
 	})
+}
+
+// headKeeper is implemented by drivers whose deleted heads keep their
+// space until their last snapshot goes.
+type headKeeper interface{ KeepsDeletedHeads() bool }
+
+func keepsHeads(d storage.Volumes) bool {
+	k, ok := d.(headKeeper)
+	return ok && k.KeepsDeletedHeads()
 }
 
 // DeleteSnapshot deletes snapshot snap of instance name.
@@ -141,7 +160,7 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, name, snap string) error {
 		if err != nil {
 			return err
 		}
-		rec.Retire.Volumes = []store.VolumeRef{snapRef(inst, s)}
+		ref := snapRef(inst, s)
 		kept := inst.Snapshots[:0]
 		for _, k := range inst.Snapshots {
 			if k.Name != snap {
@@ -149,6 +168,12 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, name, snap string) error {
 			}
 		}
 		inst.Snapshots = kept
+		// A retired head goes with its last snapshot, after it.
+		if i := slices.Index(inst.Retired, ref.Volume); i >= 0 && inst.SnapshotsIn(ref.Volume) == 0 {
+			inst.Retired = slices.Delete(inst.Retired, i, i+1)
+			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: ref.Volume})
+		}
+		rec.Retire.Volumes = append(rec.Retire.Volumes, ref)
 		return tx.PutInstance(inst)
 	})
 }

@@ -44,6 +44,20 @@ type Instance struct {
 	Snapshots []Snapshot        `json:"snapshots,omitempty"`
 	// NextSnap numbers the next default snapshot name (snapN).
 	NextSnap int `json:"next_snap"`
+	// Retired lists earlier heads that restores left in place for the
+	// snapshots that live in them; each goes with its last snapshot.
+	Retired []string `json:"retired,omitempty"`
+}
+
+// SnapshotsIn counts the snapshots that live in volume vol.
+func (i *Instance) SnapshotsIn(vol string) int {
+	n := 0
+	for _, s := range i.Snapshots {
+		if s.Volume == vol {
+			n++
+		}
+	}
+	return n
 }
 
 // Snapshot is a point in time of an instance. It lives in the volume that

@@ -86,8 +86,14 @@ func TestWalkthrough(t *testing.T) {
 				t.Fatalf("list %v", list)
 			}
 			e.ok("snapshot", "delete", "web", "snap0")
+			e.consistent()
+			// The last snapshot in the first head takes that head with it.
+			e.ok("snapshot", "delete", "web", "second")
 			e.ok("delete", "older")
 			e.consistent()
+			if got := e.ok("file", "pull", "web/etc/motd", "-"); got != "version 2\n" {
+				t.Fatalf("after deleting every snapshot: %q", got)
+			}
 		})
 	}
 }

@@ -469,6 +469,11 @@ func (d *driver) OpenSnapshot(ctx context.Context, snap storage.Ref) (string, fu
 	return mnt, release, nil
 }
 
+// KeepsDeletedHeads says that a deleted head with snapshots keeps its
+// blocks until its last snapshot goes: callers lose no space by leaving
+// such a head in place until then.
+func (d *driver) KeepsDeletedHeads() bool { return true }
+
 func (d *driver) List(ctx context.Context) ([]storage.Ref, error) {
 	out, err := zfs(ctx, "get", "-H", "-r", "-o", "name,value", "mountpoint", d.volumesDS())
 	if err != nil {
