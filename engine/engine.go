@@ -62,9 +62,6 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// Store gives read access to the records, for checks.
-func (e *Engine) Store() *store.Store { return e.store }
-
 func (e *Engine) path(parts ...string) string {
 	return filepath.Join(append([]string{e.stateDir}, parts...)...)
 }

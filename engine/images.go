@@ -174,8 +174,8 @@ func errkindOr(err, other error) error {
 	return other
 }
 
-// base returns the ID of the image's base volume on pool, making it on
-// first use. One command makes it while the others wait.
+// base returns the ID of the image's base volume on pool, making it if
+// it is not there yet. One command makes it while the others wait.
 func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
 	find := func() (vol, file string, err error) {
 		err = e.store.View(func(tx *store.Tx) error {
@@ -187,10 +187,6 @@ func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
 			return nil
 		})
 		return
-	}
-	vol, _, err := find()
-	if err != nil || vol != "" {
-		return vol, err
 	}
 	lock, err := lockFile(e.path("locks", "base-"+fp+".lock"), syscall.LOCK_EX)
 	if err != nil {

@@ -41,22 +41,23 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string) (*stor
 		return nil, err
 	}
 	vol := newID("i-")
-	var fp string
+	var fp, base string
 	o, err := e.begin("create", name, func(tx *store.Tx, rec *store.Op) error {
 		img, err := tx.FindImage(imageRef)
 		if err != nil {
 			return err
 		}
-		fp = img.Fingerprint
+		fp, base = img.Fingerprint, img.Bases[pool]
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
 		return reserveInstance(tx, rec, name)
 	})
 	if err != nil {
 		return nil, err
 	}
-	base, err := e.base(ctx, pool, fp)
-	if err != nil {
-		return nil, o.fail(ctx, err)
+	if base == "" {
+		if base, err = e.base(ctx, pool, fp); err != nil {
+			return nil, o.fail(ctx, err)
+		}
 	}
 	if err := d.CloneVolume(ctx, storage.Ref{Volume: base}, vol); err != nil {
 		return nil, o.fail(ctx, fmt.Errorf("create %s: %w", name, err))

@@ -77,19 +77,27 @@ func (e *Engine) driver(ctx context.Context, name string) (storage.Driver, *stor
 	return d, p, nil
 }
 
-// mountPool makes the pool ready after a reboot, holding its lock alone.
+// mountPool makes the pool ready after a reboot, holding its lock alone
+// (but not the database: a zpool import can take a while).
 func (e *Engine) mountPool(ctx context.Context, d storage.Driver, p *store.Pool, lock *os.File, boot string) error {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return err
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_SH)
+	var cur *store.Pool
+	if err := e.store.View(func(tx *store.Tx) (err error) { cur, err = tx.Pool(p.Name); return err }); err != nil {
+		return err
+	}
+	if cur.Boot == boot {
+		return nil // another command was first
+	}
+	if err := d.Mount(ctx); err != nil {
+		return fmt.Errorf("make pool %s ready: %w", p.Name, err)
+	}
 	return e.store.Update(func(tx *store.Tx) error {
 		cur, err := tx.Pool(p.Name)
-		if err != nil || cur.Boot == boot {
-			return err // another command was first
-		}
-		if err := d.Mount(ctx); err != nil {
-			return fmt.Errorf("make pool %s ready: %w", p.Name, err)
+		if err != nil {
+			return err
 		}
 		cur.Boot = boot
 		return tx.PutPool(cur)

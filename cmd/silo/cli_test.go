@@ -3,10 +3,14 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/silo-dev/silo/store"
 )
 
 // The README's walk-through, on every driver: import, create, push,
@@ -193,4 +197,38 @@ func absurd(t *testing.T) []byte {
 	tw := tar.NewWriter(&b)
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "huge", Size: 1 << 50, Mode: 0o644})
 	return b.Bytes()
+}
+
+// Loop-backed pools come back after a reboot: the first command of a new
+// boot mounts (imports) them again.
+func TestPoolsComeBackAfterReboot(t *testing.T) {
+	for _, driver := range []string{"btrfs", "zfs"} {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+			e.ok("create", "tiny", "a", "--pool", e.pool)
+			// A reboot: the pool is gone from the system, and the boot ID changes.
+			s := openStore(t, e)
+			err := s.Update(func(tx *store.Tx) error {
+				p, err := tx.Pool(e.pool)
+				if err != nil {
+					return err
+				}
+				if driver == "btrfs" {
+					err = exec.Command("umount", filepath.Join(e.state, "pools", p.ID)).Run()
+				} else {
+					err = exec.Command("zpool", "export", "silo-"+p.ID).Run()
+				}
+				p.Boot = "an earlier boot"
+				return errors.Join(err, tx.PutPool(p))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.ok("file", "pull", "a/etc/hostname", "-"); got != "xxxx\n" {
+				t.Fatalf("after the reboot: %q", got)
+			}
+			e.consistent()
+		})
+	}
 }
