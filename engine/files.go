@@ -16,11 +16,7 @@ import (
 
 // root returns the root directory of instance name's volume.
 func (e *Engine) root(ctx context.Context, name string) (string, error) {
-	inst, err := e.instance(name)
-	if err != nil {
-		return "", err
-	}
-	d, _, err := e.driver(ctx, inst.Pool)
+	inst, d, err := e.instanceDriver(ctx, name)
 	if err != nil {
 		return "", err
 	}

@@ -91,11 +91,7 @@ type InstanceInfo struct {
 
 // Instance describes the instance called name.
 func (e *Engine) Instance(ctx context.Context, name string) (*InstanceInfo, error) {
-	inst, err := e.instance(name)
-	if err != nil {
-		return nil, err
-	}
-	d, _, err := e.driver(ctx, inst.Pool)
+	inst, d, err := e.instanceDriver(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +100,16 @@ func (e *Engine) Instance(ctx context.Context, name string) (*InstanceInfo, erro
 		return nil, fmt.Errorf("usage of %s: %w", name, err)
 	}
 	return &InstanceInfo{Instance: inst, Usage: usage}, nil
+}
+
+// instanceDriver returns instance name and the driver of its pool.
+func (e *Engine) instanceDriver(ctx context.Context, name string) (*store.Instance, storage.Driver, error) {
+	inst, err := e.instance(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, _, err := e.driver(ctx, inst.Pool)
+	return inst, d, err
 }
 
 func (e *Engine) instance(name string) (*store.Instance, error) {

@@ -20,11 +20,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.
 			return nil, err
 		}
 	}
-	inst, err := e.instance(name)
-	if err != nil {
-		return nil, err
-	}
-	d, _, err := e.driver(ctx, inst.Pool)
+	_, d, err := e.instanceDriver(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -94,15 +90,11 @@ func (e *Engine) Snapshots(ctx context.Context, name string) ([]store.Snapshot, 
 // retired, and deleted with its last snapshot: that saves the restore the
 // cost of hiding it.
 func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string) error {
-	inst, err := e.instance(name)
+	inst, d, err := e.instanceDriver(ctx, name)
 	if err != nil {
 		return err
 	}
 	s, err := inst.Snapshot(snap)
-	if err != nil {
-		return err
-	}
-	d, _, err := e.driver(ctx, inst.Pool)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,8 @@ var exitCodes = []struct {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newApp().RunContext(ctx, reorderArgs(newApp(), os.Args))
+	app := newApp()
+	err := app.RunContext(ctx, reorderArgs(app, os.Args))
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "silo: error: %s\n", oneLine(err))
