@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"os"
 	"os/exec"
@@ -230,5 +231,26 @@ func TestPoolsComeBackAfterReboot(t *testing.T) {
 			}
 			e.consistent()
 		})
+	}
+}
+
+// A pool too small for the image: a clear error, exit code 6, nothing left.
+func TestPoolFull(t *testing.T) {
+	e := newEnv(t, "btrfs")
+	e.ok("pool", "create", "small", "--driver", "btrfs", "--size", "128MiB")
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	blob := make([]byte, 160<<20)
+	rand.Read(blob)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "blob", Mode: 0o644, Size: int64(len(blob))})
+	tw.Write(blob)
+	tw.Close()
+	e.ok("image", "import", writeFile(t, b.Bytes()), "--alias", "big")
+	e.fails(6, "the pool is full", "create", "big", "x", "--pool", "small")
+	e.consistent()
+	var img struct{ Pools map[string]string }
+	e.json(&img, "image", "info", "big")
+	if len(img.Pools) != 0 {
+		t.Fatalf("a failed unpack left a base volume: %v", img.Pools)
 	}
 }

@@ -51,9 +51,12 @@ func main() {
 	run := func(args ...string) error {
 		cmd := exec.Command(silo, args...)
 		cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+state)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("silo %s: %v: %s", strings.Join(args, " "), err, out)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if err != nil || stderr.Len() > 0 {
+			// A warning (something left to clean up) counts as a failure too.
+			return fmt.Errorf("silo %s: %v: %s", strings.Join(args, " "), err, stderr.String())
 		}
 		return nil
 	}
