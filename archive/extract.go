@@ -52,8 +52,17 @@ func Extract(ctx context.Context, r io.Reader, root string, opts ExtractOptions)
 		return fmt.Errorf("open %s: %w", root, err)
 	}
 	defer unix.Close(rootFd)
-	tail := &tailReader{r: r}
 	x := &extractor{root: root, rootFd: rootFd, opts: opts, buf: make([]byte, 128*1024)}
+	if err := readEntries(ctx, r, x.entry); err != nil {
+		return err
+	}
+	return x.finishDirs()
+}
+
+// readEntries calls fn for each entry of the tar stream r, and refuses a
+// corrupt stream or one cut short, even at an entry boundary.
+func readEntries(ctx context.Context, r io.Reader, fn func(hdr *tar.Header, body io.Reader) error) error {
+	tail := &tailReader{r: r}
 	tr := tar.NewReader(tail)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -66,14 +75,14 @@ func Extract(ctx context.Context, r io.Reader, root string, opts ExtractOptions)
 		if err != nil {
 			return invalid("read archive: %v", err)
 		}
-		if err := x.entry(hdr, tr); err != nil {
+		if err := fn(hdr, tr); err != nil {
 			return err
 		}
 	}
 	if !tail.endsWithZeroBlock() {
 		return invalid("archive is truncated: no end-of-archive marker")
 	}
-	return x.finishDirs()
+	return nil
 }
 
 func invalid(format string, args ...any) error {

@@ -13,20 +13,8 @@ import (
 // links that leave the root, absurd sizes, and truncated or corrupt streams.
 // It lets an archive be judged when it is accepted, long before it is unpacked.
 func Verify(ctx context.Context, r io.Reader) error {
-	tail := &tailReader{r: r}
-	tr := tar.NewReader(tail)
 	symlinks := map[string]bool{}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return invalid("read archive: %v", err)
-		}
+	return readEntries(ctx, r, func(hdr *tar.Header, body io.Reader) error {
 		name, err := checkHeader(hdr)
 		if err != nil {
 			return err
@@ -46,14 +34,11 @@ func Verify(ctx context.Context, r io.Reader) error {
 			delete(symlinks, name)
 		}
 		// Reading the body checks that the stream holds all of it.
-		if _, err := io.Copy(io.Discard, tr); err != nil {
+		if _, err := io.Copy(io.Discard, body); err != nil {
 			return invalid("entry %q: %v", hdr.Name, err)
 		}
-	}
-	if !tail.endsWithZeroBlock() {
-		return invalid("archive is truncated: no end-of-archive marker")
-	}
-	return nil
+		return nil
+	})
 }
 
 // symlinkParent returns the first parent directory of name that is a symlink.
