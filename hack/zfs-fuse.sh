@@ -9,6 +9,11 @@ start)
 	if zpool list >/dev/null 2>&1; then
 		exit 0
 	fi
+	# A daemon killed without a chance to clean up (the machine stopped,
+	# kill -9) leaves its pidfile, and zfs-fuse refuses to start over one.
+	if [ -f "$pidfile" ] && ! grep -qs zfs-fuse "/proc/$(cat "$pidfile")/comm"; then
+		rm -f "$pidfile"
+	fi
 	zfs-fuse --pidfile "$pidfile"
 	for _ in $(seq 50); do
 		zpool list >/dev/null 2>&1 && exit 0
