@@ -73,11 +73,20 @@ func splitPath(p string) (dir, base string, err error) {
 // PushFile writes r as the file p of instance name, with mode and owner,
 // replacing the file atomically if it exists.
 func (e *Engine) PushFile(ctx context.Context, name, p string, r io.Reader, mode os.FileMode, uid, gid int) error {
-	dir, base, err := splitPath(p)
-	if err != nil {
+	if _, _, err := splitPath(p); err != nil {
 		return err
 	}
 	root, err := e.root(ctx, name)
+	if err != nil {
+		return err
+	}
+	return writeIn(root, p, r, mode, uid, gid)
+}
+
+// writeIn writes r as the file p below root, confined to root, replacing
+// the file atomically if it exists.
+func writeIn(root, p string, r io.Reader, mode os.FileMode, uid, gid int) error {
+	dir, base, err := splitPath(p)
 	if err != nil {
 		return err
 	}
@@ -89,7 +98,7 @@ func (e *Engine) PushFile(ctx context.Context, name, p string, r io.Reader, mode
 	tmp := ".silo-push-" + newID("")
 	fd, err := unix.Openat(pfd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("push %s: %w", p, err)
+		return fmt.Errorf("write %s: %w", p, err)
 	}
 	f := os.NewFile(uintptr(fd), tmp)
 	err = func() error {
@@ -109,9 +118,9 @@ func (e *Engine) PushFile(ctx context.Context, name, p string, r io.Reader, mode
 	if err != nil {
 		_ = unix.Unlinkat(pfd, tmp, 0)
 		if errors.Is(err, unix.EISDIR) {
-			return errkind.Wrap(errkind.Invalid, "push %s: a directory is in the way", p)
+			return errkind.Wrap(errkind.Invalid, "write %s: a directory is in the way", p)
 		}
-		return fmt.Errorf("push %s: %w", p, err)
+		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
 }

@@ -6,16 +6,24 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"time"
 
 	"github.com/silo-dev/silo/archive"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/runtime"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/store"
 )
 
 // StateStopped is the state of an instance that is not running.
 const StateStopped = "stopped"
+
+// CreateOptions are the settings of a new instance.
+type CreateOptions struct {
+	Config    map[string]string // checked with ParseConfig
+	Ephemeral bool              // deleted when it stops
+}
 
 // reserveInstance checks that name is free for a new instance and holds it.
 func reserveInstance(tx *store.Tx, rec *store.Op, name string) error {
@@ -27,8 +35,8 @@ func reserveInstance(tx *store.Tx, rec *store.Op, name string) error {
 }
 
 // Create makes the instance name, a writable clone of an image, on pool
-// (the default pool when empty).
-func (e *Engine) Create(ctx context.Context, imageRef, name, pool string) (*store.Instance, error) {
+// (the default pool when empty), with its own machine ID.
+func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts CreateOptions) (*store.Instance, error) {
 	if err := checkName("instance", name); err != nil {
 		return nil, err
 	}
@@ -59,11 +67,12 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string) (*stor
 			return nil, o.fail(ctx, err)
 		}
 	}
-	if err := d.CloneVolume(ctx, storage.Ref{Volume: base}, vol); err != nil {
+	if err := cloneWithIdentity(ctx, d, storage.Ref{Volume: base}, vol, name); err != nil {
 		return nil, o.fail(ctx, fmt.Errorf("create %s: %w", name, err))
 	}
 	o.step("cloned")
-	inst := &store.Instance{Name: name, Image: fp, Pool: pool, Volume: vol, State: StateStopped, Created: time.Now().UTC()}
+	inst := &store.Instance{Name: name, Image: fp, Pool: pool, Volume: vol, Created: time.Now().UTC(),
+		Config: opts.Config, Ephemeral: opts.Ephemeral}
 	return inst, o.commit(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Image(fp); err != nil {
 			return fmt.Errorf("create %s: the image was deleted meanwhile: %w", name, err)
@@ -72,34 +81,82 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string) (*stor
 	})
 }
 
-// Instances lists the instances, by name.
-func (e *Engine) Instances(ctx context.Context) ([]*store.Instance, error) {
-	var out []*store.Instance
-	err := e.store.View(func(tx *store.Tx) error {
-		var err error
-		out, err = tx.Instances()
+// cloneWithIdentity clones ref into the new volume vol of instance name
+// and gives it its own machine ID and hostname.
+func cloneWithIdentity(ctx context.Context, d storage.Volumes, ref storage.Ref, vol, name string) error {
+	if err := d.CloneVolume(ctx, ref, vol); err != nil {
 		return err
+	}
+	root, err := d.VolumePath(ctx, vol)
+	if err != nil {
+		return err
+	}
+	return giveIdentity(root, name)
+}
+
+// InstanceInfo is an instance with its state: running or stopped, and
+// while running, init's PID, since when, and the memory it uses.
+type InstanceInfo struct {
+	*store.Instance
+	State   string    `json:"state"`
+	Pid     int       `json:"pid,omitempty"`
+	Started time.Time `json:"started,omitzero"`
+	Memory  int64     `json:"memory,omitempty"`
+	Usage   int64     `json:"usage,omitempty"` // disk, filled in by Instance only
+}
+
+func (e *Engine) newInstanceInfo(inst *store.Instance, run *store.Run) *InstanceInfo {
+	info := &InstanceInfo{Instance: inst, State: StateStopped}
+	if run != nil && live(run) {
+		info.State, info.Pid, info.Started = StateRunning, run.Pid, run.Started
+		info.Memory, _ = runtime.MemoryUsage(e.cgroup(inst.Name))
+	}
+	return info
+}
+
+// Instances lists the instances, by name, with their state.
+func (e *Engine) Instances(ctx context.Context) ([]*InstanceInfo, error) {
+	var out []*InstanceInfo
+	err := e.store.View(func(tx *store.Tx) error {
+		insts, err := tx.Instances()
+		if err != nil {
+			return err
+		}
+		for _, inst := range insts {
+			run, err := tx.Run(inst.Name)
+			if err != nil {
+				return err
+			}
+			out = append(out, e.newInstanceInfo(inst, run))
+		}
+		return nil
 	})
 	return out, err
 }
 
-// InstanceInfo is an instance with its disk usage.
-type InstanceInfo struct {
-	*store.Instance
-	Usage int64 `json:"usage"`
-}
-
-// Instance describes the instance called name.
+// Instance describes the instance called name, with its disk usage.
 func (e *Engine) Instance(ctx context.Context, name string) (*InstanceInfo, error) {
-	inst, d, err := e.instanceDriver(ctx, name)
+	var info *InstanceInfo
+	err := e.store.View(func(tx *store.Tx) error {
+		inst, err := tx.Instance(name)
+		if err != nil {
+			return err
+		}
+		run, err := tx.Run(name)
+		info = e.newInstanceInfo(inst, run)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	usage, err := d.Usage(ctx, storage.Ref{Volume: inst.Volume})
+	d, _, err := e.driver(ctx, info.Pool)
 	if err != nil {
+		return nil, err
+	}
+	if info.Usage, err = d.Usage(ctx, storage.Ref{Volume: info.Volume}); err != nil {
 		return nil, fmt.Errorf("usage of %s: %w", name, err)
 	}
-	return &InstanceInfo{Instance: inst, Usage: usage}, nil
+	return info, nil
 }
 
 // instanceDriver returns instance name and the driver of its pool.
@@ -122,13 +179,43 @@ func (e *Engine) instance(name string) (*store.Instance, error) {
 	return inst, err
 }
 
-// Delete deletes an instance with its snapshots.
-func (e *Engine) Delete(ctx context.Context, name string) error {
+// Delete deletes an instance with its snapshots; a running one only with
+// force, which stops it first.
+func (e *Engine) Delete(ctx context.Context, name string, force bool) error {
+	lock, err := e.instanceLock(name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if force {
+		if err := e.stopIfRunning(ctx, name, true, DefaultStopTimeout, false); err != nil {
+			return err
+		}
+	}
+	err = e.remove(ctx, name)
+	if errors.Is(err, errkind.NotFound) && force {
+		return nil // an ephemeral instance went as it stopped
+	}
+	if err == nil {
+		os.Remove(lock.Name())
+	}
+	return err
+}
+
+// remove deletes an instance that does not run, with its snapshots.
+func (e *Engine) remove(ctx context.Context, name string) error {
 	return e.do(ctx, "delete", name, func(tx *store.Tx, rec *store.Op) error {
 		inst, err := tx.Instance(name)
 		if err != nil {
 			return err
 		}
+		if err := notRunning(tx, name, "delete"); err != nil {
+			return err
+		}
+		if err := tx.DeleteRun(name); err != nil {
+			return err
+		}
+		rec.Retire.Files = append(rec.Retire.Files, e.consoleLog(name))
 		// The heads go last (the list is undone from its end): snapshots
 		// first saves ZFS from hiding them.
 		rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
@@ -151,9 +238,17 @@ func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 	if err := checkName("instance", newName); err != nil {
 		return err
 	}
+	lock, err := e.instanceLock(oldName)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	return e.store.Update(func(tx *store.Tx) error {
 		inst, err := tx.Instance(oldName)
 		if err != nil {
+			return err
+		}
+		if err := notRunning(tx, oldName, "rename"); err != nil {
 			return err
 		}
 		if tx.HasInstance(newName) {
@@ -166,7 +261,13 @@ func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 			return err
 		}
 		inst.Name = newName
-		return tx.PutInstance(inst)
+		if err := tx.PutInstance(inst); err != nil {
+			return err
+		}
+		// The log of the last run follows; losing it would lose nothing
+		// but that log.
+		_ = os.Rename(e.consoleLog(oldName), e.consoleLog(newName))
+		return nil
 	})
 }
 
@@ -211,18 +312,24 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 	}
 	switch {
 	case srcPool.Name == dstPool.Name:
-		err = srcD.CloneVolume(ctx, ref, vol)
+		err = cloneWithIdentity(ctx, srcD, ref, vol, dst)
 	case srcPool.Driver == dstPool.Driver:
 		err = pipe(ctx, func(w io.Writer) error { return srcD.Send(ctx, ref, "", w) },
 			func(r io.Reader) error { return dstD.Receive(ctx, storage.Ref{Volume: vol}, "", r) })
 	default:
 		err = copyAcross(ctx, srcD, ref, dstD, vol)
 	}
+	if err == nil && srcPool.Name != dstPool.Name {
+		var root string
+		if root, err = dstD.VolumePath(ctx, vol); err == nil {
+			err = giveIdentity(root, dst)
+		}
+	}
 	if err != nil {
 		return nil, o.fail(ctx, fmt.Errorf("copy %s to %s: %w", src, dst, err))
 	}
 	o.step("copied")
-	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol, State: StateStopped,
+	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol,
 		Config: maps.Clone(from.Config), Created: time.Now().UTC()}
 	return inst, o.commit(ctx, func(tx *store.Tx) error { return tx.PutInstance(inst) })
 }

@@ -196,18 +196,29 @@ func (e *Engine) volumes(ctx context.Context, name string, fallback *store.Pool)
 	return d, err
 }
 
-// recover finishes or undoes each operation whose command died. It runs at
-// the start of every command; a failure is logged, and tried again by the
-// next command, but does not stop this one.
+// recover finishes or undoes each operation whose command died, and
+// finishes the runs that ended unseen. It runs at the start of every
+// command; a failure is logged, and tried again by the next command, but
+// does not stop this one.
 func (e *Engine) recover(ctx context.Context) error {
 	var ops []*store.Op
+	var runs []*store.Run
 	if err := e.store.View(func(tx *store.Tx) error {
 		var err error
-		ops, err = tx.Ops()
+		if ops, err = tx.Ops(); err != nil {
+			return err
+		}
+		runs, err = tx.Runs()
 		return err
 	}); err != nil {
 		return err
 	}
+	e.recoverOps(ctx, ops)
+	e.finishDeadRuns(ctx, runs)
+	return nil
+}
+
+func (e *Engine) recoverOps(ctx context.Context, ops []*store.Op) {
 	swept := map[string]bool{}
 	for _, rec := range ops {
 		lock, err := lockFile(e.opLock(rec.ID), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -241,5 +252,4 @@ func (e *Engine) recover(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
 }

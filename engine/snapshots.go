@@ -89,7 +89,12 @@ func (e *Engine) Snapshots(ctx context.Context, name string) ([]store.Snapshot, 
 // (ZFS), an old head that snapshots live in is left in place, recorded as
 // retired, and deleted with its last snapshot: that saves the restore the
 // cost of hiding it.
-func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string) error {
+func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string, force bool) error {
+	lock, err := e.instanceLock(name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	inst, d, err := e.instanceDriver(ctx, name)
 	if err != nil {
 		return err
@@ -98,8 +103,35 @@ func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string) error {
 	if err != nil {
 		return err
 	}
+	run, err := e.liveRun(name)
+	if err != nil {
+		return err
+	}
+	if run != nil {
+		if !force {
+			return errkind.Wrap(errkind.Busy, "instance %q is running: stop it before you restore it, or use --force", name)
+		}
+		if err := e.stopRun(ctx, run, false, DefaultStopTimeout, true); err != nil {
+			return err
+		}
+	}
+	if err := e.restore(ctx, inst, d, s); err != nil {
+		return err
+	}
+	if run != nil {
+		return e.start(ctx, name)
+	}
+	return nil
+}
+
+// restore clones snapshot s into a new head of inst, which does not run.
+func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Driver, s *store.Snapshot) error {
+	name, snap := inst.Name, s.Name
 	vol := newID("i-")
 	o, err := e.begin("restore", name, func(tx *store.Tx, rec *store.Op) error {
+		if err := notRunning(tx, name, "restore"); err != nil {
+			return err
+		}
 		rec.Reserved = []string{store.Reservation("restore", name)}
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: inst.Pool, Volume: vol}}
 		return nil

@@ -4,7 +4,8 @@
 # a second run reuses it. Usage: hack/busybox-image.sh [OUT.tar.gz]
 set -euo pipefail
 
-out=${1:-${SILO_CACHE:-/var/cache/silo-hack}/busybox.tar.gz}
+# The name carries a version: a change below must not reuse an old cache.
+out=${1:-${SILO_CACHE:-/var/cache/silo-hack}/busybox-3.tar.gz}
 if [ -s "$out" ]; then echo "$out"; exit 0; fi
 mkdir -p "$(dirname "$out")"
 work=$(mktemp -d)
@@ -21,9 +22,8 @@ for applet in $("$root/bin/busybox" --list-full); do
 done
 cat >"$root/etc/inittab" <<'INITTAB'
 ::sysinit:/etc/init.d/rcS
-::respawn:-/bin/sh
+::respawn:/bin/cttyhack /bin/sh -l
 ::ctrlaltdel:/sbin/reboot
-::shutdown:/bin/umount -a -r
 INITTAB
 cat >"$root/etc/init.d/rcS" <<'RCS'
 #!/bin/sh

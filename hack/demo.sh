@@ -1,33 +1,42 @@
 #!/usr/bin/env bash
-# silo's main job, end to end, in a throw-away state directory: build silo,
-# make a small image, clone it, push a file, snapshot, change, roll back,
-# pull the file back, copy. (Booting arrives with the runtime, export with
-# image export.) Run as root: make demo.
+# silo's main job, end to end, in a throw-away state directory: install
+# what is needed, build silo, make a small image, launch a clone and wait
+# for it, exec into it, snapshot, change a file, roll back, show the file
+# back, copy, stop. (Export arrives with image export.) Run as root:
+# make demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+hack/install-deps.sh
 go build -tags urfave_cli_no_docs -o bin/silo ./cmd/silo
 image=$(hack/busybox-image.sh)
 export SILO_STATE_DIR=${SILO_STATE_DIR:-$(mktemp -d /var/tmp/silo-demo.XXXXXX)}
-trap 'rm -rf "$SILO_STATE_DIR"' EXIT
-work=$(mktemp -d)
-trap 'rm -rf "$SILO_STATE_DIR" "$work"' EXIT
+cleanup() {
+	for i in $(bin/silo list --format json | sed -n 's/^    "name": "\(.*\)",$/\1/p'); do
+		bin/silo delete --force "$i" || true
+	done
+	rm -rf "$SILO_STATE_DIR"
+}
+trap cleanup EXIT
 
-step() { printf '\n$ silo %s\n' "$*"; bin/silo "$@"; }
+step() {
+	printf '\n$ silo'
+	printf ' %q' "$@"
+	printf '\n'
+	bin/silo "$@"
+}
 step image import "$image" --alias busybox
-step create busybox web
-echo "hello from version 1" >"$work/motd"
-step file push "$work/motd" web/etc/motd
+step launch busybox web --wait -c limits.memory=256MiB
+step exec web -- sh -c 'echo "hello from version 1" > /etc/motd; cat /etc/motd'
 step snapshot create web
-echo "hello from version 2" >"$work/motd"
-step file push "$work/motd" web/etc/motd
-step snapshot create web
-step snapshot restore web snap0
-step file pull web/etc/motd -
-step snapshot list web
-step copy web/snap1 web2
+step exec web -- sh -c 'echo "hello from version 2" > /etc/motd; cat /etc/motd'
+step snapshot restore web snap0 --force
+step exec web -- cat /etc/motd
+step copy web/snap0 web2
 step file pull web2/etc/motd -
 step list
 step info web
+step stop web
+step list
 step delete web2
 step delete web

@@ -23,6 +23,12 @@ var migrations = []migration{
 		}
 		return nil
 	},
+	// 2: the running instances, apart from the instances so that every
+	// command can check them cheaply.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketRunning)
+		return err
+	},
 }
 
 // SchemaVersion is the version this silo writes.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"sort"
 	"time"
 
@@ -39,9 +40,10 @@ type Instance struct {
 	Pool      string            `json:"pool"`
 	Volume    string            `json:"volume"` // ID of its current head
 	Config    map[string]string `json:"config,omitempty"`
-	State     string            `json:"state"`
 	Created   time.Time         `json:"created"`
 	Snapshots []Snapshot        `json:"snapshots,omitempty"`
+	// Ephemeral instances are deleted when they stop.
+	Ephemeral bool `json:"ephemeral,omitempty"`
 	// NextSnap numbers the next default snapshot name (snapN).
 	NextSnap int `json:"next_snap"`
 	// Retired lists earlier heads that restores left in place for the
@@ -173,6 +175,39 @@ func (t *Tx) FindImage(ref string) (*Image, error) {
 func (t *Tx) Instance(name string) (*Instance, error) {
 	return get[Instance](t, bucketInstances, name, "instance")
 }
+
+// Run is a boot of an instance: it exists while the instance runs.
+type Run struct {
+	Name string `json:"name"`
+	// Pid and Start (ticks since boot) name init on the host for good;
+	// with Boot, they tell a live run from one that died unseen.
+	Pid     int       `json:"pid"`
+	Start   uint64    `json:"start"`
+	Boot    string    `json:"boot"`
+	Started time.Time `json:"started"`
+	Init    string    `json:"init"`    // its family: systemd, busybox, other
+	Runtime string    `json:"runtime"` // the OCI runtime's executable
+}
+
+// Run returns the run of instance name, or nil when it is not running.
+func (t *Tx) Run(name string) (*Run, error) {
+	r, err := get[Run](t, bucketRunning, name, "run")
+	if errors.Is(err, errkind.NotFound) {
+		return nil, nil
+	}
+	return r, err
+}
+
+// PutRun records a run.
+func (t *Tx) PutRun(r *Run) error { return put(t, bucketRunning, r.Name, r) }
+
+// DeleteRun forgets the run of instance name.
+func (t *Tx) DeleteRun(name string) error {
+	return t.tx.Bucket(bucketRunning).Delete([]byte(name))
+}
+
+// Runs lists the runs by instance name.
+func (t *Tx) Runs() ([]*Run, error) { return all[Run](t, bucketRunning) }
 
 // HasInstance reports whether an instance is called name.
 func (t *Tx) HasInstance(name string) bool { return has(t, bucketInstances, name) }

@@ -85,6 +85,7 @@ var (
 	bucketAliases   = []byte("aliases")
 	bucketInstances = []byte("instances")
 	bucketOps       = []byte("ops")
+	bucketRunning   = []byte("running")
 	keyVersion      = []byte("version")
 )
 

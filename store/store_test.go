@@ -29,14 +29,15 @@ func schema(t *testing.T, s *Store) int {
 	return v
 }
 
-// Migration 1 makes every bucket the records live in, on an empty database.
-func TestMigration1CreatesBuckets(t *testing.T) {
+// Migration 1 makes every bucket the records live in, on an empty database,
+// and migration 2 the bucket of running instances.
+func TestMigrationsCreateBuckets(t *testing.T) {
 	s := open(t)
-	if v := schema(t, s); v != 1 {
-		t.Fatalf("schema version %d, want 1", v)
+	if v := schema(t, s); v != len(migrations) {
+		t.Fatalf("schema version %d, want %d", v, len(migrations))
 	}
 	err := s.View(func(tx *Tx) error {
-		for _, b := range [][]byte{bucketPools, bucketImages, bucketAliases, bucketInstances, bucketOps} {
+		for _, b := range [][]byte{bucketPools, bucketImages, bucketAliases, bucketInstances, bucketOps, bucketRunning} {
 			if tx.tx.Bucket(b) == nil {
 				return fmt.Errorf("bucket %s missing", b)
 			}
@@ -55,19 +56,20 @@ func TestMigrationsRunInOrderOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ran []int
+	n := len(migrations)
 	list := append(append([]migration(nil), migrations...),
-		func(*bolt.Tx) error { ran = append(ran, 2); return nil },
-		func(*bolt.Tx) error { ran = append(ran, 3); return nil })
+		func(*bolt.Tx) error { ran = append(ran, n+1); return nil },
+		func(*bolt.Tx) error { ran = append(ran, n+2); return nil })
 	for range 2 {
 		if err := s.migrate(list); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if fmt.Sprint(ran) != "[2 3]" {
-		t.Fatalf("migrations ran %v, want [2 3]", ran)
+	if fmt.Sprint(ran) != fmt.Sprint([]int{n + 1, n + 2}) {
+		t.Fatalf("migrations ran %v, want [%d %d]", ran, n+1, n+2)
 	}
-	if v := schema(t, s); v != 3 {
-		t.Fatalf("schema version %d, want 3", v)
+	if v := schema(t, s); v != n+2 {
+		t.Fatalf("schema version %d, want %d", v, n+2)
 	}
 	if err := s.View(func(tx *Tx) error { _, err := tx.Pool("p"); return err }); err != nil {
 		t.Fatal(err)
@@ -87,8 +89,46 @@ func TestFailedMigrationChangesNothing(t *testing.T) {
 	if err := s.migrate(list); err == nil {
 		t.Fatal("a failing migration succeeded")
 	}
-	if v := schema(t, s); v != 1 {
-		t.Fatalf("schema version %d after a failed migration, want 1", v)
+	if v := schema(t, s); v != len(migrations) {
+		t.Fatalf("schema version %d after a failed migration, want %d", v, len(migrations))
+	}
+}
+
+// Migration 2 adds the bucket of runs to a version 1 database and keeps
+// its records.
+func TestMigration2AddsRuns(t *testing.T) {
+	s := &Store{path: filepath.Join(t.TempDir(), "silo.db"), timeout: DefaultTimeout}
+	if err := s.migrate(migrations[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.PutInstance(&Instance{Name: "a", Pool: "p"}) }); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(s.Path(), DefaultTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := schema(t, s); v != 2 {
+		t.Fatalf("schema version %d, want 2", v)
+	}
+	err = s.Update(func(tx *Tx) error {
+		if _, err := tx.Instance("a"); err != nil {
+			return err
+		}
+		if r, err := tx.Run("a"); r != nil || err != nil {
+			return fmt.Errorf("a run before any: %v, %v", r, err)
+		}
+		if err := tx.PutRun(&Run{Name: "a", Pid: 7}); err != nil {
+			return err
+		}
+		r, err := tx.Run("a")
+		if err != nil || r.Pid != 7 {
+			return fmt.Errorf("run read back: %v, %v", r, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

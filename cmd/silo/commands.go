@@ -4,18 +4,29 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/units"
 	"github.com/silo-dev/silo/store"
 )
 
 func commands() []*cli.Command {
 	poolFlag := &cli.StringFlag{Name: "pool", Aliases: []string{"p"}, Usage: "storage pool (default: the pool named default)"}
+	createFlags := []cli.Flag{poolFlag,
+		&cli.StringSliceFlag{Name: "config", Aliases: []string{"c"}, Usage: "key=value config (repeatable): limits.cpu, limits.memory, limits.processes, runtime, init, environment.*, user.*"},
+		&cli.BoolFlag{Name: "ephemeral", Aliases: []string{"e"}, Usage: "delete the instance when it stops"},
+	}
+	stopFlags := []cli.Flag{
+		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill at once"},
+		timeoutFlag(engine.DefaultStopTimeout),
+	}
 	return []*cli.Command{
 		{
 			Name:  "pool",
@@ -51,10 +62,35 @@ func commands() []*cli.Command {
 				},
 			},
 		},
-		{Name: "create", Usage: "create an instance from an image", ArgsUsage: "IMAGE NAME", Flags: []cli.Flag{poolFlag}, Action: withEngine(create)},
+		{Name: "create", Usage: "create an instance from an image", ArgsUsage: "IMAGE NAME", Flags: createFlags, Action: withEngine(create)},
+		{Name: "launch", Usage: "create an instance and start it", ArgsUsage: "IMAGE NAME", Flags: append(createFlags, waitFlag, timeoutFlag(defaultWait)), Action: withEngine(launch)},
+		{Name: "start", Usage: "start an instance", ArgsUsage: "NAME", Flags: []cli.Flag{waitFlag, timeoutFlag(defaultWait)}, Action: withEngine(start)},
+		{Name: "stop", Usage: "stop an instance: its init shuts down, or is killed after the timeout", ArgsUsage: "NAME", Flags: stopFlags, Action: withEngine(stop)},
+		{Name: "restart", Usage: "stop an instance if it runs, and start it", ArgsUsage: "NAME", Flags: append(stopFlags, waitFlag), Action: withEngine(restart)},
+		{Name: "wait", Usage: "wait until a running instance is ready", ArgsUsage: "NAME", Flags: []cli.Flag{timeoutFlag(defaultWait)}, Action: withEngine(wait)},
+		{Name: "exec", Usage: "run a command in a running instance", ArgsUsage: "NAME [--] CMD...", Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a terminal (the default when stdin is one)"},
+			&cli.BoolFlag{Name: "no-tty", Aliases: []string{"T"}, Usage: "give the command no terminal"},
+			&cli.StringSliceFlag{Name: "env", Usage: "K=V for the command (repeatable)"},
+			&cli.StringFlag{Name: "cwd", Usage: "working directory in the instance"},
+		}, Action: withEngine(execIn)},
+		{Name: "console", Usage: "attach to the console of a running instance (detach: ctrl+a q)", ArgsUsage: "NAME", Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "show-log", Usage: "print what init has written to its console, and return"},
+		}, Action: withEngine(console)},
+		{
+			Name:  "config",
+			Usage: "manage instance config (limits apply at once to a running instance)",
+			Subcommands: []*cli.Command{
+				{Name: "set", Usage: "set config keys", ArgsUsage: "NAME KEY=VALUE...", Action: withEngine(configSet)},
+				{Name: "unset", Usage: "remove config keys", ArgsUsage: "NAME KEY...", Action: withEngine(configUnset)},
+				{Name: "show", Usage: "show an instance's config", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(configShow)},
+			},
+		},
 		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", Flags: []cli.Flag{formatFlag}, Action: withEngine(list)},
 		{Name: "info", Usage: "show an instance", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(info)},
-		{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an instance and its snapshots", ArgsUsage: "NAME", Action: withEngine(deleteInstance)},
+		{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an instance and its snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running instance first"},
+		}, Action: withEngine(deleteInstance)},
 		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: withEngine(rename)},
 		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag}, Action: withEngine(copyInstance)},
 		{
@@ -75,7 +111,9 @@ func commands() []*cli.Command {
 			Subcommands: []*cli.Command{
 				{Name: "create", Usage: "snapshot an instance (default names: snap0, snap1...)", ArgsUsage: "NAME [SNAP]", Action: withEngine(snapshotCreate)},
 				{Name: "list", Aliases: []string{"ls"}, Usage: "list an instance's snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(snapshotList)},
-				{Name: "restore", Usage: "bring an instance back to any of its snapshots, keeping the others", ArgsUsage: "NAME SNAP", Action: withEngine(snapshotRestore)},
+				{Name: "restore", Usage: "bring an instance back to any of its snapshots, keeping the others", ArgsUsage: "NAME SNAP", Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "stop a running instance, restore it, and start it again"},
+				}, Action: withEngine(snapshotRestore)},
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "NAME SNAP", Action: withEngine(snapshotDelete)},
 			},
 		},
@@ -87,7 +125,7 @@ func poolCreate(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	size, err := parseSize(c.String("size"))
+	size, err := units.ParseSize(c.String("size"))
 	if err != nil {
 		return err
 	}
@@ -271,11 +309,7 @@ func aliasDelete(c *cli.Context, e *engine.Engine) error {
 }
 
 func create(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 2)
-	if err != nil {
-		return err
-	}
-	inst, err := e.Create(c.Context, a[0], a[1], c.String("pool"))
+	inst, err := createInstance(c, e)
 	if err != nil {
 		return err
 	}
@@ -283,11 +317,28 @@ func create(c *cli.Context, e *engine.Engine) error {
 	return nil
 }
 
+// createInstance makes the instance of a create or launch command.
+func createInstance(c *cli.Context, e *engine.Engine) (*store.Instance, error) {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := engine.ParseConfig(c.StringSlice("config"))
+	if err != nil {
+		return nil, err
+	}
+	return e.Create(c.Context, a[0], a[1], c.String("pool"), engine.CreateOptions{Config: cfg, Ephemeral: c.Bool("ephemeral")})
+}
+
 type instanceView struct {
 	Name      string            `json:"name"`
 	State     string            `json:"state"`
+	Pid       int               `json:"pid,omitempty"`
+	Started   string            `json:"started,omitempty"`
+	Memory    int64             `json:"memory,omitempty"`
 	Image     string            `json:"image"`
 	Pool      string            `json:"pool"`
+	Ephemeral bool              `json:"ephemeral"`
 	Created   string            `json:"created"`
 	Config    map[string]string `json:"config"`
 	Snapshots []snapshotView    `json:"snapshots"`
@@ -307,13 +358,39 @@ func viewSnapshots(snaps []store.Snapshot) []snapshotView {
 	return out
 }
 
-func viewInstance(i *store.Instance) instanceView {
-	v := instanceView{Name: i.Name, State: i.State, Image: i.Image, Pool: i.Pool,
-		Created: i.Created.Format("2006-01-02T15:04:05Z"), Config: i.Config, Snapshots: viewSnapshots(i.Snapshots)}
+func viewInstance(i *engine.InstanceInfo) instanceView {
+	v := instanceView{Name: i.Name, State: i.State, Pid: i.Pid, Memory: i.Memory, Image: i.Image, Pool: i.Pool,
+		Ephemeral: i.Ephemeral, Created: i.Created.Format("2006-01-02T15:04:05Z"), Config: i.Config,
+		Snapshots: viewSnapshots(i.Snapshots)}
+	if !i.Started.IsZero() {
+		v.Started = i.Started.Format("2006-01-02T15:04:05.000Z")
+	}
 	if v.Config == nil {
 		v.Config = map[string]string{}
 	}
 	return v
+}
+
+// uptime says how long a running instance has run.
+func uptime(i *engine.InstanceInfo) string {
+	if i.State != engine.StateRunning {
+		return "-"
+	}
+	return time.Since(i.Started).Truncate(time.Second).String()
+}
+
+func pidOrDash(i *engine.InstanceInfo) string {
+	if i.Pid == 0 {
+		return "-"
+	}
+	return strconv.Itoa(i.Pid)
+}
+
+func memoryOrDash(i *engine.InstanceInfo) string {
+	if i.State != engine.StateRunning {
+		return "-"
+	}
+	return humanSize(i.Memory)
 }
 
 func list(c *cli.Context, e *engine.Engine) error {
@@ -325,9 +402,10 @@ func list(c *cli.Context, e *engine.Engine) error {
 	var rows [][]string
 	for _, i := range insts {
 		views = append(views, viewInstance(i))
-		rows = append(rows, []string{i.Name, strings.ToUpper(i.State), i.Image[:12], i.Pool, strconv.Itoa(len(i.Snapshots)), when(i.Created)})
+		rows = append(rows, []string{i.Name, strings.ToUpper(i.State), pidOrDash(i), memoryOrDash(i), uptime(i),
+			i.Image[:12], i.Pool, strconv.Itoa(len(i.Snapshots))})
 	}
-	return output(c, views, []string{"NAME", "STATE", "IMAGE", "POOL", "SNAPSHOTS", "CREATED"}, rows)
+	return output(c, views, []string{"NAME", "STATE", "PID", "MEMORY", "UPTIME", "IMAGE", "POOL", "SNAPSHOTS"}, rows)
 }
 
 func info(c *cli.Context, e *engine.Engine) error {
@@ -339,15 +417,21 @@ func info(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	v := viewInstance(i.Instance)
+	v := viewInstance(i)
 	v.Usage = &i.Usage
-	var snaps []string
+	var snaps, cfg []string
 	for _, s := range i.Snapshots {
 		snaps = append(snaps, s.Name)
 	}
+	for k, val := range i.Config {
+		cfg = append(cfg, k+"="+val)
+	}
+	sort.Strings(cfg)
 	return output(c, v, []string{"Name:", i.Name}, fields(
-		"State", i.State, "Image", i.Image[:12], "Pool", i.Pool, "Created", when(i.Created),
-		"Disk usage", humanSize(i.Usage), "Snapshots", orDash(strings.Join(snaps, ", "))))
+		"State", i.State, "PID", pidOrDash(i), "Uptime", uptime(i), "Memory", memoryOrDash(i),
+		"Image", i.Image[:12], "Pool", i.Pool, "Ephemeral", strconv.FormatBool(i.Ephemeral),
+		"Created", when(i.Created), "Disk usage", humanSize(i.Usage),
+		"Config", orDash(strings.Join(cfg, ", ")), "Snapshots", orDash(strings.Join(snaps, ", "))))
 }
 
 func deleteInstance(c *cli.Context, e *engine.Engine) error {
@@ -355,7 +439,7 @@ func deleteInstance(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return e.Delete(c.Context, a[0])
+	return e.Delete(c.Context, a[0], c.Bool("force"))
 }
 
 func rename(c *cli.Context, e *engine.Engine) error {
@@ -515,7 +599,7 @@ func snapshotRestore(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return e.RestoreSnapshot(c.Context, a[0], a[1])
+	return e.RestoreSnapshot(c.Context, a[0], a[1], c.Bool("force"))
 }
 
 func snapshotDelete(c *cli.Context, e *engine.Engine) error {

@@ -32,6 +32,9 @@ var exitCodes = []struct {
 }
 
 func main() {
+	if engine.MonitorName() != "" {
+		os.Exit(engine.RunMonitor(context.Background()))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp()
 	err := app.RunContext(ctx, reorderArgs(app, os.Args))

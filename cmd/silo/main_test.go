@@ -148,7 +148,7 @@ func (e *env) teardown() {
 	var insts []struct{ Name string }
 	e.json(&insts, "list")
 	for _, i := range insts {
-		e.ok("delete", i.Name)
+		e.ok("delete", "--force", i.Name)
 	}
 	var pools []struct{ Name string }
 	e.json(&pools, "pool", "list")

@@ -70,21 +70,6 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// parseSize reads "20GiB", "512MiB", "10G" or a count of bytes.
-func parseSize(s string) (int64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
-	suffix := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(s[len(num):], "B"), "i"))
-	n, err := strconv.ParseInt(num, 10, 64)
-	shift, ok := map[string]uint{"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[suffix]
-	if err != nil || !ok || n <= 0 || n > (1<<62)>>shift {
-		return 0, errkind.Wrap(errkind.Invalid, "invalid size %q: give bytes or a number with KiB, MiB, GiB or TiB", s)
-	}
-	return n << shift, nil
-}
-
 func orDash(s string) string {
 	if s == "" {
 		return "-"

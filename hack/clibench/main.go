@@ -16,7 +16,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -36,30 +35,14 @@ func main() {
 	benchutil.Check(err)
 	defer os.RemoveAll(work)
 
-	silo := filepath.Join(work, "silo")
-	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", silo, "./cmd/silo")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	benchutil.Check(build.Run())
-
+	silo := benchutil.BuildSilo(work)
 	tree := filepath.Join(work, "tree")
 	benchutil.Check(benchutil.MakeTree(tree, int64(*sizeMB)<<20))
 	image := filepath.Join(work, "image.tar")
 	benchutil.Check(tarTree(tree, image))
 	os.RemoveAll(tree)
 
-	state := filepath.Join(work, "state")
-	run := func(args ...string) error {
-		cmd := exec.Command(silo, args...)
-		cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+state)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		if err != nil || stderr.Len() > 0 {
-			// A warning (something left to clean up) counts as a failure too.
-			return fmt.Errorf("silo %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-		}
-		return nil
-	}
+	run := benchutil.Runner(silo, filepath.Join(work, "state"))
 	benchutil.Check(run("image", "import", image, "--alias", "bench"))
 	fmt.Printf("image: %d MB tree; %d runs per figure; whole commands, medians [min-max]\n\n", *sizeMB, *runs)
 

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	gozfs "github.com/mistifyio/go-zfs/v3"
 
@@ -84,6 +85,24 @@ func (d *driver) mountpoint(vol string) string {
 
 func zfs(ctx context.Context, args ...string) (string, error) {
 	return runcmd.Run(ctx, "zfs", args...)
+}
+
+// untilNotBusy runs a zfs or zpool destroy, again while it finds the
+// dataset busy for a moment: a mount namespace being made or torn down
+// (a container starting or stopping) holds a copy of every mount for as
+// long as that takes.
+func untilNotBusy(ctx context.Context, cmd string, args ...string) error {
+	for try := 0; ; try++ {
+		_, err := runcmd.Run(ctx, cmd, args...)
+		if err == nil || try == 30 || !strings.Contains(err.Error(), "is busy") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // goZFS maps a go-zfs error onto the same error type as runcmd's, so that
@@ -164,12 +183,12 @@ func (d *driver) Destroy(ctx context.Context) error {
 		return err
 	}
 	for _, ds := range []string{d.volumesDS(), d.tmpDS()} {
-		if _, err := zfs(ctx, "destroy", ds); err != nil {
+		if err := untilNotBusy(ctx, "zfs", "destroy", ds); err != nil {
 			return fmt.Errorf("destroy pool: %w", err)
 		}
 	}
 	if d.loop {
-		if _, err := runcmd.Run(ctx, "zpool", "destroy", d.zpool()); err != nil {
+		if err := untilNotBusy(ctx, "zpool", "destroy", d.zpool()); err != nil {
 			return fmt.Errorf("destroy zpool: %w", err)
 		}
 		if err := os.Remove(d.cfg.DiskFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -365,7 +384,7 @@ func (d *driver) destroy(ctx context.Context, ds string) error {
 	if err := d.unmount(ctx, ds); err != nil {
 		return err
 	}
-	if _, err := zfs(ctx, "destroy", ds); err != nil {
+	if err := untilNotBusy(ctx, "zfs", "destroy", ds); err != nil {
 		return fmt.Errorf("destroy %s: %w", ds, err)
 	}
 	return nil
@@ -381,7 +400,7 @@ func (d *driver) collect(ctx context.Context, origin string) error {
 		if err != nil || !p.deleted || p.snapshots > 0 {
 			return nil // still in use, or already gone
 		}
-		if _, err := zfs(ctx, "destroy", ds); err != nil {
+		if err := untilNotBusy(ctx, "zfs", "destroy", ds); err != nil {
 			return fmt.Errorf("collect %s: %w", ds, err)
 		}
 		origin = p.origin

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/errkind"
+)
+
+// defaultWait bounds --wait and silo wait.
+const defaultWait = 120 * time.Second
+
+var waitFlag = &cli.BoolFlag{Name: "wait", Aliases: []string{"w"}, Usage: "return when the instance is ready (systemd: running or degraded; other inits: exec works)"}
+
+func timeoutFlag(d time.Duration) cli.Flag {
+	return &cli.DurationFlag{Name: "timeout", Value: d, Usage: "how long to wait (e.g. 30s)"}
+}
+
+func launch(c *cli.Context, e *engine.Engine) error {
+	inst, err := createInstance(c, e)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Instance %s created on pool %s\n", inst.Name, inst.Pool)
+	if err := e.Start(c.Context, inst.Name); err != nil {
+		return fmt.Errorf("instance %s was created but did not start: %w", inst.Name, err)
+	}
+	return waitIfAsked(c, e, inst.Name)
+}
+
+func waitIfAsked(c *cli.Context, e *engine.Engine, name string) error {
+	if !c.Bool("wait") {
+		return nil
+	}
+	return e.Wait(c.Context, name, c.Duration("timeout"))
+}
+
+func start(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := e.Start(c.Context, a[0]); err != nil {
+		return err
+	}
+	return waitIfAsked(c, e, a[0])
+}
+
+func stop(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.Stop(c.Context, a[0], c.Bool("force"), c.Duration("timeout"))
+}
+
+func restart(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := e.Restart(c.Context, a[0], c.Bool("force"), c.Duration("timeout")); err != nil {
+		return err
+	}
+	if c.Bool("wait") {
+		return e.Wait(c.Context, a[0], defaultWait)
+	}
+	return nil
+}
+
+func wait(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	return e.Wait(c.Context, a[0], c.Duration("timeout"))
+}
+
+// execIn runs a command in an instance. Without a terminal, the command
+// takes silo's place: its streams are silo's own, and its exit status
+// becomes silo's.
+func execIn(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) > 1 && a[1] == "--" {
+		a = slices.Delete(a, 1, 2)
+	}
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo exec NAME [--] CMD...")
+	}
+	tty := c.Bool("tty") || (!c.Bool("no-tty") && term.IsTerminal(int(os.Stdin.Fd())))
+	env := c.StringSlice("env")
+	if t := os.Getenv("TERM"); tty && t != "" {
+		env = append([]string{"TERM=" + t}, env...)
+	}
+	x, err := e.Exec(c.Context, a[0], engine.ExecOptions{TTY: tty, Env: env, Cwd: c.String("cwd"), Args: a[1:]})
+	if err != nil {
+		return err
+	}
+	e.Close()
+	if !tty {
+		return x.Replace()
+	}
+	code, err := x.Run()
+	if err != nil {
+		return err
+	}
+	os.Exit(code)
+	return nil
+}
+
+func console(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	con, err := e.Console(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	if c.Bool("show-log") {
+		for _, p := range con.Logs {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(os.Stdout, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if con.Socket == "" {
+		return errkind.Wrap(errkind.Busy, "instance %q is not running (--show-log prints its last console log)", a[0])
+	}
+	conn, err := net.Dial("unix", con.Socket)
+	if err != nil {
+		return fmt.Errorf("attach to the console of %s: %w", a[0], err)
+	}
+	defer conn.Close()
+	in := int(os.Stdin.Fd())
+	if term.IsTerminal(in) {
+		fmt.Fprint(os.Stderr, "To detach from the console, press: <ctrl>+a q\r\n")
+		old, err := term.MakeRaw(in)
+		if err != nil {
+			return err
+		}
+		defer term.Restore(in, old)
+	}
+	out := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(os.Stdout, conn)
+		close(out)
+	}()
+	detached := make(chan struct{})
+	go func() {
+		copyUntilDetach(conn, os.Stdin)
+		close(detached)
+	}()
+	select {
+	case <-out: // the instance stopped
+	case <-detached:
+	}
+	return nil
+}
+
+// copyUntilDetach sends what is typed to the console until ctrl+a q, or
+// until the input ends.
+func copyUntilDetach(w io.Writer, r io.Reader) {
+	buf := make([]byte, 1024)
+	var prevCtrlA bool
+	for {
+		n, err := r.Read(buf)
+		chunk := buf[:n]
+		if prevCtrlA && n > 0 && chunk[0] == 'q' {
+			return
+		}
+		if i := bytes.Index(chunk, []byte{1, 'q'}); i >= 0 {
+			_, _ = w.Write(chunk[:i])
+			return
+		}
+		prevCtrlA = n > 0 && chunk[n-1] == 1
+		if _, werr := w.Write(chunk); werr != nil {
+			return
+		}
+		if err != nil {
+			// Input from a pipe has ended: leave time for the answer.
+			time.Sleep(time.Second)
+			return
+		}
+	}
+}
+
+func configSet(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo config set NAME KEY=VALUE...")
+	}
+	cfg, err := engine.ParseConfig(a[1:])
+	if err != nil {
+		return err
+	}
+	return e.SetConfig(c.Context, a[0], cfg, nil)
+}
+
+func configUnset(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo config unset NAME KEY...")
+	}
+	return e.SetConfig(c.Context, a[0], nil, a[1:])
+}
+
+func configShow(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	cfg, err := e.InstanceConfig(a[0])
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, k := range slices.Sorted(maps.Keys(cfg)) {
+		rows = append(rows, []string{k, cfg[k]})
+	}
+	return output(c, cfg, []string{"KEY", "VALUE"}, rows)
+}

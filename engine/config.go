@@ -1,0 +1,281 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/units"
+	"github.com/silo-dev/silo/runtime"
+	"github.com/silo-dev/silo/store"
+)
+
+// Instance config keys. environment.* and user.* are open families.
+const (
+	KeyCPU       = "limits.cpu"       // a count of CPUs, or a set: "0-1,3"
+	KeyMemory    = "limits.memory"    // a size, or a percentage of the host's memory
+	KeyProcesses = "limits.processes" // the most tasks at once
+	KeyRuntime   = "runtime"          // the OCI runtime, a name in PATH or a path
+	KeyInit      = "init"             // PID 1 and its arguments
+)
+
+// checkKey checks that key is a config key silo knows.
+func checkKey(key string) error {
+	switch {
+	case strings.HasPrefix(key, "user.") && len(key) > len("user."),
+		strings.HasPrefix(key, "environment.") && len(key) > len("environment."),
+		key == KeyRuntime, key == KeyInit, key == KeyCPU, key == KeyMemory, key == KeyProcesses:
+		return nil
+	}
+	return errkind.Wrap(errkind.Invalid, "unknown config key %q (limits.cpu, limits.memory, limits.processes, runtime, init, environment.*, user.*)", key)
+}
+
+// checkConfig checks one config key and its value.
+func checkConfig(key, value string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	switch key {
+	case KeyRuntime, KeyInit:
+		if strings.TrimSpace(value) == "" {
+			return errkind.Wrap(errkind.Invalid, "config %s: give a value", key)
+		}
+	case KeyCPU, KeyMemory, KeyProcesses:
+		_, err := limits(map[string]string{key: value})
+		return err
+	}
+	return nil
+}
+
+// ParseConfig reads key=value pairs and checks them.
+func ParseConfig(pairs []string) (map[string]string, error) {
+	cfg := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, errkind.Wrap(errkind.Invalid, "config %q: write key=value", p)
+		}
+		if err := checkConfig(k, v); err != nil {
+			return nil, err
+		}
+		cfg[k] = v
+	}
+	return cfg, nil
+}
+
+// limits reads the limits.* keys of a config.
+func limits(cfg map[string]string) (runtime.Limits, error) {
+	var l runtime.Limits
+	if v := cfg[KeyCPU]; v != "" {
+		cpus, err := cpuSet(v)
+		if err != nil {
+			return l, err
+		}
+		l.CPUs = cpus
+	}
+	if v := cfg[KeyMemory]; v != "" {
+		if pct, ok := strings.CutSuffix(v, "%"); ok {
+			n, err := strconv.Atoi(pct)
+			total := hostMemory()
+			if err != nil || n <= 0 || n > 100 || total == 0 {
+				return l, errkind.Wrap(errkind.Invalid, "config %s: invalid percentage %q", KeyMemory, v)
+			}
+			l.Memory = total / 100 * int64(n)
+		} else {
+			n, err := units.ParseSize(v)
+			if err != nil {
+				return l, fmt.Errorf("config %s: %w", KeyMemory, err)
+			}
+			l.Memory = n
+		}
+	}
+	if v := cfg[KeyProcesses]; v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return l, errkind.Wrap(errkind.Invalid, "config %s: %q is not a positive count", KeyProcesses, v)
+		}
+		l.Processes = n
+	}
+	return l, nil
+}
+
+// cpuSet turns limits.cpu into a CPU set: a count N means the first N
+// online CPUs, as "nproc" inside then shows; a set is checked against the
+// online CPUs.
+func cpuSet(v string) (string, error) {
+	online, err := onlineCPUs()
+	if err != nil {
+		return "", err
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 1 || n > len(online) {
+			return "", errkind.Wrap(errkind.Invalid, "config %s: %d CPUs asked, the host has %d", KeyCPU, n, len(online))
+		}
+		return formatCPUs(online[:n]), nil
+	}
+	set, err := parseCPUs(v)
+	if err != nil {
+		return "", errkind.Wrap(errkind.Invalid, "config %s: %q is neither a count nor a CPU set like 0-1,3", KeyCPU, v)
+	}
+	for _, c := range set {
+		if !containsInt(online, c) {
+			return "", errkind.Wrap(errkind.Invalid, "config %s: CPU %d is not online", KeyCPU, c)
+		}
+	}
+	return formatCPUs(set), nil
+}
+
+func containsInt(list []int, x int) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// onlineCPUs lists the host's online CPUs.
+func onlineCPUs() ([]int, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, fmt.Errorf("online CPUs: %w", err)
+	}
+	return parseCPUs(strings.TrimSpace(string(b)))
+}
+
+// parseCPUs reads a CPU list such as "0-3,6".
+func parseCPUs(s string) ([]int, error) {
+	seen := map[int]bool{}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if isRange && err == nil {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a || b > 4095 {
+			return nil, fmt.Errorf("invalid CPU list %q", s)
+		}
+		for c := a; c <= b; c++ {
+			seen[c] = true
+		}
+	}
+	out := make([]int, 0, len(seen))
+	for c := range seen {
+		out = append(out, c)
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+func formatCPUs(cpus []int) string {
+	parts := make([]string, len(cpus))
+	for i, c := range cpus {
+		parts[i] = strconv.Itoa(c)
+	}
+	return strings.Join(parts, ",")
+}
+
+// hostMemory is the host's memory in bytes, 0 if unknown.
+func hostMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// environment is the environment.* keys of a config, as K=V.
+func environment(cfg map[string]string) []string {
+	var env []string
+	for k, v := range cfg {
+		if name, ok := strings.CutPrefix(k, "environment."); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	sort.Strings(env)
+	return env
+}
+
+// InstanceConfig returns the config of instance name.
+func (e *Engine) InstanceConfig(name string) (map[string]string, error) {
+	inst, err := e.instance(name)
+	if err != nil {
+		return nil, err
+	}
+	cfg := map[string]string{}
+	maps.Copy(cfg, inst.Config)
+	return cfg, nil
+}
+
+// SetConfig sets and unsets config keys of an instance. Limits apply at
+// once to a running instance; the other keys at its next start.
+func (e *Engine) SetConfig(ctx context.Context, name string, set map[string]string, unset []string) error {
+	for _, k := range unset {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	var inst *store.Instance
+	var run *store.Run
+	var old map[string]string
+	err := e.store.Update(func(tx *store.Tx) error {
+		var err error
+		if inst, err = tx.Instance(name); err != nil {
+			return err
+		}
+		if run, err = liveRun(tx, name); err != nil {
+			return err
+		}
+		old = maps.Clone(inst.Config)
+		if inst.Config == nil {
+			inst.Config = map[string]string{}
+		}
+		maps.Copy(inst.Config, set)
+		for _, k := range unset {
+			delete(inst.Config, k)
+		}
+		return tx.PutInstance(inst)
+	})
+	if err != nil || run == nil {
+		return err
+	}
+	oldLimits, _ := limits(old)
+	newLimits, err := limits(inst.Config)
+	if err != nil || oldLimits == newLimits {
+		return err
+	}
+	if err := e.applyLimits(ctx, run, newLimits); err != nil {
+		// Keep the record true to what runs.
+		_ = e.store.Update(func(tx *store.Tx) error {
+			cur, err := tx.Instance(name)
+			if err != nil {
+				return err
+			}
+			cur.Config = old
+			return tx.PutInstance(cur)
+		})
+		return fmt.Errorf("apply limits to %s: %w", name, err)
+	}
+	return nil
+}
+
+// applyLimits changes the limits of a running instance.
+func (e *Engine) applyLimits(ctx context.Context, run *store.Run, l runtime.Limits) error {
+	all, err := onlineCPUs()
+	if err != nil {
+		return err
+	}
+	return e.oci(run.Runtime).Update(ctx, run.Name, l, formatCPUs(all))
+}

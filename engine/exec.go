@@ -1,0 +1,151 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/runtime"
+	"github.com/silo-dev/silo/store"
+)
+
+// runningInstance returns the config and the live run of instance name, or
+// says that it does not run.
+func (e *Engine) runningInstance(name string) (*store.Instance, *store.Run, error) {
+	inst, run, err := e.instanceRun(name)
+	if err == nil && (run == nil || !live(run)) {
+		err = errkind.Wrap(errkind.Busy, "instance %q is not running", name)
+	}
+	return inst, run, err
+}
+
+// ExecOptions describe a process to run in an instance.
+type ExecOptions struct {
+	TTY  bool
+	Env  []string // K=V, on top of the instance's environment
+	Cwd  string
+	Args []string
+}
+
+// Exec prepares a process to run in the running instance name.
+func (e *Engine) Exec(ctx context.Context, name string, o ExecOptions) (*runtime.Exec, error) {
+	inst, run, err := e.runningInstance(name)
+	if err != nil {
+		return nil, err
+	}
+	env := append(append(runtime.BaseEnv(), environment(inst.Config)...), o.Env...)
+	return &runtime.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY}, nil
+}
+
+// Wait waits up to timeout for running instance name to be ready: for
+// systemd, until it has booted (running or degraded); for another init,
+// until a process can be run in it.
+func (e *Engine) Wait(ctx context.Context, name string, timeout time.Duration) error {
+	_, run, err := e.runningInstance(name)
+	if err != nil {
+		return err
+	}
+	ready := filepath.Join(e.runDir(name), runtime.ReadyFile)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var lastTry time.Time
+	var state string
+	for {
+		// systemd tells when it has booted over its notify socket; it is
+		// asked again only now and then, in case it never tells.
+		_, statErr := os.Stat(ready)
+		if runtime.InitKind(run.Init) != runtime.Systemd || statErr == nil || time.Since(lastTry) > time.Second {
+			lastTry = time.Now()
+			ok, s, err := probeReady(ctx, run)
+			if ok || err != nil {
+				return err
+			}
+			state = s
+		}
+		if !live(run) {
+			return errkind.Wrap(errkind.Busy, "instance %q stopped while silo waited for it", name)
+		}
+		select {
+		case <-ctx.Done():
+			if state == "" {
+				state = "not ready"
+			}
+			return errkind.Wrap(errkind.Busy, "instance %q is not ready after %s: %s", name, timeout, state)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// probeReady asks an instance once whether it is ready, and what its state
+// is when not.
+func probeReady(ctx context.Context, run *store.Run) (bool, string, error) {
+	kind := runtime.InitKind(run.Init)
+	args := []string{"true"}
+	if kind == runtime.Systemd {
+		args = []string{"systemctl", "is-system-running"}
+	}
+	x := &runtime.Exec{Init: run.Pid, Args: args, Env: runtime.BaseEnv()}
+	cmd, err := x.Probe(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	err = cmd.Run()
+	state := strings.TrimSpace(out.String())
+	if kind != runtime.Systemd {
+		return err == nil, "init does not take processes yet", nil
+	}
+	switch state {
+	case "running", "degraded":
+		return true, state, nil
+	case "maintenance", "stopping":
+		return false, state, fmt.Errorf("systemd in %s is %s", run.Name, state)
+	}
+	// "offline" too: systemctl says so until systemd has made /run/systemd.
+	return false, "systemd is " + orNone(state), nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "not answering"
+	}
+	return s
+}
+
+// Console is how to reach the console of an instance: the socket to
+// attach to while it runs, and the log of what init wrote, in this run or
+// in the last one.
+type Console struct {
+	Socket string   // "" when the instance does not run
+	Logs   []string // oldest first
+}
+
+// Console finds the console of instance name.
+func (e *Engine) Console(ctx context.Context, name string) (*Console, error) {
+	_, _, err := e.runningInstance(name)
+	if errors.Is(err, errkind.Busy) {
+		c := &Console{}
+		if _, err := os.Stat(e.consoleLog(name)); err == nil {
+			c.Logs = []string{e.consoleLog(name)}
+		}
+		return c, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	dir := e.runDir(name)
+	c := &Console{Socket: filepath.Join(dir, runtime.ConsoleSocket)}
+	for _, f := range []string{runtime.ConsoleLog + ".1", runtime.ConsoleLog} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			c.Logs = append(c.Logs, filepath.Join(dir, f))
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,526 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/runtime"
+	"github.com/silo-dev/silo/store"
+)
+
+// StateRunning is the state of an instance whose init runs.
+const StateRunning = "running"
+
+// DefaultStopTimeout is how long a graceful stop waits before it kills.
+const DefaultStopTimeout = 30 * time.Second
+
+// runBase is where the runs of this state directory live: under /run, which
+// a reboot empties as it ends every run, and short, for socket paths.
+func (e *Engine) runBase() string {
+	abs, _ := filepath.Abs(e.stateDir)
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join("/run/silo", hex.EncodeToString(sum[:6]))
+}
+
+func (e *Engine) runDir(name string) string { return filepath.Join(e.runBase(), name) }
+
+// cgroup is the cgroup of instance name, unique on the host.
+func (e *Engine) cgroup(name string) string {
+	return "/silo/" + filepath.Base(e.runBase()) + "/" + name
+}
+
+// oci is the OCI runtime binary: its state lives apart per binary, since
+// runtimes do not read each other's.
+func (e *Engine) oci(binary string) *runtime.OCI {
+	return &runtime.OCI{Binary: binary, Root: filepath.Join(e.runBase(), ".oci-"+filepath.Base(binary))}
+}
+
+// findOCI picks the runtime of an instance: its runtime key, else
+// SILO_RUNTIME, else runc.
+func (e *Engine) findOCI(cfg map[string]string) (*runtime.OCI, error) {
+	name := cfg[KeyRuntime]
+	if name == "" {
+		name = os.Getenv("SILO_RUNTIME")
+	}
+	if name == "" {
+		name = runtime.DefaultOCI
+	}
+	r, err := runtime.FindOCI(name, "")
+	if err != nil {
+		return nil, err
+	}
+	return e.oci(r.Binary), nil
+}
+
+// live says whether the init of run r still runs.
+func live(r *store.Run) bool {
+	return r.Boot == bootID() && runtime.Alive(r.Pid, r.Start)
+}
+
+// liveRun returns the run of instance name if its init still runs. A run
+// whose init died unseen (its monitor killed too) reads as no run.
+func liveRun(tx *store.Tx, name string) (*store.Run, error) {
+	r, err := tx.Run(name)
+	if err != nil || r == nil || !live(r) {
+		return nil, err
+	}
+	return r, nil
+}
+
+// instanceLock serializes the start and stop of one instance.
+func (e *Engine) instanceLock(name string) (*os.File, error) {
+	return lockFile(e.path("locks", "instance-"+name+".lock"), syscall.LOCK_EX)
+}
+
+// notRunning refuses an operation on a running instance.
+func notRunning(tx *store.Tx, name, what string) error {
+	r, err := liveRun(tx, name)
+	if err != nil {
+		return err
+	}
+	if r != nil {
+		return errkind.Wrap(errkind.Busy, "instance %q is running: stop it before you %s it, or use --force", name, what)
+	}
+	return nil
+}
+
+// Start boots instance name under its OCI runtime, with a monitor that
+// outlives this command and keeps the container until it stops.
+func (e *Engine) Start(ctx context.Context, name string) error {
+	lock, err := e.instanceLock(name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	return e.start(ctx, name)
+}
+
+// Restart stops instance name if it runs, and starts it; an ephemeral
+// instance is kept.
+func (e *Engine) Restart(ctx context.Context, name string, force bool, timeout time.Duration) error {
+	lock, err := e.instanceLock(name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := e.stopIfRunning(ctx, name, force, timeout, true); err != nil {
+		return err
+	}
+	return e.start(ctx, name)
+}
+
+// start is Start under the instance's lock.
+func (e *Engine) start(ctx context.Context, name string) error {
+	inst, run, err := e.instanceRun(name)
+	if err != nil {
+		return err
+	}
+	if run != nil {
+		if live(run) {
+			return errkind.Wrap(errkind.Busy, "instance %q is already running", name)
+		}
+		if err := e.finishRun(ctx, run); err != nil {
+			return err
+		}
+	}
+	oci, err := e.findOCI(inst.Config)
+	if err != nil {
+		return err
+	}
+	lim, err := limits(inst.Config)
+	if err != nil {
+		return err
+	}
+	_, d, err := e.instanceDriver(ctx, name)
+	if err != nil {
+		return err
+	}
+	root, err := d.VolumePath(ctx, inst.Volume)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	// A rename since the last boot shows here.
+	if err := setHostname(root, name); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	initArgs := strings.Fields(inst.Config[KeyInit])
+	if len(initArgs) == 0 {
+		initArgs = []string{"/sbin/init"}
+	}
+	kind := runtime.DetectInit(root, initArgs[0])
+	dir := e.runDir(name)
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	cfg := runtime.Config{Name: name, Root: root, Init: initArgs, Env: environment(inst.Config),
+		Cgroup: e.cgroup(name), Limits: lim}
+	if kind == runtime.Systemd {
+		cfg.Notify = filepath.Join(dir, runtime.NotifySocket)
+	}
+	spec, err := runtime.Spec(cfg)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, runtime.BundleConfig), data, 0o600); err != nil {
+		return err
+	}
+	crashpoint("start", "bundled")
+	if err := e.spawnMonitor(name, dir, oci.Binary, kind); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	crashpoint("start", "spawned")
+	return nil
+}
+
+// The monitor is this same program, started with these variables set; its
+// main calls RunMonitor.
+const (
+	monitorEnv        = "SILO_MONITOR"
+	monitorStateEnv   = "SILO_MONITOR_STATE"
+	monitorRuntimeEnv = "SILO_MONITOR_RUNTIME"
+	monitorInitEnv    = "SILO_MONITOR_INIT"
+)
+
+// spawnMonitor starts the monitor of instance name in its own session and
+// waits until it reports the container started, or why it did not.
+func (e *Engine) spawnMonitor(name, dir, ociBinary string, kind runtime.InitKind) error {
+	abs, err := filepath.Abs(e.stateDir)
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"silo-monitor"}
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SILO_CRASH_AT=") { // a test's kill point is the command's, not the monitor's
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, monitorEnv+"="+name, monitorStateEnv+"="+abs,
+		monitorRuntimeEnv+"="+ociBinary, monitorInitEnv+"="+string(kind))
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	report, _ := io.ReadAll(r)
+	msg := strings.TrimSpace(string(report))
+	if msg == "ok" {
+		// The monitor lives on; whoever inherits it reaps it.
+		return cmd.Process.Release()
+	}
+	_ = cmd.Wait()
+	if msg == "" {
+		log, _ := os.ReadFile(filepath.Join(dir, "monitor.log"))
+		msg = "the monitor died: " + lastLine(string(log))
+	}
+	return errors.New(strings.TrimPrefix(msg, "error: "))
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// MonitorName is the instance this process monitors, when it is a monitor.
+func MonitorName() string { return os.Getenv(monitorEnv) }
+
+// RunMonitor is the main of a monitor: it keeps the container of the
+// instance MonitorName names until it stops, then finishes the run
+// (deleting an ephemeral instance). It returns the exit code.
+func RunMonitor(ctx context.Context) int {
+	name, stateDir := os.Getenv(monitorEnv), os.Getenv(monitorStateEnv)
+	ready := os.NewFile(3, "ready")
+	kind := runtime.InitKind(os.Getenv(monitorInitEnv))
+	e := &Engine{stateDir: stateDir}
+	dir := e.runDir(name)
+	fail := func(err error) int {
+		if ready != nil {
+			fmt.Fprintf(ready, "error: %v\n", err)
+			ready.Close()
+		}
+		fmt.Fprintf(os.Stderr, "monitor of %s: %v\n", name, err)
+		return 1
+	}
+	// Held for the monitor's life: stop waits on it for the run to be
+	// finished, and a free lock tells of a dead monitor.
+	lock, err := lockFile(filepath.Join(dir, "monitor.lock"), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err != nil {
+		return fail(err)
+	}
+	defer lock.Close()
+	e, err = Open(ctx, stateDir)
+	if err != nil {
+		return fail(err)
+	}
+	e.Close() // no pool lock is held while the container runs
+	oci := e.oci(os.Getenv(monitorRuntimeEnv))
+	var run *store.Run
+	m := &runtime.Monitor{OCI: oci, ID: name, Dir: dir, Started: func(pid int) error {
+		start, err := runtime.ProcStart(pid)
+		if err != nil {
+			return err
+		}
+		run = &store.Run{Name: name, Pid: pid, Start: start, Boot: bootID(), Started: time.Now().UTC(),
+			Init: string(kind), Runtime: oci.Binary}
+		err = e.store.Update(func(tx *store.Tx) error {
+			if _, err := tx.Instance(name); err != nil {
+				return err
+			}
+			return tx.PutRun(run)
+		})
+		if err != nil {
+			return err
+		}
+		if ready != nil {
+			fmt.Fprintln(ready, "ok")
+			ready.Close()
+			ready = nil
+		}
+		return nil
+	}}
+	// Not ctx: the monitor must outlive the command's interrupts.
+	ws, err := m.Run(context.Background())
+	if err != nil && ready != nil {
+		return fail(err)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "monitor of %s: %v\n", name, err)
+	}
+	fmt.Fprintf(os.Stderr, "monitor of %s: init exited (%v)\n", name, ws)
+	if run == nil {
+		return 1
+	}
+	if err := e.finishRun(context.Background(), run); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+// finishRun clears what a run that ended left: the runtime's state and
+// cgroups, the run's record and directory; an ephemeral instance goes too.
+// It is safe to call more than once, from the monitor or from whoever
+// finds the monitor dead.
+func (e *Engine) finishRun(ctx context.Context, run *store.Run) error {
+	if err := e.oci(run.Runtime).Delete(ctx, run.Name); err != nil && run.Boot == bootID() {
+		return fmt.Errorf("finish the run of %s: %w", run.Name, err)
+	}
+	var matched, ephemeral bool
+	err := e.store.Update(func(tx *store.Tx) error {
+		cur, err := tx.Run(run.Name)
+		if err != nil || cur == nil || cur.Pid != run.Pid || cur.Start != run.Start {
+			return err // already finished, perhaps a later run
+		}
+		matched = true
+		inst, err := tx.Instance(run.Name)
+		if err != nil {
+			return err
+		}
+		_, err = os.Stat(filepath.Join(e.runDir(run.Name), keepFile))
+		if ephemeral = inst.Ephemeral && err != nil; ephemeral {
+			return nil // the delete below clears the run in its transaction
+		}
+		return tx.DeleteRun(run.Name)
+	})
+	if err != nil && !errors.Is(err, errkind.NotFound) {
+		return err
+	}
+	if ephemeral {
+		if err := e.remove(ctx, run.Name); err != nil && !errors.Is(err, errkind.NotFound) {
+			return fmt.Errorf("delete ephemeral instance %s: %w", run.Name, err)
+		}
+	} else if matched && err == nil {
+		e.keepConsoleLog(run.Name)
+	}
+	return os.RemoveAll(e.runDir(run.Name))
+}
+
+// consoleLog is where the console log of an instance's last run is kept.
+func (e *Engine) consoleLog(name string) string { return e.path("logs", name+".console.log") }
+
+// keepConsoleLog keeps what init wrote in its last run, for
+// "console --show-log" on the stopped instance.
+func (e *Engine) keepConsoleLog(name string) {
+	dir := e.runDir(name)
+	dst := e.consoleLog(name)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return
+	}
+	out, err := os.Create(dst + ".tmp")
+	if err != nil {
+		return
+	}
+	for _, f := range []string{runtime.ConsoleLog + ".1", runtime.ConsoleLog} {
+		if in, err := os.Open(filepath.Join(dir, f)); err == nil {
+			_, _ = io.Copy(out, in)
+			in.Close()
+		}
+	}
+	if out.Close() == nil {
+		_ = os.Rename(dst+".tmp", dst)
+	}
+}
+
+// finishDeadRuns finishes the runs whose init has died while no monitor
+// watched (the monitor was killed, or the host rebooted).
+func (e *Engine) finishDeadRuns(ctx context.Context, runs []*store.Run) {
+	for _, r := range runs {
+		if live(r) || monitorAlive(e.runDir(r.Name)) {
+			continue
+		}
+		if err := e.finishRun(ctx, r); err != nil {
+			slog.Warn("finish a run whose monitor died", "instance", r.Name, "error", err)
+		}
+	}
+}
+
+// monitorAlive says whether a monitor holds the lock of run directory dir.
+func monitorAlive(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, "monitor.lock"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		return true
+	}
+	return false
+}
+
+// Stop stops instance name: gracefully, with the signal its init takes for
+// a shutdown, killing it after timeout; at once with force.
+func (e *Engine) Stop(ctx context.Context, name string, force bool, timeout time.Duration) error {
+	lock, err := e.instanceLock(name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	run, err := e.liveRun(name)
+	if err != nil {
+		return err
+	}
+	if run == nil {
+		return errkind.Wrap(errkind.Busy, "instance %q is not running", name)
+	}
+	return e.stopRun(ctx, run, force, timeout, false)
+}
+
+// liveRun returns the run of instance name, nil when it does not run.
+func (e *Engine) liveRun(name string) (*store.Run, error) {
+	_, run, err := e.instanceRun(name)
+	if run != nil && !live(run) {
+		run = nil
+	}
+	return run, err
+}
+
+// instanceRun returns instance name and its run record, if it has one,
+// live or not.
+func (e *Engine) instanceRun(name string) (*store.Instance, *store.Run, error) {
+	var inst *store.Instance
+	var run *store.Run
+	err := e.store.View(func(tx *store.Tx) error {
+		var err error
+		if inst, err = tx.Instance(name); err != nil {
+			return err
+		}
+		run, err = tx.Run(name)
+		return err
+	})
+	return inst, run, err
+}
+
+// stopIfRunning stops instance name if it runs; keep spares an ephemeral
+// instance.
+func (e *Engine) stopIfRunning(ctx context.Context, name string, force bool, timeout time.Duration, keep bool) error {
+	run, err := e.liveRun(name)
+	if err != nil || run == nil {
+		return err
+	}
+	return e.stopRun(ctx, run, force, timeout, keep)
+}
+
+// keepFile in a run directory spares an ephemeral instance when its run
+// ends: a restart, not a stop.
+const keepFile = "keep"
+
+// stopRun stops a live run and waits until it is finished.
+func (e *Engine) stopRun(ctx context.Context, run *store.Run, force bool, timeout time.Duration, keep bool) error {
+	name := run.Name
+	if keep {
+		if err := os.WriteFile(filepath.Join(e.runDir(name), keepFile), nil, 0o600); err != nil {
+			return err
+		}
+	}
+	sig := runtime.InitKind(run.Init).StopSignal()
+	if force {
+		sig = syscall.SIGKILL
+	}
+	if err := syscall.Kill(run.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	if !runtime.WaitExit(run.Pid, timeout) {
+		slog.Info("the instance did not stop in time: killing it", "instance", name, "timeout", timeout)
+		_ = syscall.Kill(run.Pid, syscall.SIGKILL)
+		if !runtime.WaitExit(run.Pid, 30*time.Second) {
+			return fmt.Errorf("stop %s: init %d survives SIGKILL", name, run.Pid)
+		}
+	}
+	return e.awaitMonitor(ctx, run)
+}
+
+// awaitMonitor waits for the monitor of a run whose init has exited to
+// finish it, and finishes it itself if the monitor is dead.
+func (e *Engine) awaitMonitor(ctx context.Context, run *store.Run) error {
+	f, err := os.Open(filepath.Join(e.runDir(run.Name), "monitor.lock"))
+	if err == nil {
+		defer f.Close()
+		for {
+			err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	return e.finishRun(ctx, run)
+}

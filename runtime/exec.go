@@ -1,0 +1,305 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/silo-dev/silo/errkind"
+)
+
+// Exec is a process to run in a running container. It enters the
+// container as the runtime's exec would: the cgroups and namespaces of
+// its init, with the container's capability bounding set. This costs a
+// few milliseconds where the runtime's exec costs some fifty, and it needs
+// no terminal on the caller's side to give the process one.
+type Exec struct {
+	Init int // the container's init, as the host sees it
+	Args []string
+	Env  []string // the whole environment
+	Cwd  string
+	TTY  bool
+}
+
+// BaseEnv is the environment init and exec'd processes start from.
+func BaseEnv() []string {
+	return []string{defaultPath, "container=silo", "TERM=linux", "HOME=/root"}
+}
+
+// argv is the command line that runs the process through nsenter, which
+// enters namespaces from a single-threaded process, as setns of a mount
+// namespace needs and a Go process is not. wd is the fd the working
+// directory is open on.
+func (x *Exec) argv(wd int) ([]string, error) {
+	bin, err := exec.LookPath("nsenter")
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Unavailable, "nsenter not found: install util-linux")
+	}
+	argv := []string{bin, "--target", strconv.Itoa(x.Init),
+		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd=/proc/self/fd/" + strconv.Itoa(wd), "--"}
+	return append(argv, x.Args...), nil
+}
+
+// openCwd opens the working directory in the container's root, resolved
+// as the container would (an absolute symlink stays inside), for nsenter
+// to enter after its chroot: nsenter opens --wd before it. The default is
+// /root, as LXD's, or / where there is none.
+func (x *Exec) openCwd(inherit bool) (int, error) {
+	root := fmt.Sprintf("/proc/%d/root", x.Init)
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("the container's root: %w", err)
+	}
+	defer unix.Close(rfd)
+	flags := uint64(unix.O_PATH | unix.O_DIRECTORY)
+	if !inherit {
+		flags |= unix.O_CLOEXEC
+	}
+	open := func(p string) (int, error) {
+		return unix.Openat2(rfd, p, &unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	}
+	if x.Cwd != "" {
+		fd, err := open(x.Cwd)
+		if err != nil {
+			return -1, errkind.Wrap(errkind.Invalid, "working directory %q in the instance: %v", x.Cwd, err)
+		}
+		return fd, nil
+	}
+	if fd, err := open("root"); err == nil {
+		return fd, nil
+	}
+	return open(".")
+}
+
+// Replace runs the process in place of the calling program, which it never
+// returns to on success: the process's streams and exit status are the
+// caller's. Without a terminal only; see Run.
+func (x *Exec) Replace() error {
+	wd, err := x.openCwd(true)
+	if err != nil {
+		return err
+	}
+	argv, err := x.argv(wd)
+	if err != nil {
+		return err
+	}
+	// The bounding set is per thread and passes through execve.
+	goruntime.LockOSThread()
+	if err := x.enter(); err != nil {
+		return err
+	}
+	return syscall.Exec(argv[0], argv, x.Env)
+}
+
+// Probe is a command for a short probe of the container, such as
+// readiness: it enters the namespaces only, and leaves the caller's
+// cgroups and capabilities as they are.
+func (x *Exec) Probe(ctx context.Context) (*exec.Cmd, error) {
+	cmd, err := x.command()
+	if err != nil {
+		return nil, err
+	}
+	ctxCmd := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	ctxCmd.Env, ctxCmd.ExtraFiles = cmd.Env, cmd.ExtraFiles
+	return ctxCmd, nil
+}
+
+// command is the process as a child of the caller, its working directory
+// passed as fd 3.
+func (x *Exec) command() (*exec.Cmd, error) {
+	wd, err := x.openCwd(false)
+	if err != nil {
+		return nil, err
+	}
+	argv, err := x.argv(3)
+	if err != nil {
+		unix.Close(wd)
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = x.Env
+	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(wd), "cwd")}
+	return cmd, nil
+}
+
+// Run runs the process as a child, with a terminal from the container's
+// own devpts when x.TTY, relaying it to the caller's streams, and returns
+// its exit code.
+func (x *Exec) Run() (int, error) {
+	cmd, err := x.command()
+	if err != nil {
+		return 0, err
+	}
+	goruntime.LockOSThread() // never unlocked: the thread goes with its changed bounding set
+	if err := x.enter(); err != nil {
+		return 0, err
+	}
+	if !x.TTY {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		return exitCode(cmd.Run())
+	}
+	master, slave, err := openPTY(x.Init)
+	if err != nil {
+		return 0, err
+	}
+	defer master.Close()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	in := int(os.Stdin.Fd())
+	if term.IsTerminal(in) {
+		if old, err := term.MakeRaw(in); err == nil {
+			defer term.Restore(in, old)
+		}
+		resize := func() {
+			if w, h, err := term.GetSize(in); err == nil {
+				_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(h), Col: uint16(w)})
+			}
+		}
+		resize()
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		defer signal.Stop(winch)
+		go func() {
+			for range winch {
+				resize()
+			}
+		}()
+	}
+	err = cmd.Start()
+	slave.Close()
+	if err != nil {
+		return 0, err
+	}
+	go func() { _, _ = io.Copy(master, os.Stdin) }()
+	// The terminal's output ends (EIO) once the process and its children
+	// have closed it.
+	_, _ = io.Copy(os.Stdout, master)
+	return exitCode(cmd.Wait())
+}
+
+func exitCode(err error) (int, error) {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+// enter moves the calling process into the cgroups of the container's init
+// and drops, on the calling thread, the capabilities the container lacks.
+func (x *Exec) enter() error {
+	if err := joinCgroups(x.Init); err != nil {
+		return fmt.Errorf("join the cgroups of the container: %w", err)
+	}
+	for i, name := range capNames {
+		if withheld[name] {
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(i), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+				return fmt.Errorf("drop %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// joinCgroups moves the calling process into the cgroup of process pid in
+// every hierarchy: init's cgroup is a leaf even where cgroup v2 forbids
+// processes in inner nodes.
+func joinCgroups(pid int) error {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	self := []byte(strconv.Itoa(os.Getpid()))
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		key := parts[1]
+		if parts[0] == "0" && key == "" {
+			key = "cgroup2"
+		}
+		mnt, ok := mounts[key]
+		if !ok {
+			continue // a hierarchy not mounted here
+		}
+		if err := os.WriteFile(filepath.Join(mnt, parts[2], "cgroup.procs"), self, 0); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// cgroupMounts maps each mounted cgroup hierarchy, named as in
+// /proc/PID/cgroup ("cpu,cpuacct", "name=systemd"; "cgroup2" for v2), to
+// its mount point.
+func cgroupMounts() (map[string]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		fields, tail := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(fields) < 5 || len(tail) < 3 {
+			continue
+		}
+		switch tail[0] {
+		case "cgroup2":
+			out["cgroup2"] = fields[4]
+		case "cgroup":
+			var ctrls []string
+			for _, opt := range strings.Split(tail[2], ",") {
+				if opt != "rw" && opt != "ro" && !strings.HasPrefix(opt, "clone_children") && opt != "noprefix" && !strings.HasPrefix(opt, "release_agent") && opt != "xattr" {
+					ctrls = append(ctrls, opt)
+				}
+			}
+			out[strings.Join(ctrls, ",")] = fields[4]
+		}
+	}
+	return out, sc.Err()
+}
+
+// openPTY opens a terminal pair in the devpts of the container whose init
+// is pid, so that the process sees its own /dev/pts/N.
+func openPTY(pid int) (master, slave *os.File, err error) {
+	mfd, err := unix.Open(fmt.Sprintf("/proc/%d/root/dev/pts/ptmx", pid), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the container's terminal: %w", err)
+	}
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(mfd)
+		return nil, nil, fmt.Errorf("unlock the terminal: %w", err)
+	}
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		unix.Close(mfd)
+		return nil, nil, fmt.Errorf("open the terminal's peer: %w", errno)
+	}
+	return os.NewFile(uintptr(mfd), "ptmx"), os.NewFile(sfd, "pts"), nil
+}

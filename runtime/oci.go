@@ -1,0 +1,102 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/silo-dev/silo/errkind"
+)
+
+// DefaultOCI is the OCI runtime used unless an instance or SILO_RUNTIME
+// names another.
+const DefaultOCI = "runc"
+
+// OCI runs bundles with an OCI runtime binary that takes runc's command
+// line (runc, crun, youki).
+type OCI struct {
+	Binary string // the runtime's executable
+	Root   string // where the runtime keeps its state (--root)
+}
+
+// FindOCI looks the runtime name up (a name in PATH or a path).
+func FindOCI(name, root string) (*OCI, error) {
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Unavailable,
+			"OCI runtime %q not found: install it (hack/install-deps.sh installs runc) or choose another with the runtime config key", name)
+	}
+	return &OCI{Binary: bin, Root: root}, nil
+}
+
+// run runs the runtime and turns a failure into an error that carries what
+// the runtime said.
+func (r *OCI) run(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, r.Binary, append([]string{"--root", r.Root, "--log-format", "json"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %s", filepath.Base(r.Binary), args[0], runtimeMessage(stderr.Bytes(), err))
+	}
+	return nil
+}
+
+// runtimeMessage picks the message out of what a runtime wrote on stderr
+// in JSON lines: the last one says what failed.
+func runtimeMessage(stderr []byte, err error) string {
+	lines := strings.Split(strings.TrimSpace(string(stderr)), "\n")
+	last := strings.TrimSpace(lines[len(lines)-1])
+	var j struct{ Msg string }
+	switch {
+	case last == "":
+		return err.Error()
+	case json.Unmarshal([]byte(last), &j) == nil && j.Msg != "":
+		return j.Msg
+	}
+	return last
+}
+
+// Create sets the container id up from bundle without starting its
+// process; the runtime hands the console's master over consoleSocket and
+// writes init's PID to pidFile.
+func (r *OCI) Create(ctx context.Context, id, bundle, consoleSocket, pidFile string) error {
+	return r.run(ctx, "create", "--bundle", bundle, "--console-socket", consoleSocket, "--pid-file", pidFile, id)
+}
+
+// Start runs the process of a created container.
+func (r *OCI) Start(ctx context.Context, id string) error { return r.run(ctx, "start", id) }
+
+// Delete removes what the runtime keeps of container id (its state and
+// cgroups), killing whatever is left of it. A container the runtime does
+// not know is no error.
+func (r *OCI) Delete(ctx context.Context, id string) error {
+	if _, err := os.Stat(filepath.Join(r.Root, id)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return r.run(ctx, "delete", "--force", id)
+}
+
+// Update applies limits to a running container. A limit left at zero is
+// lifted.
+func (r *OCI) Update(ctx context.Context, id string, l Limits, allCPUs string) error {
+	cpus := l.CPUs
+	if cpus == "" {
+		cpus = allCPUs
+	}
+	mem, pids := int64(-1), int64(-1)
+	if l.Memory > 0 {
+		mem = l.Memory
+	}
+	if l.Processes > 0 {
+		pids = l.Processes
+	}
+	return r.run(ctx, "update", "--cpuset-cpus", cpus, "--memory", strconv.FormatInt(mem, 10),
+		"--pids-limit", strconv.FormatInt(pids, 10), id)
+}
