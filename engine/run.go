@@ -12,11 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/runtime"
 	"github.com/silo-dev/silo/store"
 )
@@ -144,7 +146,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	_, d, err := e.instanceDriver(ctx, name)
+	d, _, err := e.driver(ctx, inst.Pool)
 	if err != nil {
 		return err
 	}
@@ -187,6 +189,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	crashpoint("start", "bundled")
 	if err := e.spawnMonitor(name, dir, oci.Binary, kind); err != nil {
 		os.RemoveAll(dir)
+		e.tidyRuns(name, oci.Binary)
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	crashpoint("start", "spawned")
@@ -227,8 +230,10 @@ func (e *Engine) spawnMonitor(name, dir, ociBinary string, kind runtime.InitKind
 			env = append(env, kv)
 		}
 	}
+	// One P and a tight heap: a monitor mostly sleeps, and there is one
+	// per running instance.
 	cmd.Env = append(env, monitorEnv+"="+name, monitorStateEnv+"="+abs,
-		monitorRuntimeEnv+"="+ociBinary, monitorInitEnv+"="+string(kind))
+		monitorRuntimeEnv+"="+ociBinary, monitorInitEnv+"="+string(kind), "GOMAXPROCS=1", "GOGC=25")
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
@@ -311,6 +316,8 @@ func RunMonitor(ctx context.Context) int {
 			fmt.Fprintln(ready, "ok")
 			ready.Close()
 			ready = nil
+			// What starting took is not needed while the container runs.
+			debug.FreeOSMemory()
 		}
 		return nil
 	}}
@@ -367,7 +374,19 @@ func (e *Engine) finishRun(ctx context.Context, run *store.Run) error {
 	} else if matched && err == nil {
 		e.keepConsoleLog(run.Name)
 	}
-	return os.RemoveAll(e.runDir(run.Name))
+	if err := os.RemoveAll(e.runDir(run.Name)); err != nil {
+		return err
+	}
+	e.tidyRuns(run.Name, run.Runtime)
+	return nil
+}
+
+// tidyRuns removes what the runs of this state directory share once the
+// last of them is gone.
+func (e *Engine) tidyRuns(name, ociBinary string) {
+	_ = fsutil.RemoveIfEmpty(e.oci(ociBinary).Root)
+	_ = fsutil.RemoveIfEmpty(e.runBase())
+	runtime.RemoveCgroup(filepath.Dir(e.cgroup(name)))
 }
 
 // consoleLog is where the console log of an instance's last run is kept.

@@ -252,6 +252,18 @@ func joinCgroups(pid int) error {
 	return sc.Err()
 }
 
+// RemoveCgroup removes the empty cgroup path (absolute) from every
+// hierarchy; one that is in use or gone is left as it is.
+func RemoveCgroup(path string) {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return
+	}
+	for _, mnt := range mounts {
+		_ = os.Remove(filepath.Join(mnt, path))
+	}
+}
+
 // cgroupMounts maps each mounted cgroup hierarchy, named as in
 // /proc/PID/cgroup ("cpu,cpuacct", "name=systemd"; "cgroup2" for v2), to
 // its mount point.

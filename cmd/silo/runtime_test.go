@@ -358,7 +358,8 @@ func monitorOf(t *testing.T, pid int) int {
 	return ppid
 }
 
-// A missing OCI runtime is one clear line, and nothing is left running.
+// A missing OCI runtime, or init, is one clear line, and nothing is left
+// running.
 func TestMissingRuntime(t *testing.T) {
 	e := bootEnv(t, "dir")
 	e.ok("create", "bb", "a")
@@ -367,6 +368,9 @@ func TestMissingRuntime(t *testing.T) {
 	e.extra = nil
 	e.ok("config", "set", "a", "runtime=/nonexistent/crun")
 	e.fails(7, `OCI runtime "/nonexistent/crun" not found`, "start", "a")
+	e.ok("config", "unset", "a", "runtime")
+	e.ok("config", "set", "a", "init=/sbin/nope")
+	e.fails(1, `"/sbin/nope"`, "start", "a")
 	if st := e.status("a"); st.State != "stopped" {
 		t.Fatalf("after failed starts: %+v", st)
 	}
