@@ -155,43 +155,52 @@ func TestBootBusybox(t *testing.T) {
 
 // A graceful stop asks init to shut down (busybox runs its shutdown
 // actions); --timeout kills an init that does not listen; --force kills at
-// once. The console log stays readable after the stop.
+// once, on every driver. The console takes input while the instance runs,
+// and its log stays readable after the stop.
 func TestStop(t *testing.T) {
-	e := bootEnv(t, "dir")
-	e.launch("bb", "a")
-	e.ok("stop", "a")
-	if st := e.status("a"); st.State != "stopped" {
-		t.Fatalf("after stop: %+v", st)
-	}
-	if log := e.ok("console", "a", "--show-log"); !strings.Contains(log, "going down") {
-		t.Fatalf("busybox did not shut down gracefully; its console said:\n%s", log)
-	}
-	e.fails(5, "not running", "stop", "a")
-	e.fails(5, "not running", "exec", "a", "--", "true")
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			e := bootEnv(t, driver)
+			e.launch("bb", "a")
+			// The console: busybox init runs a shell on it.
+			if r := e.runIn([]byte("echo con$((6*7))sole\n"), "console", "a"); r.code != 0 || !strings.Contains(r.out, "con42sole") {
+				t.Fatalf("console: exit %d, %q", r.code, r.out)
+			}
+			e.ok("stop", "a")
+			if st := e.status("a"); st.State != "stopped" {
+				t.Fatalf("after stop: %+v", st)
+			}
+			if log := e.ok("console", "a", "--show-log"); !strings.Contains(log, "going down") {
+				t.Fatalf("busybox did not shut down gracefully; its console said:\n%s", log)
+			}
+			e.fails(5, "not running", "stop", "a")
+			e.fails(5, "not running", "exec", "a", "--", "true")
 
-	// An init that ignores the stop signal: sleep, as PID 1, has no handler.
-	e.ok("config", "set", "a", "init=/bin/sleep 1000")
-	e.ok("start", "a")
-	begin := time.Now()
-	e.ok("stop", "a", "--timeout", "1s")
-	if d := time.Since(begin); d < time.Second {
-		t.Fatalf("stop of an init that ignores it took %s, less than its timeout", d)
+			// An init that ignores the stop signal: sleep, as PID 1, has no handler.
+			e.ok("config", "set", "a", "init=/bin/sleep 1000")
+			e.ok("start", "a")
+			begin := time.Now()
+			e.ok("stop", "a", "--timeout", "1s")
+			if d := time.Since(begin); d < time.Second {
+				t.Fatalf("stop of an init that ignores it took %s, less than its timeout", d)
+			}
+			e.ok("start", "a")
+			begin = time.Now()
+			e.ok("stop", "a", "--force", "--timeout", "1m")
+			if d := time.Since(begin); d > 20*time.Second {
+				t.Fatalf("a forced stop took %s", d)
+			}
+			if st := e.status("a"); st.State != "stopped" {
+				t.Fatalf("after a forced stop: %+v", st)
+			}
+			e.ok("config", "unset", "a", "init")
+			e.ok("restart", "a")
+			if st := e.status("a"); st.State != "running" {
+				t.Fatalf("after restart: %+v", st)
+			}
+			e.consistent()
+		})
 	}
-	e.ok("start", "a")
-	begin = time.Now()
-	e.ok("stop", "a", "--force", "--timeout", "1m")
-	if d := time.Since(begin); d > 20*time.Second {
-		t.Fatalf("a forced stop took %s", d)
-	}
-	if st := e.status("a"); st.State != "stopped" {
-		t.Fatalf("after a forced stop: %+v", st)
-	}
-	e.ok("config", "unset", "a", "init")
-	e.ok("restart", "a")
-	if st := e.status("a"); st.State != "running" {
-		t.Fatalf("after restart: %+v", st)
-	}
-	e.consistent()
 }
 
 // An ephemeral instance goes when it stops, also when it is shut down from
