@@ -67,7 +67,11 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 			return nil, o.fail(ctx, err)
 		}
 	}
-	if err := cloneWithIdentity(ctx, d, storage.Ref{Volume: base}, vol, name); err != nil {
+	err = d.CloneVolume(ctx, storage.Ref{Volume: base}, vol)
+	if err == nil {
+		err = identify(ctx, d, vol, name)
+	}
+	if err != nil {
 		return nil, o.fail(ctx, fmt.Errorf("create %s: %w", name, err))
 	}
 	o.step("cloned")
@@ -81,12 +85,9 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	})
 }
 
-// cloneWithIdentity clones ref into the new volume vol of instance name
-// and gives it its own machine ID and hostname.
-func cloneWithIdentity(ctx context.Context, d storage.Volumes, ref storage.Ref, vol, name string) error {
-	if err := d.CloneVolume(ctx, ref, vol); err != nil {
-		return err
-	}
+// identify gives the new volume vol of instance name its own machine ID
+// and hostname.
+func identify(ctx context.Context, d storage.Volumes, vol, name string) error {
 	root, err := d.VolumePath(ctx, vol)
 	if err != nil {
 		return err
@@ -243,7 +244,7 @@ func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 		return err
 	}
 	defer lock.Close()
-	return e.store.Update(func(tx *store.Tx) error {
+	err = e.store.Update(func(tx *store.Tx) error {
 		inst, err := tx.Instance(oldName)
 		if err != nil {
 			return err
@@ -261,14 +262,14 @@ func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 			return err
 		}
 		inst.Name = newName
-		if err := tx.PutInstance(inst); err != nil {
-			return err
-		}
+		return tx.PutInstance(inst)
+	})
+	if err == nil {
 		// The log of the last run follows; losing it would lose nothing
 		// but that log.
 		_ = os.Rename(e.consoleLog(oldName), e.consoleLog(newName))
-		return nil
-	})
+	}
+	return err
 }
 
 // Copy makes dst, a new instance holding the state of src or of its
@@ -312,18 +313,15 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 	}
 	switch {
 	case srcPool.Name == dstPool.Name:
-		err = cloneWithIdentity(ctx, srcD, ref, vol, dst)
+		err = srcD.CloneVolume(ctx, ref, vol)
 	case srcPool.Driver == dstPool.Driver:
 		err = pipe(ctx, func(w io.Writer) error { return srcD.Send(ctx, ref, "", w) },
 			func(r io.Reader) error { return dstD.Receive(ctx, storage.Ref{Volume: vol}, "", r) })
 	default:
 		err = copyAcross(ctx, srcD, ref, dstD, vol)
 	}
-	if err == nil && srcPool.Name != dstPool.Name {
-		var root string
-		if root, err = dstD.VolumePath(ctx, vol); err == nil {
-			err = giveIdentity(root, dst)
-		}
+	if err == nil {
+		err = identify(ctx, dstD, vol, dst)
 	}
 	if err != nil {
 		return nil, o.fail(ctx, fmt.Errorf("copy %s to %s: %w", src, dst, err))

@@ -134,10 +134,19 @@ func (e *Engine) start(ctx context.Context, name string) error {
 		if live(run) {
 			return errkind.Wrap(errkind.Busy, "instance %q is already running", name)
 		}
-		if err := e.finishRun(ctx, run); err != nil {
+		// Its monitor may still be finishing it, in the run directory
+		// this start is about to make anew.
+		if err := e.awaitMonitor(ctx, run); err != nil {
 			return err
 		}
 	}
+	// Held until the monitor has made the container: tidyRuns must not
+	// remove the directories and cgroups that runs share meanwhile.
+	runs, err := lockFile(e.runsLock(), syscall.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer runs.Close()
 	oci, err := e.findOCI(inst.Config)
 	if err != nil {
 		return err
@@ -189,6 +198,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	crashpoint("start", "bundled")
 	if err := e.spawnMonitor(name, dir, oci.Binary, kind); err != nil {
 		os.RemoveAll(dir)
+		runs.Close()
 		e.tidyRuns(name, oci.Binary)
 		return fmt.Errorf("start %s: %w", name, err)
 	}
@@ -381,9 +391,16 @@ func (e *Engine) finishRun(ctx context.Context, run *store.Run) error {
 	return nil
 }
 
+func (e *Engine) runsLock() string { return e.path("locks", "runs.lock") }
+
 // tidyRuns removes what the runs of this state directory share once the
-// last of them is gone.
+// last of them is gone, unless a start is under way.
 func (e *Engine) tidyRuns(name, ociBinary string) {
+	lock, err := lockFile(e.runsLock(), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err != nil {
+		return
+	}
+	defer lock.Close()
 	_ = fsutil.RemoveIfEmpty(e.oci(ociBinary).Root)
 	_ = fsutil.RemoveIfEmpty(e.runBase())
 	runtime.RemoveCgroup(filepath.Dir(e.cgroup(name)))

@@ -83,7 +83,8 @@ func (e *Engine) Snapshots(ctx context.Context, name string) ([]store.Snapshot, 
 
 // RestoreSnapshot brings instance name back to snapshot snap. Every
 // snapshot, older or newer, is kept: the snapshot is cloned into a new head,
-// and the old head is retired.
+// and the old head is retired. A running instance is refused, unless force:
+// then it is stopped, restored and started again.
 //
 // Where a deleted head holds its space until its last snapshot goes anyway
 // (ZFS), an old head that snapshots live in is left in place, recorded as

@@ -57,7 +57,7 @@ func (m *Monitor) Run(ctx context.Context) (syscall.WaitStatus, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("become a subreaper: %w", err)
 	}
-	attach, err := listenUnix(m.path(ConsoleSocket), "unix")
+	attach, err := listenUnix(m.path(ConsoleSocket))
 	if err != nil {
 		return 0, err
 	}
@@ -92,7 +92,7 @@ func (m *Monitor) path(name string) string { return filepath.Join(m.Dir, name) }
 // boot creates and starts the container once, and waits for its init.
 func (m *Monitor) boot(ctx context.Context) (syscall.WaitStatus, error) {
 	os.Remove(m.path(ReadyFile))
-	handoff, err := listenUnix(m.path(handoffSocket), "unix")
+	handoff, err := listenUnix(m.path(handoffSocket))
 	if err != nil {
 		return 0, err
 	}
@@ -160,9 +160,9 @@ func reap(pid int) syscall.WaitStatus {
 	}
 }
 
-func listenUnix(path, network string) (*net.UnixListener, error) {
+func listenUnix(path string) (*net.UnixListener, error) {
 	os.Remove(path)
-	l, err := net.ListenUnix(network, &net.UnixAddr{Name: path, Net: network})
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}

@@ -204,7 +204,7 @@ func TestStop(t *testing.T) {
 }
 
 // An ephemeral instance goes when it stops, also when it is shut down from
-// inside; a restart keeps it.
+// inside; a restart or a reboot from inside keeps it.
 func TestEphemeral(t *testing.T) {
 	for _, driver := range drivers {
 		t.Run(driver, func(t *testing.T) {
@@ -214,7 +214,15 @@ func TestEphemeral(t *testing.T) {
 			if st := e.status("eph"); st.State != "running" {
 				t.Fatalf("after restart: %+v", st)
 			}
-			e.run("exec", "eph", "--", "poweroff") // killed with the rest of the container
+			// A reboot from inside boots it again, and keeps it.
+			pid := e.status("eph").Pid
+			e.run("exec", "eph", "--", "reboot") // killed with the rest of the container
+			eventually(t, "the instance runs again after a reboot", func() bool {
+				st := e.status("eph")
+				return st.State == "running" && st.Pid != pid
+			})
+			e.ok("wait", "eph")
+			e.run("exec", "eph", "--", "poweroff")
 			eventually(t, "the ephemeral instance is deleted after poweroff", func() bool { return e.status("eph").State == "absent" })
 			e.launch("bb", "eph2", "--ephemeral")
 			e.ok("stop", "eph2")
