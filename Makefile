@@ -15,11 +15,13 @@ deps:
 	hack/install-deps.sh
 
 # The whole test suite, on real filesystems: needs root, loop devices and
-# zfs-fuse (or OpenZFS), which deps and hack/zfs-fuse.sh provide.
+# zfs-fuse (or OpenZFS), which deps and hack/zfs-fuse.sh provide. One
+# package at a time: the storage tests' zfs commands and the containers
+# that the command's tests start on zfs-fuse do not mix well under load.
 test: deps
 	hack/zfs-fuse.sh start
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -p 1 ./...
 
 bench-storage: deps
 	hack/zfs-fuse.sh start
