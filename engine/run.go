@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -240,10 +239,12 @@ func (e *Engine) spawnMonitor(name, dir, ociBinary string, kind runtime.InitKind
 			env = append(env, kv)
 		}
 	}
-	// One P and a tight heap: a monitor mostly sleeps, and there is one
-	// per running instance.
+	// One P: a monitor mostly sleeps, and there is one per running
+	// instance. (Measured over 20 monitors: 1.5 MiB private each against
+	// 1.75 with a P per CPU; a lower GOGC or returning the heap to the
+	// kernel after the start only added to that.)
 	cmd.Env = append(env, monitorEnv+"="+name, monitorStateEnv+"="+abs,
-		monitorRuntimeEnv+"="+ociBinary, monitorInitEnv+"="+string(kind), "GOMAXPROCS=1", "GOGC=25")
+		monitorRuntimeEnv+"="+ociBinary, monitorInitEnv+"="+string(kind), "GOMAXPROCS=1")
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}
@@ -326,8 +327,6 @@ func RunMonitor(ctx context.Context) int {
 			fmt.Fprintln(ready, "ok")
 			ready.Close()
 			ready = nil
-			// What starting took is not needed while the container runs.
-			debug.FreeOSMemory()
 		}
 		return nil
 	}}
