@@ -98,6 +98,9 @@ func probeReady(ctx context.Context, run *store.Run) (bool, string, error) {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	err = cmd.Run()
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
 	state := strings.TrimSpace(out.String())
 	if kind != runtime.Systemd {
 		return err == nil, "init does not take processes yet", nil

@@ -106,20 +106,13 @@ func (x *Exec) Replace() error {
 
 // Probe is a command for a short probe of the container, such as
 // readiness: it enters the namespaces only, and leaves the caller's
-// cgroups and capabilities as they are.
-func (x *Exec) Probe(ctx context.Context) (*exec.Cmd, error) {
-	cmd, err := x.command()
-	if err != nil {
-		return nil, err
-	}
-	ctxCmd := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
-	ctxCmd.Env, ctxCmd.ExtraFiles = cmd.Env, cmd.ExtraFiles
-	return ctxCmd, nil
-}
+// cgroups and capabilities as they are. The caller closes its ExtraFiles
+// once it has run.
+func (x *Exec) Probe(ctx context.Context) (*exec.Cmd, error) { return x.command(ctx) }
 
 // command is the process as a child of the caller, its working directory
 // passed as fd 3.
-func (x *Exec) command() (*exec.Cmd, error) {
+func (x *Exec) command(ctx context.Context) (*exec.Cmd, error) {
 	wd, err := x.openCwd(false)
 	if err != nil {
 		return nil, err
@@ -129,7 +122,7 @@ func (x *Exec) command() (*exec.Cmd, error) {
 		unix.Close(wd)
 		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = x.Env
 	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(wd), "cwd")}
 	return cmd, nil
@@ -139,7 +132,7 @@ func (x *Exec) command() (*exec.Cmd, error) {
 // own devpts when x.TTY, relaying it to the caller's streams, and returns
 // its exit code.
 func (x *Exec) Run() (int, error) {
-	cmd, err := x.command()
+	cmd, err := x.command(context.Background())
 	if err != nil {
 		return 0, err
 	}
