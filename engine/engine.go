@@ -103,14 +103,15 @@ func lockFile(path string, how int) (*os.File, error) {
 }
 
 // bootID identifies this boot of the host: a pool made ready under it
-// needs no mount or import until the next reboot.
-func bootID() string {
+// needs no mount or import until the next reboot, and a run recorded under
+// another boot has ended. Read once: every running instance asks.
+var bootID = sync.OnceValue(func() string {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
-}
+})
 
 func logOp(op *store.Op, msg string, err error) {
 	args := []any{"operation", op.Kind, "target", op.Target}

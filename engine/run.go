@@ -59,11 +59,11 @@ func (e *Engine) findOCI(cfg map[string]string) (*runtime.OCI, error) {
 	if name == "" {
 		name = runtime.DefaultOCI
 	}
-	r, err := runtime.FindOCI(name, "")
+	bin, err := runtime.LookupOCI(name)
 	if err != nil {
 		return nil, err
 	}
-	return e.oci(r.Binary), nil
+	return e.oci(bin), nil
 }
 
 // live says whether the init of run r still runs.

@@ -26,14 +26,15 @@ type OCI struct {
 	Root   string // where the runtime keeps its state (--root)
 }
 
-// FindOCI looks the runtime name up (a name in PATH or a path).
-func FindOCI(name, root string) (*OCI, error) {
+// LookupOCI finds the executable of runtime name (a name in PATH or a
+// path).
+func LookupOCI(name string) (string, error) {
 	bin, err := exec.LookPath(name)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Unavailable,
+		return "", errkind.Wrap(errkind.Unavailable,
 			"OCI runtime %q not found: install it (hack/install-deps.sh installs runc) or choose another with the runtime config key", name)
 	}
-	return &OCI{Binary: bin, Root: root}, nil
+	return bin, nil
 }
 
 // run runs the runtime and turns a failure into an error that carries what
