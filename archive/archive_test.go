@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,5 +210,67 @@ func TestVerifyAcceptsOrdinaryArchives(t *testing.T) {
 	)
 	if err := archive.Verify(context.Background(), bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Two trees in one stream, each under its own prefix, come back apart; a
+// hard link that leaves its prefix is refused.
+func TestPrefixedTrees(t *testing.T) {
+	ctx := context.Background()
+	a, b := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(a, "f"), []byte("one"), 0o640)
+	os.Link(filepath.Join(a, "f"), filepath.Join(a, "g"))
+	os.MkdirAll(filepath.Join(b, "d"), 0o700)
+	os.WriteFile(filepath.Join(b, "d", "h"), []byte("two"), 0o600)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for prefix, root := range map[string]string{"x/one": a, "two": b} {
+		if err := archive.WriteTree(ctx, tw, root, "", prefix); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	outs := map[string]string{"x/one": t.TempDir(), "two": t.TempDir()}
+	xs := map[string]*archive.Extractor{}
+	for p, dir := range outs {
+		x, err := archive.NewExtractor(dir, archive.ExtractOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer x.Close()
+		xs[p] = x
+	}
+	err := archive.ReadEntries(ctx, &buf, func(hdr *tar.Header, body io.Reader) error {
+		for p, x := range xs {
+			if h, ok, err := archive.Strip(hdr, p); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				return x.Entry(h, body)
+			}
+		}
+		return fmt.Errorf("entry %q under no prefix", hdr.Name)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range xs {
+		if err := x.Finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var s1, s2 syscall.Stat_t
+	syscall.Stat(filepath.Join(outs["x/one"], "f"), &s1)
+	syscall.Stat(filepath.Join(outs["x/one"], "g"), &s2)
+	if s1.Ino != s2.Ino || s1.Mode&0o777 != 0o640 {
+		t.Errorf("hard link or mode lost: %+v %+v", s1, s2)
+	}
+	if got, _ := os.ReadFile(filepath.Join(outs["two"], "d", "h")); string(got) != "two" {
+		t.Errorf("second tree: got %q", got)
+	}
+
+	hdr := &tar.Header{Typeflag: tar.TypeLink, Name: "two/x", Linkname: "x/one/f"}
+	if _, _, err := archive.Strip(hdr, "two"); !errors.Is(err, errkind.Invalid) {
+		t.Errorf("hard link out of its prefix: got %v", err)
 	}
 }

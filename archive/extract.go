@@ -47,21 +47,80 @@ type ExtractOptions struct {
 // streams, with an error matching errkind.Invalid. Later entries replace
 // earlier ones of the same name, as tar does.
 func Extract(ctx context.Context, r io.Reader, root string, opts ExtractOptions) error {
-	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	x, err := NewExtractor(root, opts)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", root, err)
-	}
-	defer unix.Close(rootFd)
-	x := &extractor{root: root, rootFd: rootFd, opts: opts, buf: make([]byte, 128*1024)}
-	if err := readEntries(ctx, r, x.entry); err != nil {
 		return err
 	}
-	return x.finishDirs()
+	defer x.Close()
+	if err := ReadEntries(ctx, r, x.Entry); err != nil {
+		return err
+	}
+	return x.Finish()
 }
 
-// readEntries calls fn for each entry of the tar stream r, and refuses a
+// Extractor unpacks entries one at a time into a root, under the rules of
+// Extract: for a stream that holds several trees, or more than a tree.
+type Extractor struct{ x *extractor }
+
+// NewExtractor opens root for extraction. Call Finish after the last entry,
+// and Close in any case.
+func NewExtractor(root string, opts ExtractOptions) (*Extractor, error) {
+	rootFd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", root, err)
+	}
+	return &Extractor{&extractor{root: root, rootFd: rootFd, opts: opts, buf: make([]byte, 128*1024)}}, nil
+}
+
+// Entry writes one entry, whose name is relative to the root.
+func (x *Extractor) Entry(hdr *tar.Header, body io.Reader) error { return x.x.entry(hdr, body) }
+
+// Finish gives the directories their final metadata and times.
+func (x *Extractor) Finish() error { return x.x.finishDirs() }
+
+// Close releases the root.
+func (x *Extractor) Close() error { return unix.Close(x.x.rootFd) }
+
+// Strip returns hdr with the leading directory prefix taken off its name
+// (and off a hard link's target), and whether the entry lies under prefix
+// at all. A hard link from under prefix to a name outside it is refused.
+func Strip(hdr *tar.Header, prefix string) (*tar.Header, bool, error) {
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	rel, ok := under(name, prefix)
+	if !ok {
+		return nil, false, nil
+	}
+	out := *hdr
+	out.Name = rel
+	if rel == "" {
+		out.Name = "."
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		target, err := cleanName(hdr.Linkname)
+		if err != nil {
+			return nil, false, err
+		}
+		if out.Linkname, ok = under(target, prefix); !ok || out.Linkname == "" {
+			return nil, false, invalid("hard link %q -> %q leaves %s/", hdr.Name, hdr.Linkname, prefix)
+		}
+	}
+	return &out, true, nil
+}
+
+func under(name, prefix string) (string, bool) {
+	if name == prefix {
+		return "", true
+	}
+	rel, ok := strings.CutPrefix(name, prefix+"/")
+	return rel, ok
+}
+
+// ReadEntries calls fn for each entry of the tar stream r, and refuses a
 // corrupt stream or one cut short, even at an entry boundary.
-func readEntries(ctx context.Context, r io.Reader, fn func(hdr *tar.Header, body io.Reader) error) error {
+func ReadEntries(ctx context.Context, r io.Reader, fn func(hdr *tar.Header, body io.Reader) error) error {
 	tail := &tailReader{r: r}
 	tr := tar.NewReader(tail)
 	for {

@@ -14,7 +14,7 @@ import (
 // It lets an archive be judged when it is accepted, long before it is unpacked.
 func Verify(ctx context.Context, r io.Reader) error {
 	symlinks := map[string]bool{}
-	return readEntries(ctx, r, func(hdr *tar.Header, body io.Reader) error {
+	return ReadEntries(ctx, r, func(hdr *tar.Header, body io.Reader) error {
 		name, err := checkHeader(hdr)
 		if err != nil {
 			return err

@@ -23,15 +23,22 @@ import (
 // Extract with Whiteouts set applies such a stream onto a copy of base.
 func Write(ctx context.Context, w io.Writer, root, base string) error {
 	tw := tar.NewWriter(w)
-	wr := &writer{ctx: ctx, tw: tw, root: root, base: base, links: map[inode]string{}}
+	if err := WriteTree(ctx, tw, root, base, ""); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// WriteTree writes the tree under root into tw as Write does, with every
+// name (and hard link target) under the directory prefix when it is not
+// empty, so that one stream can hold several trees. It leaves tw open.
+func WriteTree(ctx context.Context, tw *tar.Writer, root, base, prefix string) error {
+	wr := &writer{ctx: ctx, tw: tw, root: root, base: base, prefix: prefix, links: map[inode]string{}}
 	top, err := readEntry(root)
 	if err != nil {
 		return err
 	}
-	if err := wr.walk("", top, base != ""); err != nil {
-		return err
-	}
-	return tw.Close()
+	return wr.walk("", top, base != "")
 }
 
 type inode struct{ dev, ino uint64 }
@@ -40,8 +47,20 @@ type writer struct {
 	ctx   context.Context
 	tw    *tar.Writer
 	root  string
-	base  string
-	links map[inode]string
+	base   string
+	prefix string
+	links  map[inode]string
+}
+
+// name is the stream's name for rel, a path relative to the root ("" for it).
+func (w *writer) name(rel string) string {
+	switch {
+	case w.prefix == "" && rel == "":
+		return "."
+	case w.prefix == "":
+		return rel
+	}
+	return path.Join(w.prefix, rel)
 }
 
 // entry is what Write knows of one path on one side.
@@ -167,7 +186,7 @@ func (w *writer) whiteouts(rel string, oldNames, names []string) error {
 		if have[n] {
 			continue
 		}
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: path.Join(rel, whiteoutPrefix+n), Mode: 0o600, Format: tar.FormatPAX, ModTime: time.Unix(0, 0)}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: w.name(path.Join(rel, whiteoutPrefix+n)), Mode: 0o600, Format: tar.FormatPAX, ModTime: time.Unix(0, 0)}
 		if err := w.tw.WriteHeader(hdr); err != nil {
 			return err
 		}
@@ -190,12 +209,8 @@ func (w *writer) noteLink(rel string, e *entry) bool {
 }
 
 func (w *writer) write(rel string, e *entry) error {
-	name := rel
-	if name == "" {
-		name = "."
-	}
 	hdr := &tar.Header{
-		Name:       name,
+		Name:       w.name(rel),
 		Mode:       int64(e.st.Mode & 0o7777),
 		Uid:        int(e.st.Uid),
 		Gid:        int(e.st.Gid),
@@ -211,14 +226,14 @@ func (w *writer) write(rel string, e *entry) error {
 	}
 	if w.noteLink(rel, e) {
 		hdr.Typeflag = tar.TypeLink
-		hdr.Linkname = w.links[inode{e.st.Dev, e.st.Ino}]
+		hdr.Linkname = w.name(w.links[inode{e.st.Dev, e.st.Ino}])
 		hdr.PAXRecords = nil
 		return w.tw.WriteHeader(hdr)
 	}
 	switch e.st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		hdr.Typeflag = tar.TypeDir
-		if rel != "" {
+		if hdr.Name != "." {
 			hdr.Name += "/"
 		}
 	case unix.S_IFLNK:
