@@ -44,9 +44,9 @@ func WriteTree(ctx context.Context, tw *tar.Writer, root, base, prefix string) e
 type inode struct{ dev, ino uint64 }
 
 type writer struct {
-	ctx   context.Context
-	tw    *tar.Writer
-	root  string
+	ctx    context.Context
+	tw     *tar.Writer
+	root   string
 	base   string
 	prefix string
 	links  map[inode]string
