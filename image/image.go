@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/silo-dev/silo/archive"
+	"github.com/silo-dev/silo/compression"
 	"github.com/silo-dev/silo/errkind"
 )
 
@@ -72,20 +73,20 @@ func Save(ctx context.Context, r io.Reader, path string) (*File, error) {
 var errStop = errors.New("check finished")
 
 func check(ctx context.Context, r io.Reader) (string, error) {
-	tr, compression, err := Decompress(r)
+	tr, kind, err := compression.Decompress(r)
 	if err != nil {
-		return compression, errkind.Wrap(errkind.Invalid, "image is not a valid %s stream: %v", compression, err)
+		return kind, errkind.Wrap(errkind.Invalid, "image is not a valid %s stream: %v", kind, err)
 	}
 	defer tr.Close()
 	if err := archive.Verify(ctx, tr); err != nil {
-		return compression, fmt.Errorf("image is not a sound root filesystem tarball (%s): %w", compression, err)
+		return kind, fmt.Errorf("image is not a sound root filesystem tarball (%s): %w", kind, err)
 	}
 	// Read to the end, so that a corrupt compressed trailer is caught.
 	if _, err := io.Copy(io.Discard, tr); err != nil {
-		return compression, errkind.Wrap(errkind.Invalid, "image is not a valid %s stream: %v", compression, err)
+		return kind, errkind.Wrap(errkind.Invalid, "image is not a valid %s stream: %v", kind, err)
 	}
 	_, err = io.Copy(io.Discard, r)
-	return compression, err
+	return kind, err
 }
 
 // Unpack extracts the image file at path into root.
@@ -95,7 +96,7 @@ func Unpack(ctx context.Context, path, root string) error {
 		return err
 	}
 	defer f.Close()
-	tr, _, err := Decompress(f)
+	tr, _, err := compression.Decompress(f)
 	if err != nil {
 		return err
 	}

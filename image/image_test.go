@@ -17,6 +17,7 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/compression"
 	"github.com/silo-dev/silo/image"
 )
 
@@ -43,13 +44,13 @@ func compress(t *testing.T, kind string, data []byte) []byte {
 	var w io.WriteCloser
 	var err error
 	switch kind {
-	case image.None:
+	case compression.None:
 		return data
-	case image.Gzip:
+	case compression.Gzip:
 		w = gzip.NewWriter(&buf)
-	case image.Zstd:
+	case compression.Zstd:
 		w, err = zstd.NewWriter(&buf)
-	case image.Xz:
+	case compression.Xz:
 		w, err = xz.NewWriter(&buf)
 	}
 	if err != nil {
@@ -65,7 +66,7 @@ func compress(t *testing.T, kind string, data []byte) []byte {
 func TestSaveRecognizesCompressionByContent(t *testing.T) {
 	ctx := context.Background()
 	tarball := rootfs(t, "etc/os-release", "sbin/init")
-	for _, kind := range []string{image.None, image.Gzip, image.Zstd, image.Xz} {
+	for _, kind := range []string{compression.None, compression.Gzip, compression.Zstd, compression.Xz} {
 		t.Run(kind, func(t *testing.T) {
 			data := compress(t, kind, tarball)
 			dir := t.TempDir()
@@ -93,8 +94,8 @@ func TestSaveRecognizesCompressionByContent(t *testing.T) {
 func TestSaveRefusesBadImages(t *testing.T) {
 	ctx := context.Background()
 	good := rootfs(t, "a", "b")
-	gz := compress(t, image.Gzip, good)
-	zst := compress(t, image.Zstd, good)
+	gz := compress(t, compression.Gzip, good)
+	zst := compress(t, compression.Zstd, good)
 	hostile := rootfs(t, "../../etc/evil")
 	cases := map[string][]byte{
 		"truncated tar":   good[:700],
@@ -102,7 +103,7 @@ func TestSaveRefusesBadImages(t *testing.T) {
 		"corrupt zstd":    append(append([]byte(nil), zst[:8]...), bytes.Repeat([]byte{0x55}, 200)...),
 		"not an archive":  bytes.Repeat([]byte("not a tarball\n"), 100),
 		"empty":           nil,
-		"hostile, zipped": compress(t, image.Zstd, hostile),
+		"hostile, zipped": compress(t, compression.Zstd, hostile),
 	}
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,7 +1,7 @@
-// Package image handles image files: it recognizes their compression by
-// content, fingerprints them, and checks and unpacks the root filesystem
-// they hold.
-package image
+// Package compression reads and writes the compressed streams that images
+// and backups travel in, in-process: zstd (multi-threaded), gzip and xz are
+// written, and those plus bzip2 are recognized by content and read.
+package compression
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+
+	"github.com/silo-dev/silo/errkind"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -34,6 +36,39 @@ var magics = []struct {
 	{Xz, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}},
 	{Bzip2, []byte("BZh")},
 }
+
+// Names lists the compressions a stream can be written with.
+var Names = []string{Zstd, Gzip, Xz, None}
+
+// Check refuses a compression that cannot be written.
+func Check(name string) error {
+	for _, n := range Names {
+		if n == name {
+			return nil
+		}
+	}
+	return errkind.Wrap(errkind.Invalid, "unknown compression %q: use one of zstd, gzip, xz or none", name)
+}
+
+// Compress returns a writer that compresses into w with the named
+// compression; closing it flushes the stream but leaves w open.
+func Compress(w io.Writer, name string) (io.WriteCloser, error) {
+	switch name {
+	case Zstd:
+		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	case Gzip:
+		return gzip.NewWriterLevel(w, gzip.DefaultCompression)
+	case Xz:
+		return xz.NewWriter(w)
+	case None:
+		return nopCloser{w}, nil
+	}
+	return nil, Check(name)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 // Decompress recognizes the compression of r by its first bytes, never by a
 // file name, and returns the uncompressed stream and the compression's name.
