@@ -11,6 +11,7 @@ import (
 
 	"github.com/silo-dev/silo/archive"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/iopipe"
 	"github.com/silo-dev/silo/runtime"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/store"
@@ -315,7 +316,7 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 	case srcPool.Name == dstPool.Name:
 		err = srcD.CloneVolume(ctx, ref, vol)
 	case srcPool.Driver == dstPool.Driver:
-		err = pipe(ctx, func(w io.Writer) error { return srcD.Send(ctx, ref, "", w) },
+		err = iopipe.Run(func(w io.Writer) error { return srcD.Send(ctx, ref, "", w) },
 			func(r io.Reader) error { return dstD.Receive(ctx, storage.Ref{Volume: vol}, "", r) })
 	default:
 		err = copyAcross(ctx, srcD, ref, dstD, vol)
@@ -349,31 +350,6 @@ func copyAcross(ctx context.Context, src storage.Volumes, ref storage.Ref, dst s
 	if err != nil {
 		return err
 	}
-	return pipe(ctx, func(w io.Writer) error { return archive.Write(ctx, w, root, "") },
+	return iopipe.Run(func(w io.Writer) error { return archive.Write(ctx, w, root, "") },
 		func(r io.Reader) error { return archive.Extract(ctx, r, dstRoot, archive.ExtractOptions{}) })
 }
-
-// pipe runs write and read at once, joined by a pipe; the first failure
-// stops both and is the one returned.
-func pipe(ctx context.Context, write func(io.Writer) error, read func(io.Reader) error) error {
-	pr, pw := io.Pipe()
-	werr := make(chan error, 1)
-	go func() {
-		err := write(pw)
-		pw.CloseWithError(err)
-		werr <- err
-	}()
-	rerr := read(pr)
-	if rerr != nil {
-		pr.CloseWithError(errReaderStopped)
-	} else {
-		// Drain what the reader left, so that the writer can finish.
-		_, _ = io.Copy(io.Discard, pr)
-	}
-	if err := <-werr; err != nil && !errors.Is(err, errReaderStopped) {
-		return err
-	}
-	return rerr
-}
-
-var errReaderStopped = errors.New("the receiving side stopped")

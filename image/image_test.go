@@ -16,8 +16,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
-	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/compression"
+	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 )
 

@@ -27,7 +27,7 @@ func commands() []*cli.Command {
 		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill at once"},
 		timeoutFlag(engine.DefaultStopTimeout),
 	}
-	return []*cli.Command{
+	return append([]*cli.Command{
 		{
 			Name:  "pool",
 			Usage: "manage storage pools",
@@ -117,7 +117,7 @@ func commands() []*cli.Command {
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "NAME SNAP", Action: withEngine(snapshotDelete)},
 			},
 		},
-	}
+	}, backupCommands()...)
 }
 
 func poolCreate(c *cli.Context, e *engine.Engine) error {

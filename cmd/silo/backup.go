@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/progress"
+)
+
+var compressionFlag = &cli.StringFlag{Name: "compression", Value: "zstd", Usage: "zstd, gzip, xz or none"}
+
+func outputFlag() cli.Flag {
+	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "file to write (- for stdout)"}
+}
+
+func backupCommands() []*cli.Command {
+	return []*cli.Command{
+		{Name: "export", Usage: "write an instance, with its snapshots, as a backup file", ArgsUsage: "NAME", Flags: []cli.Flag{
+			outputFlag(), compressionFlag,
+			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"},
+			&cli.BoolFlag{Name: "optimized", Usage: "the storage driver's own streams: faster, but only a pool of the same driver can import them"},
+		}, Action: withEngine(exportInstance)},
+		{Name: "import", Usage: "make an instance from a backup file (- for stdin)", ArgsUsage: "FILE [NAME]", Flags: []cli.Flag{
+			&cli.StringFlag{Name: "pool", Aliases: []string{"p"}, Usage: "storage pool (default: the pool named default)"},
+		}, Action: withEngine(importInstance)},
+	}
+}
+
+func exportInstance(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	opts := engine.ExportOptions{InstanceOnly: c.Bool("instance-only"), Optimized: c.Bool("optimized"), Compression: c.String("compression")}
+	return writeOutput(c.String("output"), func(w io.Writer) error {
+		if bar := progress.Start(os.Stderr, "export "+a[0]); bar != nil {
+			defer bar.Finish()
+			opts.Progress = bar
+		}
+		return e.Export(c.Context, a[0], w, opts)
+	})
+}
+
+// writeOutput runs write on the file path, or on stdout for "-". A file
+// appears only whole: it is written under a temporary name and renamed
+// when write succeeds.
+func writeOutput(path string, write func(io.Writer) error) error {
+	if path == "-" {
+		if term.IsTerminal(int(os.Stdout.Fd())) {
+			return errkind.Wrap(errkind.Invalid, "refusing to write a binary stream to a terminal: give -o FILE, or pipe the output")
+		}
+		bw := bufio.NewWriterSize(os.Stdout, 1<<20)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	if _, err := os.Stat(path); err == nil {
+		return errkind.Wrap(errkind.AlreadyExists, "%s already exists", path)
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".silo-tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// openInput opens path, or stdin for "-", with a progress bar on a
+// terminal; the bar knows the total when path is a regular file.
+func openInput(path, label string) (io.Reader, func(), error) {
+	f := os.Stdin
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, nil, errkind.Wrap(errkind.NotFound, "%v", err)
+		}
+	}
+	closeAll := func() {
+		if f != os.Stdin {
+			f.Close()
+		}
+	}
+	bar := progress.Start(os.Stderr, label)
+	if bar == nil {
+		return f, closeAll, nil
+	}
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		bar.Expect(st.Size())
+	}
+	return bar.Reader(f), func() { bar.Finish(); closeAll() }, nil
+}
+
+func importInstance(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 2)
+	if err != nil {
+		return err
+	}
+	r, done, err := openInput(a[0], "import")
+	if err != nil {
+		return err
+	}
+	inst, err := e.Import(c.Context, r, a[1], c.String("pool"))
+	done()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Instance %s imported on pool %s, with %d snapshot(s)\n", inst.Name, inst.Pool, len(inst.Snapshots))
+	return nil
+}

@@ -1,0 +1,352 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"time"
+
+	"github.com/silo-dev/silo/backup"
+	"github.com/silo-dev/silo/compression"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/storage"
+	"github.com/silo-dev/silo/store"
+)
+
+// ExportOptions tune Export.
+type ExportOptions struct {
+	InstanceOnly bool   // leave the snapshots out
+	Optimized    bool   // the driver's own streams, for a pool of the same driver
+	Compression  string // zstd when empty
+	// Progress, when set, is told the expected number of uncompressed bytes
+	// (an estimate) once, then each byte as it is written.
+	Progress Progress
+}
+
+// Progress follows a long stream.
+type Progress interface {
+	Expect(total int64)
+	Add(n int)
+}
+
+// Export writes instance name, with its snapshots, as a backup stream to w.
+// A running instance is read from a snapshot taken for the export.
+func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts ExportOptions) error {
+	if opts.Compression == "" {
+		opts.Compression = compression.Zstd
+	}
+	if err := compression.Check(opts.Compression); err != nil {
+		return err
+	}
+	lock, err := e.instanceLock(name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	inst, d, err := e.instanceDriver(ctx, name)
+	if err != nil {
+		return err
+	}
+	_, pool, err := e.driver(ctx, inst.Pool)
+	if err != nil {
+		return err
+	}
+	snaps := inst.Snapshots
+	if opts.InstanceOnly {
+		snaps = nil
+	}
+	head, release, err := e.frozenHead(ctx, inst, d, !opts.Optimized)
+	if err != nil {
+		return err
+	}
+	defer release()
+	x := &backup.Index{Name: inst.Name, Created: inst.Created, Image: inst.Image, Config: inst.Config}
+	for _, s := range snaps {
+		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created})
+	}
+	var add func(int)
+	if opts.Progress != nil {
+		// The head's size: the snapshots add only their differences.
+		if n, err := d.Usage(ctx, storage.Ref{Volume: inst.Volume}); err == nil {
+			opts.Progress.Expect(n)
+		}
+		add = opts.Progress.Add
+	}
+	bw, err := backup.NewWriter(w, opts.Compression, add)
+	if err != nil {
+		return err
+	}
+	if opts.Optimized {
+		err = exportStreams(ctx, bw, x, pool.Driver, d, snaps, head)
+	} else {
+		err = exportTrees(ctx, bw, x, d, snaps, head)
+	}
+	if err == nil {
+		err = bw.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("export %s: %w", name, err)
+	}
+	return nil
+}
+
+// frozenHead returns a ref to the state of inst to export. A running
+// instance is snapshotted first when snapshot is set, so that its tree
+// holds still while it is read; release removes that snapshot.
+func (e *Engine) frozenHead(ctx context.Context, inst *store.Instance, d storage.Driver, snapshot bool) (storage.Ref, func(), error) {
+	head := storage.Ref{Volume: inst.Volume}
+	run, err := e.liveRun(inst.Name)
+	if err != nil || run == nil || !snapshot {
+		return head, func() {}, err
+	}
+	head.Snapshot = newID("x-")
+	o, err := e.begin("freeze", inst.Name, func(tx *store.Tx, rec *store.Op) error {
+		rec.Undo.Volumes = []store.VolumeRef{{Pool: inst.Pool, Volume: head.Volume, Snapshot: head.Snapshot}}
+		return nil
+	})
+	if err != nil {
+		return head, nil, err
+	}
+	if err := d.CreateSnapshot(ctx, head); err != nil {
+		return head, nil, o.fail(ctx, fmt.Errorf("snapshot %s: %w", inst.Name, err))
+	}
+	return head, func() {
+		if err := o.rollBack(ctx); err != nil {
+			logOp(o.rec, "could not remove the snapshot an export took; the next silo command tries again", err)
+		}
+	}, nil
+}
+
+// exportTrees writes the portable form: each snapshot as the difference
+// from the one before, then the head as the difference from the last.
+func exportTrees(ctx context.Context, bw *backup.Writer, x *backup.Index, d storage.Driver, snaps []store.Snapshot, head storage.Ref) error {
+	if err := bw.Index(x); err != nil {
+		return err
+	}
+	prev, release := "", func() error { return nil }
+	defer func() { release() }()
+	for _, s := range snaps {
+		root, rel, err := d.OpenSnapshot(ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID})
+		if err != nil {
+			return err
+		}
+		if err := bw.Snapshot(ctx, s.Name, root, prev); err != nil {
+			rel()
+			return fmt.Errorf("snapshot %s: %w", s.Name, err)
+		}
+		release()
+		prev, release = root, rel
+	}
+	root, rel, err := openRef(ctx, d, head)
+	if err != nil {
+		return err
+	}
+	defer rel()
+	return bw.Root(ctx, root, prev)
+}
+
+// openRef gives the root of a volume or of a snapshot until release.
+func openRef(ctx context.Context, d storage.Volumes, ref storage.Ref) (string, func() error, error) {
+	if ref.Snapshot != "" {
+		return d.OpenSnapshot(ctx, ref)
+	}
+	root, err := d.VolumePath(ctx, ref.Volume)
+	return root, func() error { return nil }, err
+}
+
+// exportStreams writes the optimized form: a driver stream per snapshot,
+// incremental against the one before where both live in one volume (a
+// restore starts a new volume), then the head.
+func exportStreams(ctx context.Context, bw *backup.Writer, x *backup.Index, driver string, d storage.Driver, snaps []store.Snapshot, head storage.Ref) error {
+	x.Optimized = driver
+	type send struct {
+		ref    storage.Ref
+		parent string // snapshot ID
+	}
+	var sends []send
+	var last *store.Snapshot
+	add := func(target string, ref storage.Ref) {
+		st, sd := backup.Stream{Snapshot: target}, send{ref: ref}
+		if last != nil && last.Volume == ref.Volume {
+			st.Parent, sd.parent = last.Name, last.ID
+		}
+		x.Streams = append(x.Streams, st)
+		sends = append(sends, sd)
+	}
+	for i := range snaps {
+		add(snaps[i].Name, storage.Ref{Volume: snaps[i].Volume, Snapshot: snaps[i].ID})
+		last = &snaps[i]
+	}
+	add("", head)
+	if err := bw.Index(x); err != nil {
+		return err
+	}
+	for k, s := range sends {
+		if err := bw.Stream(ctx, k, func(w io.Writer) error { return d.Send(ctx, s.ref, s.parent, w) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Import makes an instance from the backup stream r, on pool (the default
+// pool when empty), called name or, when empty, as in the backup. It
+// unpacks as it reads; a bad stream leaves nothing behind.
+func (e *Engine) Import(ctx context.Context, r io.Reader, name, pool string) (*store.Instance, error) {
+	if name != "" {
+		if err := checkName("instance", name); err != nil {
+			return nil, err
+		}
+	}
+	pool, err := e.pool(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	d, p, err := e.driver(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	im := &importer{e: e, ctx: ctx, d: d, pool: p, name: name}
+	err = backup.Read(ctx, r, im)
+	if im.o == nil {
+		return nil, err
+	}
+	if err != nil {
+		return nil, im.o.fail(ctx, fmt.Errorf("import %s: %w", im.inst.Name, err))
+	}
+	im.o.step("received")
+	return im.inst, im.o.commit(ctx, func(tx *store.Tx) error { return tx.PutInstance(im.inst) })
+}
+
+// importer builds an instance from a backup as backup.Read hands it over.
+type importer struct {
+	e    *Engine
+	ctx  context.Context
+	d    storage.Driver
+	pool *store.Pool
+	name string
+	x    *backup.Index
+	o    *op
+	inst *store.Instance
+	// vols maps each optimized stream to the volume it lands in.
+	vols []string
+}
+
+func (im *importer) Begin(x *backup.Index) (string, error) {
+	if im.name == "" {
+		im.name = x.Name
+	}
+	if err := checkName("instance", im.name); err != nil {
+		return "", fmt.Errorf("the backup's instance: %w", err)
+	}
+	for k, v := range x.Config {
+		if err := checkConfig(k, v); err != nil {
+			return "", fmt.Errorf("the backup's config: %w", err)
+		}
+	}
+	if x.Optimized != "" && x.Optimized != im.pool.Driver {
+		return "", errkind.Wrap(errkind.Invalid, "the backup holds optimized %s streams, which only a %s pool can receive; pool %q is %s: export it again without --optimized",
+			x.Optimized, x.Optimized, im.pool.Name, im.pool.Driver)
+	}
+	im.x = x
+	inst := &store.Instance{Name: im.name, Image: x.Image, Pool: im.pool.Name, Volume: newID("i-"),
+		Config: maps.Clone(x.Config), Created: x.Created}
+	if inst.Created.IsZero() {
+		inst.Created = time.Now().UTC()
+	}
+	for _, s := range x.Snapshots {
+		if err := checkName("snapshot", s.Name); err != nil {
+			return "", fmt.Errorf("the backup's snapshots: %w", err)
+		}
+		inst.Snapshots = append(inst.Snapshots, store.Snapshot{Name: s.Name, ID: newID("s-"), Volume: inst.Volume, Created: s.Created})
+	}
+	// Streams that start afresh (after a restore, in the source) land in
+	// volumes of their own; the last one is the head.
+	for k, st := range x.Streams {
+		vol := inst.Volume
+		if st.Parent != "" {
+			vol = im.vols[im.streamOf(st.Parent)]
+		} else if k != len(x.Streams)-1 {
+			vol = newID("i-")
+		}
+		im.vols = append(im.vols, vol)
+		if st.Snapshot != "" {
+			s, _ := inst.Snapshot(st.Snapshot)
+			s.Volume = vol
+		}
+	}
+	if n := len(im.vols); n > 0 && im.vols[n-1] != inst.Volume {
+		// The head goes on from an earlier volume: give it that volume's ID.
+		inst.Volume = im.vols[n-1]
+	}
+	inst.Retired = retiredVolumes(inst)
+	o, err := im.e.begin("import", im.name, func(tx *store.Tx, rec *store.Op) error {
+		rec.Undo.Volumes = append(rec.Undo.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
+		for _, v := range inst.Retired {
+			rec.Undo.Volumes = append(rec.Undo.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: v})
+		}
+		for _, s := range inst.Snapshots {
+			rec.Undo.Volumes = append(rec.Undo.Volumes, snapRef(inst, &s))
+		}
+		return reserveInstance(tx, rec, im.name)
+	})
+	if err != nil {
+		return "", err
+	}
+	im.o, im.inst = o, inst
+	if x.Optimized != "" {
+		return "", nil
+	}
+	root, err := im.d.CreateVolume(im.ctx, inst.Volume)
+	if err != nil {
+		return "", err
+	}
+	return root, nil
+}
+
+// streamOf returns the index of the stream that holds snapshot name.
+func (im *importer) streamOf(name string) int {
+	for k, st := range im.x.Streams {
+		if st.Snapshot == name {
+			return k
+		}
+	}
+	return -1
+}
+
+// retiredVolumes lists the volumes, other than the head, that snapshots live in.
+func retiredVolumes(inst *store.Instance) []string {
+	var out []string
+	seen := map[string]bool{inst.Volume: true}
+	for _, s := range inst.Snapshots {
+		if !seen[s.Volume] {
+			seen[s.Volume] = true
+			out = append(out, s.Volume)
+		}
+	}
+	return out
+}
+
+func (im *importer) TreeDone(i int) error {
+	if i >= len(im.inst.Snapshots) {
+		return nil // the root: it stays the head
+	}
+	s := im.inst.Snapshots[i]
+	return im.d.CreateSnapshot(im.ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID})
+}
+
+func (im *importer) Stream(k int, r io.Reader) error {
+	st := im.x.Streams[k]
+	dst := storage.Ref{Volume: im.vols[k]}
+	if st.Snapshot != "" {
+		s, _ := im.inst.Snapshot(st.Snapshot)
+		dst.Snapshot = s.ID
+	}
+	parent := ""
+	if st.Parent != "" {
+		s, _ := im.inst.Snapshot(st.Parent)
+		parent = s.ID
+	}
+	return im.d.Receive(im.ctx, dst, parent, r)
+}
