@@ -350,3 +350,21 @@ func (im *importer) Stream(k int, r io.Reader) error {
 	}
 	return im.d.Receive(im.ctx, dst, parent, r)
 }
+
+// OpenTree gives the root of instance name, or of its snapshot snap, until
+// release is called.
+func (e *Engine) OpenTree(ctx context.Context, name, snap string) (root string, release func() error, err error) {
+	inst, d, err := e.instanceDriver(ctx, name)
+	if err != nil {
+		return "", nil, err
+	}
+	ref := storage.Ref{Volume: inst.Volume}
+	if snap != "" {
+		s, err := inst.Snapshot(snap)
+		if err != nil {
+			return "", nil, err
+		}
+		ref = storage.Ref{Volume: s.Volume, Snapshot: s.ID}
+	}
+	return openRef(ctx, d, ref)
+}
