@@ -2,7 +2,7 @@ GO ?= go
 # urfave/cli's markdown docs cost every silo command a millisecond at start-up.
 export GOFLAGS := -tags=urfave_cli_no_docs
 
-.PHONY: build demo test deps bench-storage bench-cli bench-run
+.PHONY: build demo test deps bench-storage bench-cli bench-run bench-backup
 
 build:
 	$(GO) build ./...
@@ -37,3 +37,6 @@ bench-cli: deps
 bench-run: deps
 	sysctl -qw fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576
 	$(GO) run ./hack/runbench
+
+bench-backup: deps
+	$(GO) run ./hack/backupbench

@@ -33,12 +33,18 @@ func Write(ctx context.Context, w io.Writer, root, base string) error {
 // name (and hard link target) under the directory prefix when it is not
 // empty, so that one stream can hold several trees. It leaves tw open.
 func WriteTree(ctx context.Context, tw *tar.Writer, root, base, prefix string) error {
-	wr := &writer{ctx: ctx, tw: tw, root: root, base: base, prefix: prefix, links: map[inode]string{}}
-	top, err := readEntry(root)
+	wr := &writer{ctx: ctx, tw: tw, root: root, base: base, prefix: prefix, links: map[inode]string{}, buf: make([]byte, 256<<10)}
+	top, err := readEntry(unix.AT_FDCWD, root, root)
 	if err != nil {
 		return err
 	}
-	return wr.walk("", top, base != "")
+	var baseTop *entry
+	if base != "" {
+		if baseTop, err = readEntry(unix.AT_FDCWD, base, base); err != nil {
+			return err
+		}
+	}
+	return wr.walk("", top, baseTop)
 }
 
 type inode struct{ dev, ino uint64 }
@@ -50,6 +56,7 @@ type writer struct {
 	base   string
 	prefix string
 	links  map[inode]string
+	buf    []byte
 }
 
 // name is the stream's name for rel, a path relative to the root ("" for it).
@@ -63,108 +70,165 @@ func (w *writer) name(rel string) string {
 	return path.Join(w.prefix, rel)
 }
 
-// entry is what Write knows of one path on one side.
+// entry is what Write knows of one path on one side. Its link target and
+// xattrs are read only when needed (load): most paths of a difference are
+// told unchanged by their inode alone.
 type entry struct {
+	path   string
 	st     unix.Stat_t
+	loaded bool
 	link   string
 	xattrs map[string]string
 }
 
-func readEntry(p string) (*entry, error) {
-	e := &entry{}
-	if err := unix.Lstat(p, &e.st); err != nil {
-		return nil, err
+// readEntry stats name in the directory dirfd; p is its full path.
+func readEntry(dirfd int, name, p string) (*entry, error) {
+	e := &entry{path: p}
+	if err := unix.Fstatat(dirfd, name, &e.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, &os.PathError{Op: "lstat", Path: p, Err: err}
 	}
-	if e.st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		l, err := os.Readlink(p)
-		if err != nil {
-			return nil, err
-		}
-		e.link = l
-	}
-	x, err := fsutil.Xattrs(p)
-	if err != nil {
-		return nil, err
-	}
-	e.xattrs = x
 	return e, nil
 }
 
+func (e *entry) load() error {
+	if e.loaded {
+		return nil
+	}
+	if e.st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		l, err := os.Readlink(e.path)
+		if err != nil {
+			return err
+		}
+		e.link = l
+	}
+	x, err := fsutil.Xattrs(e.path)
+	if err != nil {
+		return err
+	}
+	e.xattrs, e.loaded = x, true
+	return nil
+}
+
 // same is the quick check (as rsync's): equal type, owner, mode, size, mtime,
-// device, link target and xattrs mean equal content.
-func same(a, b *entry) bool {
+// device, link target and xattrs mean equal content. The same inode with
+// the same change time (a path a snapshot left alone) is the same without
+// a look at its link or xattrs.
+func same(a, b *entry) (bool, error) {
 	if a.st.Mode != b.st.Mode || a.st.Uid != b.st.Uid || a.st.Gid != b.st.Gid ||
-		a.st.Mtim != b.st.Mtim || a.link != b.link || a.st.Rdev != b.st.Rdev {
-		return false
+		a.st.Mtim != b.st.Mtim || a.st.Rdev != b.st.Rdev {
+		return false, nil
 	}
 	if a.st.Mode&unix.S_IFMT == unix.S_IFREG && a.st.Size != b.st.Size {
-		return false
+		return false, nil
 	}
-	if len(a.xattrs) != len(b.xattrs) {
-		return false
+	if a.st.Ino == b.st.Ino && a.st.Ctim == b.st.Ctim {
+		return true, nil
+	}
+	if err := a.load(); err != nil {
+		return false, err
+	}
+	if err := b.load(); err != nil {
+		return false, err
+	}
+	if a.link != b.link || len(a.xattrs) != len(b.xattrs) {
+		return false, nil
 	}
 	for k, v := range a.xattrs {
 		if bv, ok := b.xattrs[k]; !ok || bv != v {
-			return false
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
+}
+
+// dir is an open directory on one side, with its sorted names.
+type dir struct {
+	f     *os.File
+	names []string
+}
+
+func openDir(p string) (*dir, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	sort.Strings(names)
+	return &dir{f: f, names: names}, nil
+}
+
+// entry stats name in d.
+func (d *dir) entry(name string) (*entry, error) {
+	return readEntry(int(d.f.Fd()), name, filepath.Join(d.f.Name(), name))
 }
 
 // walk writes rel (a directory, "" for the root, read as cur) and
-// everything below it. inBase says that rel's parent is a directory in the
-// base too, so that looking rel up there cannot go through a symlink.
-func (w *writer) walk(rel string, cur *entry, inBase bool) error {
+// everything below it. old is rel in the base, when there is one and it
+// was reached through directories only, so that no symlink is followed.
+func (w *writer) walk(rel string, cur, old *entry) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	dir := filepath.Join(w.root, rel)
-	var old *entry
-	var err error
-	baseIsDir := false
-	if inBase {
-		old, err = readEntry(filepath.Join(w.base, rel))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if old != nil && old.st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		// Replaced by a directory: nothing below it is in the base.
+		if err := w.write(rel, cur); err != nil {
 			return err
 		}
-		baseIsDir = old != nil && old.st.Mode&unix.S_IFMT == unix.S_IFDIR
-	}
-	if old == nil || !same(cur, old) {
+		old = nil
+	} else if old == nil {
+		if err := w.write(rel, cur); err != nil {
+			return err
+		}
+	} else if ok, err := same(cur, old); err != nil {
+		return err
+	} else if !ok {
 		if err := w.write(rel, cur); err != nil {
 			return err
 		}
 	}
-	names, err := readNames(dir)
+	d, err := openDir(cur.path)
 	if err != nil {
 		return err
 	}
-	if baseIsDir {
-		oldNames, err := readNames(filepath.Join(w.base, rel))
-		if err != nil {
+	defer d.f.Close()
+	var bd *dir
+	if old != nil {
+		if bd, err = openDir(old.path); err != nil {
 			return err
 		}
-		if err := w.whiteouts(rel, oldNames, names); err != nil {
+		defer bd.f.Close()
+		if err := w.whiteouts(rel, bd.names, d.names); err != nil {
 			return err
 		}
 	}
-	for _, n := range names {
+	for _, n := range d.names {
 		child := path.Join(rel, n)
-		e, err := readEntry(filepath.Join(w.root, child))
+		e, err := d.entry(n)
 		if err != nil {
 			return err
 		}
+		var prev *entry
+		if bd != nil {
+			if prev, err = bd.entry(n); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
 		if e.st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			if err := w.walk(child, e, baseIsDir); err != nil {
+			if err := w.walk(child, e, prev); err != nil {
 				return err
 			}
 			continue
 		}
-		if baseIsDir {
-			old, err := readEntry(filepath.Join(w.base, child))
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if prev != nil {
+			ok, err := same(e, prev)
+			if err != nil {
 				return err
 			}
-			if old != nil && same(e, old) {
+			if ok {
 				w.noteLink(child, e)
 				continue
 			}
@@ -209,6 +273,9 @@ func (w *writer) noteLink(rel string, e *entry) bool {
 }
 
 func (w *writer) write(rel string, e *entry) error {
+	if err := e.load(); err != nil {
+		return err
+	}
 	hdr := &tar.Header{
 		Name:       w.name(rel),
 		Mode:       int64(e.st.Mode & 0o7777),
@@ -260,12 +327,13 @@ func (w *writer) write(rel string, e *entry) error {
 	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
 		return nil
 	}
-	f, err := os.Open(filepath.Join(w.root, rel))
+	f, err := os.Open(e.path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	n, err := io.Copy(w.tw, f)
+	// One buffer for every file: io.Copy would make a new one for each.
+	n, err := io.CopyBuffer(struct{ io.Writer }{w.tw}, struct{ io.Reader }{f}, w.buf)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", rel, err)
 	}
@@ -273,15 +341,4 @@ func (w *writer) write(rel string, e *entry) error {
 		return fmt.Errorf("write %s: file changed size while being read", rel)
 	}
 	return nil
-}
-
-func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	sort.Strings(names)
-	return names, err
 }

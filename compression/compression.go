@@ -55,7 +55,7 @@ func Check(name string) error {
 func Compress(w io.Writer, name string) (io.WriteCloser, error) {
 	switch name {
 	case Zstd:
-		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		return newParallelZstd(w)
 	case Gzip:
 		return gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	case Xz:

@@ -31,3 +31,35 @@ func Runner(silo, state string) func(args ...string) error {
 		return nil
 	}
 }
+
+// Debian is a state directory with the Debian bookworm minbase image
+// (hack/debian-image.sh) imported as "debian" and a btrfs loop pool
+// "bench", for benchmarks of whole commands.
+type Debian struct {
+	Work, Silo, State string
+	Run               func(args ...string) error
+	// Names lists the instances that Close deletes.
+	Names []string
+}
+
+// NewDebian sets a Debian benchmark up under a new directory named for prefix.
+func NewDebian(prefix string) *Debian {
+	work, err := os.MkdirTemp("/var/tmp", prefix+"-")
+	Check(err)
+	d := &Debian{Work: work, Silo: BuildSilo(work), State: filepath.Join(work, "state")}
+	d.Run = Runner(d.Silo, d.State)
+	out, err := exec.Command("hack/debian-image.sh").Output()
+	Check(err)
+	Check(d.Run("image", "import", strings.TrimSpace(string(out)), "--alias", "debian"))
+	Check(d.Run("pool", "create", "bench", "--driver", "btrfs", "--size", "20GiB"))
+	return d
+}
+
+// Close deletes the instances, the pool and the directory.
+func (d *Debian) Close() {
+	for _, n := range d.Names {
+		_ = d.Run("delete", "--force", n)
+	}
+	_ = d.Run("pool", "delete", "bench")
+	os.RemoveAll(d.Work)
+}

@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,33 +37,18 @@ var (
 
 func main() {
 	flag.Parse()
-	work, err := os.MkdirTemp("/var/tmp", "runbench-")
-	benchutil.Check(err)
-	defer os.RemoveAll(work)
-	silo := benchutil.BuildSilo(work)
-	out, err := exec.Command("hack/debian-image.sh").Output()
-	benchutil.Check(err)
-	image := strings.TrimSpace(string(out))
-
-	run := benchutil.Runner(silo, filepath.Join(work, "state"))
-	var names []string
-	defer func() {
-		for _, n := range names {
-			_ = run("delete", "--force", n)
-		}
-		_ = run("pool", "delete", "bench")
-	}()
-	benchutil.Check(run("image", "import", image, "--alias", "debian"))
-	benchutil.Check(run("pool", "create", "bench", "--driver", "btrfs", "--size", "20GiB"))
+	bench := benchutil.NewDebian("runbench")
+	defer bench.Close()
+	run := bench.Run
 	// The first create puts the image on the pool; it is not timed.
 	benchutil.Check(run("create", "debian", "warm", "--pool", "bench"))
-	names = append(names, "warm")
+	bench.Names = append(bench.Names, "warm")
 	fmt.Printf("Debian bookworm minbase with systemd on a btrfs loop pool; %d runs per figure; medians [min-max]\n\n", *runs)
 
 	var launch, boot, execs, stop []time.Duration
 	for i := range *runs {
 		name := fmt.Sprintf("l%d", i)
-		names = append(names, name)
+		bench.Names = append(bench.Names, name)
 		launch = append(launch, benchutil.Timed(func() error {
 			if err := run("launch", "debian", name, "--pool", "bench"); err != nil {
 				return err
@@ -94,7 +78,7 @@ func main() {
 		for k := range n {
 			name := fmt.Sprintf("m%d", running+k)
 			mu.Lock()
-			names = append(names, name)
+			bench.Names = append(bench.Names, name)
 			mu.Unlock()
 			wg.Add(1)
 			go func() {
