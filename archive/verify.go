@@ -13,25 +13,10 @@ import (
 // links that leave the root, absurd sizes, and truncated or corrupt streams.
 // It lets an archive be judged when it is accepted, long before it is unpacked.
 func Verify(ctx context.Context, r io.Reader) error {
-	symlinks := map[string]bool{}
+	v := NewVerifier()
 	return ReadEntries(ctx, r, func(hdr *tar.Header, body io.Reader) error {
-		name, err := checkHeader(hdr)
-		if err != nil {
+		if err := v.Check(hdr); err != nil {
 			return err
-		}
-		if dir := symlinkParent(symlinks, name); dir != "" {
-			return invalid("entry %q: parent %q is a symlink", hdr.Name, dir)
-		}
-		if hdr.Typeflag == tar.TypeLink {
-			target, _ := cleanName(hdr.Linkname)
-			if dir := symlinkParent(symlinks, target); dir != "" || symlinks[target] {
-				return invalid("hard link %q: target %q passes through a symlink", hdr.Name, hdr.Linkname)
-			}
-		}
-		if hdr.Typeflag == tar.TypeSymlink {
-			symlinks[name] = true
-		} else {
-			delete(symlinks, name)
 		}
 		// Reading the body checks that the stream holds all of it.
 		if _, err := io.Copy(io.Discard, body); err != nil {
@@ -39,6 +24,35 @@ func Verify(ctx context.Context, r io.Reader) error {
 		}
 		return nil
 	})
+}
+
+// Verifier applies Verify's rules to one tree's headers as they come.
+type Verifier struct{ symlinks map[string]bool }
+
+// NewVerifier starts on a new tree.
+func NewVerifier() *Verifier { return &Verifier{symlinks: map[string]bool{}} }
+
+// Check refuses hdr if Extract would refuse it, given the entries before it.
+func (v *Verifier) Check(hdr *tar.Header) error {
+	name, err := checkHeader(hdr)
+	if err != nil {
+		return err
+	}
+	if dir := symlinkParent(v.symlinks, name); dir != "" {
+		return invalid("entry %q: parent %q is a symlink", hdr.Name, dir)
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		target, _ := cleanName(hdr.Linkname)
+		if dir := symlinkParent(v.symlinks, target); dir != "" || v.symlinks[target] {
+			return invalid("hard link %q: target %q passes through a symlink", hdr.Name, hdr.Linkname)
+		}
+	}
+	if hdr.Typeflag == tar.TypeSymlink {
+		v.symlinks[name] = true
+	} else {
+		delete(v.symlinks, name)
+	}
+	return nil
 }
 
 // symlinkParent returns the first parent directory of name that is a symlink.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"github.com/silo-dev/silo/backup"
 	"github.com/silo-dev/silo/compression"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/store"
 )
@@ -62,6 +64,11 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	}
 	defer release()
 	x := &backup.Index{Name: inst.Name, Created: inst.Created, Image: inst.Image, Config: inst.Config}
+	if inst.Metadata != nil {
+		if x.Extra, err = json.Marshal(backupExtra{inst.Metadata, inst.Templates}); err != nil {
+			return err
+		}
+	}
 	for _, s := range snaps {
 		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created})
 	}
@@ -89,6 +96,12 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 		return fmt.Errorf("export %s: %w", name, err)
 	}
 	return nil
+}
+
+// backupExtra is what a backup's index carries for the engine alone.
+type backupExtra struct {
+	Metadata  *image.Metadata   `json:"metadata,omitempty"`
+	Templates map[string]string `json:"templates,omitempty"`
 }
 
 // frozenHead returns a ref to the state of inst to export. A running
@@ -254,6 +267,13 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 		Config: maps.Clone(x.Config), Created: x.Created}
 	if inst.Created.IsZero() {
 		inst.Created = time.Now().UTC()
+	}
+	if len(x.Extra) > 0 {
+		var extra backupExtra
+		if err := json.Unmarshal(x.Extra, &extra); err != nil {
+			return "", errkind.Wrap(errkind.Invalid, "the backup's index: %v", err)
+		}
+		inst.Metadata, inst.Templates = extra.Metadata, extra.Templates
 	}
 	for _, s := range x.Snapshots {
 		if err := checkName("snapshot", s.Name); err != nil {

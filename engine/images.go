@@ -22,9 +22,41 @@ type ImportResult struct {
 	Existed bool `json:"existed"`
 }
 
-// ImportImage reads an image file from r into the image store, under the
-// given aliases. The file is checked as it is read; a bad one leaves nothing.
-func (e *Engine) ImportImage(ctx context.Context, r io.Reader, aliases []string) (*ImportResult, error) {
+// ImportOptions tune ImportImage.
+type ImportOptions struct {
+	Aliases []string
+	// Rootfs is the second file of a split image, when not nil.
+	Rootfs io.Reader
+	// Fingerprint, when set, is what the image's must be.
+	Fingerprint string
+}
+
+// ImportImage reads an image from r (and opts.Rootfs) into the image store.
+// The files are checked as they are read; a bad image leaves nothing.
+func (e *Engine) ImportImage(ctx context.Context, r io.Reader, opts ImportOptions) (*ImportResult, error) {
+	return e.addImage(ctx, opts.Aliases, opts.Rootfs != nil, func(file, rootfs string) (*image.File, error) {
+		var saved *image.File
+		var err error
+		if opts.Rootfs != nil {
+			saved, err = image.SaveSplit(ctx, r, opts.Rootfs, file, rootfs)
+		} else {
+			saved, err = image.Save(ctx, r, file)
+		}
+		if err == nil && opts.Fingerprint != "" && opts.Fingerprint != saved.Fingerprint {
+			err = errkind.Wrap(errkind.Invalid, "fingerprint mismatch: the image's is %s, not %s", saved.Fingerprint, opts.Fingerprint)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("import image: %w", err)
+		}
+		return saved, nil
+	})
+}
+
+// addImage records the image that produce writes into the image store, at
+// file (and rootfs, for a split image), under aliases. The intent is
+// recorded first: a failed or interrupted produce leaves no file behind.
+// An image already there is kept, and the new copy dropped.
+func (e *Engine) addImage(ctx context.Context, aliases []string, split bool, produce func(file, rootfs string) (*image.File, error)) (*ImportResult, error) {
 	for _, a := range aliases {
 		if err := checkName("alias", a); err != nil {
 			return nil, err
@@ -33,7 +65,11 @@ func (e *Engine) ImportImage(ctx context.Context, r io.Reader, aliases []string)
 	if err := os.MkdirAll(e.path("images"), 0o700); err != nil {
 		return nil, err
 	}
-	file := e.path("images", newID("")+".img")
+	id := newID("")
+	file, rootfs := e.path("images", id+".img"), ""
+	if split {
+		rootfs = e.path("images", id+".rootfs")
+	}
 	o, err := e.begin("image-import", "image", func(tx *store.Tx, rec *store.Op) error {
 		for _, a := range aliases {
 			if err := aliasFree(tx, a); err != nil {
@@ -41,28 +77,28 @@ func (e *Engine) ImportImage(ctx context.Context, r io.Reader, aliases []string)
 			}
 			rec.Reserved = append(rec.Reserved, store.Reservation("alias", a))
 		}
-		rec.Undo.Files = []string{file}
+		rec.Undo.Files = []string{file, rootfs}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	saved, err := image.Save(ctx, r, file)
+	saved, err := produce(file, rootfs)
 	if err != nil {
-		return nil, o.fail(ctx, fmt.Errorf("import image: %w", err))
+		return nil, o.fail(ctx, err)
 	}
 	o.step("saved")
 	res := &ImportResult{}
 	err = o.commit(ctx, func(tx *store.Tx) error {
 		if img, err := tx.Image(saved.Fingerprint); err == nil {
-			// The same file again: keep the record, drop the copy.
 			res.Image, res.Existed = img, true
-			o.rec.Retire.Files = []string{file}
+			o.rec.Retire.Files = []string{file, rootfs}
 			return nil
 		}
 		res.Image = &store.Image{
-			Fingerprint: saved.Fingerprint, File: file, Size: saved.Size,
-			Compression: saved.Compression, Created: time.Now().UTC(), Aliases: aliases,
+			Fingerprint: saved.Fingerprint, File: file, Rootfs: rootfs, Layout: saved.Layout,
+			RootfsFormat: saved.RootfsFormat, Metadata: saved.Metadata, Templates: saved.Templates,
+			Size: saved.Size, Compression: saved.Compression, Created: time.Now().UTC(), Aliases: aliases,
 		}
 		return tx.PutImage(res.Image)
 	})
@@ -136,7 +172,7 @@ func (e *Engine) DeleteImage(ctx context.Context, ref string) error {
 		for pool, vol := range img.Bases {
 			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: pool, Volume: vol})
 		}
-		rec.Retire.Files = []string{img.File}
+		rec.Retire.Files = []string{img.File, img.Rootfs}
 		return tx.DeleteImage(img)
 	})
 }
@@ -177,13 +213,13 @@ func errkindOr(err, other error) error {
 // base returns the ID of the image's base volume on pool, making it if
 // it is not there yet. One command makes it while the others wait.
 func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
-	find := func() (vol, file string, err error) {
+	find := func() (vol string, spec image.Spec, err error) {
 		err = e.store.View(func(tx *store.Tx) error {
 			img, err := tx.Image(fp)
 			if err != nil {
 				return err
 			}
-			vol, file = img.Bases[pool], img.File
+			vol, spec = img.Bases[pool], img.Spec()
 			return nil
 		})
 		return
@@ -193,7 +229,7 @@ func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
 		return "", err
 	}
 	defer lock.Close()
-	vol, file, err := find()
+	vol, spec, err := find()
 	if err != nil || vol != "" {
 		return vol, err
 	}
@@ -210,7 +246,7 @@ func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
 		return "", err
 	}
 	if err := storage.CreateImageVolume(ctx, d, vol, func(root string) error {
-		return image.Unpack(ctx, file, root)
+		return image.Unpack(ctx, spec, root)
 	}); err != nil {
 		return "", o.fail(ctx, fmt.Errorf("unpack image %.12s on pool %s: %w", fp, pool, err))
 	}

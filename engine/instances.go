@@ -11,6 +11,7 @@ import (
 
 	"github.com/silo-dev/silo/archive"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/iopipe"
 	"github.com/silo-dev/silo/runtime"
 	"github.com/silo-dev/silo/storage"
@@ -51,12 +52,15 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	}
 	vol := newID("i-")
 	var fp, base string
+	inst := &store.Instance{Name: name, Pool: pool, Volume: vol, Created: time.Now().UTC(),
+		Config: opts.Config, Ephemeral: opts.Ephemeral}
 	o, err := e.begin("create", name, func(tx *store.Tx, rec *store.Op) error {
 		img, err := tx.FindImage(imageRef)
 		if err != nil {
 			return err
 		}
 		fp, base = img.Fingerprint, img.Bases[pool]
+		inst.Image, inst.Metadata, inst.Templates = fp, img.Metadata, img.Templates
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
 		return reserveInstance(tx, rec, name)
 	})
@@ -70,14 +74,12 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	}
 	err = d.CloneVolume(ctx, storage.Ref{Volume: base}, vol)
 	if err == nil {
-		err = identify(ctx, d, vol, name)
+		err = identify(ctx, d, inst, image.WhenCreate)
 	}
 	if err != nil {
 		return nil, o.fail(ctx, fmt.Errorf("create %s: %w", name, err))
 	}
 	o.step("cloned")
-	inst := &store.Instance{Name: name, Image: fp, Pool: pool, Volume: vol, Created: time.Now().UTC(),
-		Config: opts.Config, Ephemeral: opts.Ephemeral}
 	return inst, o.commit(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Image(fp); err != nil {
 			return fmt.Errorf("create %s: the image was deleted meanwhile: %w", name, err)
@@ -86,14 +88,17 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	})
 }
 
-// identify gives the new volume vol of instance name its own machine ID
-// and hostname.
-func identify(ctx context.Context, d storage.Volumes, vol, name string) error {
-	root, err := d.VolumePath(ctx, vol)
+// identify gives the new volume of inst its own machine ID and hostname,
+// and renders the image templates that trigger names.
+func identify(ctx context.Context, d storage.Volumes, inst *store.Instance, trigger string) error {
+	root, err := d.VolumePath(ctx, inst.Volume)
 	if err != nil {
 		return err
 	}
-	return giveIdentity(root, name)
+	if err := giveIdentity(root, inst.Name); err != nil {
+		return err
+	}
+	return applyTemplates(root, inst, trigger)
 }
 
 // InstanceInfo is an instance with its state: running or stopped, and
@@ -321,15 +326,15 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 	default:
 		err = copyAcross(ctx, srcD, ref, dstD, vol)
 	}
+	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol,
+		Config: maps.Clone(from.Config), Created: time.Now().UTC(), Metadata: from.Metadata, Templates: from.Templates}
 	if err == nil {
-		err = identify(ctx, dstD, vol, dst)
+		err = identify(ctx, dstD, inst, image.WhenCopy)
 	}
 	if err != nil {
 		return nil, o.fail(ctx, fmt.Errorf("copy %s to %s: %w", src, dst, err))
 	}
 	o.step("copied")
-	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol,
-		Config: maps.Clone(from.Config), Created: time.Now().UTC()}
 	return inst, o.commit(ctx, func(tx *store.Tx) error { return tx.PutInstance(inst) })
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/runtime"
 	"github.com/silo-dev/silo/store"
@@ -164,6 +165,9 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	}
 	// A rename since the last boot shows here.
 	if err := setHostname(root, name); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	if err := applyTemplates(root, inst, image.WhenStart); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	initArgs := strings.Fields(inst.Config[KeyInit])

@@ -81,7 +81,7 @@ func TestSaveRecognizesCompressionByContent(t *testing.T) {
 			}
 			root := filepath.Join(dir, "root")
 			os.Mkdir(root, 0o755)
-			if err := image.Unpack(ctx, filepath.Join(dir, "img.tar.gz"), root); err != nil {
+			if err := image.Unpack(ctx, image.Spec{Layout: f.Layout, File: filepath.Join(dir, "img.tar.gz")}, root); err != nil {
 				t.Fatal(err)
 			}
 			if b, err := os.ReadFile(filepath.Join(root, "sbin/init")); err != nil || string(b) != "content of sbin/init" {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/image"
 )
 
 // Pool is a named place where volumes live.
@@ -23,14 +24,30 @@ type Pool struct {
 
 // Image is an imported root filesystem.
 type Image struct {
-	Fingerprint string    `json:"fingerprint"`
-	File        string    `json:"file"` // the tarball as imported, under the image store
-	Size        int64     `json:"size"`
-	Compression string    `json:"compression"`
-	Created     time.Time `json:"created"`
-	Aliases     []string  `json:"aliases"`
+	Fingerprint string `json:"fingerprint"`
+	File        string `json:"file"` // the tarball as imported, under the image store
+	// Layout is rootfs (a plain tarball; empty in records before LXD's
+	// layouts), unified or split; a split image's rootfs is in Rootfs.
+	Layout       string            `json:"layout,omitempty"`
+	Rootfs       string            `json:"rootfs,omitempty"`
+	RootfsFormat string            `json:"rootfs_format,omitempty"`
+	Metadata     *image.Metadata   `json:"metadata,omitempty"`
+	Templates    map[string]string `json:"templates,omitempty"`
+	Size         int64             `json:"size"`
+	Compression  string            `json:"compression"`
+	Created      time.Time         `json:"created"`
+	Aliases      []string          `json:"aliases"`
 	// Bases maps a pool name to the ID of the image's read-only base volume there.
 	Bases map[string]string `json:"bases,omitempty"`
+}
+
+// Spec names the image's files for the image package.
+func (img *Image) Spec() image.Spec {
+	layout := img.Layout
+	if layout == "" {
+		layout = image.LayoutRootfs
+	}
+	return image.Spec{Layout: layout, File: img.File, Rootfs: img.Rootfs, RootfsFormat: img.RootfsFormat}
 }
 
 // Instance is a system container.
@@ -44,6 +61,10 @@ type Instance struct {
 	Snapshots []Snapshot        `json:"snapshots,omitempty"`
 	// Ephemeral instances are deleted when they stop.
 	Ephemeral bool `json:"ephemeral,omitempty"`
+	// Metadata and Templates come from the image, for the templates that
+	// are rendered on copy and start, and for publish.
+	Metadata  *image.Metadata   `json:"metadata,omitempty"`
+	Templates map[string]string `json:"templates,omitempty"`
 	// NextSnap numbers the next default snapshot name (snapN).
 	NextSnap int `json:"next_snap"`
 	// Retired lists earlier heads that restores left in place for the

@@ -23,6 +23,7 @@ func outputFlag() cli.Flag {
 
 func backupCommands() []*cli.Command {
 	return []*cli.Command{
+		publishCommand(),
 		{Name: "export", Usage: "write an instance, with its snapshots, as a backup file", ArgsUsage: "NAME", Flags: []cli.Flag{
 			outputFlag(), compressionFlag,
 			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/units"
 	"github.com/silo-dev/silo/store"
 )
@@ -46,9 +47,12 @@ func commands() []*cli.Command {
 			Name:  "image",
 			Usage: "manage images",
 			Subcommands: []*cli.Command{
-				{Name: "import", Usage: "import a root filesystem tarball (.tar, .tar.gz, .tar.zst, .tar.xz; - for stdin)", ArgsUsage: "FILE", Flags: []cli.Flag{
-					&cli.StringSliceFlag{Name: "alias", Aliases: []string{"a"}, Usage: "alias for the image (repeatable)"},
-				}, Action: withEngine(imageImport)},
+				{Name: "import", Usage: "import an image: a root filesystem tarball, an LXD unified image, or an LXD split image's metadata and rootfs (tarball or squashfs); - for stdin",
+					ArgsUsage: "FILE [ROOTFS]", Flags: []cli.Flag{
+						&cli.StringSliceFlag{Name: "alias", Aliases: []string{"a"}, Usage: "alias for the image (repeatable)"},
+						&cli.StringFlag{Name: "fingerprint", Usage: "refuse the image unless its fingerprint is this"},
+					}, Action: withEngine(imageImport)},
+				imageExportCommand(), imageBuildCommand(),
 				{Name: "list", Aliases: []string{"ls"}, Usage: "list images", Flags: []cli.Flag{formatFlag}, Action: withEngine(imageList)},
 				{Name: "info", Usage: "show an image", ArgsUsage: "REF", Flags: []cli.Flag{formatFlag}, Action: withEngine(imageInfo)},
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an image no instance uses", ArgsUsage: "REF", Action: withEngine(imageDelete)},
@@ -201,20 +205,26 @@ func poolDelete(c *cli.Context, e *engine.Engine) error {
 }
 
 func imageImport(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
+	a, err := args(c, 1, 2)
 	if err != nil {
 		return err
 	}
-	var r io.Reader = os.Stdin
-	if a[0] != "-" {
-		f, err := os.Open(a[0])
+	r, done, err := openInput(a[0], "import")
+	if err != nil {
+		return err
+	}
+	defer done()
+	opts := engine.ImportOptions{Aliases: c.StringSlice("alias"), Fingerprint: c.String("fingerprint")}
+	if a[1] != "" {
+		f, err := os.Open(a[1])
 		if err != nil {
-			return errkind.Wrap(errkind.NotFound, "image file: %v", err)
+			return errkind.Wrap(errkind.NotFound, "%v", err)
 		}
 		defer f.Close()
-		r = f
+		opts.Rootfs = f
 	}
-	res, err := e.ImportImage(c.Context, r, c.StringSlice("alias"))
+	res, err := e.ImportImage(c.Context, r, opts)
+	done()
 	if err != nil {
 		return err
 	}
@@ -222,7 +232,7 @@ func imageImport(c *cli.Context, e *engine.Engine) error {
 		fmt.Printf("Image %.12s was already imported: nothing to do\n", res.Fingerprint)
 		return nil
 	}
-	fmt.Printf("Image imported: %.12s (%s, %s)\n", res.Fingerprint, humanSize(res.Size), res.Compression)
+	fmt.Printf("Image imported: %.12s (%s, %s, %s)\n", res.Fingerprint, humanSize(res.Size), layout(res.Image), res.Compression)
 	return nil
 }
 
@@ -232,13 +242,37 @@ type imageView struct {
 	Aliases     []string          `json:"aliases"`
 	Size        int64             `json:"size"`
 	Compression string            `json:"compression"`
+	Layout      string            `json:"layout"`
 	Created     string            `json:"created"`
 	Pools       map[string]string `json:"pools"`
+	// From metadata.yaml, for LXD images.
+	Architecture string            `json:"architecture,omitempty"`
+	CreationDate string            `json:"creation_date,omitempty"`
+	Properties   map[string]string `json:"properties,omitempty"`
+	Templates    []string          `json:"templates,omitempty"`
+}
+
+// layout names an image's layout for people.
+func layout(img *store.Image) string {
+	s := img.Spec()
+	if s.Layout == image.LayoutSplit {
+		return "split, " + s.RootfsFormat
+	}
+	return s.Layout
 }
 
 func viewImage(img *store.Image) imageView {
 	v := imageView{Name: img.Fingerprint, Fingerprint: img.Fingerprint, Aliases: img.Aliases, Size: img.Size,
-		Compression: img.Compression, Created: img.Created.Format("2006-01-02T15:04:05Z"), Pools: img.Bases}
+		Compression: img.Compression, Created: img.Created.Format("2006-01-02T15:04:05Z"), Pools: img.Bases,
+		Layout: layout(img)}
+	if m := img.Metadata; m != nil {
+		v.Architecture, v.Properties = m.Architecture, m.Properties
+		v.CreationDate = time.Unix(m.CreationDate, 0).UTC().Format("2006-01-02T15:04:05Z")
+		for p := range m.Templates {
+			v.Templates = append(v.Templates, p)
+		}
+		sort.Strings(v.Templates)
+	}
 	if v.Aliases == nil {
 		v.Aliases = []string{}
 	}
@@ -275,9 +309,23 @@ func imageInfo(c *cli.Context, e *engine.Engine) error {
 	for p := range img.Bases {
 		pools = append(pools, p)
 	}
-	return output(c, viewImage(img), []string{"Fingerprint:", img.Fingerprint}, fields(
-		"Aliases", orDash(strings.Join(img.Aliases, ", ")), "Size", humanSize(img.Size),
-		"Compression", img.Compression, "Imported", when(img.Created), "On pools", orDash(strings.Join(pools, ", "))))
+	v := viewImage(img)
+	rows := fields(
+		"Aliases", orDash(strings.Join(img.Aliases, ", ")), "Size", humanSize(img.Size), "Layout", v.Layout,
+		"Compression", img.Compression, "Imported", when(img.Created), "On pools", orDash(strings.Join(pools, ", ")))
+	if img.Metadata != nil {
+		rows = append(rows, fields("Architecture", v.Architecture, "Created", v.CreationDate,
+			"Templates", orDash(strings.Join(v.Templates, ", ")))...)
+		var keys []string
+		for k := range v.Properties {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			rows = append(rows, []string{"  " + k + ":", v.Properties[k]})
+		}
+	}
+	return output(c, v, []string{"Fingerprint:", img.Fingerprint}, rows)
 }
 
 func imageDelete(c *cli.Context, e *engine.Engine) error {
