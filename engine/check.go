@@ -40,6 +40,9 @@ func (e *Engine) Check(ctx context.Context) ([]string, error) {
 		}
 		for _, img := range imgs {
 			files[img.File] = true
+			if img.Rootfs != "" {
+				files[img.Rootfs] = true
+			}
 			for pool, vol := range img.Bases {
 				add(pool, storage.Ref{Volume: vol}, fmt.Sprintf("image %.12s", img.Fingerprint))
 			}

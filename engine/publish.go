@@ -210,6 +210,10 @@ func (e *Engine) BuildImage(ctx context.Context, name string, opts BuildOptions)
 	if err != nil {
 		return nil, errkind.Wrap(errkind.Unavailable, "image build needs mmdebstrap: install it (apt-get install mmdebstrap)")
 	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	fmt.Fprintf(opts.Log, "Building %s (%s) from %s\n", name, opts.Variant, opts.Mirror)
 	include := append([]string{"systemd-sysv"}, opts.Include...)
 	meta := image.NewMetadata(map[string]string{
 		"os": "debian", "release": release, "version": version, "variant": opts.Variant,

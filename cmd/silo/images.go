@@ -55,7 +55,6 @@ func imageBuild(c *cli.Context, e *engine.Engine) error {
 	for _, s := range c.StringSlice("include") {
 		include = append(include, strings.Split(s, ",")...)
 	}
-	fmt.Fprintf(os.Stderr, "Building %s from the Debian mirror...\n", a[0])
 	res, err := e.BuildImage(c.Context, a[0], engine.BuildOptions{Variant: c.String("variant"), Include: include,
 		Aliases: c.StringSlice("alias"), Mirror: c.String("mirror"), Log: os.Stderr})
 	if err != nil {
