@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -104,6 +105,15 @@ func testCrashes(t *testing.T, e *env, driver string) {
 			cmd:   func(n int) []string { return []string{"snapshot", "restore", "base", "s"} },
 			// snapshot s has no /marker.
 			state: func(e *env, n int) bool { return e.run("file", "pull", "base/marker", "-").code == 3 },
+		},
+		{
+			kind: "import", steps: []string{"begun", "received", "committed"}, done: []string{"committed"},
+			setup: func(e *env, n int) {
+				files[n] = filepath.Join(e.state, fmt.Sprintf("backup%d", n))
+				e.ok("export", "base", "-o", files[n])
+			},
+			cmd:   func(n int) []string { return append([]string{"import", files[n], fmt.Sprintf("imp%d", n)}, pool...) },
+			state: func(e *env, n int) bool { return has(instances(e), fmt.Sprintf("imp%d", n)) },
 		},
 		{
 			kind: "delete", steps: []string{"begun"}, done: []string{"begun"},
