@@ -2,8 +2,8 @@
 # silo's main job, end to end, in a throw-away state directory: install
 # what is needed, build silo, make a small image, launch a clone and wait
 # for it, exec into it, snapshot, change a file, roll back, show the file
-# back, copy, stop. (Export arrives with image export.) Run as root:
-# make demo.
+# back, copy, stop, export it as a backup and import it back, publish it
+# as an image and export that as an LXD image. Run as root: make demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,10 @@ step file pull web2/etc/motd -
 step list
 step info web
 step stop web
+step export web -o "$SILO_STATE_DIR/web.backup"
+step import "$SILO_STATE_DIR/web.backup" web-restored
+step snapshot list web-restored
+step publish web --alias web-image
+step image export web-image -o "$SILO_STATE_DIR/web-image.tar.zst"
+step image info web-image
 step list
-step delete web2
-step delete web

@@ -41,7 +41,7 @@ func exportInstance(c *cli.Context, e *engine.Engine) error {
 		return err
 	}
 	opts := engine.ExportOptions{InstanceOnly: c.Bool("instance-only"), Optimized: c.Bool("optimized"), Compression: c.String("compression")}
-	return writeOutput(c.String("output"), func(w io.Writer) error {
+	return writeOutput(c.String("output"), "Instance "+a[0], func(w io.Writer) error {
 		if bar := progress.Start(os.Stderr, "export "+a[0]); bar != nil {
 			defer bar.Finish()
 			opts.Progress = bar
@@ -52,8 +52,8 @@ func exportInstance(c *cli.Context, e *engine.Engine) error {
 
 // writeOutput runs write on the file path, or on stdout for "-". A file
 // appears only whole: it is written under a temporary name and renamed
-// when write succeeds.
-func writeOutput(path string, write func(io.Writer) error) error {
+// when write succeeds; then what it holds is said.
+func writeOutput(path, what string, write func(io.Writer) error) error {
 	if path == "-" {
 		if term.IsTerminal(int(os.Stdout.Fd())) {
 			return errkind.Wrap(errkind.Invalid, "refusing to write a binary stream to a terminal: give -o FILE, or pipe the output")
@@ -85,8 +85,12 @@ func writeOutput(path string, write func(io.Writer) error) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
+		return err
 	}
-	return err
+	if st, err := os.Stat(path); err == nil {
+		fmt.Printf("%s exported to %s (%s)\n", what, path, humanSize(st.Size()))
+	}
+	return nil
 }
 
 // openInput opens path, or stdin for "-", with a progress bar on a

@@ -41,7 +41,7 @@ func imageExport(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return writeOutput(c.String("output"), func(w io.Writer) error {
+	return writeOutput(c.String("output"), "Image "+a[0], func(w io.Writer) error {
 		return e.ExportImage(c.Context, a[0], w, c.String("compression"))
 	})
 }
