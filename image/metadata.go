@@ -1,7 +1,6 @@
 package image
 
 import (
-	"fmt"
 	"runtime"
 	"time"
 
@@ -75,15 +74,4 @@ func Architecture() string {
 		return n
 	}
 	return runtime.GOARCH
-}
-
-// Describe is a one-line description of an image's metadata.
-func (m *Metadata) Describe() string {
-	if m == nil {
-		return ""
-	}
-	if d := m.Properties["description"]; d != "" {
-		return d
-	}
-	return fmt.Sprintf("%s %s", m.Properties["os"], m.Properties["release"])
 }

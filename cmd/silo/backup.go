@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -93,14 +94,15 @@ func writeOutput(path, what string, write func(io.Writer) error) error {
 	return nil
 }
 
-// openInput opens path, or stdin for "-", with a progress bar on a
-// terminal; the bar knows the total when path is a regular file.
-func openInput(path, label string) (io.Reader, func(), error) {
+// openInput opens the file (what: "image file"...) at path, or stdin for
+// "-", with a progress bar on a terminal; the bar knows the total when
+// path is a regular file.
+func openInput(path, what string) (io.Reader, func(), error) {
 	f := os.Stdin
 	if path != "-" {
 		var err error
 		if f, err = os.Open(path); err != nil {
-			return nil, nil, errkind.Wrap(errkind.NotFound, "%v", err)
+			return nil, nil, errkind.Wrap(errkind.NotFound, "%s: %v", what, err)
 		}
 	}
 	closeAll := func() {
@@ -108,14 +110,14 @@ func openInput(path, label string) (io.Reader, func(), error) {
 			f.Close()
 		}
 	}
-	bar := progress.Start(os.Stderr, label)
+	bar := progress.Start(os.Stderr, "import")
 	if bar == nil {
 		return f, closeAll, nil
 	}
 	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 		bar.Expect(st.Size())
 	}
-	return bar.Reader(f), func() { bar.Finish(); closeAll() }, nil
+	return bar.Reader(f), sync.OnceFunc(func() { bar.Finish(); closeAll() }), nil
 }
 
 func importInstance(c *cli.Context, e *engine.Engine) error {
@@ -123,7 +125,7 @@ func importInstance(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	r, done, err := openInput(a[0], "import")
+	r, done, err := openInput(a[0], "backup file")
 	if err != nil {
 		return err
 	}

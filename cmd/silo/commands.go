@@ -209,7 +209,7 @@ func imageImport(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	r, done, err := openInput(a[0], "import")
+	r, done, err := openInput(a[0], "image file")
 	if err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ func imageImport(c *cli.Context, e *engine.Engine) error {
 	if a[1] != "" {
 		f, err := os.Open(a[1])
 		if err != nil {
-			return errkind.Wrap(errkind.NotFound, "%v", err)
+			return errkind.Wrap(errkind.NotFound, "rootfs file: %v", err)
 		}
 		defer f.Close()
 		opts.Rootfs = f
