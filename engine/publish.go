@@ -173,6 +173,9 @@ func writeImage(path, comp string, meta *image.Metadata, templates map[string]st
 	if err != nil {
 		return nil, err
 	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
 	return &image.File{Fingerprint: hex.EncodeToString(h.Sum(nil)), Size: st.Size(), Compression: comp,
 		Layout: image.LayoutUnified, Metadata: meta, Templates: templates}, nil
 }
@@ -246,8 +249,9 @@ func (e *Engine) BuildImage(ctx context.Context, name string, opts BuildOptions)
 		if werr != nil {
 			_ = cmd.Process.Kill()
 		}
-		if err := cmd.Wait(); err != nil && werr == nil {
-			werr = errkind.Wrap(errkind.Invalid, "build %s: mmdebstrap failed (%v): its output above says why", name, err)
+		// When mmdebstrap fails, its stream is cut short: say that it failed.
+		if err := cmd.Wait(); err != nil && cmd.ProcessState.Exited() {
+			return nil, errkind.Wrap(errkind.Invalid, "build %s: mmdebstrap failed (%v): its output above says why", name, err)
 		}
 		return f, werr
 	})
