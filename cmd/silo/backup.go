@@ -19,7 +19,7 @@ import (
 var compressionFlag = &cli.StringFlag{Name: "compression", Value: "zstd", Usage: "zstd, gzip, xz or none"}
 
 func outputFlag() cli.Flag {
-	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "file to write (- for stdout)"}
+	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "file to write (- for stdout); required"}
 }
 
 func backupCommands() []*cli.Command {
@@ -55,6 +55,9 @@ func exportInstance(c *cli.Context, e *engine.Engine) error {
 // appears only whole: it is written under a temporary name and renamed
 // when write succeeds; then what it holds is said.
 func writeOutput(path, what string, write func(io.Writer) error) error {
+	if path == "" {
+		return errkind.Wrap(errkind.Invalid, "give -o FILE, or -o - for stdout")
+	}
 	if path == "-" {
 		if term.IsTerminal(int(os.Stdout.Fd())) {
 			return errkind.Wrap(errkind.Invalid, "refusing to write a binary stream to a terminal: give -o FILE, or pipe the output")

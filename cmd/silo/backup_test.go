@@ -192,6 +192,7 @@ func TestBadBackups(t *testing.T) {
 	e.ok("create", "tiny", "a")
 	e.ok("snapshot", "create", "a")
 	good := []byte(e.ok("export", "a", "-o", "-"))
+	e.fails(2, "give -o FILE", "export", "a")
 	corrupt := bytes.Clone(good)
 	for i := len(corrupt) / 3; i < len(corrupt)/3+64; i++ {
 		corrupt[i] ^= 0x5a
