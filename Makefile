@@ -18,10 +18,12 @@ deps:
 # zfs-fuse (or OpenZFS), which deps and hack/zfs-fuse.sh provide. One
 # package at a time: the storage tests' zfs commands and the containers
 # that the command's tests start on zfs-fuse do not mix well under load.
+# The command's tests take about 6 minutes here, too close to go test's
+# default limit of 10 for a slower machine.
 test: deps
 	hack/zfs-fuse.sh start
 	$(GO) vet ./...
-	$(GO) test -count=1 -p 1 ./...
+	$(GO) test -count=1 -p 1 -timeout 25m ./...
 
 bench-storage: deps
 	hack/zfs-fuse.sh start

@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -65,8 +67,28 @@ func (e *env) runIn(stdin []byte, args ...string) result {
 	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("run silo %v: %v", args, err)
+	}
+	// A command that hangs is stopped with its goroutines and the kernel
+	// stacks of its processes on record, so that the test fails at once
+	// and says where, instead of the package timing out.
+	stuck := make(chan string, 1)
+	watchdog := time.AfterFunc(commandTimeout, func() {
+		stuck <- processReport(cmd.Process.Pid)
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		time.AfterFunc(5*time.Second, func() { _ = cmd.Process.Kill() })
+	})
+	err := cmd.Wait()
+	watchdog.Stop()
 	r := result{out: out.String(), err: errb.String()}
+	select {
+	case report := <-stuck:
+		r.code = -1
+		r.err = fmt.Sprintf("silo %s: still running after %v\n%s\n%s", strings.Join(args, " "), commandTimeout, report, r.err)
+		return r
+	default:
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -76,6 +98,39 @@ func (e *env) runIn(stdin []byte, args ...string) result {
 		e.t.Fatalf("run silo %v: %v", args, err)
 	}
 	return r
+}
+
+// commandTimeout is far beyond any command of the tests: building a Debian
+// image from the mirror takes under a minute.
+const commandTimeout = 5 * time.Minute
+
+// processReport describes pid and its descendants: command line, where in
+// the kernel each waits, and its kernel stack.
+func processReport(pid int) string {
+	var b strings.Builder
+	var walk func(pid int, depth int)
+	walk = func(pid int, depth int) {
+		read := func(name string) string {
+			data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
+			return strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
+		}
+		ind := strings.Repeat("  ", depth)
+		fmt.Fprintf(&b, "%spid %d: %s (wchan %s)\n", ind, pid, read("cmdline"), read("wchan"))
+		for _, line := range strings.Split(read("stack"), "\n") {
+			fmt.Fprintf(&b, "%s    %s\n", ind, line)
+		}
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, task := range tasks {
+			kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+			for _, kid := range strings.Fields(string(kids)) {
+				if k, err := strconv.Atoi(kid); err == nil {
+					walk(k, depth+1)
+				}
+			}
+		}
+	}
+	walk(pid, 0)
+	return b.String()
 }
 
 // ok runs silo and fails the test unless it succeeds.
