@@ -7,7 +7,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/store"
 )
@@ -73,33 +71,6 @@ func crashpoint(kind, step string) {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
 	}
-}
-
-// lockFile opens (creating) and flocks path with how (LOCK_EX, LOCK_SH,
-// optionally |LOCK_NB). The lock lasts until the file is closed, or the
-// process dies.
-func lockFile(path string, how int) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errkind.Wrap(errkind.Busy, "%s is locked", path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return f, nil
 }
 
 // bootID identifies this boot of the host: a pool made ready under it

@@ -11,6 +11,7 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
+	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/store"
 )
@@ -224,7 +225,7 @@ func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
 		})
 		return
 	}
-	lock, err := lockFile(e.path("locks", "base-"+fp+".lock"), syscall.LOCK_EX)
+	lock, err := fsutil.LockFile(e.path("locks", "base-"+fp+".lock"), syscall.LOCK_EX)
 	if err != nil {
 		return "", err
 	}

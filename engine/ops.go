@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/store"
 )
@@ -30,7 +31,7 @@ func (e *Engine) opLock(id string) string { return e.path("ops", id+".lock") }
 // two commands cannot both pass the same check.
 func (e *Engine) begin(kind, target string, prepare func(tx *store.Tx, rec *store.Op) error) (*op, error) {
 	id := storage.Unique()
-	lock, err := lockFile(e.opLock(id), syscall.LOCK_EX|syscall.LOCK_NB)
+	lock, err := fsutil.LockFile(e.opLock(id), syscall.LOCK_EX|syscall.LOCK_NB)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +222,7 @@ func (e *Engine) recover(ctx context.Context) error {
 func (e *Engine) recoverOps(ctx context.Context, ops []*store.Op) {
 	swept := map[string]bool{}
 	for _, rec := range ops {
-		lock, err := lockFile(e.opLock(rec.ID), syscall.LOCK_EX|syscall.LOCK_NB)
+		lock, err := fsutil.LockFile(e.opLock(rec.ID), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err != nil {
 			continue // its command is still running
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/storage/btrfs"
 	"github.com/silo-dev/silo/storage/dir"
@@ -62,7 +63,7 @@ func (e *Engine) driver(ctx context.Context, name string) (storage.Driver, *stor
 	if err != nil {
 		return nil, nil, err
 	}
-	lock, err := lockFile(e.poolLock(p), syscall.LOCK_SH)
+	lock, err := fsutil.LockFile(e.poolLock(p), syscall.LOCK_SH)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -186,7 +187,7 @@ func (e *Engine) pool(ctx context.Context, name string) (string, error) {
 	if exists() {
 		return DefaultPool, nil
 	}
-	lock, err := lockFile(e.path("locks", "default-pool.lock"), syscall.LOCK_EX)
+	lock, err := fsutil.LockFile(e.path("locks", "default-pool.lock"), syscall.LOCK_EX)
 	if err != nil {
 		return "", err
 	}

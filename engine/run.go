@@ -84,7 +84,7 @@ func liveRun(tx *store.Tx, name string) (*store.Run, error) {
 
 // instanceLock serializes the start and stop of one instance.
 func (e *Engine) instanceLock(name string) (*os.File, error) {
-	return lockFile(e.path("locks", "instance-"+name+".lock"), syscall.LOCK_EX)
+	return fsutil.LockFile(e.path("locks", "instance-"+name+".lock"), syscall.LOCK_EX)
 }
 
 // notRunning refuses an operation on a running instance.
@@ -142,7 +142,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	}
 	// Held until the monitor has made the container: tidyRuns must not
 	// remove the directories and cgroups that runs share meanwhile.
-	runs, err := lockFile(e.runsLock(), syscall.LOCK_SH)
+	runs, err := fsutil.LockFile(e.runsLock(), syscall.LOCK_SH)
 	if err != nil {
 		return err
 	}
@@ -299,7 +299,7 @@ func RunMonitor(ctx context.Context) int {
 	}
 	// Held for the monitor's life: stop waits on it for the run to be
 	// finished, and a free lock tells of a dead monitor.
-	lock, err := lockFile(filepath.Join(dir, "monitor.lock"), syscall.LOCK_EX|syscall.LOCK_NB)
+	lock, err := fsutil.LockFile(filepath.Join(dir, "monitor.lock"), syscall.LOCK_EX|syscall.LOCK_NB)
 	if err != nil {
 		return fail(err)
 	}
@@ -399,7 +399,7 @@ func (e *Engine) runsLock() string { return e.path("locks", "runs.lock") }
 // tidyRuns removes what the runs of this state directory share once the
 // last of them is gone, unless a start is under way.
 func (e *Engine) tidyRuns(name, ociBinary string) {
-	lock, err := lockFile(e.runsLock(), syscall.LOCK_EX|syscall.LOCK_NB)
+	lock, err := fsutil.LockFile(e.runsLock(), syscall.LOCK_EX|syscall.LOCK_NB)
 	if err != nil {
 		return
 	}

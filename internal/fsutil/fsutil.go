@@ -4,11 +4,14 @@ package fsutil
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/silo-dev/silo/errkind"
 )
 
 // DiskUsage returns the bytes allocated to the files under root, counting
@@ -89,4 +92,31 @@ func RemoveIfEmpty(dir string) error {
 		return nil
 	}
 	return err
+}
+
+// LockFile opens (creating) and flocks path with how (LOCK_EX, LOCK_SH,
+// optionally |LOCK_NB). The lock lasts until the file is closed, or the
+// process dies.
+func LockFile(path string, how int) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, errkind.Wrap(errkind.Busy, "%s is locked", path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
 }
