@@ -74,6 +74,15 @@ func TestWalkthrough(t *testing.T) {
 			if got := e.ok("file", "pull", "web/etc/motd", "-"); got != "version 2\n" {
 				t.Fatalf("a copy's write leaked: %q", got)
 			}
+			if driver != "dir" {
+				// To another pool of the same driver: its send piped into its receive.
+				e.ok("pool", "create", "twin", "--driver", driver, "--size", "512MiB")
+				e.ok("copy", "web", "twin-copy", "--pool", "twin")
+				if got := e.ok("file", "pull", "twin-copy/etc/motd", "-"); got != "version 2\n" {
+					t.Fatalf("copy to a pool of the same driver: %q", got)
+				}
+				e.ok("delete", "twin-copy")
+			}
 
 			e.ok("rename", "old", "older")
 			var info struct {

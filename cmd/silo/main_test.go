@@ -86,6 +86,8 @@ func (e *env) runIn(stdin []byte, args ...string) result {
 	case report := <-stuck:
 		r.code = -1
 		r.err = fmt.Sprintf("silo %s: still running after %v\n%s\n%s", strings.Join(args, " "), commandTimeout, report, r.err)
+		// Printed now as well: the test's cleanup may hang on the same cause.
+		fmt.Fprintln(os.Stderr, r.err)
 		return r
 	default:
 	}

@@ -11,7 +11,8 @@
 //
 // The same code runs on OpenZFS and on zfs-fuse: it never relies on
 // `zfs list -p` or on the properties zfs-fuse lacks, and sets one property
-// per `zfs set`.
+// per `zfs set`. On zfs-fuse alone, its commands run one at a time across
+// the host (serial.go).
 package zfs
 
 import (
@@ -83,17 +84,13 @@ func (d *driver) mountpoint(vol string) string {
 	return filepath.Join(d.cfg.MountDir(), "volumes", vol)
 }
 
-func zfs(ctx context.Context, args ...string) (string, error) {
-	return runcmd.Run(ctx, "zfs", args...)
-}
-
 // untilNotBusy runs a zfs or zpool destroy, again while it finds the
 // dataset busy for a moment: a mount namespace being made or torn down
 // (a container starting or stopping) holds a copy of every mount for as
 // long as that takes.
 func untilNotBusy(ctx context.Context, cmd string, args ...string) error {
 	for try := 0; ; try++ {
-		_, err := runcmd.Run(ctx, cmd, args...)
+		_, err := run(ctx, runcmd.Cmd{Name: cmd, Args: args})
 		if err == nil || try == 30 || !strings.Contains(err.Error(), "is busy") {
 			return err
 		}
@@ -103,6 +100,13 @@ func untilNotBusy(ctx context.Context, cmd string, args ...string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// destroyDeferred destroys a snapshot now, or with its last clone.
+func destroyDeferred(snap string) error {
+	return goZFS(serially(func() error {
+		return (&gozfs.Dataset{Name: snap}).Destroy(gozfs.DestroyDeferDeletion)
+	}))
 }
 
 // goZFS maps a go-zfs error onto the same error type as runcmd's, so that
@@ -124,10 +128,10 @@ func (d *driver) Create(ctx context.Context) error {
 			return err
 		}
 		r.Add(func() { os.Remove(file) })
-		if _, err := runcmd.Run(ctx, "zpool", "create", "-m", "none", d.zpool(), file); err != nil {
+		if _, err := zpool(ctx, "create", "-m", "none", d.zpool(), file); err != nil {
 			return fmt.Errorf("create zpool: %w", err)
 		}
-		r.Add(func() { _, _ = runcmd.Run(context.Background(), "zpool", "destroy", "-f", d.zpool()) })
+		r.Add(func() { _, _ = zpool(context.Background(), "destroy", "-f", d.zpool()) })
 	} else if _, err := zfs(ctx, "get", "-H", "-o", "value", "type", d.root); err != nil {
 		return errkind.Wrap(errkind.NotFound, "source dataset %s: %v", d.root, err)
 	}
@@ -150,8 +154,8 @@ func (d *driver) Create(ctx context.Context) error {
 
 func (d *driver) Mount(ctx context.Context) error {
 	if d.loop {
-		if _, err := runcmd.Run(ctx, "zpool", "list", "-H", "-o", "name", d.zpool()); err != nil {
-			if _, err := runcmd.Run(ctx, "zpool", "import", "-d", filepath.Dir(d.cfg.DiskFile()), d.zpool()); err != nil {
+		if _, err := zpool(ctx, "list", "-H", "-o", "name", d.zpool()); err != nil {
+			if _, err := zpool(ctx, "import", "-d", filepath.Dir(d.cfg.DiskFile()), d.zpool()); err != nil {
 				return fmt.Errorf("import zpool %s: %w", d.zpool(), err)
 			}
 		}
@@ -235,7 +239,7 @@ func (d *driver) SealVolume(ctx context.Context, vol string) error {
 	}
 	ds := &gozfs.Dataset{Name: d.dataset(vol)}
 	for _, prop := range []string{"readonly", sealedProp} {
-		if err := ds.SetProperty(prop, "on"); err != nil {
+		if err := serially(func() error { return ds.SetProperty(prop, "on") }); err != nil {
 			return notFound(goZFS(err), ref)
 		}
 	}
@@ -271,8 +275,8 @@ func (d *driver) CloneVolume(ctx context.Context, src storage.Ref, dst string) e
 		_, _ = zfs(context.WithoutCancel(ctx), "destroy", snap)
 		return err
 	}
-	if err := (&gozfs.Dataset{Name: snap}).Destroy(gozfs.DestroyDeferDeletion); err != nil {
-		return fmt.Errorf("clone %s to %s: %w", src, dstRef, goZFS(err))
+	if err := destroyDeferred(snap); err != nil {
+		return fmt.Errorf("clone %s to %s: %w", src, dstRef, err)
 	}
 	return nil
 }
@@ -342,8 +346,8 @@ func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
 	}
 	if p.sealed {
 		// An image base's own snapshot goes with its last clone, or now.
-		if err := (&gozfs.Dataset{Name: ds + "@" + sealedSnap}).Destroy(gozfs.DestroyDeferDeletion); err != nil && !errors.Is(goZFS(err), errkind.NotFound) {
-			return fmt.Errorf("delete %s: %w", vol, goZFS(err))
+		if err := destroyDeferred(ds + "@" + sealedSnap); err != nil && !errors.Is(err, errkind.NotFound) {
+			return fmt.Errorf("delete %s: %w", vol, err)
 		}
 	}
 	// Without snapshots the head goes now; an image base learns whether its
@@ -456,8 +460,8 @@ func (d *driver) DeleteSnapshot(ctx context.Context, snap storage.Ref) error {
 		if _, err := zfs(ctx, "rename", d.name(snap), aside); err != nil {
 			return fmt.Errorf("delete %s: %w", snap, err)
 		}
-		if err := (&gozfs.Dataset{Name: aside}).Destroy(gozfs.DestroyDeferDeletion); err != nil {
-			return fmt.Errorf("delete %s: %w", snap, goZFS(err))
+		if err := destroyDeferred(aside); err != nil {
+			return fmt.Errorf("delete %s: %w", snap, err)
 		}
 		return nil
 	default:
@@ -542,7 +546,12 @@ func (d *driver) Send(ctx context.Context, src storage.Ref, parent string, w io.
 		}
 		defer zfs(context.WithoutCancel(ctx), "destroy", snap.Name)
 	}
-	var err error
+	release, err := hold()
+	if err != nil {
+		return err
+	}
+	defer release()
+	w = releaseOnWrite{w: w, release: release}
 	if parent == "" {
 		err = snap.SendSnapshot(w)
 	} else {
@@ -569,7 +578,7 @@ func (d *driver) Receive(ctx context.Context, dst storage.Ref, parent string, r 
 		// -F drops what changed in the head since parent, its newest snapshot.
 		args = []string{"receive", "-F", target}
 	}
-	if _, err := (runcmd.Cmd{Name: "zfs", Args: args, Stdin: r}).Run(ctx); err != nil {
+	if err := receive(ctx, args, r); err != nil {
 		if errors.Is(err, errkind.AlreadyExists) {
 			return notFound(err, dst)
 		}
