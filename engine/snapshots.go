@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"time"
@@ -144,7 +145,8 @@ func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Dr
 		return o.fail(ctx, fmt.Errorf("restore %s to %s: %w", name, snap, err))
 	}
 	o.step("cloned")
-	return o.commit(ctx, func(tx *store.Tx) error {
+	retired := ""
+	err = o.commit(ctx, func(tx *store.Tx) error {
 		cur, err := tx.Instance(name)
 		if err != nil {
 			return err
@@ -155,23 +157,29 @@ func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Dr
 		if _, err := cur.Snapshot(snap); err != nil {
 			return err
 		}
-		if keepsHeads(d) && cur.SnapshotsIn(cur.Volume) > 0 {
+		if _, ok := d.(headRetirer); ok && cur.SnapshotsIn(cur.Volume) > 0 {
 			cur.Retired = append(cur.Retired, cur.Volume)
+			retired = cur.Volume
 		} else {
 			o.rec.Retire.Volumes = []store.VolumeRef{{Pool: cur.Pool, Volume: cur.Volume}}
 		}
 		cur.Volume = vol
 		return tx.PutInstance(cur)
 	})
+	if err == nil && retired != "" {
+		// The restore is done; a head left mounted only clutters the host.
+		if err := d.(headRetirer).RetireHead(ctx, retired); err != nil {
+			slog.Warn("could not unmount the head the restore replaced", "instance", name, "volume", retired, "error", err)
+		}
+	}
+	return err
 }
 
-// headKeeper is implemented by drivers whose deleted heads keep their
-// space until their last snapshot goes.
-type headKeeper interface{ KeepsDeletedHeads() bool }
-
-func keepsHeads(d storage.Volumes) bool {
-	k, ok := d.(headKeeper)
-	return ok && k.KeepsDeletedHeads()
+// headRetirer is implemented by drivers whose deleted heads keep their
+// space until their last snapshot goes: a head that a restore replaced is
+// cheaper set aside than deleted, until then.
+type headRetirer interface {
+	RetireHead(ctx context.Context, vol string) error
 }
 
 // DeleteSnapshot deletes snapshot snap of instance name.

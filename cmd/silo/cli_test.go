@@ -39,8 +39,14 @@ func TestWalkthrough(t *testing.T) {
 			os.WriteFile(local, []byte("version 3\n"), 0o640)
 			e.ok("file", "push", local, "web/etc/motd")
 
-			// Restore the older snapshot: the newer one stays usable.
+			// Restore the older snapshot: the newer one stays usable, and
+			// the head it replaces stays only as long as its snapshots,
+			// not as one more mount on the host.
+			mounts := e.mounts()
 			e.ok("snapshot", "restore", "web", "snap0")
+			if got := e.mounts(); got != mounts {
+				t.Fatalf("%d mounts below the state directory after a restore, %d before", got, mounts)
+			}
 			if got := e.ok("file", "pull", "web/etc/motd", "-"); got != "version 1\n" {
 				t.Fatalf("after restoring snap0: %q", got)
 			}

@@ -179,6 +179,21 @@ func (e *env) consistent() {
 	}
 }
 
+// mounts counts the mounts below the state directory.
+func (e *env) mounts() int {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], e.state+"/") {
+			n++
+		}
+	}
+	return n
+}
+
 func (e *env) poolArgs() []string {
 	if e.pool == "" {
 		return nil

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
+	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/storage/storagetest"
 	"github.com/silo-dev/silo/storage/zfs"
@@ -73,5 +75,68 @@ func TestLoopPoolReattach(t *testing.T) {
 		cfg.DiskFile(), cfg.MountDir())
 	if err := exec.Command("zpool", "list", pool).Run(); err == nil {
 		t.Fatal("zpool still there after destroy")
+	}
+}
+
+// A head that a restore replaced is retired: unmounted, its snapshot still
+// readable, mounted again when asked for, and gone with its last snapshot.
+func TestRetireHead(t *testing.T) {
+	needZFS(t)
+	ctx := context.Background()
+	cfg := loopConfig("rt", t.TempDir(), 256<<20)
+	d, err := zfs.New(cfg)
+	d = storagetest.Ready(t, d, err)
+	t.Cleanup(func() {
+		if err := d.Destroy(ctx); err != nil {
+			t.Errorf("destroy pool: %v", err)
+		}
+	})
+	retirer, ok := d.(interface {
+		RetireHead(context.Context, string) error
+	})
+	if !ok {
+		t.Fatal("the zfs driver has no RetireHead")
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(storage.CreateImageVolume(ctx, d, "img", func(root string) error {
+		return os.WriteFile(filepath.Join(root, "f"), []byte("base\n"), 0o644)
+	}))
+	must(d.CloneVolume(ctx, storage.Ref{Volume: "img"}, "a"))
+	root, err := d.VolumePath(ctx, "a")
+	must(err)
+	must(os.WriteFile(filepath.Join(root, "f"), []byte("head\n"), 0o644))
+	snap := storage.Ref{Volume: "a", Snapshot: "s1"}
+	must(d.CreateSnapshot(ctx, snap))
+
+	must(retirer.RetireHead(ctx, "a"))
+	if mounted, err := fsutil.IsMountPoint(root); err != nil || mounted {
+		t.Fatalf("retired head still mounted (%v)", err)
+	}
+	must(retirer.RetireHead(ctx, "a")) // once more: nothing to do
+	view, release, err := d.OpenSnapshot(ctx, snap)
+	must(err)
+	if b, err := os.ReadFile(filepath.Join(view, "f")); err != nil || string(b) != "head\n" {
+		t.Fatalf("snapshot of a retired head: %q, %v", b, err)
+	}
+	must(release())
+	again, err := d.VolumePath(ctx, "a")
+	must(err)
+	if b, err := os.ReadFile(filepath.Join(again, "f")); err != nil || string(b) != "head\n" {
+		t.Fatalf("retired head mounted again: %q, %v", b, err)
+	}
+
+	must(retirer.RetireHead(ctx, "a"))
+	must(d.DeleteVolume(ctx, "a"))
+	must(d.DeleteSnapshot(ctx, snap))
+	must(d.DeleteVolume(ctx, "img"))
+	refs, err := d.List(ctx)
+	must(err)
+	if len(refs) != 0 {
+		t.Fatalf("left behind: %v", refs)
 	}
 }
