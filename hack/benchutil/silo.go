@@ -32,6 +32,14 @@ func Runner(silo, state string) func(args ...string) error {
 	}
 }
 
+// DebianImage returns the Debian bookworm minbase image with systemd,
+// which hack/debian-image.sh builds once and caches.
+func DebianImage() string {
+	out, err := exec.Command("hack/debian-image.sh").Output()
+	Check(err)
+	return strings.TrimSpace(string(out))
+}
+
 // Debian is a state directory with the Debian bookworm minbase image
 // (hack/debian-image.sh) imported as "debian" and a btrfs loop pool
 // "bench", for benchmarks of whole commands.
@@ -48,9 +56,7 @@ func NewDebian(prefix string) *Debian {
 	Check(err)
 	d := &Debian{Work: work, Silo: BuildSilo(work), State: filepath.Join(work, "state")}
 	d.Run = Runner(d.Silo, d.State)
-	out, err := exec.Command("hack/debian-image.sh").Output()
-	Check(err)
-	Check(d.Run("image", "import", strings.TrimSpace(string(out)), "--alias", "debian"))
+	Check(d.Run("image", "import", DebianImage(), "--alias", "debian"))
 	Check(d.Run("pool", "create", "bench", "--driver", "btrfs", "--size", "20GiB"))
 	return d
 }

@@ -2,7 +2,10 @@
 // users run them: create from an image already on the pool, snapshot create
 // and snapshot restore, on btrfs and zfs loop pools (and dir on request).
 // `silo list` is timed beside them: it is the floor every command pays
-// (process start, opening the store).
+// (process start, opening the store). The image is Debian bookworm minbase
+// (hack/debian-image.sh), as in LXD's figures, so a create writes the
+// machine ID and hostname that a real image has; -tree measures a
+// synthetic tree instead.
 //
 // It needs root, btrfs-progs and a ZFS that answers (make bench-cli
 // provides them). Everything lives under a temporary state directory,
@@ -24,7 +27,7 @@ import (
 )
 
 var (
-	sizeMB  = flag.Int("size", 250, "size of the image's tree in MB")
+	treeMB  = flag.Int("tree", 0, "use a synthetic tree of this many MB, not the Debian image")
 	runs    = flag.Int("runs", 11, "timed runs per figure")
 	drivers = flag.String("drivers", "btrfs,zfs", "drivers to measure, comma-separated (btrfs, zfs, dir)")
 )
@@ -36,21 +39,26 @@ func main() {
 	defer os.RemoveAll(work)
 
 	silo := benchutil.BuildSilo(work)
-	tree := filepath.Join(work, "tree")
-	benchutil.Check(benchutil.MakeTree(tree, int64(*sizeMB)<<20))
-	image := filepath.Join(work, "image.tar")
-	benchutil.Check(tarTree(tree, image))
-	os.RemoveAll(tree)
+	image, what := "", ""
+	if *treeMB > 0 {
+		tree := filepath.Join(work, "tree")
+		benchutil.Check(benchutil.MakeTree(tree, int64(*treeMB)<<20))
+		image, what = filepath.Join(work, "image.tar"), fmt.Sprintf("synthetic %d MB tree", *treeMB)
+		benchutil.Check(tarTree(tree, image))
+		os.RemoveAll(tree)
+	} else {
+		image, what = benchutil.DebianImage(), "Debian bookworm minbase"
+	}
 
 	run := benchutil.Runner(silo, filepath.Join(work, "state"))
 	benchutil.Check(run("image", "import", image, "--alias", "bench"))
-	fmt.Printf("image: %d MB tree; %d runs per figure; whole commands, medians [min-max]\n\n", *sizeMB, *runs)
+	fmt.Printf("image: %s; %d runs per figure; whole commands, medians [min-max]\n\n", what, *runs)
 
 	for _, driver := range strings.Split(*drivers, ",") {
 		pool := "b-" + driver
 		args := []string{"pool", "create", pool, "--driver", driver}
 		if driver != "dir" {
-			args = append(args, "--size", fmt.Sprintf("%dMiB", *sizeMB*3+1024))
+			args = append(args, "--size", fmt.Sprintf("%dMiB", max(2048, *treeMB*3+1024)))
 		}
 		benchutil.Check(run(args...))
 		// The first create puts the image on the pool; it is not timed.
