@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 hack/install-deps.sh
-go build -tags urfave_cli_no_docs -o bin/silo ./cmd/silo
+make --no-print-directory build  # the Makefile says how silo is built
 image=$(hack/busybox-image.sh)
 export SILO_STATE_DIR=${SILO_STATE_DIR:-$(mktemp -d /var/tmp/silo-demo.XXXXXX)}
 cleanup() {

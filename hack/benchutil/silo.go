@@ -8,10 +8,11 @@ import (
 	"strings"
 )
 
-// BuildSilo builds the silo command into dir, as the Makefile does.
+// BuildSilo builds the silo command into dir with the Makefile, so that
+// the figures are those of the binary users build.
 func BuildSilo(dir string) string {
 	silo := filepath.Join(dir, "silo")
-	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", silo, "./cmd/silo")
+	build := exec.Command("make", "--no-print-directory", "build", "BIN="+silo)
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	Check(build.Run())
 	return silo
