@@ -95,8 +95,14 @@ func writeIn(root, p string, r io.Reader, mode os.FileMode, uid, gid int) error 
 		return err
 	}
 	defer unix.Close(pfd)
+	return writeAt(pfd, base, p, r, mode, uid, gid)
+}
+
+// writeAt writes r as the file base in directory dirfd, atomically: into
+// a temporary file, renamed over base once complete. p names it in errors.
+func writeAt(dirfd int, base, p string, r io.Reader, mode os.FileMode, uid, gid int) error {
 	tmp := ".silo-push-" + newID("")
-	fd, err := unix.Openat(pfd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Openat(dirfd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
@@ -113,10 +119,10 @@ func writeIn(root, p string, r io.Reader, mode os.FileMode, uid, gid int) error 
 		if err := f.Chmod(mode); err != nil {
 			return err
 		}
-		return unix.Renameat(pfd, tmp, pfd, base)
+		return unix.Renameat(dirfd, tmp, dirfd, base)
 	}()
 	if err != nil {
-		_ = unix.Unlinkat(pfd, tmp, 0)
+		_ = unix.Unlinkat(dirfd, tmp, 0)
 		if errors.Is(err, unix.EISDIR) {
 			return errkind.Wrap(errkind.Invalid, "write %s: a directory is in the way", p)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -13,26 +14,52 @@ import (
 
 // giveIdentity gives a new clone its own machine ID and its hostname, so
 // that no two clones of one image share a machine ID. A root without /etc
-// is left alone.
+// is left alone. Both files are written through one handle on /etc: on a
+// FUSE filesystem (zfs-fuse) every lookup is a round trip to its daemon.
 func giveIdentity(root, name string) error {
-	if st, err := os.Lstat(filepath.Join(root, "etc")); err != nil || !st.IsDir() {
-		return nil
+	etc, err := openEtc(root)
+	if err != nil || etc < 0 {
+		return err
 	}
+	defer unix.Close(etc)
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
 		return err
 	}
-	if err := writeIn(root, "/etc/machine-id", bytes.NewReader([]byte(hex.EncodeToString(id)+"\n")), 0o444, 0, 0); err != nil {
+	if err := writeAt(etc, "machine-id", "/etc/machine-id", bytes.NewReader([]byte(hex.EncodeToString(id)+"\n")), 0o444, 0, 0); err != nil {
 		return err
 	}
-	return setHostname(root, name)
+	return hostnameAt(etc, name)
 }
 
 // setHostname writes /etc/hostname unless it already says name.
 func setHostname(root, name string) error {
+	etc, err := openEtc(root)
+	if err != nil || etc < 0 {
+		return err
+	}
+	defer unix.Close(etc)
+	return hostnameAt(etc, name)
+}
+
+// openEtc opens the /etc directory of root, or returns -1 when there is
+// none. A symlink is not followed: it could lead out of root.
+func openEtc(root string) (int, error) {
+	fd, err := unix.Open(filepath.Join(root, "etc"), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+		return -1, nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("open /etc: %w", err)
+	}
+	return fd, nil
+}
+
+// hostnameAt writes hostname in the /etc directory etc unless it already
+// says name.
+func hostnameAt(etc int, name string) error {
 	want := []byte(name + "\n")
-	fd, err := openIn(root, "/etc/hostname", unix.O_RDONLY)
-	if err == nil {
+	if fd, err := unix.Openat(etc, "hostname", unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
 		f := os.NewFile(uintptr(fd), "hostname")
 		buf := make([]byte, 256)
 		n, _ := f.Read(buf)
@@ -41,11 +68,5 @@ func setHostname(root, name string) error {
 			return nil
 		}
 	}
-	if st, err := os.Lstat(filepath.Join(root, "etc")); err != nil || !st.IsDir() {
-		return nil
-	}
-	if err := writeIn(root, "/etc/hostname", bytes.NewReader(want), 0o644, 0, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
+	return writeAt(etc, "hostname", "/etc/hostname", bytes.NewReader(want), 0o644, 0, 0)
 }

@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+)
+
+func TestGiveIdentity(t *testing.T) {
+	root := t.TempDir()
+	etc := filepath.Join(root, "etc")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := giveIdentity(root, "web"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := os.ReadFile(filepath.Join(etc, "machine-id"))
+	if err != nil || !regexp.MustCompile(`^[0-9a-f]{32}\n$`).Match(id) {
+		t.Fatalf("machine-id %q, %v", id, err)
+	}
+	if st, err := os.Stat(filepath.Join(etc, "machine-id")); err != nil || st.Mode().Perm() != 0o444 {
+		t.Fatalf("machine-id mode %v, %v", st.Mode(), err)
+	}
+	if got, err := os.ReadFile(filepath.Join(etc, "hostname")); err != nil || string(got) != "web\n" {
+		t.Fatalf("hostname %q, %v", got, err)
+	}
+
+	// A hostname that already says the name is left as it is; another
+	// one is replaced, even through a symlink.
+	inode := func(p string) uint64 {
+		st, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Sys().(*syscall.Stat_t).Ino
+	}
+	before := inode(filepath.Join(etc, "hostname"))
+	if err := setHostname(root, "web"); err != nil || inode(filepath.Join(etc, "hostname")) != before {
+		t.Fatalf("hostname rewritten (%v)", err)
+	}
+	outside := filepath.Join(t.TempDir(), "hostname")
+	if err := os.WriteFile(outside, []byte("host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(etc, "hostname")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(etc, "hostname")); err != nil {
+		t.Fatal(err)
+	}
+	if err := setHostname(root, "db"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(etc, "hostname")); string(got) != "db\n" {
+		t.Fatalf("hostname %q", got)
+	}
+	if got, _ := os.ReadFile(outside); string(got) != "host\n" {
+		t.Fatalf("the symlink's target was written: %q", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(etc, ".silo-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+
+	// No /etc, or one that is a symlink (it could lead out of the root):
+	// nothing is written.
+	bare := t.TempDir()
+	if err := giveIdentity(bare, "x"); err != nil {
+		t.Fatal(err)
+	}
+	linked := t.TempDir()
+	target := t.TempDir()
+	if err := os.Symlink(target, filepath.Join(linked, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := giveIdentity(linked, "x"); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{bare, target} {
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Fatalf("%s: written %v", dir, entries)
+		}
+	}
+}
