@@ -1,7 +1,8 @@
 // Command storagebench measures the storage figures silo promises: clone,
 // snapshot and restore of an image-sized tree on btrfs and zfs, at one size
-// and at ten times that size (they must not grow), and the dir driver's
-// clone throughput against `cp -a` of the same tree in the same run.
+// and at ten times that size (they must not grow), beside the bare zfs
+// commands on the same trees, and the dir driver's clone throughput against
+// `cp -a` of the same tree in the same run.
 //
 // It needs root, btrfs-progs and a ZFS that answers (make bench-storage
 // provides them). Pools live on loop files under a temporary state
@@ -58,12 +59,16 @@ func main() {
 		if *only != "" && *only != b.name {
 			continue
 		}
-		d, err := b.new(storage.Config{ID: fmt.Sprintf("bench%d", os.Getpid()), Driver: b.name, Size: poolSize, StateDir: state})
+		cfg := storage.Config{ID: fmt.Sprintf("bench%d", os.Getpid()), Driver: b.name, Size: poolSize, StateDir: state}
+		d, err := b.new(cfg)
 		benchutil.Check(err)
 		benchutil.Check(d.Create(ctx))
 		benchutil.Check(d.Mount(ctx))
 		for _, tree := range []string{small, large} {
 			measureCoW(ctx, b.name, d, tree)
+			if b.name == "zfs" {
+				measureZFSFloor(ctx, d, tree, "silo-"+cfg.ID)
+			}
 		}
 		benchutil.Check(d.Destroy(ctx))
 	}
@@ -108,6 +113,37 @@ func measureCoW(ctx context.Context, driver string, d storage.Driver, tree strin
 	benchutil.Check(d.DeleteVolume(ctx, "img"))
 	mb := benchutil.TreeMB(tree)
 	fmt.Printf("%-5s %5d MB tree: clone %s  snapshot %s  restore %s\n", driver, mb, benchutil.Stat(clone), benchutil.Stat(snap), benchutil.Stat(restore))
+}
+
+// measureZFSFloor times, on the same tree, the zfs commands alone that the
+// driver's clone and snapshot run, one each: what the driver adds is the
+// difference. It knows the driver's layout: zpool silo-ID, volumes under
+// ZPOOL/volumes, an image's sealed snapshot @_sealed.
+func measureZFSFloor(ctx context.Context, d storage.Driver, tree, zpool string) {
+	benchutil.Check(storage.CreateImageVolume(ctx, d, "img", func(root string) error {
+		return copyInto(ctx, tree, root)
+	}))
+	img := zpool + "/volumes/img"
+	zfs := func(args ...string) error {
+		cmd := exec.Command("zfs", args...)
+		cmd.Env = append(os.Environ(), "LC_ALL=C") // as the driver runs it
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("zfs %v: %w: %s", args, err, out)
+		}
+		return nil
+	}
+	var clone, snap []time.Duration
+	for i := range *runs {
+		ds := fmt.Sprintf("%s/volumes/floor%d", zpool, i)
+		clone = append(clone, benchutil.Timed(func() error { return zfs("clone", img+"@_sealed", ds) }))
+		snap = append(snap, benchutil.Timed(func() error { return zfs("snapshot", ds+"@s") }))
+		// zfs-fuse will not destroy a mounted dataset that was written to.
+		benchutil.Check(zfs("unmount", ds))
+		benchutil.Check(zfs("destroy", "-r", ds))
+	}
+	benchutil.Check(d.DeleteVolume(ctx, "img"))
+	fmt.Printf("      %5d MB tree, the zfs command alone: clone %s  snapshot %s\n", benchutil.TreeMB(tree), benchutil.Stat(clone), benchutil.Stat(snap))
 }
 
 // restoreAsSilo does the storage work of `silo snapshot restore` when
