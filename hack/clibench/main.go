@@ -2,7 +2,8 @@
 // users run them: create from an image already on the pool, snapshot create
 // and snapshot restore, on btrfs and zfs loop pools (and dir on request).
 // `silo list` is timed beside them: it is the floor every command pays
-// (process start, opening the store). The image is Debian bookworm minbase
+// (process start, opening the store), and on zfs the bare zfs commands
+// that a create and a snapshot run. The image is Debian bookworm minbase
 // (hack/debian-image.sh), as in LXD's figures, so a create writes the
 // machine ID and hostname that a real image has; -tree measures a
 // synthetic tree instead.
@@ -19,6 +20,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -75,6 +77,10 @@ func main() {
 		}
 		fmt.Printf("%-5s create %s  snapshot %s  restore %s  (list %s)\n", driver,
 			benchutil.Stat(create), benchutil.Stat(snap), benchutil.Stat(restore), benchutil.Stat(list))
+		if driver == "zfs" {
+			clone, snap := benchutil.ZFSFloor(zpoolIn(state), *runs)
+			fmt.Printf("      the zfs command alone: clone %s  snapshot %s\n", benchutil.Stat(clone), benchutil.Stat(snap))
+		}
 		benchutil.Check(run("delete", "w-"+driver))
 		for i := range *runs {
 			benchutil.Check(run("delete", fmt.Sprintf("c%d-%s", i, driver)))
@@ -82,6 +88,20 @@ func main() {
 		benchutil.Check(run("pool", "delete", pool))
 	}
 	fmt.Println("\nLXD 5.0 on this kind of machine: create 396 ms, snapshot 215 ms, restore 275 ms")
+}
+
+// zpoolIn returns the zpool of the one zfs pool in state: silo names it
+// silo-ID, where ID also names the pool's directory under state/pools.
+func zpoolIn(state string) string {
+	entries, err := os.ReadDir(filepath.Join(state, "pools"))
+	benchutil.Check(err)
+	for _, e := range entries {
+		if exec.Command("zpool", "list", "silo-"+e.Name()).Run() == nil {
+			return "silo-" + e.Name()
+		}
+	}
+	benchutil.Check(fmt.Errorf("no zpool for the pools under %s", state))
+	return ""
 }
 
 // tarTree writes the tree as a plain tar, the image to import.

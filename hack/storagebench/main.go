@@ -65,10 +65,7 @@ func main() {
 		benchutil.Check(d.Create(ctx))
 		benchutil.Check(d.Mount(ctx))
 		for _, tree := range []string{small, large} {
-			measureCoW(ctx, b.name, d, tree)
-			if b.name == "zfs" {
-				measureZFSFloor(ctx, d, tree, "silo-"+cfg.ID)
-			}
+			measureCoW(ctx, b.name, d, tree, "silo-"+cfg.ID)
 		}
 		benchutil.Check(d.Destroy(ctx))
 	}
@@ -77,8 +74,9 @@ func main() {
 	}
 }
 
-// measureCoW times clone, snapshot and restore of a volume filled with tree.
-func measureCoW(ctx context.Context, driver string, d storage.Driver, tree string) {
+// measureCoW times clone, snapshot and restore of a volume filled with tree,
+// and on zfs (in zpool) the bare zfs commands that clone and snapshot run.
+func measureCoW(ctx context.Context, driver string, d storage.Driver, tree, zpool string) {
 	benchutil.Check(storage.CreateImageVolume(ctx, d, "img", func(root string) error {
 		return copyInto(ctx, tree, root)
 	}))
@@ -110,40 +108,13 @@ func measureCoW(ctx context.Context, driver string, d storage.Driver, tree strin
 			benchutil.Check(err) // else the restore deleted it already
 		}
 	}
-	benchutil.Check(d.DeleteVolume(ctx, "img"))
 	mb := benchutil.TreeMB(tree)
 	fmt.Printf("%-5s %5d MB tree: clone %s  snapshot %s  restore %s\n", driver, mb, benchutil.Stat(clone), benchutil.Stat(snap), benchutil.Stat(restore))
-}
-
-// measureZFSFloor times, on the same tree, the zfs commands alone that the
-// driver's clone and snapshot run, one each: what the driver adds is the
-// difference. It knows the driver's layout: zpool silo-ID, volumes under
-// ZPOOL/volumes, an image's sealed snapshot @_sealed.
-func measureZFSFloor(ctx context.Context, d storage.Driver, tree, zpool string) {
-	benchutil.Check(storage.CreateImageVolume(ctx, d, "img", func(root string) error {
-		return copyInto(ctx, tree, root)
-	}))
-	img := zpool + "/volumes/img"
-	zfs := func(args ...string) error {
-		cmd := exec.Command("zfs", args...)
-		cmd.Env = append(os.Environ(), "LC_ALL=C") // as the driver runs it
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("zfs %v: %w: %s", args, err, out)
-		}
-		return nil
-	}
-	var clone, snap []time.Duration
-	for i := range *runs {
-		ds := fmt.Sprintf("%s/volumes/floor%d", zpool, i)
-		clone = append(clone, benchutil.Timed(func() error { return zfs("clone", img+"@_sealed", ds) }))
-		snap = append(snap, benchutil.Timed(func() error { return zfs("snapshot", ds+"@s") }))
-		// zfs-fuse will not destroy a mounted dataset that was written to.
-		benchutil.Check(zfs("unmount", ds))
-		benchutil.Check(zfs("destroy", "-r", ds))
+	if driver == "zfs" {
+		clone, snap := benchutil.ZFSFloor(zpool, *runs)
+		fmt.Printf("      %5d MB tree, the zfs command alone: clone %s  snapshot %s\n", mb, benchutil.Stat(clone), benchutil.Stat(snap))
 	}
 	benchutil.Check(d.DeleteVolume(ctx, "img"))
-	fmt.Printf("      %5d MB tree, the zfs command alone: clone %s  snapshot %s\n", benchutil.TreeMB(tree), benchutil.Stat(clone), benchutil.Stat(snap))
 }
 
 // restoreAsSilo does the storage work of `silo snapshot restore` when
