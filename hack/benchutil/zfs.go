@@ -8,22 +8,37 @@ import (
 	"time"
 )
 
-// ZFSFloor times, runs times, the bare zfs commands that silo's zfs driver
-// runs to clone an image and to snapshot an instance: `zfs clone` of the
-// sealed snapshot of the one image in zpool, and `zfs snapshot` of that
-// clone, made beside the driver's volumes and destroyed. What silo adds is
-// the difference.
-func ZFSFloor(zpool string, runs int) (clone, snap []time.Duration) {
+// ZFSFloor times the bare zfs commands that silo's zfs driver runs to
+// clone an image and to snapshot an instance: `zfs clone` of the sealed
+// snapshot of the one image in a zpool, and `zfs snapshot` of that clone,
+// made beside the driver's volumes and destroyed. Run it between the runs
+// it is compared with: what silo adds is the difference.
+type ZFSFloor struct {
+	origin, parent  string
+	n               int
+	Clone, Snapshot []time.Duration
+}
+
+// NewZFSFloor finds the image in zpool.
+func NewZFSFloor(zpool string) *ZFSFloor {
 	origin, parent := sealedImage(zpool)
-	for i := range runs {
-		ds := fmt.Sprintf("%s/floor%d", parent, i)
-		clone = append(clone, Timed(func() error { return zfs("clone", origin, ds) }))
-		snap = append(snap, Timed(func() error { return zfs("snapshot", ds+"@s") }))
-		// zfs-fuse will not destroy a mounted dataset that was written to.
-		Check(zfs("unmount", ds))
-		Check(zfs("destroy", "-r", ds))
-	}
-	return clone, snap
+	return &ZFSFloor{origin: origin, parent: parent}
+}
+
+// Run times one clone and one snapshot.
+func (f *ZFSFloor) Run() {
+	ds := fmt.Sprintf("%s/floor%d", f.parent, f.n)
+	f.n++
+	f.Clone = append(f.Clone, Timed(func() error { return zfs("clone", f.origin, ds) }))
+	f.Snapshot = append(f.Snapshot, Timed(func() error { return zfs("snapshot", ds+"@s") }))
+	// zfs-fuse will not destroy a mounted dataset that was written to.
+	Check(zfs("unmount", ds))
+	Check(zfs("destroy", "-r", ds))
+}
+
+// String gives the medians.
+func (f *ZFSFloor) String() string {
+	return fmt.Sprintf("the zfs command alone: clone %s  snapshot %s", Stat(f.Clone), Stat(f.Snapshot))
 }
 
 // sealedImage returns the sealed snapshot of the one image base in zpool,

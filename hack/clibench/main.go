@@ -67,6 +67,10 @@ func main() {
 		// The first create puts the image on the pool; it is not timed.
 		benchutil.Check(benchutil.LenientRunner(silo, state)("create", "bench", "w-"+driver, "--pool", pool))
 		var create, snap, restore, list []time.Duration
+		var floor *benchutil.ZFSFloor
+		if driver == "zfs" {
+			floor = benchutil.NewZFSFloor(zpoolIn(state))
+		}
 		for i := range *runs {
 			name := fmt.Sprintf("c%d-%s", i, driver)
 			create = append(create, benchutil.Timed(func() error { return run("create", "bench", name, "--pool", pool) }))
@@ -74,12 +78,14 @@ func main() {
 			// Restore the oldest snapshot: every newer one is kept.
 			restore = append(restore, benchutil.Timed(func() error { return run("snapshot", "restore", "w-"+driver, "snap0") }))
 			list = append(list, benchutil.Timed(func() error { return run("list") }))
+			if floor != nil {
+				floor.Run()
+			}
 		}
 		fmt.Printf("%-5s create %s  snapshot %s  restore %s  (list %s)\n", driver,
 			benchutil.Stat(create), benchutil.Stat(snap), benchutil.Stat(restore), benchutil.Stat(list))
-		if driver == "zfs" {
-			clone, snap := benchutil.ZFSFloor(zpoolIn(state), *runs)
-			fmt.Printf("      the zfs command alone: clone %s  snapshot %s\n", benchutil.Stat(clone), benchutil.Stat(snap))
+		if floor != nil {
+			fmt.Printf("      %s\n", floor)
 		}
 		benchutil.Check(run("delete", "w-"+driver))
 		for i := range *runs {
