@@ -28,8 +28,8 @@ func TestGiveIdentity(t *testing.T) {
 		t.Fatalf("hostname %q, %v", got, err)
 	}
 
-	// A hostname that already says the name is left as it is; another
-	// one is replaced, even through a symlink.
+	// A hostname that already says the name is left as it is; another is
+	// replaced, and a symlink too, its target left alone.
 	inode := func(p string) uint64 {
 		st, err := os.Lstat(p)
 		if err != nil {
