@@ -8,12 +8,12 @@ import (
 	"maps"
 	"time"
 
-	"github.com/silo-dev/silo/backup"
-	"github.com/silo-dev/silo/compression"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
+	"github.com/silo-dev/silo/internal/backup"
+	"github.com/silo-dev/silo/internal/compression"
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
-	"github.com/silo-dev/silo/store"
 )
 
 // ExportOptions tune Export.

@@ -7,8 +7,8 @@ import (
 	"os"
 	"sort"
 
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
-	"github.com/silo-dev/silo/store"
 )
 
 // Check compares the records with what the pools and the image store hold,

@@ -10,9 +10,9 @@ import (
 	"strings"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/internal/units"
-	"github.com/silo-dev/silo/runtime"
-	"github.com/silo-dev/silo/store"
+	"github.com/silo-dev/silo/runtime/container"
 )
 
 // Instance config keys. environment.* and user.* are open families.
@@ -69,8 +69,8 @@ func ParseConfig(pairs []string) (map[string]string, error) {
 }
 
 // limits reads the limits.* keys of a config.
-func limits(cfg map[string]string) (runtime.Limits, error) {
-	var l runtime.Limits
+func limits(cfg map[string]string) (container.Limits, error) {
+	var l container.Limits
 	if v := cfg[KeyCPU]; v != "" {
 		cpus, err := cpuSet(v)
 		if err != nil {
@@ -272,7 +272,7 @@ func (e *Engine) SetConfig(ctx context.Context, name string, set map[string]stri
 }
 
 // applyLimits changes the limits of a running instance.
-func (e *Engine) applyLimits(ctx context.Context, run *store.Run, l runtime.Limits) error {
+func (e *Engine) applyLimits(ctx context.Context, run *store.Run, l container.Limits) error {
 	all, err := onlineCPUs()
 	if err != nil {
 		return err

@@ -15,8 +15,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
-	"github.com/silo-dev/silo/store"
 )
 
 // DefaultStateDir is where silo keeps its state unless told otherwise.

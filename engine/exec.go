@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
-	"github.com/silo-dev/silo/runtime"
-	"github.com/silo-dev/silo/store"
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/runtime/container"
 )
 
 // runningInstance returns the config and the live run of instance name, or
@@ -34,13 +34,13 @@ type ExecOptions struct {
 }
 
 // Exec prepares a process to run in the running instance name.
-func (e *Engine) Exec(ctx context.Context, name string, o ExecOptions) (*runtime.Exec, error) {
+func (e *Engine) Exec(ctx context.Context, name string, o ExecOptions) (*container.Exec, error) {
 	inst, run, err := e.runningInstance(name)
 	if err != nil {
 		return nil, err
 	}
-	env := append(append(runtime.BaseEnv(), environment(inst.Config)...), o.Env...)
-	return &runtime.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY}, nil
+	env := append(append(container.BaseEnv(), environment(inst.Config)...), o.Env...)
+	return &container.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY}, nil
 }
 
 // Wait waits up to timeout for running instance name to be ready: for
@@ -51,7 +51,7 @@ func (e *Engine) Wait(ctx context.Context, name string, timeout time.Duration) e
 	if err != nil {
 		return err
 	}
-	ready := filepath.Join(e.runDir(name), runtime.ReadyFile)
+	ready := filepath.Join(e.runDir(name), container.ReadyFile)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var lastTry time.Time
@@ -60,7 +60,7 @@ func (e *Engine) Wait(ctx context.Context, name string, timeout time.Duration) e
 		// systemd tells when it has booted over its notify socket; it is
 		// asked again only now and then, in case it never tells.
 		_, statErr := os.Stat(ready)
-		if runtime.InitKind(run.Init) != runtime.Systemd || statErr == nil || time.Since(lastTry) > time.Second {
+		if container.InitKind(run.Init) != container.Systemd || statErr == nil || time.Since(lastTry) > time.Second {
 			lastTry = time.Now()
 			ok, s, err := probeReady(ctx, run)
 			if ok || err != nil {
@@ -85,12 +85,12 @@ func (e *Engine) Wait(ctx context.Context, name string, timeout time.Duration) e
 // probeReady asks an instance once whether it is ready, and what its state
 // is when not.
 func probeReady(ctx context.Context, run *store.Run) (bool, string, error) {
-	kind := runtime.InitKind(run.Init)
+	kind := container.InitKind(run.Init)
 	args := []string{"true"}
-	if kind == runtime.Systemd {
+	if kind == container.Systemd {
 		args = []string{"systemctl", "is-system-running"}
 	}
-	x := &runtime.Exec{Init: run.Pid, Args: args, Env: runtime.BaseEnv()}
+	x := &container.Exec{Init: run.Pid, Args: args, Env: container.BaseEnv()}
 	cmd, err := x.Probe(ctx)
 	if err != nil {
 		return false, "", err
@@ -102,7 +102,7 @@ func probeReady(ctx context.Context, run *store.Run) (bool, string, error) {
 		f.Close()
 	}
 	state := strings.TrimSpace(out.String())
-	if kind != runtime.Systemd {
+	if kind != container.Systemd {
 		return err == nil, "init does not take processes yet", nil
 	}
 	switch state {
@@ -144,8 +144,8 @@ func (e *Engine) Console(ctx context.Context, name string) (*Console, error) {
 		return nil, err
 	}
 	dir := e.runDir(name)
-	c := &Console{Socket: filepath.Join(dir, runtime.ConsoleSocket)}
-	for _, f := range []string{runtime.ConsoleLog + ".1", runtime.ConsoleLog} {
+	c := &Console{Socket: filepath.Join(dir, container.ConsoleSocket)}
+	for _, f := range []string{container.ConsoleLog + ".1", container.ConsoleLog} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			c.Logs = append(c.Logs, filepath.Join(dir, f))
 		}

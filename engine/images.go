@@ -12,8 +12,8 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
-	"github.com/silo-dev/silo/store"
 )
 
 // ImportResult says what an import did.

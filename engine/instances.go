@@ -9,13 +9,13 @@ import (
 	"os"
 	"time"
 
-	"github.com/silo-dev/silo/archive"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
+	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/internal/iopipe"
-	"github.com/silo-dev/silo/runtime"
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/runtime/container"
 	"github.com/silo-dev/silo/storage"
-	"github.com/silo-dev/silo/store"
 )
 
 // StateStopped is the state of an instance that is not running.
@@ -116,7 +116,7 @@ func (e *Engine) newInstanceInfo(inst *store.Instance, run *store.Run) *Instance
 	info := &InstanceInfo{Instance: inst, State: StateStopped}
 	if run != nil && live(run) {
 		info.State, info.Pid, info.Started = StateRunning, run.Pid, run.Started
-		info.Memory, _ = runtime.MemoryUsage(e.cgroup(inst.Name))
+		info.Memory, _ = container.MemoryUsage(e.cgroup(inst.Name))
 	}
 	return info
 }

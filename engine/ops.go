@@ -11,8 +11,8 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
-	"github.com/silo-dev/silo/store"
 )
 
 // op is an operation in flight, recorded in the store. Its command holds

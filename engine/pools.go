@@ -13,11 +13,11 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/storage/btrfs"
 	"github.com/silo-dev/silo/storage/dir"
 	"github.com/silo-dev/silo/storage/zfs"
-	"github.com/silo-dev/silo/store"
 )
 
 // DefaultPool is made on first use when no pool is named.

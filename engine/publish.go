@@ -13,12 +13,12 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/silo-dev/silo/archive"
-	"github.com/silo-dev/silo/compression"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
+	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/compression"
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
-	"github.com/silo-dev/silo/store"
 )
 
 // ExportImage writes image ref to w as an LXD unified image, compressed as

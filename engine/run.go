@@ -19,8 +19,8 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/fsutil"
-	"github.com/silo-dev/silo/runtime"
-	"github.com/silo-dev/silo/store"
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/runtime/container"
 )
 
 // StateRunning is the state of an instance whose init runs.
@@ -46,21 +46,21 @@ func (e *Engine) cgroup(name string) string {
 
 // oci is the OCI runtime binary: its state lives apart per binary, since
 // runtimes do not read each other's.
-func (e *Engine) oci(binary string) *runtime.OCI {
-	return &runtime.OCI{Binary: binary, Root: filepath.Join(e.runBase(), ".oci-"+filepath.Base(binary))}
+func (e *Engine) oci(binary string) *container.OCI {
+	return &container.OCI{Binary: binary, Root: filepath.Join(e.runBase(), ".oci-"+filepath.Base(binary))}
 }
 
 // findOCI picks the runtime of an instance: its runtime key, else
 // SILO_RUNTIME, else runc.
-func (e *Engine) findOCI(cfg map[string]string) (*runtime.OCI, error) {
+func (e *Engine) findOCI(cfg map[string]string) (*container.OCI, error) {
 	name := cfg[KeyRuntime]
 	if name == "" {
 		name = os.Getenv("SILO_RUNTIME")
 	}
 	if name == "" {
-		name = runtime.DefaultOCI
+		name = container.DefaultOCI
 	}
-	bin, err := runtime.LookupOCI(name)
+	bin, err := container.LookupOCI(name)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func (e *Engine) findOCI(cfg map[string]string) (*runtime.OCI, error) {
 
 // live says whether the init of run r still runs.
 func live(r *store.Run) bool {
-	return r.Boot == bootID() && runtime.Alive(r.Pid, r.Start)
+	return r.Boot == bootID() && container.Alive(r.Pid, r.Start)
 }
 
 // liveRun returns the run of instance name if its init still runs. A run
@@ -174,7 +174,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if len(initArgs) == 0 {
 		initArgs = []string{"/sbin/init"}
 	}
-	kind := runtime.DetectInit(root, initArgs[0])
+	kind := container.DetectInit(root, initArgs[0])
 	dir := e.runDir(name)
 	if err := os.RemoveAll(dir); err != nil {
 		return err
@@ -182,12 +182,12 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	cfg := runtime.Config{Name: name, Root: root, Init: initArgs, Env: environment(inst.Config),
+	cfg := container.Config{Name: name, Root: root, Init: initArgs, Env: environment(inst.Config),
 		Cgroup: e.cgroup(name), Limits: lim}
-	if kind == runtime.Systemd {
-		cfg.Notify = filepath.Join(dir, runtime.NotifySocket)
+	if kind == container.Systemd {
+		cfg.Notify = filepath.Join(dir, container.NotifySocket)
 	}
-	spec, err := runtime.Spec(cfg)
+	spec, err := container.Spec(cfg)
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, runtime.BundleConfig), data, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, container.BundleConfig), data, 0o600); err != nil {
 		return err
 	}
 	crashpoint("start", "bundled")
@@ -220,7 +220,7 @@ const (
 
 // spawnMonitor starts the monitor of instance name in its own session and
 // waits until it reports the container started, or why it did not.
-func (e *Engine) spawnMonitor(name, dir, ociBinary string, kind runtime.InitKind) error {
+func (e *Engine) spawnMonitor(name, dir, ociBinary string, kind container.InitKind) error {
 	abs, err := filepath.Abs(e.stateDir)
 	if err != nil {
 		return err
@@ -286,7 +286,7 @@ func MonitorName() string { return os.Getenv(monitorEnv) }
 func RunMonitor(ctx context.Context) int {
 	name, stateDir := os.Getenv(monitorEnv), os.Getenv(monitorStateEnv)
 	ready := os.NewFile(3, "ready")
-	kind := runtime.InitKind(os.Getenv(monitorInitEnv))
+	kind := container.InitKind(os.Getenv(monitorInitEnv))
 	e := &Engine{stateDir: stateDir}
 	dir := e.runDir(name)
 	fail := func(err error) int {
@@ -311,8 +311,8 @@ func RunMonitor(ctx context.Context) int {
 	e.Close() // no pool lock is held while the container runs
 	oci := e.oci(os.Getenv(monitorRuntimeEnv))
 	var run *store.Run
-	m := &runtime.Monitor{OCI: oci, ID: name, Dir: dir, Started: func(pid int) error {
-		start, err := runtime.ProcStart(pid)
+	m := &container.Monitor{OCI: oci, ID: name, Dir: dir, Started: func(pid int) error {
+		start, err := container.ProcStart(pid)
 		if err != nil {
 			return err
 		}
@@ -406,7 +406,7 @@ func (e *Engine) tidyRuns(name, ociBinary string) {
 	defer lock.Close()
 	_ = fsutil.RemoveIfEmpty(e.oci(ociBinary).Root)
 	_ = fsutil.RemoveIfEmpty(e.runBase())
-	runtime.RemoveCgroup(filepath.Dir(e.cgroup(name)))
+	container.RemoveCgroup(filepath.Dir(e.cgroup(name)))
 }
 
 // consoleLog is where the console log of an instance's last run is kept.
@@ -424,7 +424,7 @@ func (e *Engine) keepConsoleLog(name string) {
 	if err != nil {
 		return
 	}
-	for _, f := range []string{runtime.ConsoleLog + ".1", runtime.ConsoleLog} {
+	for _, f := range []string{container.ConsoleLog + ".1", container.ConsoleLog} {
 		if in, err := os.Open(filepath.Join(dir, f)); err == nil {
 			_, _ = io.Copy(out, in)
 			in.Close()
@@ -526,17 +526,17 @@ func (e *Engine) stopRun(ctx context.Context, run *store.Run, force bool, timeou
 			return err
 		}
 	}
-	sig := runtime.InitKind(run.Init).StopSignal()
+	sig := container.InitKind(run.Init).StopSignal()
 	if force {
 		sig = syscall.SIGKILL
 	}
 	if err := syscall.Kill(run.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
-	if !runtime.WaitExit(run.Pid, timeout) {
+	if !container.WaitExit(run.Pid, timeout) {
 		slog.Info("the instance did not stop in time: killing it", "instance", name, "timeout", timeout)
 		_ = syscall.Kill(run.Pid, syscall.SIGKILL)
-		if !runtime.WaitExit(run.Pid, 30*time.Second) {
+		if !container.WaitExit(run.Pid, 30*time.Second) {
 			return fmt.Errorf("stop %s: init %d survives SIGKILL", name, run.Pid)
 		}
 	}

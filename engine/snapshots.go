@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
-	"github.com/silo-dev/silo/store"
 )
 
 // CreateSnapshot takes a snapshot of instance name. With no snap name it is

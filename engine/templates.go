@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/silo-dev/silo/image"
-	"github.com/silo-dev/silo/store"
+	"github.com/silo-dev/silo/internal/store"
 )
 
 // applyTemplates renders, into the root of inst, the image templates that

@@ -19,9 +19,9 @@ import (
 	"path"
 	"strings"
 
-	"github.com/silo-dev/silo/archive"
-	"github.com/silo-dev/silo/compression"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/compression"
 	"github.com/silo-dev/silo/internal/runcmd"
 )
 

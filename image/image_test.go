@@ -16,9 +16,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
-	"github.com/silo-dev/silo/compression"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
+	"github.com/silo-dev/silo/internal/compression"
 )
 
 func rootfs(t *testing.T, names ...string) []byte {

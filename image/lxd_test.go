@@ -13,9 +13,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/silo-dev/silo/compression"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
+	"github.com/silo-dev/silo/internal/compression"
 )
 
 const metadataYAML = `architecture: x86_64

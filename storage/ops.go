@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/silo-dev/silo/revert"
+	"github.com/silo-dev/silo/internal/revert"
 )
 
 // CreateImageVolume makes the image base vol: an empty volume that fill

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/silo-dev/silo/store"
+	"github.com/silo-dev/silo/internal/store"
 )
 
 // The README's walk-through, on every driver: import, create, push,

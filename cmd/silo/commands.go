@@ -14,8 +14,8 @@ import (
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/internal/units"
-	"github.com/silo-dev/silo/store"
 )
 
 func commands() []*cli.Command {

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/silo-dev/silo/archive"
+	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/storage/storagetest"
 )
 

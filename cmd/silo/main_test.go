@@ -18,7 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/silo-dev/silo/engine"
-	"github.com/silo-dev/silo/store"
+	"github.com/silo-dev/silo/internal/store"
 )
 
 // silo is the command under test, built once.

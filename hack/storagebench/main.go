@@ -19,9 +19,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/silo-dev/silo/copytree"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/hack/benchutil"
+	"github.com/silo-dev/silo/internal/copytree"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/storage/btrfs"
 	"github.com/silo-dev/silo/storage/dir"

@@ -17,8 +17,8 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/revert"
 	"github.com/silo-dev/silo/internal/runcmd"
-	"github.com/silo-dev/silo/revert"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/storage/fslayout"
 )

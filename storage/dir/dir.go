@@ -11,11 +11,11 @@ import (
 	"io"
 	"os"
 
-	"github.com/silo-dev/silo/archive"
-	"github.com/silo-dev/silo/copytree"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/copytree"
 	"github.com/silo-dev/silo/internal/fsutil"
-	"github.com/silo-dev/silo/revert"
+	"github.com/silo-dev/silo/internal/revert"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/storage/fslayout"
 )

@@ -31,8 +31,8 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/revert"
 	"github.com/silo-dev/silo/internal/runcmd"
-	"github.com/silo-dev/silo/revert"
 	"github.com/silo-dev/silo/storage"
 )
 

@@ -1,8 +1,8 @@
-// Package runtime turns an instance into an OCI bundle for a system
+// Package container turns an instance into an OCI bundle for a system
 // container and runs it under an OCI runtime (runc by default): start,
 // exec, console, stop and live limits. It is handed a mounted root path and
 // knows nothing of storage.
-package runtime
+package container
 
 import (
 	"fmt"

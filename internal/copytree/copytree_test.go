@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/silo-dev/silo/copytree"
+	"github.com/silo-dev/silo/internal/copytree"
 	"github.com/silo-dev/silo/storage/storagetest"
 )
 

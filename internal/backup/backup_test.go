@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/silo-dev/silo/backup"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/backup"
 )
 
 // recorder is a Handler that notes what it is handed.

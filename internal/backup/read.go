@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/silo-dev/silo/archive"
-	"github.com/silo-dev/silo/compression"
+	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/compression"
 )
 
 // Handler is what Read hands a backup's contents to, as they come.

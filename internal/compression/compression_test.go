@@ -7,8 +7,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/silo-dev/silo/compression"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/compression"
 )
 
 // Every compression reads back what it wrote, across many zstd blocks

@@ -1,4 +1,4 @@
-package runtime
+package container
 
 import (
 	"bufio"
@@ -10,7 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	goruntime "runtime"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,7 +97,7 @@ func (x *Exec) Replace() error {
 		return err
 	}
 	// The bounding set is per thread and passes through execve.
-	goruntime.LockOSThread()
+	runtime.LockOSThread()
 	if err := x.enter(); err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (x *Exec) Run() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	goruntime.LockOSThread() // never unlocked: the thread goes with its changed bounding set
+	runtime.LockOSThread() // never unlocked: the thread goes with its changed bounding set
 	if err := x.enter(); err != nil {
 		return 0, err
 	}

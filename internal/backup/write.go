@@ -8,8 +8,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/silo-dev/silo/archive"
-	"github.com/silo-dev/silo/compression"
+	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/compression"
 	"github.com/silo-dev/silo/internal/iopipe"
 )
 

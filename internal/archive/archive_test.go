@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/silo-dev/silo/archive"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/archive"
 )
 
 type tentry struct {
