@@ -350,7 +350,9 @@ func retiredVolumes(inst *store.Instance) []string {
 
 func (im *importer) TreeDone(i int) error {
 	if i >= len(im.inst.Snapshots) {
-		return nil // the root: it stays the head
+		// The root stays the head; it must be on disk before the
+		// store records the instance.
+		return syncVolume(im.ctx, im.d, im.inst.Volume)
 	}
 	s := im.inst.Snapshots[i]
 	return im.d.CreateSnapshot(im.ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID})

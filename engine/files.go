@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/fsutil"
 )
 
 // root returns the root directory of instance name's volume.
@@ -98,8 +99,11 @@ func writeIn(root, p string, r io.Reader, mode os.FileMode, uid, gid int) error 
 	return writeAt(pfd, base, p, r, mode, uid, gid)
 }
 
-// writeAt writes r as the file base in directory dirfd, atomically: into
-// a temporary file, renamed over base once complete. p names it in errors.
+// writeAt writes r as the file base in directory dirfd, atomically and
+// durably: into a temporary file, synced, renamed over base, and the
+// directory synced, so that neither a crash nor a power loss leaves a
+// half-written file, and a clone's new identity is on disk before the
+// store records the clone. p names it in errors.
 func writeAt(dirfd int, base, p string, r io.Reader, mode os.FileMode, uid, gid int) error {
 	tmp := ".silo-push-" + newID("")
 	fd, err := unix.Openat(dirfd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -119,7 +123,13 @@ func writeAt(dirfd int, base, p string, r io.Reader, mode os.FileMode, uid, gid 
 		if err := f.Chmod(mode); err != nil {
 			return err
 		}
-		return unix.Renameat(dirfd, tmp, dirfd, base)
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		if err := unix.Renameat(dirfd, tmp, dirfd, base); err != nil {
+			return err
+		}
+		return fsutil.SyncDirAt(dirfd, ".")
 	}()
 	if err != nil {
 		_ = unix.Unlinkat(dirfd, tmp, 0)

@@ -12,6 +12,7 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/internal/iopipe"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/runtime/container"
@@ -355,6 +356,21 @@ func copyAcross(ctx context.Context, src storage.Volumes, ref storage.Ref, dst s
 	if err != nil {
 		return err
 	}
-	return iopipe.Run(func(w io.Writer) error { return archive.Write(ctx, w, root, "") },
+	err = iopipe.Run(func(w io.Writer) error { return archive.Write(ctx, w, root, "") },
 		func(r io.Reader) error { return archive.Extract(ctx, r, dstRoot, archive.ExtractOptions{}) })
+	if err != nil {
+		return err
+	}
+	return fsutil.SyncFS(dstRoot)
+}
+
+// syncVolume makes what silo wrote into volume vol durable, before the
+// store records it. (zfs-fuse, as FUSE, ignores a filesystem sync; on
+// OpenZFS it commits the intent log.)
+func syncVolume(ctx context.Context, d storage.Volumes, vol string) error {
+	root, err := d.VolumePath(ctx, vol)
+	if err != nil {
+		return err
+	}
+	return fsutil.SyncFS(root)
 }

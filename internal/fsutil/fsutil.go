@@ -141,3 +141,38 @@ func LockFile(path string, how int) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// SyncFS flushes the whole filesystem that holds path to disk: one call
+// for a tree of any size, where an fsync of each of its files would cost
+// one round trip each.
+func SyncFS(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
+}
+
+// SyncDir makes the entries of directory dir durable: the names that a
+// rename, a create or an unlink changed in it.
+func SyncDir(dir string) error {
+	return SyncDirAt(unix.AT_FDCWD, dir)
+}
+
+// SyncDirAt is SyncDir of the directory name relative to dirfd, which may
+// be an O_PATH descriptor (name "." syncs dirfd itself).
+func SyncDirAt(dirfd int, name string) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil {
+		return fmt.Errorf("sync %s: %w", name, err)
+	}
+	return nil
+}

@@ -179,10 +179,15 @@ func (d *driver) SealVolume(ctx context.Context, vol string) error {
 	if err != nil {
 		return err
 	}
-	return setReadOnly(p, true)
+	if err := setReadOnly(p, true); err != nil {
+		return err
+	}
+	// What filled the volume must be on disk before the store records it.
+	return fsutil.SyncFS(p)
 }
 
-// snapshot makes dst, a snapshot of the subvolume src, in one atomic step.
+// snapshot makes dst, a snapshot of the subvolume src, in one atomic and
+// durable step: the kernel commits a transaction to make a snapshot.
 func (d *driver) snapshot(src storage.Ref, dst storage.Ref, readonly bool) error {
 	from, err := d.layout.Existing(src)
 	if err != nil {

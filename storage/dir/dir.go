@@ -97,11 +97,15 @@ func (d *driver) CreateVolume(ctx context.Context, vol string) (string, error) {
 	return d.layout.Volume(vol), nil
 }
 
-// SealVolume has nothing to do: a plain directory cannot be made read-only
-// without changing what it holds, and silo never writes into an image base.
+// SealVolume only makes what filled the volume durable, before the store
+// records it: a plain directory cannot be made read-only without changing
+// what it holds, and silo never writes into an image base.
 func (d *driver) SealVolume(ctx context.Context, vol string) error {
-	_, err := d.layout.Existing(storage.Ref{Volume: vol})
-	return err
+	p, err := d.layout.Existing(storage.Ref{Volume: vol})
+	if err != nil {
+		return err
+	}
+	return fsutil.SyncFS(p)
 }
 
 // copyTo copies src into a staging tree and publishes it as dst.

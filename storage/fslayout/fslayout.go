@@ -8,7 +8,9 @@
 //
 // Anything appears under volumes/ or snapshots/ only by an atomic rename of
 // a complete tree, so an interrupted operation leaves debris only in the
-// two swept directories.
+// two swept directories. The tree is on disk before the rename, and the
+// rename is on disk before the call returns: the store may then record the
+// volume, and a power loss cannot leave a record of a half-written tree.
 package fslayout
 
 import (
@@ -116,8 +118,8 @@ func (l Layout) Staging(ref storage.Ref) string {
 	return filepath.Join(l.Root, stagingDir, name+"."+storage.Unique())
 }
 
-// Publish moves a complete tree from staging into place for ref, atomically,
-// failing if ref already exists.
+// Publish moves a complete tree from staging into place for ref, atomically
+// and durably, failing if ref already exists.
 func (l Layout) Publish(staged string, ref storage.Ref) error {
 	dst := l.Path(ref)
 	if ref.Snapshot != "" {
@@ -125,28 +127,53 @@ func (l Layout) Publish(staged string, ref storage.Ref) error {
 			return err
 		}
 	}
+	if err := fsutil.SyncFS(staged); err != nil {
+		return err
+	}
 	if err := unix.Renameat2(unix.AT_FDCWD, staged, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE); err != nil {
 		if errors.Is(err, unix.EEXIST) {
 			return errkind.Wrap(errkind.AlreadyExists, "%s already exists", ref)
 		}
 		return fmt.Errorf("publish %s: %w", ref, err)
 	}
-	return nil
+	return syncParents(dst)
 }
 
-// Swap replaces the head of vol with the staged tree, atomically, and
-// returns the old head, now in the trash, for the caller to remove.
+// syncParents makes the name of p durable, and the name of its directory
+// in turn when that is a snapshot directory Publish may just have made.
+func syncParents(p string) error {
+	dir := filepath.Dir(p)
+	if err := fsutil.SyncDir(dir); err != nil {
+		return err
+	}
+	return fsutil.SyncDir(filepath.Dir(dir))
+}
+
+// Swap replaces the head of vol with the staged tree, atomically and
+// durably, and returns the old head, now in the trash, for the caller to
+// remove.
 func (l Layout) Swap(staged, vol string) (string, error) {
+	if err := fsutil.SyncFS(staged); err != nil {
+		return "", err
+	}
 	if err := unix.Renameat2(unix.AT_FDCWD, staged, unix.AT_FDCWD, l.Volume(vol), unix.RENAME_EXCHANGE); err != nil {
 		return "", fmt.Errorf("swap head of %s: %w", vol, err)
+	}
+	if err := fsutil.SyncDir(filepath.Join(l.Root, volumesDir)); err != nil {
+		return "", err
 	}
 	return l.ToTrash(staged)
 }
 
-// ToTrash moves path into the trash and returns its new path.
+// ToTrash moves path into the trash, durably, and returns its new path: a
+// tree the store forgets cannot come back after a power loss, and what
+// is in the trash is swept on mount.
 func (l Layout) ToTrash(path string) (string, error) {
 	dst := filepath.Join(l.Root, trashDir, filepath.Base(path)+"."+storage.Unique())
 	if err := os.Rename(path, dst); err != nil {
+		return "", err
+	}
+	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
 		return "", err
 	}
 	return dst, nil
