@@ -5,11 +5,14 @@ package runcmd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/silo-dev/silo/errkind"
 )
@@ -54,6 +57,32 @@ func firstLine(s string) string {
 	return s
 }
 
+// Trace logs, at debug level, that cmd is about to run, and returns the
+// function that logs how it ended: its arguments, duration and exit.
+// Every external command silo runs goes through it, so that --debug shows
+// where a command's time went.
+func Trace(cmd *exec.Cmd) (done func(err error)) {
+	start := time.Now()
+	return func(err error) {
+		if !slog.Default().Enabled(context.Background(), slog.LevelDebug) {
+			return
+		}
+		exit := 0
+		var ee *exec.ExitError
+		switch {
+		case errors.As(err, &ee):
+			exit = ee.ExitCode()
+		case err != nil:
+			exit = -1
+		}
+		args := []any{"cmd", strings.Join(cmd.Args, " "), "duration", time.Since(start), "exit", exit}
+		if err != nil {
+			args = append(args, "error", err)
+		}
+		slog.Debug("ran", args...)
+	}
+}
+
 // Cmd describes one invocation.
 type Cmd struct {
 	Name   string
@@ -79,7 +108,10 @@ func (c Cmd) Run(ctx context.Context) (string, error) {
 		cmd.Stdout = c.Stdout
 	}
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	done := Trace(cmd)
+	err = cmd.Run()
+	done(err)
+	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			err = ctxErr
 		}

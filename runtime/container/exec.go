@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/runcmd"
 )
 
 // Exec is a process to run in a running container. It enters the
@@ -101,6 +103,8 @@ func (x *Exec) Replace() error {
 	if err := x.enter(); err != nil {
 		return err
 	}
+	// The process replaces silo: its end is the caller's to see.
+	slog.Debug("exec", "cmd", strings.Join(argv, " "))
 	return syscall.Exec(argv[0], argv, x.Env)
 }
 
@@ -140,9 +144,12 @@ func (x *Exec) Run() (int, error) {
 	if err := x.enter(); err != nil {
 		return 0, err
 	}
+	done := runcmd.Trace(cmd)
 	if !x.TTY {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-		return exitCode(cmd.Run())
+		err := cmd.Run()
+		done(err)
+		return exitCode(err)
 	}
 	master, slave, err := openPTY(x.Init)
 	if err != nil {
@@ -180,7 +187,9 @@ func (x *Exec) Run() (int, error) {
 	// The terminal's output ends (EIO) once the process and its children
 	// have closed it.
 	_, _ = io.Copy(os.Stdout, master)
-	return exitCode(cmd.Wait())
+	err = cmd.Wait()
+	done(err)
+	return exitCode(err)
 }
 
 func exitCode(err error) (int, error) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/runcmd"
 )
 
 // DefaultOCI is the OCI runtime used unless an instance or SILO_RUNTIME
@@ -43,7 +44,10 @@ func (r *OCI) run(ctx context.Context, args ...string) error {
 	cmd := exec.CommandContext(ctx, r.Binary, append([]string{"--root", r.Root, "--log-format", "json"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	done := runcmd.Trace(cmd)
+	err := cmd.Run()
+	done(err)
+	if err != nil {
 		return fmt.Errorf("%s %s: %s", filepath.Base(r.Binary), args[0], runtimeMessage(stderr.Bytes(), err))
 	}
 	return nil
