@@ -35,7 +35,7 @@ bench-storage: deps
 
 bench-cli: deps
 	hack/zfs-fuse.sh start
-	$(GO) run ./hack/clibench
+	$(GO) run ./hack/clibench $(BENCH_ARGS)
 
 # Each systemd takes several inotify instances, and the kernel's default
 # of 128 per user stops a host at a few dozen containers: raise it, as

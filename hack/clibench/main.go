@@ -6,7 +6,9 @@
 // that a create and a snapshot run. The image is Debian bookworm minbase
 // (hack/debian-image.sh), as in LXD's figures, so a create writes the
 // machine ID and hostname that a real image has; -tree measures a
-// synthetic tree instead.
+// synthetic tree instead. -baseline times an earlier build of silo in
+// the same run, round by round, for a ratio that this noisy machine's
+// drift does not skew (make bench-cli BENCH_ARGS="-baseline old/silo").
 //
 // It needs root, btrfs-progs and a ZFS that answers (make bench-cli
 // provides them). Everything lives under a temporary state directory,
@@ -29,10 +31,19 @@ import (
 )
 
 var (
-	treeMB  = flag.Int("tree", 0, "use a synthetic tree of this many MB, not the Debian image")
-	runs    = flag.Int("runs", 11, "timed runs per figure")
-	drivers = flag.String("drivers", "btrfs,zfs", "drivers to measure, comma-separated (btrfs, zfs, dir)")
+	treeMB   = flag.Int("tree", 0, "use a synthetic tree of this many MB, not the Debian image")
+	runs     = flag.Int("runs", 11, "timed runs per figure")
+	drivers  = flag.String("drivers", "btrfs,zfs", "drivers to measure, comma-separated (btrfs, zfs, dir)")
+	baseline = flag.String("baseline", "", "another silo binary to time in the same run, round by round with this one, each in a state directory of its own")
 )
+
+// subject is one silo binary under test, with its own state directory.
+type subject struct {
+	label, silo, state string
+	run                func(args ...string) error
+	create, snap       []time.Duration
+	restore, list      []time.Duration
+}
 
 func main() {
 	flag.Parse()
@@ -40,7 +51,12 @@ func main() {
 	benchutil.Check(err)
 	defer os.RemoveAll(work)
 
-	silo := benchutil.BuildSilo(work)
+	subjects := []*subject{{label: "silo", silo: benchutil.BuildSilo(work)}}
+	if *baseline != "" {
+		abs, err := filepath.Abs(*baseline)
+		benchutil.Check(err)
+		subjects = append(subjects, &subject{label: "baseline", silo: abs})
+	}
 	image, what := "", ""
 	if *treeMB > 0 {
 		tree := filepath.Join(work, "tree")
@@ -51,10 +67,11 @@ func main() {
 	} else {
 		image, what = benchutil.DebianImage(), "Debian bookworm minbase"
 	}
-
-	state := filepath.Join(work, "state")
-	run := benchutil.Runner(silo, state)
-	benchutil.Check(run("image", "import", image, "--alias", "bench"))
+	for i, s := range subjects {
+		s.state = filepath.Join(work, fmt.Sprintf("state%d", i))
+		s.run = benchutil.Runner(s.silo, s.state)
+		benchutil.Check(s.run("image", "import", image, "--alias", "bench"))
+	}
 	fmt.Printf("image: %s; %d runs per figure; whole commands, medians [min-max]\n\n", what, *runs)
 
 	for _, driver := range strings.Split(*drivers, ",") {
@@ -63,35 +80,49 @@ func main() {
 		if driver != "dir" {
 			args = append(args, "--size", fmt.Sprintf("%dMiB", max(2048, *treeMB*3+1024)))
 		}
-		benchutil.Check(run(args...))
-		// The first create puts the image on the pool; it is not timed.
-		benchutil.Check(benchutil.LenientRunner(silo, state)("create", "bench", "w-"+driver, "--pool", pool))
-		var create, snap, restore, list []time.Duration
 		var floor *benchutil.ZFSFloor
-		if driver == "zfs" {
-			floor = benchutil.NewZFSFloor(zpoolIn(state))
+		for _, s := range subjects {
+			s.create, s.snap, s.restore, s.list = nil, nil, nil, nil
+			benchutil.Check(s.run(args...))
+			// The first create puts the image on the pool; it is not timed.
+			benchutil.Check(benchutil.LenientRunner(s.silo, s.state)("create", "bench", "w-"+driver, "--pool", pool))
+			if driver == "zfs" && floor == nil {
+				floor = benchutil.NewZFSFloor(zpoolIn(s.state))
+			}
 		}
+		// Round by round, so that the machine's drift weighs on every
+		// subject alike.
 		for i := range *runs {
-			name := fmt.Sprintf("c%d-%s", i, driver)
-			create = append(create, benchutil.Timed(func() error { return run("create", "bench", name, "--pool", pool) }))
-			snap = append(snap, benchutil.Timed(func() error { return run("snapshot", "create", "w-"+driver) }))
-			// Restore the oldest snapshot: every newer one is kept.
-			restore = append(restore, benchutil.Timed(func() error { return run("snapshot", "restore", "w-"+driver, "snap0") }))
-			list = append(list, benchutil.Timed(func() error { return run("list") }))
+			for _, s := range subjects {
+				name := fmt.Sprintf("c%d-%s", i, driver)
+				s.create = append(s.create, benchutil.Timed(func() error { return s.run("create", "bench", name, "--pool", pool) }))
+				s.snap = append(s.snap, benchutil.Timed(func() error { return s.run("snapshot", "create", "w-"+driver) }))
+				// Restore the oldest snapshot: every newer one is kept.
+				s.restore = append(s.restore, benchutil.Timed(func() error { return s.run("snapshot", "restore", "w-"+driver, "snap0") }))
+				s.list = append(s.list, benchutil.Timed(func() error { return s.run("list") }))
+			}
 			if floor != nil {
 				floor.Run()
 			}
 		}
-		fmt.Printf("%-5s create %s  snapshot %s  restore %s  (list %s)\n", driver,
-			benchutil.Stat(create), benchutil.Stat(snap), benchutil.Stat(restore), benchutil.Stat(list))
+		for _, s := range subjects {
+			label := driver
+			if len(subjects) > 1 {
+				label += " " + s.label
+			}
+			fmt.Printf("%-14s create %s  snapshot %s  restore %s  (list %s)\n", label,
+				benchutil.Stat(s.create), benchutil.Stat(s.snap), benchutil.Stat(s.restore), benchutil.Stat(s.list))
+		}
 		if floor != nil {
 			fmt.Printf("      %s\n", floor)
 		}
-		benchutil.Check(run("delete", "w-"+driver))
-		for i := range *runs {
-			benchutil.Check(run("delete", fmt.Sprintf("c%d-%s", i, driver)))
+		for _, s := range subjects {
+			benchutil.Check(s.run("delete", "w-"+driver))
+			for i := range *runs {
+				benchutil.Check(s.run("delete", fmt.Sprintf("c%d-%s", i, driver)))
+			}
+			benchutil.Check(s.run("pool", "delete", pool))
 		}
-		benchutil.Check(run("pool", "delete", pool))
 	}
 	fmt.Println("\nLXD 5.0 on this kind of machine: create 396 ms, snapshot 215 ms, restore 275 ms")
 }
