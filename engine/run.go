@@ -19,6 +19,7 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/journal"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/runtime/container"
 )
@@ -198,14 +199,14 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err := os.WriteFile(filepath.Join(dir, container.BundleConfig), data, 0o600); err != nil {
 		return err
 	}
-	crashpoint("start", "bundled")
+	journal.Crashpoint("start", "bundled")
 	if err := e.spawnMonitor(name, dir, oci.Binary, kind); err != nil {
 		os.RemoveAll(dir)
 		runs.Close()
 		e.tidyRuns(name, oci.Binary)
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	crashpoint("start", "spawned")
+	journal.Crashpoint("start", "spawned")
 	return nil
 }
 
