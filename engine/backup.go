@@ -12,6 +12,7 @@ import (
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/backup"
 	"github.com/silo-dev/silo/internal/compression"
+	"github.com/silo-dev/silo/internal/journal"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
 )
@@ -114,7 +115,7 @@ func (e *Engine) frozenHead(ctx context.Context, inst *store.Instance, d storage
 		return head, func() {}, err
 	}
 	head.Snapshot = newID("x-")
-	o, err := e.begin("freeze", inst.Name, func(tx *store.Tx, rec *store.Op) error {
+	o, err := e.journal.Begin("freeze", inst.Name, func(tx *store.Tx, rec *store.Op) error {
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: inst.Pool, Volume: head.Volume, Snapshot: head.Snapshot}}
 		return nil
 	})
@@ -122,11 +123,11 @@ func (e *Engine) frozenHead(ctx context.Context, inst *store.Instance, d storage
 		return head, nil, err
 	}
 	if err := d.CreateSnapshot(ctx, head); err != nil {
-		return head, nil, o.fail(ctx, fmt.Errorf("snapshot %s: %w", inst.Name, err))
+		return head, nil, o.Fail(ctx, fmt.Errorf("snapshot %s: %w", inst.Name, err))
 	}
 	return head, func() {
-		if err := o.rollBack(ctx); err != nil {
-			logOp(o.rec, "could not remove the snapshot an export took; the next silo command tries again", err)
+		if err := o.RollBack(ctx); err != nil {
+			o.Warn("could not remove the snapshot an export took; the next silo command tries again", err)
 		}
 	}, nil
 }
@@ -226,10 +227,10 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, name, pool string) (*s
 		return nil, err
 	}
 	if err != nil {
-		return nil, im.o.fail(ctx, fmt.Errorf("import %s: %w", im.inst.Name, err))
+		return nil, im.o.Fail(ctx, fmt.Errorf("import %s: %w", im.inst.Name, err))
 	}
-	im.o.step("received")
-	return im.inst, im.o.commit(ctx, func(tx *store.Tx) error { return tx.PutInstance(im.inst) })
+	im.o.Step("received")
+	return im.inst, im.o.Commit(ctx, func(tx *store.Tx) error { return tx.PutInstance(im.inst) })
 }
 
 // importer builds an instance from a backup as backup.Read hands it over.
@@ -240,7 +241,7 @@ type importer struct {
 	pool *store.Pool
 	name string
 	x    *backup.Index
-	o    *op
+	o    *journal.Op
 	inst *store.Instance
 	// vols maps each optimized stream to the volume it lands in.
 	vols []string
@@ -301,7 +302,7 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 		inst.Volume = im.vols[n-1]
 	}
 	inst.Retired = retiredVolumes(inst)
-	o, err := im.e.begin("import", im.name, func(tx *store.Tx, rec *store.Op) error {
+	o, err := im.e.journal.Begin("import", im.name, func(tx *store.Tx, rec *store.Op) error {
 		rec.Undo.Volumes = append(rec.Undo.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
 		for _, v := range inst.Retired {
 			rec.Undo.Volumes = append(rec.Undo.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: v})

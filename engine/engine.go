@@ -6,15 +6,12 @@
 package engine
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
+	"github.com/silo-dev/silo/internal/journal"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
 )
@@ -26,27 +23,11 @@ const DefaultStateDir = "/var/lib/silo"
 type Engine struct {
 	stateDir string
 	store    *store.Store
+	journal  *journal.Journal
 
 	mu      sync.Mutex
 	drivers map[string]storage.Driver // ready drivers, by pool name
 	locks   []*os.File                // pool locks held until Close
-}
-
-// Open opens the state directory, making it on first use, and recovers
-// what commands that died left unfinished.
-func Open(ctx context.Context, stateDir string) (*Engine, error) {
-	if err := os.MkdirAll(stateDir, 0o711); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
-	}
-	st, err := store.Open(filepath.Join(stateDir, "silo.db"), store.DefaultTimeout)
-	if err != nil {
-		return nil, err
-	}
-	e := &Engine{stateDir: stateDir, store: st, drivers: map[string]storage.Driver{}}
-	if err := e.recover(ctx); err != nil {
-		return nil, err
-	}
-	return e, nil
 }
 
 // Close releases the pool locks the engine holds.
@@ -64,15 +45,6 @@ func (e *Engine) path(parts ...string) string {
 	return filepath.Join(append([]string{e.stateDir}, parts...)...)
 }
 
-// crashpoint kills the process when SILO_CRASH_AT names this step
-// ("kind/step"): the crash-safety tests stop a command at each of its steps.
-func crashpoint(kind, step string) {
-	if at := os.Getenv("SILO_CRASH_AT"); at != "" && at == kind+"/"+step {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is on its way
-	}
-}
-
 // bootID identifies this boot of the host: a pool made ready under it
 // needs no mount or import until the next reboot, and a run recorded under
 // another boot has ended. Read once: every running instance asks.
@@ -83,11 +55,3 @@ var bootID = sync.OnceValue(func() string {
 	}
 	return strings.TrimSpace(string(b))
 })
-
-func logOp(op *store.Op, msg string, err error) {
-	args := []any{"operation", op.Kind, "target", op.Target}
-	if err != nil {
-		args = append(args, "error", err)
-	}
-	slog.Warn(msg, args...)
-}

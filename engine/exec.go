@@ -13,6 +13,7 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/runtime/container"
+	"github.com/silo-dev/silo/runtime/monitor"
 )
 
 // runningInstance returns the config and the live run of instance name, or
@@ -51,7 +52,7 @@ func (e *Engine) Wait(ctx context.Context, name string, timeout time.Duration) e
 	if err != nil {
 		return err
 	}
-	ready := filepath.Join(e.runDir(name), container.ReadyFile)
+	ready := filepath.Join(e.runDir(name), monitor.ReadyFile)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var lastTry time.Time
@@ -144,8 +145,8 @@ func (e *Engine) Console(ctx context.Context, name string) (*Console, error) {
 		return nil, err
 	}
 	dir := e.runDir(name)
-	c := &Console{Socket: filepath.Join(dir, container.ConsoleSocket)}
-	for _, f := range []string{container.ConsoleLog + ".1", container.ConsoleLog} {
+	c := &Console{Socket: filepath.Join(dir, monitor.ConsoleSocket)}
+	for _, f := range []string{monitor.ConsoleLog + ".1", monitor.ConsoleLog} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			c.Logs = append(c.Logs, filepath.Join(dir, f))
 		}

@@ -71,7 +71,7 @@ func (e *Engine) addImage(ctx context.Context, aliases []string, split bool, pro
 	if split {
 		rootfs = e.path("images", id+".rootfs")
 	}
-	o, err := e.begin("image-import", "image", func(tx *store.Tx, rec *store.Op) error {
+	o, err := e.journal.Begin("image-import", "image", func(tx *store.Tx, rec *store.Op) error {
 		for _, a := range aliases {
 			if err := aliasFree(tx, a); err != nil {
 				return err
@@ -86,14 +86,14 @@ func (e *Engine) addImage(ctx context.Context, aliases []string, split bool, pro
 	}
 	saved, err := produce(file, rootfs)
 	if err != nil {
-		return nil, o.fail(ctx, err)
+		return nil, o.Fail(ctx, err)
 	}
-	o.step("saved")
+	o.Step("saved")
 	res := &ImportResult{}
-	err = o.commit(ctx, func(tx *store.Tx) error {
+	err = o.Commit(ctx, func(tx *store.Tx) error {
 		if img, err := tx.Image(saved.Fingerprint); err == nil {
 			res.Image, res.Existed = img, true
-			o.rec.Retire.Files = []string{file, rootfs}
+			o.Rec.Retire.Files = []string{file, rootfs}
 			return nil
 		}
 		res.Image = &store.Image{
@@ -152,7 +152,7 @@ func (e *Engine) Image(ctx context.Context, ref string) (*store.Image, error) {
 
 // DeleteImage deletes an image that no instance uses, with its base volumes.
 func (e *Engine) DeleteImage(ctx context.Context, ref string) error {
-	return e.do(ctx, "image-delete", ref, func(tx *store.Tx, rec *store.Op) error {
+	return e.journal.Do(ctx, "image-delete", ref, func(tx *store.Tx, rec *store.Op) error {
 		img, err := tx.FindImage(ref)
 		if err != nil {
 			return err
@@ -239,7 +239,7 @@ func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
 		return "", err
 	}
 	vol = newID("img-")
-	o, err := e.begin("image-unpack", fp, func(tx *store.Tx, rec *store.Op) error {
+	o, err := e.journal.Begin("image-unpack", fp, func(tx *store.Tx, rec *store.Op) error {
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
 		return nil
 	})
@@ -249,10 +249,10 @@ func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
 	if err := storage.CreateImageVolume(ctx, d, vol, func(root string) error {
 		return image.Unpack(ctx, spec, root)
 	}); err != nil {
-		return "", o.fail(ctx, fmt.Errorf("unpack image %.12s on pool %s: %w", fp, pool, err))
+		return "", o.Fail(ctx, fmt.Errorf("unpack image %.12s on pool %s: %w", fp, pool, err))
 	}
-	o.step("unpacked")
-	return vol, o.commit(ctx, func(tx *store.Tx) error {
+	o.Step("unpacked")
+	return vol, o.Commit(ctx, func(tx *store.Tx) error {
 		img, err := tx.Image(fp)
 		if err != nil {
 			return err

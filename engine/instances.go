@@ -55,7 +55,7 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	var fp, base string
 	inst := &store.Instance{Name: name, Pool: pool, Volume: vol, Created: time.Now().UTC(),
 		Config: opts.Config, Ephemeral: opts.Ephemeral}
-	o, err := e.begin("create", name, func(tx *store.Tx, rec *store.Op) error {
+	o, err := e.journal.Begin("create", name, func(tx *store.Tx, rec *store.Op) error {
 		img, err := tx.FindImage(imageRef)
 		if err != nil {
 			return err
@@ -70,7 +70,7 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	}
 	if base == "" {
 		if base, err = e.base(ctx, pool, fp); err != nil {
-			return nil, o.fail(ctx, err)
+			return nil, o.Fail(ctx, err)
 		}
 	}
 	err = d.CloneVolume(ctx, storage.Ref{Volume: base}, vol)
@@ -78,10 +78,10 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 		err = identify(ctx, d, inst, image.WhenCreate)
 	}
 	if err != nil {
-		return nil, o.fail(ctx, fmt.Errorf("create %s: %w", name, err))
+		return nil, o.Fail(ctx, fmt.Errorf("create %s: %w", name, err))
 	}
-	o.step("cloned")
-	return inst, o.commit(ctx, func(tx *store.Tx) error {
+	o.Step("cloned")
+	return inst, o.Commit(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Image(fp); err != nil {
 			return fmt.Errorf("create %s: the image was deleted meanwhile: %w", name, err)
 		}
@@ -210,37 +210,6 @@ func (e *Engine) Delete(ctx context.Context, name string, force bool) error {
 	return err
 }
 
-// remove deletes an instance that does not run, with its snapshots.
-func (e *Engine) remove(ctx context.Context, name string) error {
-	return e.do(ctx, "delete", name, func(tx *store.Tx, rec *store.Op) error {
-		inst, err := tx.Instance(name)
-		if err != nil {
-			return err
-		}
-		if err := notRunning(tx, name, "delete"); err != nil {
-			return err
-		}
-		if err := tx.DeleteRun(name); err != nil {
-			return err
-		}
-		rec.Retire.Files = append(rec.Retire.Files, e.consoleLog(name))
-		// The heads go last (the list is undone from its end): snapshots
-		// first saves ZFS from hiding them.
-		rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
-		for _, v := range inst.Retired {
-			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: v})
-		}
-		for _, s := range inst.Snapshots {
-			rec.Retire.Volumes = append(rec.Retire.Volumes, snapRef(inst, &s))
-		}
-		return tx.DeleteInstance(name)
-	})
-}
-
-func snapRef(inst *store.Instance, s *store.Snapshot) store.VolumeRef {
-	return store.VolumeRef{Pool: inst.Pool, Volume: s.Volume, Snapshot: s.ID}
-}
-
 // Rename gives an instance a new name; nothing on disk changes.
 func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 	if err := checkName("instance", newName); err != nil {
@@ -311,7 +280,7 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 		return nil, err
 	}
 	vol := newID("i-")
-	o, err := e.begin("copy", dst, func(tx *store.Tx, rec *store.Op) error {
+	o, err := e.journal.Begin("copy", dst, func(tx *store.Tx, rec *store.Op) error {
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
 		return reserveInstance(tx, rec, dst)
 	})
@@ -333,10 +302,10 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 		err = identify(ctx, dstD, inst, image.WhenCopy)
 	}
 	if err != nil {
-		return nil, o.fail(ctx, fmt.Errorf("copy %s to %s: %w", src, dst, err))
+		return nil, o.Fail(ctx, fmt.Errorf("copy %s to %s: %w", src, dst, err))
 	}
-	o.step("copied")
-	return inst, o.commit(ctx, func(tx *store.Tx) error { return tx.PutInstance(inst) })
+	o.Step("copied")
+	return inst, o.Commit(ctx, func(tx *store.Tx) error { return tx.PutInstance(inst) })
 }
 
 // copyAcross copies ref into the new volume vol of a pool of another driver.

@@ -152,7 +152,7 @@ func (e *Engine) CreatePool(ctx context.Context, name, driver, source string, si
 	if err != nil {
 		return nil, err
 	}
-	o, err := e.begin("pool-create", name, func(tx *store.Tx, rec *store.Op) error {
+	o, err := e.journal.Begin("pool-create", name, func(tx *store.Tx, rec *store.Op) error {
 		if _, err := tx.Pool(name); err == nil {
 			return errkind.Wrap(errkind.AlreadyExists, "pool %q already exists", name)
 		}
@@ -164,10 +164,10 @@ func (e *Engine) CreatePool(ctx context.Context, name, driver, source string, si
 		return nil, err
 	}
 	if err := d.Create(ctx); err != nil {
-		return nil, o.fail(ctx, fmt.Errorf("create pool %s: %w", name, err))
+		return nil, o.Fail(ctx, fmt.Errorf("create pool %s: %w", name, err))
 	}
-	o.step("created")
-	return p, o.commit(ctx, func(tx *store.Tx) error { return tx.PutPool(p) })
+	o.Step("created")
+	return p, o.Commit(ctx, func(tx *store.Tx) error { return tx.PutPool(p) })
 }
 
 // pool returns the name of the pool to use: name, or the default pool,
@@ -269,7 +269,7 @@ func poolInfo(tx *store.Tx, p *store.Pool) (*PoolInfo, error) {
 // DeletePool destroys a pool that no instance uses; the image bases it
 // holds go with it.
 func (e *Engine) DeletePool(ctx context.Context, name string) error {
-	return e.do(ctx, "pool-delete", name, func(tx *store.Tx, rec *store.Op) error {
+	return e.journal.Do(ctx, "pool-delete", name, func(tx *store.Tx, rec *store.Op) error {
 		p, err := tx.Pool(name)
 		if err != nil {
 			return err

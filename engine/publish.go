@@ -6,14 +6,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"maps"
 	"os"
-	"os/exec"
-	"strings"
 
-	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/internal/compression"
@@ -182,77 +178,23 @@ func writeImage(path, comp string, meta *image.Metadata, templates map[string]st
 
 // BuildOptions tune BuildImage.
 type BuildOptions struct {
-	Variant string   // mmdebstrap's variant: minbase when empty
-	Include []string // packages beyond the variant's (an init is always added)
+	image.DebianOptions
 	Aliases []string
-	Mirror  string // Debian's mirror when empty
-	// Log receives the builder's progress.
-	Log io.Writer
 }
-
-// debianReleases are the releases image build knows.
-var debianReleases = map[string]string{"bullseye": "11", "bookworm": "12", "trixie": "13"}
 
 // BuildImage builds a bootable Debian image, named as "debian/RELEASE",
 // from Debian's mirror with mmdebstrap, and imports it as a unified image
 // with a hostname template. The root filesystem streams from mmdebstrap
 // into the compressed image: it is never unpacked on disk here.
 func (e *Engine) BuildImage(ctx context.Context, name string, opts BuildOptions) (*ImportResult, error) {
-	distro, release, _ := strings.Cut(name, "/")
-	version, ok := debianReleases[release]
-	if distro != "debian" || !ok {
-		return nil, errkind.Wrap(errkind.Invalid, "cannot build %q: give debian/bullseye, debian/bookworm or debian/trixie", name)
-	}
-	if opts.Variant == "" {
-		opts.Variant = "minbase"
-	}
-	if opts.Mirror == "" {
-		opts.Mirror = "http://deb.debian.org/debian"
-	}
-	builder, err := exec.LookPath("mmdebstrap")
+	b, err := image.NewDebianBuild(name, opts.DebianOptions)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Unavailable, "image build needs mmdebstrap: install it (apt-get install mmdebstrap)")
+		return nil, err
 	}
-	if opts.Log == nil {
-		opts.Log = io.Discard
-	}
-	fmt.Fprintf(opts.Log, "Building %s (%s) from %s\n", name, opts.Variant, opts.Mirror)
-	include := append([]string{"systemd-sysv"}, opts.Include...)
-	meta := image.NewMetadata(map[string]string{
-		"os": "debian", "release": release, "version": version, "variant": opts.Variant,
-		"description": fmt.Sprintf("Debian %s (%s, %s)", release, version, opts.Variant),
-	})
-	meta.Templates = map[string]*image.Template{
-		"/etc/hostname": {When: []string{image.WhenCreate, image.WhenCopy}, Template: "hostname.tpl"},
-		"/etc/hosts":    {When: []string{image.WhenCreate, image.WhenCopy}, Template: "hosts.tpl"},
-	}
-	templates := map[string]string{
-		"hostname.tpl": "{{ container.name }}\n",
-		"hosts.tpl":    "127.0.0.1\tlocalhost\n127.0.1.1\t{{ container.name }}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-	}
+	meta, templates := b.Metadata()
 	return e.addImage(ctx, opts.Aliases, false, func(file, _ string) (*image.File, error) {
-		cmd := exec.CommandContext(ctx, builder, "--variant="+opts.Variant, "--include="+strings.Join(include, ","),
-			"--mode=root", "--format=tar", "--aptopt=APT::Sandbox::User \"root\"", release, "-", opts.Mirror)
-		cmd.Stderr = opts.Log
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("build %s: %w", name, err)
-		}
-		f, werr := writeImage(file, compression.Zstd, meta, templates, func(w io.Writer) error {
-			return image.Unified(ctx, w, compression.Zstd, meta, templates, func(tw *tar.Writer, prefix string) error {
-				return image.CopyTree(ctx, out, tw, prefix)
-			})
+		return writeImage(file, compression.Zstd, meta, templates, func(w io.Writer) error {
+			return image.Unified(ctx, w, compression.Zstd, meta, templates, b.Rootfs(ctx))
 		})
-		if werr != nil {
-			_ = cmd.Process.Kill()
-		}
-		// When mmdebstrap fails, its stream is cut short: say that it failed.
-		if err := cmd.Wait(); err != nil && cmd.ProcessState.Exited() {
-			return nil, errkind.Wrap(errkind.Invalid, "build %s: mmdebstrap failed (%v): its output above says why", name, err)
-		}
-		return f, werr
 	})
 }

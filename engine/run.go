@@ -2,15 +2,12 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,8 +16,10 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/journal"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/runtime/container"
+	"github.com/silo-dev/silo/runtime/monitor"
 )
 
 // StateRunning is the state of an instance whose init runs.
@@ -28,27 +27,6 @@ const StateRunning = "running"
 
 // DefaultStopTimeout is how long a graceful stop waits before it kills.
 const DefaultStopTimeout = 30 * time.Second
-
-// runBase is where the runs of this state directory live: under /run, which
-// a reboot empties as it ends every run, and short, for socket paths.
-func (e *Engine) runBase() string {
-	abs, _ := filepath.Abs(e.stateDir)
-	sum := sha256.Sum256([]byte(abs))
-	return filepath.Join("/run/silo", hex.EncodeToString(sum[:6]))
-}
-
-func (e *Engine) runDir(name string) string { return filepath.Join(e.runBase(), name) }
-
-// cgroup is the cgroup of instance name, unique on the host.
-func (e *Engine) cgroup(name string) string {
-	return "/silo/" + filepath.Base(e.runBase()) + "/" + name
-}
-
-// oci is the OCI runtime binary: its state lives apart per binary, since
-// runtimes do not read each other's.
-func (e *Engine) oci(binary string) *container.OCI {
-	return &container.OCI{Binary: binary, Root: filepath.Join(e.runBase(), ".oci-"+filepath.Base(binary))}
-}
 
 // findOCI picks the runtime of an instance: its runtime key, else
 // SILO_RUNTIME, else runc.
@@ -67,36 +45,9 @@ func (e *Engine) findOCI(cfg map[string]string) (*container.OCI, error) {
 	return e.oci(bin), nil
 }
 
-// live says whether the init of run r still runs.
-func live(r *store.Run) bool {
-	return r.Boot == bootID() && container.Alive(r.Pid, r.Start)
-}
-
-// liveRun returns the run of instance name if its init still runs. A run
-// whose init died unseen (its monitor killed too) reads as no run.
-func liveRun(tx *store.Tx, name string) (*store.Run, error) {
-	r, err := tx.Run(name)
-	if err != nil || r == nil || !live(r) {
-		return nil, err
-	}
-	return r, nil
-}
-
 // instanceLock serializes the start and stop of one instance.
 func (e *Engine) instanceLock(name string) (*os.File, error) {
 	return fsutil.LockFile(e.path("locks", "instance-"+name+".lock"), syscall.LOCK_EX)
-}
-
-// notRunning refuses an operation on a running instance.
-func notRunning(tx *store.Tx, name, what string) error {
-	r, err := liveRun(tx, name)
-	if err != nil {
-		return err
-	}
-	if r != nil {
-		return errkind.Wrap(errkind.Busy, "instance %q is running: stop it before you %s it, or use --force", name, what)
-	}
-	return nil
 }
 
 // Start boots instance name under its OCI runtime, with a monitor that
@@ -185,7 +136,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	cfg := container.Config{Name: name, Root: root, Init: initArgs, Env: environment(inst.Config),
 		Cgroup: e.cgroup(name), Limits: lim}
 	if kind == container.Systemd {
-		cfg.Notify = filepath.Join(dir, container.NotifySocket)
+		cfg.Notify = filepath.Join(dir, monitor.NotifySocket)
 	}
 	spec, err := container.Spec(cfg)
 	if err != nil {
@@ -198,158 +149,16 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err := os.WriteFile(filepath.Join(dir, container.BundleConfig), data, 0o600); err != nil {
 		return err
 	}
-	crashpoint("start", "bundled")
-	if err := e.spawnMonitor(name, dir, oci.Binary, kind); err != nil {
+	journal.Crashpoint("start", "bundled")
+	mcfg := monitor.Config{Name: name, StateDir: e.stateDir, Dir: dir, OCI: oci, Init: kind}
+	if err := monitor.Spawn(mcfg); err != nil {
 		os.RemoveAll(dir)
 		runs.Close()
 		e.tidyRuns(name, oci.Binary)
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	crashpoint("start", "spawned")
+	journal.Crashpoint("start", "spawned")
 	return nil
-}
-
-// The monitor is this same program, started with these variables set; its
-// main calls RunMonitor.
-const (
-	monitorEnv        = "SILO_MONITOR"
-	monitorStateEnv   = "SILO_MONITOR_STATE"
-	monitorRuntimeEnv = "SILO_MONITOR_RUNTIME"
-	monitorInitEnv    = "SILO_MONITOR_INIT"
-)
-
-// spawnMonitor starts the monitor of instance name in its own session and
-// waits until it reports the container started, or why it did not.
-func (e *Engine) spawnMonitor(name, dir, ociBinary string, kind container.InitKind) error {
-	abs, err := filepath.Abs(e.stateDir)
-	if err != nil {
-		return err
-	}
-	logf, err := os.OpenFile(filepath.Join(dir, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"silo-monitor"}
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SILO_CRASH_AT=") { // a test's kill point is the command's, not the monitor's
-			env = append(env, kv)
-		}
-	}
-	// One P: a monitor mostly sleeps, and there is one per running
-	// instance. (Measured over 20 monitors: 1.5 MiB private each against
-	// 1.75 with a P per CPU; a lower GOGC or returning the heap to the
-	// kernel after the start only added to that.)
-	cmd.Env = append(env, monitorEnv+"="+name, monitorStateEnv+"="+abs,
-		monitorRuntimeEnv+"="+ociBinary, monitorInitEnv+"="+string(kind), "GOMAXPROCS=1")
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{w}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		return fmt.Errorf("monitor: %w", err)
-	}
-	report, _ := io.ReadAll(r)
-	msg := strings.TrimSpace(string(report))
-	if msg == "ok" {
-		// The monitor lives on; whoever inherits it reaps it.
-		return cmd.Process.Release()
-	}
-	_ = cmd.Wait()
-	if msg == "" {
-		log, _ := os.ReadFile(filepath.Join(dir, "monitor.log"))
-		msg = "the monitor died: " + lastLine(string(log))
-	}
-	return errors.New(strings.TrimPrefix(msg, "error: "))
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
-}
-
-// MonitorName is the instance this process monitors, when it is a monitor.
-func MonitorName() string { return os.Getenv(monitorEnv) }
-
-// RunMonitor is the main of a monitor: it keeps the container of the
-// instance MonitorName names until it stops, then finishes the run
-// (deleting an ephemeral instance). It returns the exit code.
-func RunMonitor(ctx context.Context) int {
-	name, stateDir := os.Getenv(monitorEnv), os.Getenv(monitorStateEnv)
-	ready := os.NewFile(3, "ready")
-	kind := container.InitKind(os.Getenv(monitorInitEnv))
-	e := &Engine{stateDir: stateDir}
-	dir := e.runDir(name)
-	fail := func(err error) int {
-		if ready != nil {
-			fmt.Fprintf(ready, "error: %v\n", err)
-			ready.Close()
-		}
-		fmt.Fprintf(os.Stderr, "monitor of %s: %v\n", name, err)
-		return 1
-	}
-	// Held for the monitor's life: stop waits on it for the run to be
-	// finished, and a free lock tells of a dead monitor.
-	lock, err := fsutil.LockFile(filepath.Join(dir, "monitor.lock"), syscall.LOCK_EX|syscall.LOCK_NB)
-	if err != nil {
-		return fail(err)
-	}
-	defer lock.Close()
-	e, err = Open(ctx, stateDir)
-	if err != nil {
-		return fail(err)
-	}
-	e.Close() // no pool lock is held while the container runs
-	oci := e.oci(os.Getenv(monitorRuntimeEnv))
-	var run *store.Run
-	m := &container.Monitor{OCI: oci, ID: name, Dir: dir, Started: func(pid int) error {
-		start, err := container.ProcStart(pid)
-		if err != nil {
-			return err
-		}
-		run = &store.Run{Name: name, Pid: pid, Start: start, Boot: bootID(), Started: time.Now().UTC(),
-			Init: string(kind), Runtime: oci.Binary}
-		err = e.store.Update(func(tx *store.Tx) error {
-			if _, err := tx.Instance(name); err != nil {
-				return err
-			}
-			return tx.PutRun(run)
-		})
-		if err != nil {
-			return err
-		}
-		if ready != nil {
-			fmt.Fprintln(ready, "ok")
-			ready.Close()
-			ready = nil
-		}
-		return nil
-	}}
-	// Not ctx: the monitor must outlive the command's interrupts.
-	ws, err := m.Run(context.Background())
-	if err != nil && ready != nil {
-		return fail(err)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "monitor of %s: %v\n", name, err)
-	}
-	fmt.Fprintf(os.Stderr, "monitor of %s: init exited (%v)\n", name, ws)
-	if run == nil {
-		return 1
-	}
-	if err := e.finishRun(context.Background(), run); err != nil {
-		return fail(err)
-	}
-	return 0
 }
 
 // finishRun clears what a run that ended left: the runtime's state and
@@ -409,9 +218,6 @@ func (e *Engine) tidyRuns(name, ociBinary string) {
 	container.RemoveCgroup(filepath.Dir(e.cgroup(name)))
 }
 
-// consoleLog is where the console log of an instance's last run is kept.
-func (e *Engine) consoleLog(name string) string { return e.path("logs", name+".console.log") }
-
 // keepConsoleLog keeps what init wrote in its last run, for
 // "console --show-log" on the stopped instance.
 func (e *Engine) keepConsoleLog(name string) {
@@ -424,7 +230,7 @@ func (e *Engine) keepConsoleLog(name string) {
 	if err != nil {
 		return
 	}
-	for _, f := range []string{container.ConsoleLog + ".1", container.ConsoleLog} {
+	for _, f := range []string{monitor.ConsoleLog + ".1", monitor.ConsoleLog} {
 		if in, err := os.Open(filepath.Join(dir, f)); err == nil {
 			_, _ = io.Copy(out, in)
 			in.Close()
@@ -439,26 +245,13 @@ func (e *Engine) keepConsoleLog(name string) {
 // watched (the monitor was killed, or the host rebooted).
 func (e *Engine) finishDeadRuns(ctx context.Context, runs []*store.Run) {
 	for _, r := range runs {
-		if live(r) || monitorAlive(e.runDir(r.Name)) {
+		if live(r) || monitor.Alive(e.runDir(r.Name)) {
 			continue
 		}
 		if err := e.finishRun(ctx, r); err != nil {
 			slog.Warn("finish a run whose monitor died", "instance", r.Name, "error", err)
 		}
 	}
-}
-
-// monitorAlive says whether a monitor holds the lock of run directory dir.
-func monitorAlive(dir string) bool {
-	f, err := os.Open(filepath.Join(dir, "monitor.lock"))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
-		return true
-	}
-	return false
 }
 
 // Stop stops instance name: gracefully, with the signal its init takes for
@@ -546,20 +339,8 @@ func (e *Engine) stopRun(ctx context.Context, run *store.Run, force bool, timeou
 // awaitMonitor waits for the monitor of a run whose init has exited to
 // finish it, and finishes it itself if the monitor is dead.
 func (e *Engine) awaitMonitor(ctx context.Context, run *store.Run) error {
-	f, err := os.Open(filepath.Join(e.runDir(run.Name), "monitor.lock"))
-	if err == nil {
-		defer f.Close()
-		for {
-			err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
-			if err == nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
+	if err := monitor.Await(ctx, e.runDir(run.Name)); err != nil {
+		return err
 	}
 	return e.finishRun(ctx, run)
 }

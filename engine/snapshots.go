@@ -26,7 +26,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.
 		return nil, err
 	}
 	s := &store.Snapshot{ID: newID("s-")}
-	o, err := e.begin("snapshot", name, func(tx *store.Tx, rec *store.Op) error {
+	o, err := e.journal.Begin("snapshot", name, func(tx *store.Tx, rec *store.Op) error {
 		inst, err := tx.Instance(name)
 		if err != nil {
 			return err
@@ -51,11 +51,11 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.
 		return nil, err
 	}
 	if err := d.CreateSnapshot(ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID}); err != nil {
-		return nil, o.fail(ctx, fmt.Errorf("snapshot %s: %w", name, err))
+		return nil, o.Fail(ctx, fmt.Errorf("snapshot %s: %w", name, err))
 	}
-	o.step("snapshotted")
+	o.Step("snapshotted")
 	s.Created = time.Now().UTC()
-	return s, o.commit(ctx, func(tx *store.Tx) error {
+	return s, o.Commit(ctx, func(tx *store.Tx) error {
 		inst, err := tx.Instance(name)
 		if err != nil {
 			return fmt.Errorf("snapshot %s: the instance went meanwhile: %w", name, err)
@@ -130,7 +130,7 @@ func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string, force b
 func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Driver, s *store.Snapshot) error {
 	name, snap := inst.Name, s.Name
 	vol := newID("i-")
-	o, err := e.begin("restore", name, func(tx *store.Tx, rec *store.Op) error {
+	o, err := e.journal.Begin("restore", name, func(tx *store.Tx, rec *store.Op) error {
 		if err := notRunning(tx, name, "restore"); err != nil {
 			return err
 		}
@@ -142,11 +142,11 @@ func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Dr
 		return err
 	}
 	if err := d.CloneVolume(ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID}, vol); err != nil {
-		return o.fail(ctx, fmt.Errorf("restore %s to %s: %w", name, snap, err))
+		return o.Fail(ctx, fmt.Errorf("restore %s to %s: %w", name, snap, err))
 	}
-	o.step("cloned")
+	o.Step("cloned")
 	retired := ""
-	err = o.commit(ctx, func(tx *store.Tx) error {
+	err = o.Commit(ctx, func(tx *store.Tx) error {
 		cur, err := tx.Instance(name)
 		if err != nil {
 			return err
@@ -161,7 +161,7 @@ func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Dr
 			cur.Retired = append(cur.Retired, cur.Volume)
 			retired = cur.Volume
 		} else {
-			o.rec.Retire.Volumes = []store.VolumeRef{{Pool: cur.Pool, Volume: cur.Volume}}
+			o.Rec.Retire.Volumes = []store.VolumeRef{{Pool: cur.Pool, Volume: cur.Volume}}
 		}
 		cur.Volume = vol
 		return tx.PutInstance(cur)
@@ -184,7 +184,7 @@ type headRetirer interface {
 
 // DeleteSnapshot deletes snapshot snap of instance name.
 func (e *Engine) DeleteSnapshot(ctx context.Context, name, snap string) error {
-	return e.do(ctx, "snapshot-delete", name+"/"+snap, func(tx *store.Tx, rec *store.Op) error {
+	return e.journal.Do(ctx, "snapshot-delete", name+"/"+snap, func(tx *store.Tx, rec *store.Op) error {
 		inst, err := tx.Instance(name)
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/image"
 )
 
 func imageExportCommand() *cli.Command {
@@ -55,8 +56,8 @@ func imageBuild(c *cli.Context, e *engine.Engine) error {
 	for _, s := range c.StringSlice("include") {
 		include = append(include, strings.Split(s, ",")...)
 	}
-	res, err := e.BuildImage(c.Context, a[0], engine.BuildOptions{Variant: c.String("variant"), Include: include,
-		Aliases: c.StringSlice("alias"), Mirror: c.String("mirror"), Log: os.Stderr})
+	res, err := e.BuildImage(c.Context, a[0], engine.BuildOptions{Aliases: c.StringSlice("alias"),
+		DebianOptions: image.DebianOptions{Variant: c.String("variant"), Include: include, Mirror: c.String("mirror"), Log: os.Stderr}})
 	if err != nil {
 		return err
 	}

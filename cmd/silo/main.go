@@ -15,6 +15,7 @@ import (
 
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/runtime/monitor"
 )
 
 // Exit codes, one per kind of error, so that scripts can tell them apart.
@@ -32,8 +33,8 @@ var exitCodes = []struct {
 }
 
 func main() {
-	if engine.MonitorName() != "" {
-		os.Exit(engine.RunMonitor(context.Background()))
+	if cfg, ok := monitor.FromEnv(); ok {
+		os.Exit(monitor.Main(cfg, engine.MonitorHost))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp()

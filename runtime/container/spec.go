@@ -32,6 +32,13 @@ type Limits struct {
 	Processes int64
 }
 
+const (
+	// BundleConfig is the bundle's config file, in the run directory.
+	BundleConfig = "config.json"
+	// NotifyPath is where the notify socket appears in the container.
+	NotifyPath = "/run/host/notify"
+)
+
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // Spec builds the OCI config of a system container: init as PID 1 on a

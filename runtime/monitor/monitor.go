@@ -1,4 +1,9 @@
-package container
+// Package monitor keeps one system container for as long as it runs, in a
+// process of its own that outlives the command that started it: it spawns
+// that process and waits for its word, and as that process it runs the
+// container, holds its console and hears its readiness. What the run means
+// to silo (its record, what ends with it) is its host's business.
+package monitor
 
 import (
 	"context"
@@ -15,11 +20,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/silo-dev/silo/runtime/container"
 )
 
-// Files of a run directory, the bundle and what its monitor serves.
+// Files of a run directory that its monitor serves.
 const (
-	BundleConfig  = "config.json"
 	ConsoleSocket = "console.sock" // attach here to talk to init's console
 	ConsoleLog    = "console.log"  // what init wrote, the newest part
 	NotifySocket  = "notify.sock"  // systemd's sd_notify, bound into the container
@@ -28,8 +34,6 @@ const (
 	handoffSocket = "handoff.sock" // the runtime hands the console's master over it
 	// Past this size the console log is rotated to console.log.1.
 	consoleLogMax = 1 << 20
-	// NotifyPath is where the notify socket appears in the container.
-	NotifyPath = "/run/host/notify"
 )
 
 // Monitor keeps one container for as long as it runs. It runs the
@@ -39,7 +43,7 @@ const (
 // when init has exited for good and the container is deleted. A reboot from
 // inside boots the container again.
 type Monitor struct {
-	OCI *OCI
+	OCI *container.OCI
 	ID  string
 	Dir string // the run directory, holding the bundle's config.json
 	// Started is told init's PID each time the container boots.

@@ -1,0 +1,60 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/storage"
+)
+
+// cleaner removes, for the journal, what an operation made or retired: on
+// the engine's pools, or a pool the operation itself made or destroys.
+type cleaner struct{ e *Engine }
+
+// Cleanup removes what c lists, skipping what is already gone.
+func (cl cleaner) Cleanup(ctx context.Context, c store.Cleanup) error {
+	var errs []error
+	for i := len(c.Volumes) - 1; i >= 0; i-- {
+		ref := c.Volumes[i]
+		d, err := cl.e.volumes(ctx, ref.Pool, c.Pool)
+		if errors.Is(err, errkind.NotFound) {
+			continue // the pool, and so the volume, is gone
+		}
+		if err == nil {
+			sref := storage.Ref{Volume: ref.Volume, Snapshot: ref.Snapshot}
+			if ref.Snapshot != "" {
+				err = d.DeleteSnapshot(ctx, sref)
+			} else {
+				err = d.DeleteVolume(ctx, ref.Volume)
+			}
+		}
+		if err != nil && !errors.Is(err, errkind.NotFound) {
+			errs = append(errs, fmt.Errorf("remove %s on pool %s: %w", ref.Volume, ref.Pool, err))
+		}
+	}
+	for _, f := range c.Files {
+		if err := os.RemoveAll(f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Pool != nil && len(errs) == 0 {
+		if err := cl.e.destroyPool(ctx, c.Pool); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// volumes returns the driver of pool name; fallback serves a pool that has
+// no record (yet, or any more) in the store.
+func (e *Engine) volumes(ctx context.Context, name string, fallback *store.Pool) (storage.Volumes, error) {
+	d, _, err := e.driver(ctx, name)
+	if errors.Is(err, errkind.NotFound) && fallback != nil && fallback.Name == name {
+		return newDriver(fallback, e.stateDir)
+	}
+	return d, err
+}

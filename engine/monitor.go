@@ -1,0 +1,49 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/runtime/container"
+	"github.com/silo-dev/silo/runtime/monitor"
+)
+
+// MonitorHost is what the monitor of an instance reports to: it records
+// each boot's run in the store, and finishes the run when init has exited
+// for good (deleting an ephemeral instance). It opens the state directory
+// without recovery: a monitor takes on no other command's work.
+func MonitorHost(cfg monitor.Config) (monitor.Host, error) {
+	e, err := open(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &monitorHost{e: e, cfg: cfg}, nil
+}
+
+type monitorHost struct {
+	e   *Engine
+	cfg monitor.Config
+	run *store.Run // of the last boot
+}
+
+func (h *monitorHost) Started(pid int) error {
+	start, err := container.ProcStart(pid)
+	if err != nil {
+		return err
+	}
+	name := h.cfg.Name
+	h.run = &store.Run{Name: name, Pid: pid, Start: start, Boot: bootID(), Started: time.Now().UTC(),
+		Init: string(h.cfg.Init), Runtime: h.cfg.OCI.Binary}
+	return h.e.store.Update(func(tx *store.Tx) error {
+		if _, err := tx.Instance(name); err != nil {
+			return err
+		}
+		return tx.PutRun(h.run)
+	})
+}
+
+func (h *monitorHost) Exited(ctx context.Context) error {
+	defer h.e.Close()
+	return h.e.finishRun(ctx, h.run)
+}

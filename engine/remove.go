@@ -1,0 +1,38 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/silo-dev/silo/internal/store"
+)
+
+// remove deletes an instance that does not run, with its snapshots.
+func (e *Engine) remove(ctx context.Context, name string) error {
+	return e.journal.Do(ctx, "delete", name, func(tx *store.Tx, rec *store.Op) error {
+		inst, err := tx.Instance(name)
+		if err != nil {
+			return err
+		}
+		if err := notRunning(tx, name, "delete"); err != nil {
+			return err
+		}
+		if err := tx.DeleteRun(name); err != nil {
+			return err
+		}
+		rec.Retire.Files = append(rec.Retire.Files, e.consoleLog(name))
+		// The heads go last (the list is undone from its end): snapshots
+		// first saves ZFS from hiding them.
+		rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
+		for _, v := range inst.Retired {
+			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: v})
+		}
+		for _, s := range inst.Snapshots {
+			rec.Retire.Volumes = append(rec.Retire.Volumes, snapRef(inst, &s))
+		}
+		return tx.DeleteInstance(name)
+	})
+}
+
+func snapRef(inst *store.Instance, s *store.Snapshot) store.VolumeRef {
+	return store.VolumeRef{Pool: inst.Pool, Volume: s.Volume, Snapshot: s.ID}
+}

@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/runtime/container"
+)
+
+// runBase is where the runs of this state directory live: under /run, which
+// a reboot empties as it ends every run, and short, for socket paths.
+func (e *Engine) runBase() string {
+	abs, _ := filepath.Abs(e.stateDir)
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join("/run/silo", hex.EncodeToString(sum[:6]))
+}
+
+func (e *Engine) runDir(name string) string { return filepath.Join(e.runBase(), name) }
+
+// cgroup is the cgroup of instance name, unique on the host.
+func (e *Engine) cgroup(name string) string {
+	return "/silo/" + filepath.Base(e.runBase()) + "/" + name
+}
+
+// oci is the OCI runtime binary: its state lives apart per binary, since
+// runtimes do not read each other's.
+func (e *Engine) oci(binary string) *container.OCI {
+	return &container.OCI{Binary: binary, Root: filepath.Join(e.runBase(), ".oci-"+filepath.Base(binary))}
+}
+
+// live says whether the init of run r still runs.
+func live(r *store.Run) bool {
+	return r.Boot == bootID() && container.Alive(r.Pid, r.Start)
+}
+
+// liveRun returns the run of instance name if its init still runs. A run
+// whose init died unseen (its monitor killed too) reads as no run.
+func liveRun(tx *store.Tx, name string) (*store.Run, error) {
+	r, err := tx.Run(name)
+	if err != nil || r == nil || !live(r) {
+		return nil, err
+	}
+	return r, nil
+}
+
+// notRunning refuses an operation on a running instance.
+func notRunning(tx *store.Tx, name, what string) error {
+	r, err := liveRun(tx, name)
+	if err != nil {
+		return err
+	}
+	if r != nil {
+		return errkind.Wrap(errkind.Busy, "instance %q is running: stop it before you %s it, or use --force", name, what)
+	}
+	return nil
+}
+
+// consoleLog is where the console log of an instance's last run is kept.
+func (e *Engine) consoleLog(name string) string { return e.path("logs", name+".console.log") }
