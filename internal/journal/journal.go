@@ -83,8 +83,9 @@ func (j *Journal) Begin(kind, target string, prepare func(tx *store.Tx, rec *sto
 		lock.Close()
 		return nil, err
 	}
-	Crashpoint(kind, "begun")
-	return &Op{j: j, Rec: rec, lock: lock}, nil
+	o := &Op{j: j, Rec: rec, lock: lock}
+	o.Step("begun")
+	return o, nil
 }
 
 // Do runs an operation whose records change in one step, before anything
@@ -102,8 +103,17 @@ func (j *Journal) Do(ctx context.Context, kind, target string, apply func(tx *st
 	return o.finish(ctx)
 }
 
-// Step marks the end of a step, for the crash-safety tests.
-func (o *Op) Step(name string) { Crashpoint(o.Rec.Kind, name) }
+// Step marks the end of a step: --debug logs it, and the crash-safety
+// tests kill the command there.
+func (o *Op) Step(name string) {
+	o.debug(name)
+	Crashpoint(o.Rec.Kind, name)
+}
+
+// debug logs a step of the operation's life.
+func (o *Op) debug(step string) {
+	slog.Debug("journal", "step", step, "operation", o.Rec.Kind, "target", o.Rec.Target, "id", o.Rec.ID)
+}
 
 // Fail undoes the operation after cause and returns cause.
 func (o *Op) Fail(ctx context.Context, cause error) error {
@@ -120,6 +130,7 @@ func (o *Op) RollBack(ctx context.Context) error {
 		o.release()
 		return fmt.Errorf("undo %s of %s: %w", o.Rec.Kind, o.Rec.Target, err)
 	}
+	o.debug("rolled back")
 	return o.forget()
 }
 
@@ -157,6 +168,7 @@ func (o *Op) finish(ctx context.Context) error {
 		o.release()
 		return nil
 	}
+	o.debug("retired removed")
 	return o.forget()
 }
 
