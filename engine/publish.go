@@ -251,7 +251,7 @@ func (e *Engine) BuildImage(ctx context.Context, name string, opts BuildOptions)
 		}
 		// When mmdebstrap fails, its stream is cut short: say that it failed.
 		if err := cmd.Wait(); err != nil && cmd.ProcessState.Exited() {
-			return nil, errkind.Wrap(errkind.Invalid, "build %s: mmdebstrap failed (%v): its output above says why", name, err)
+			return nil, fmt.Errorf("build %s: mmdebstrap failed (%w): its output above says why", name, err)
 		}
 		return f, werr
 	})

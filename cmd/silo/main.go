@@ -98,7 +98,7 @@ func newApp() *cli.App {
 
 // usageError gives a bad flag the exit code of invalid input.
 func usageError(_ *cli.Context, err error, _ bool) error {
-	return errkind.Wrap(errkind.Invalid, "%v", err)
+	return errkind.Wrap(errkind.Invalid, "%w", err)
 }
 
 func setUsageErrors(cmds []*cli.Command) {

@@ -32,7 +32,7 @@ type Handler interface {
 func Read(ctx context.Context, r io.Reader, h Handler) error {
 	dr, _, err := compression.Decompress(r)
 	if err != nil {
-		return invalid("the backup is not a valid compressed stream: %v", err)
+		return invalid("the backup is not a valid compressed stream: %w", err)
 	}
 	defer dr.Close()
 	rd := &reader{h: h}
@@ -46,7 +46,7 @@ func Read(ctx context.Context, r io.Reader, h Handler) error {
 	}
 	// A corrupt compressed trailer shows only at its end.
 	if _, err := io.Copy(io.Discard, dr); err != nil {
-		return invalid("the backup's compressed stream is corrupt: %v", err)
+		return invalid("the backup's compressed stream is corrupt: %w", err)
 	}
 	return nil
 }
@@ -109,7 +109,7 @@ func (rd *reader) readIndex(hdr *tar.Header, body io.Reader) error {
 	}
 	x := &Index{}
 	if err := json.NewDecoder(io.LimitReader(body, maxIndex)).Decode(x); err != nil {
-		return invalid("the backup's index is corrupt: %v", err)
+		return invalid("the backup's index is corrupt: %w", err)
 	}
 	if err := x.check(); err != nil {
 		return err

@@ -304,7 +304,7 @@ func (d *driver) Receive(ctx context.Context, dst storage.Ref, parent string, r 
 	}
 	rv.Add(func() { _ = removeTree(dir) })
 	if _, err := (runcmd.Cmd{Name: "btrfs", Args: []string{"receive", "-e", dir}, Stdin: r}).Run(ctx); err != nil {
-		return errkind.Wrap(errkind.Invalid, "receive %s: %v", dst, err)
+		return errkind.Wrap(errkind.Invalid, "receive %s: %w", dst, err)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -599,7 +599,7 @@ func (d *driver) Receive(ctx context.Context, dst storage.Ref, parent string, r 
 		if errors.Is(err, errkind.AlreadyExists) {
 			return notFound(err, dst)
 		}
-		return errkind.Wrap(errkind.Invalid, "receive %s: %v", dst, err)
+		return errkind.Wrap(errkind.Invalid, "receive %s: %w", dst, err)
 	}
 	if dst.Snapshot == "" {
 		if _, err := zfs(ctx, "destroy", target); err != nil {
