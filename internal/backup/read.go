@@ -171,8 +171,12 @@ func (rd *reader) openStream(k int) {
 	rd.stream, rd.pw, rd.received = k, pw, make(chan error, 1)
 	go func() {
 		err := rd.h.Stream(k, pr)
-		// Unblock the writer if the receiver stopped early.
-		pr.CloseWithError(errors.Join(err, errReceiverStopped))
+		// Unblock the writer if the receiver stopped early, with its failure.
+		stopped := err
+		if stopped == nil {
+			stopped = errReceiverStopped
+		}
+		pr.CloseWithError(stopped)
 		rd.received <- err
 	}()
 }
