@@ -48,7 +48,7 @@ func New(cfg storage.Config) (storage.Driver, error) {
 func checkBtrfs(path string) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(path, &st); err != nil {
-		return errkind.Wrap(errkind.NotFound, "source %s: %v", path, err)
+		return fmt.Errorf("source %s: %w", path, errkind.FromErrno(err))
 	}
 	if st.Type != unix.BTRFS_SUPER_MAGIC {
 		return errkind.Wrap(errkind.Invalid, "source %s is not on a btrfs filesystem", path)

@@ -134,7 +134,7 @@ func (d *driver) Create(ctx context.Context) error {
 		}
 		r.Add(func() { _, _ = zpool(context.Background(), "destroy", "-f", d.zpool()) })
 	} else if _, err := zfs(ctx, "get", "-H", "-o", "value", "type", d.root); err != nil {
-		return errkind.Wrap(errkind.NotFound, "source dataset %s: %v", d.root, err)
+		return fmt.Errorf("source dataset %s: %w", d.root, err)
 	}
 	for _, ds := range []struct{ name, mnt string }{
 		{d.volumesDS(), filepath.Join(d.cfg.MountDir(), "volumes")},
