@@ -272,7 +272,7 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 	if len(x.Extra) > 0 {
 		var extra backupExtra
 		if err := json.Unmarshal(x.Extra, &extra); err != nil {
-			return "", errkind.Wrap(errkind.Invalid, "the backup's index: %v", err)
+			return "", errkind.Wrap(errkind.Invalid, "the backup's index: %w", err)
 		}
 		inst.Metadata, inst.Templates = extra.Metadata, extra.Templates
 	}

@@ -1,11 +1,13 @@
 // Package errkind holds the few kinds of error that silo's layers wrap their
 // failures onto, so that the CLI can map any error to a message and exit code
-// with errors.Is, whatever layer it came from.
+// with Of, whatever layer it came from, while errors.Is and errors.As still
+// reach the cause beneath.
 package errkind
 
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 var (
@@ -23,15 +25,73 @@ var (
 	Unavailable = errors.New("unavailable")
 )
 
-// Wrap returns an error that reads as msg and matches kind with errors.Is.
+// kinds in the order Of tries them, for an error that joins several: a full
+// pool explains whatever failed after it, so it comes first.
+var kinds = []error{NoSpace, Invalid, NotFound, AlreadyExists, Busy, Unavailable}
+
+// Wrap returns an error of kind that reads as fmt.Errorf(format, args...)
+// would, and keeps the cause that a %w in format names, for errors.Is and
+// errors.As. A cause that has a kind of its own keeps it: the layer that met
+// the failure knows best what it was, so that a receive that fills the pool
+// stays NoSpace however the receive is wrapped later.
 func Wrap(kind error, format string, args ...any) error {
-	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	if k := Of(err); k != nil {
+		kind = k
+	}
+	return &kindError{kind: kind, err: err}
+}
+
+// FromErrno gives err the kind that its errno names, if any: ENOENT and
+// ENOTDIR are NotFound, EEXIST AlreadyExists, EBUSY Busy, ENOSPC and EDQUOT
+// NoSpace. Anything else, a permission error among them, comes back as it
+// is. It is for the places where a missing file means that what the user
+// named does not exist.
+func FromErrno(err error) error {
+	var kind error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ENOTDIR):
+		kind = NotFound
+	case errors.Is(err, syscall.EEXIST):
+		kind = AlreadyExists
+	case errors.Is(err, syscall.EBUSY):
+		kind = Busy
+	case noSpace(err):
+		kind = NoSpace
+	default:
+		return err
+	}
+	return &kindError{kind: kind, err: err}
+}
+
+// Of returns the kind of err: one of the sentinels above, or nil. ENOSPC
+// and EDQUOT are NoSpace wherever they come from, wrapped or bare.
+func Of(err error) error {
+	if err == nil {
+		return nil
+	}
+	if noSpace(err) {
+		return NoSpace
+	}
+	for _, k := range kinds {
+		if errors.Is(err, k) {
+			return k
+		}
+	}
+	return nil
+}
+
+func noSpace(err error) bool {
+	return errors.Is(err, NoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 type kindError struct {
 	kind error
-	msg  string
+	err  error // reads as the message, and unwraps to the cause
 }
 
-func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Error() string        { return e.err.Error() }
 func (e *kindError) Is(target error) bool { return target == e.kind }
+func (e *kindError) Unwrap() error        { return e.err }

@@ -192,7 +192,7 @@ var errStop = errors.New("scan finished")
 func scan(ctx context.Context, r io.Reader) (*File, error) {
 	tr, kind, err := compression.Decompress(r)
 	if err != nil {
-		return nil, errkind.Wrap(errkind.Invalid, "image is not a valid %s stream: %v", kind, err)
+		return nil, errkind.Wrap(errkind.Invalid, "image is not a valid %s stream: %w", kind, err)
 	}
 	defer tr.Close()
 	s := &scanner{plain: archive.NewVerifier(), rootfs: archive.NewVerifier(), f: &File{Compression: kind}}
@@ -204,7 +204,7 @@ func scan(ctx context.Context, r io.Reader) (*File, error) {
 	}
 	// Read to the end, so that a corrupt compressed trailer is caught.
 	if _, err := io.Copy(io.Discard, tr); err != nil {
-		return nil, errkind.Wrap(errkind.Invalid, "image is not a valid %s stream: %v", kind, err)
+		return nil, errkind.Wrap(errkind.Invalid, "image is not a valid %s stream: %w", kind, err)
 	}
 	_, err = io.Copy(io.Discard, r)
 	return s.f, err
@@ -234,7 +234,7 @@ func (s *scanner) entry(hdr *tar.Header, body io.Reader) error {
 		}
 		b, err := io.ReadAll(body)
 		if err != nil {
-			return errkind.Wrap(errkind.Invalid, "metadata.yaml: %v", err)
+			return errkind.Wrap(errkind.Invalid, "metadata.yaml: %w", err)
 		}
 		s.metadata = b
 	case strings.HasPrefix(name, templatesDir+"/") && hdr.Typeflag == tar.TypeReg:
@@ -244,7 +244,7 @@ func (s *scanner) entry(hdr *tar.Header, body io.Reader) error {
 		}
 		b, err := io.ReadAll(body)
 		if err != nil {
-			return errkind.Wrap(errkind.Invalid, "template %s: %v", name, err)
+			return errkind.Wrap(errkind.Invalid, "template %s: %w", name, err)
 		}
 		if s.f.Templates == nil {
 			s.f.Templates = map[string]string{}
@@ -265,7 +265,7 @@ func (s *scanner) entry(hdr *tar.Header, body io.Reader) error {
 	}
 	// Reading the body checks that the stream holds all of it.
 	if _, err := io.Copy(io.Discard, body); err != nil {
-		return errkind.Wrap(errkind.Invalid, "entry %q: %v", hdr.Name, err)
+		return errkind.Wrap(errkind.Invalid, "entry %q: %w", hdr.Name, err)
 	}
 	return nil
 }
@@ -314,7 +314,7 @@ func saveSquashfs(ctx context.Context, r io.Reader, path string, h hash.Hash) (i
 		if errors.Is(err, errkind.Unavailable) {
 			return 0, err
 		}
-		return 0, errkind.Wrap(errkind.Invalid, "the rootfs is not a sound squashfs: %v", err)
+		return 0, errkind.Wrap(errkind.Invalid, "the rootfs is not a sound squashfs: %w", err)
 	}
 	keep()
 	return n, nil

@@ -40,7 +40,7 @@ const maxMetadata = 1 << 20
 func ParseMetadata(b []byte) (*Metadata, error) {
 	m := &Metadata{}
 	if err := yaml.Unmarshal(b, m); err != nil {
-		return nil, errkind.Wrap(errkind.Invalid, "metadata.yaml: %v", err)
+		return nil, errkind.Wrap(errkind.Invalid, "metadata.yaml: %w", err)
 	}
 	if m.Architecture == "" {
 		return nil, errkind.Wrap(errkind.Invalid, "metadata.yaml names no architecture")

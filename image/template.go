@@ -22,11 +22,11 @@ import (
 func Render(src string, vars map[string]any) (string, error) {
 	nodes, err := parseTemplate(src)
 	if err != nil {
-		return "", errkind.Wrap(errkind.Invalid, "template: %v", err)
+		return "", errkind.Wrap(errkind.Invalid, "template: %w", err)
 	}
 	var b strings.Builder
 	if err := render(&b, nodes, vars); err != nil {
-		return "", errkind.Wrap(errkind.Invalid, "template: %v", err)
+		return "", errkind.Wrap(errkind.Invalid, "template: %w", err)
 	}
 	return b.String(), nil
 }

@@ -105,7 +105,7 @@ func openInput(path, what string) (io.Reader, func(), error) {
 	if path != "-" {
 		var err error
 		if f, err = os.Open(path); err != nil {
-			return nil, nil, errkind.Wrap(errkind.NotFound, "%s: %v", what, err)
+			return nil, nil, fmt.Errorf("%s: %w", what, errkind.FromErrno(err))
 		}
 	}
 	closeAll := func() {

@@ -218,7 +218,7 @@ func imageImport(c *cli.Context, e *engine.Engine) error {
 	if a[1] != "" {
 		f, err := os.Open(a[1])
 		if err != nil {
-			return errkind.Wrap(errkind.NotFound, "rootfs file: %v", err)
+			return fmt.Errorf("rootfs file: %w", errkind.FromErrno(err))
 		}
 		defer f.Close()
 		opts.Rootfs = f
@@ -535,7 +535,7 @@ func filePush(c *cli.Context, e *engine.Engine) error {
 	if a[0] != "-" {
 		f, err := os.Open(a[0])
 		if err != nil {
-			return errkind.Wrap(errkind.NotFound, "local file: %v", err)
+			return fmt.Errorf("local file: %w", errkind.FromErrno(err))
 		}
 		defer f.Close()
 		st, err := f.Stat()

@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -19,17 +18,13 @@ import (
 )
 
 // Exit codes, one per kind of error, so that scripts can tell them apart.
-var exitCodes = []struct {
-	kind error
-	code int
-}{
-	{errkind.Invalid, 2},
-	{errkind.NotFound, 3},
-	{errkind.AlreadyExists, 4},
-	{errkind.Busy, 5},
-	{errkind.NoSpace, 6},
-	{syscall.ENOSPC, 6},
-	{errkind.Unavailable, 7},
+var exitCodes = map[error]int{
+	errkind.Invalid:       2,
+	errkind.NotFound:      3,
+	errkind.AlreadyExists: 4,
+	errkind.Busy:          5,
+	errkind.NoSpace:       6,
+	errkind.Unavailable:   7,
 }
 
 func main() {
@@ -47,20 +42,21 @@ func main() {
 }
 
 func exitCode(err error) int {
-	for _, k := range exitCodes {
-		if errors.Is(err, k.kind) {
-			return k.code
-		}
+	if code, ok := exitCodes[errkind.Of(err)]; ok {
+		return code
 	}
 	return 1
 }
 
-// oneLine keeps an error to one line, whatever its layers wrote.
+// oneLine keeps an error to one line, whatever its layers wrote, and says
+// first that the pool is full when it is: the tool or system call that met
+// it rarely says so in these words.
 func oneLine(err error) string {
-	if errors.Is(err, syscall.ENOSPC) && !errors.Is(err, errkind.NoSpace) {
-		return "the pool is full: " + strings.Join(strings.Fields(err.Error()), " ")
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if errkind.Of(err) == errkind.NoSpace {
+		return "the pool is full: " + msg
 	}
-	return strings.Join(strings.Fields(err.Error()), " ")
+	return msg
 }
 
 func newApp() *cli.App {
@@ -99,7 +95,7 @@ func newApp() *cli.App {
 
 // usageError gives a bad flag the exit code of invalid input.
 func usageError(_ *cli.Context, err error, _ bool) error {
-	return errkind.Wrap(errkind.Invalid, "%v", err)
+	return errkind.Wrap(errkind.Invalid, "%w", err)
 }
 
 func setUsageErrors(cmds []*cli.Command) {

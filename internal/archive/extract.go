@@ -132,7 +132,7 @@ func ReadEntries(ctx context.Context, r io.Reader, fn func(hdr *tar.Header, body
 			break
 		}
 		if err != nil {
-			return invalid("read archive: %v", err)
+			return invalid("read archive: %w", err)
 		}
 		if err := fn(hdr, tr); err != nil {
 			return err
@@ -571,7 +571,7 @@ func writeSparse(f *os.File, r io.Reader, size int64, buf []byte) error {
 			n = size - off
 		}
 		if _, err := io.ReadFull(r, buf[:n]); err != nil {
-			return invalid("file data is truncated: %v", err)
+			return invalid("file data is truncated: %w", err)
 		}
 		if !isZero(buf[:n]) {
 			if _, err := f.WriteAt(buf[:n], off); err != nil {

@@ -20,7 +20,7 @@ func Verify(ctx context.Context, r io.Reader) error {
 		}
 		// Reading the body checks that the stream holds all of it.
 		if _, err := io.Copy(io.Discard, body); err != nil {
-			return invalid("entry %q: %v", hdr.Name, err)
+			return invalid("entry %q: %w", hdr.Name, err)
 		}
 		return nil
 	})

@@ -32,7 +32,7 @@ type Handler interface {
 func Read(ctx context.Context, r io.Reader, h Handler) error {
 	dr, _, err := compression.Decompress(r)
 	if err != nil {
-		return invalid("the backup is not a valid compressed stream: %v", err)
+		return invalid("the backup is not a valid compressed stream: %w", err)
 	}
 	defer dr.Close()
 	rd := &reader{h: h}
@@ -46,7 +46,7 @@ func Read(ctx context.Context, r io.Reader, h Handler) error {
 	}
 	// A corrupt compressed trailer shows only at its end.
 	if _, err := io.Copy(io.Discard, dr); err != nil {
-		return invalid("the backup's compressed stream is corrupt: %v", err)
+		return invalid("the backup's compressed stream is corrupt: %w", err)
 	}
 	return nil
 }
@@ -109,7 +109,7 @@ func (rd *reader) readIndex(hdr *tar.Header, body io.Reader) error {
 	}
 	x := &Index{}
 	if err := json.NewDecoder(io.LimitReader(body, maxIndex)).Decode(x); err != nil {
-		return invalid("the backup's index is corrupt: %v", err)
+		return invalid("the backup's index is corrupt: %w", err)
 	}
 	if err := x.check(); err != nil {
 		return err
@@ -171,8 +171,12 @@ func (rd *reader) openStream(k int) {
 	rd.stream, rd.pw, rd.received = k, pw, make(chan error, 1)
 	go func() {
 		err := rd.h.Stream(k, pr)
-		// Unblock the writer if the receiver stopped early.
-		pr.CloseWithError(errors.Join(err, errReceiverStopped))
+		// Unblock the writer if the receiver stopped early, with its failure.
+		stopped := err
+		if stopped == nil {
+			stopped = errReceiverStopped
+		}
+		pr.CloseWithError(stopped)
 		rd.received <- err
 	}()
 }

@@ -4,29 +4,38 @@ package iopipe
 import (
 	"errors"
 	"io"
+	"sync"
 )
 
 // Run runs write and read at once, joined by a pipe; the first failure
-// stops both and is the one returned.
+// stops both and is the one returned. The side that failed second failed
+// because the pipe broke under it (a sender killed by SIGPIPE, a receiver
+// that calls the stream incomplete), which says nothing of the cause.
 func Run(write func(io.Writer) error, read func(io.Reader) error) error {
+	var (
+		once  sync.Once
+		first error
+	)
+	fail := func(err error) { once.Do(func() { first = err }) }
 	pr, pw := io.Pipe()
-	werr := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		err := write(pw)
+		if err != nil {
+			fail(err)
+		}
 		pw.CloseWithError(err)
-		werr <- err
 	}()
-	rerr := read(pr)
-	if rerr != nil {
+	if err := read(pr); err != nil {
+		fail(err)
 		pr.CloseWithError(errReaderStopped)
 	} else {
 		// Drain what the reader left, so that the writer can finish.
 		_, _ = io.Copy(io.Discard, pr)
 	}
-	if err := <-werr; err != nil && !errors.Is(err, errReaderStopped) {
-		return err
-	}
-	return rerr
+	<-done
+	return first
 }
 
 var errReaderStopped = errors.New("the receiving side stopped")

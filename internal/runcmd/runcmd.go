@@ -29,32 +29,50 @@ func (e *Error) Error() string {
 	if msg == "" {
 		msg = e.Err.Error()
 	}
-	return fmt.Sprintf("%s: %s", e.Cmd, firstLine(msg))
+	return fmt.Sprintf("%s: %s", e.Cmd, tellingLine(msg))
 }
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is maps well-known tool messages onto errkind sentinels.
-func (e *Error) Is(target error) bool {
-	s := strings.ToLower(e.Stderr)
-	switch target {
-	case errkind.NoSpace:
-		return strings.Contains(s, "no space left") || strings.Contains(s, "out of space")
-	case errkind.Busy:
-		return strings.Contains(s, "busy")
-	case errkind.NotFound:
-		return strings.Contains(s, "does not exist") || strings.Contains(s, "no such")
-	case errkind.AlreadyExists:
-		return strings.Contains(s, "already exists") || strings.Contains(s, "file exists")
-	}
-	return false
+// Is maps well-known tool messages onto errkind sentinels, one kind per
+// message.
+func (e *Error) Is(target error) bool { return target != nil && target == e.kind() }
+
+// toolMessages are what the tools print for each kind, lower case, in the
+// order they are tried: a full pool first, as it explains the rest.
+var toolMessages = []struct {
+	kind  error
+	texts []string
+}{
+	{errkind.NoSpace, []string{"no space left", "out of space", "quota exceeded"}},
+	{errkind.AlreadyExists, []string{"already exists", "file exists"}},
+	{errkind.NotFound, []string{"does not exist", "no such"}},
+	{errkind.Busy, []string{"busy"}},
 }
 
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
+func (e *Error) kind() error {
+	s := strings.ToLower(e.Stderr)
+	for _, m := range toolMessages {
+		for _, t := range m.texts {
+			if strings.Contains(s, t) {
+				return m.kind
+			}
+		}
 	}
-	return s
+	return nil
+}
+
+// tellingLine is the line of a tool's output that says what went wrong:
+// the first that says "error", as btrfs prints progress before it, or else
+// the first.
+func tellingLine(s string) string {
+	lines := strings.Split(s, "\n")
+	for _, l := range lines {
+		if strings.Contains(strings.ToLower(l), "error") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return lines[0]
 }
 
 // Trace logs, at debug level, that cmd is about to run, and returns the
@@ -95,7 +113,7 @@ type Cmd struct {
 func (c Cmd) Run(ctx context.Context) (string, error) {
 	path, err := exec.LookPath(c.Name)
 	if err != nil {
-		return "", errkind.Wrap(errkind.Unavailable, "%s is not installed (hack/install-deps.sh installs it)", c.Name)
+		return "", errkind.Wrap(errkind.Unavailable, "%s is not installed (hack/install-deps.sh installs it): %w", c.Name, err)
 	}
 	cmd := exec.CommandContext(ctx, path, c.Args...)
 	// Error matches the tools' messages in English; and a zfs command that

@@ -76,7 +76,7 @@ func (x *Exec) openCwd(inherit bool) (int, error) {
 	if x.Cwd != "" {
 		fd, err := open(x.Cwd)
 		if err != nil {
-			return -1, errkind.Wrap(errkind.Invalid, "working directory %q in the instance: %v", x.Cwd, err)
+			return -1, errkind.Wrap(errkind.Invalid, "working directory %q in the instance: %w", x.Cwd, err)
 		}
 		return fd, nil
 	}

@@ -129,7 +129,7 @@ func (m *Monitor) boot(ctx context.Context) (syscall.WaitStatus, error) {
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 0 {
 		_ = m.OCI.Delete(context.WithoutCancel(ctx), m.ID)
-		return 0, fmt.Errorf("init's PID: %v", err)
+		return 0, fmt.Errorf("init's PID: %w", err)
 	}
 	if err := m.OCI.Start(ctx, m.ID); err != nil {
 		_ = m.OCI.Delete(context.WithoutCancel(ctx), m.ID)
@@ -188,11 +188,11 @@ func receiveFD(l *net.UnixListener) (*os.File, error) {
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) == 0 {
-		return nil, fmt.Errorf("no file descriptor received: %v", err)
+		return nil, fmt.Errorf("no file descriptor received: %w", err)
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
 	if err != nil || len(fds) == 0 {
-		return nil, fmt.Errorf("no file descriptor received: %v", err)
+		return nil, fmt.Errorf("no file descriptor received: %w", err)
 	}
 	_ = unix.IoctlSetWinsize(fds[0], unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
 	_ = unix.SetNonblock(fds[0], true)

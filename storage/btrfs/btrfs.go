@@ -48,7 +48,7 @@ func New(cfg storage.Config) (storage.Driver, error) {
 func checkBtrfs(path string) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(path, &st); err != nil {
-		return errkind.Wrap(errkind.NotFound, "source %s: %v", path, err)
+		return fmt.Errorf("source %s: %w", path, errkind.FromErrno(err))
 	}
 	if st.Type != unix.BTRFS_SUPER_MAGIC {
 		return errkind.Wrap(errkind.Invalid, "source %s is not on a btrfs filesystem", path)
@@ -309,7 +309,7 @@ func (d *driver) Receive(ctx context.Context, dst storage.Ref, parent string, r 
 	}
 	rv.Add(func() { _ = removeTree(dir) })
 	if _, err := (runcmd.Cmd{Name: "btrfs", Args: []string{"receive", "-e", dir}, Stdin: r}).Run(ctx); err != nil {
-		return errkind.Wrap(errkind.Invalid, "receive %s: %v", dst, err)
+		return errkind.Wrap(errkind.Invalid, "receive %s: %w", dst, err)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -43,7 +43,7 @@ func (d *driver) Create(ctx context.Context) error {
 	if d.cfg.Source != "" {
 		st, err := os.Stat(root)
 		if err != nil {
-			return errkind.Wrap(errkind.NotFound, "source %s: %v", root, err)
+			return fmt.Errorf("source %s: %w", root, errkind.FromErrno(err))
 		}
 		if !st.IsDir() {
 			return errkind.Wrap(errkind.Invalid, "source %s is not a directory", root)
@@ -56,7 +56,7 @@ func (d *driver) Create(ctx context.Context) error {
 
 func (d *driver) Mount(ctx context.Context) error {
 	if _, err := os.Stat(d.layout.Root); err != nil {
-		return errkind.Wrap(errkind.NotFound, "pool directory %s: %v", d.layout.Root, err)
+		return fmt.Errorf("pool directory %s: %w", d.layout.Root, errkind.FromErrno(err))
 	}
 	if err := d.layout.Init(); err != nil {
 		return err

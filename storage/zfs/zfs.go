@@ -134,7 +134,7 @@ func (d *driver) Create(ctx context.Context) error {
 		}
 		r.Add(func() { _, _ = zpool(context.Background(), "destroy", "-f", d.zpool()) })
 	} else if _, err := zfs(ctx, "get", "-H", "-o", "value", "type", d.root); err != nil {
-		return errkind.Wrap(errkind.NotFound, "source dataset %s: %v", d.root, err)
+		return fmt.Errorf("source dataset %s: %w", d.root, err)
 	}
 	for _, ds := range []struct{ name, mnt string }{
 		{d.volumesDS(), filepath.Join(d.cfg.MountDir(), "volumes")},
@@ -599,7 +599,7 @@ func (d *driver) Receive(ctx context.Context, dst storage.Ref, parent string, r 
 		if errors.Is(err, errkind.AlreadyExists) {
 			return notFound(err, dst)
 		}
-		return errkind.Wrap(errkind.Invalid, "receive %s: %v", dst, err)
+		return errkind.Wrap(errkind.Invalid, "receive %s: %w", dst, err)
 	}
 	if dst.Snapshot == "" {
 		if _, err := zfs(ctx, "destroy", target); err != nil {
