@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/runcmd"
 )
 
 // debianReleases are the releases a Debian build knows, with their versions.
@@ -86,7 +87,9 @@ func (b *DebianBuild) Rootfs(ctx context.Context) func(tw *tar.Writer, prefix st
 		if err != nil {
 			return err
 		}
+		done := runcmd.Trace(cmd)
 		if err := cmd.Start(); err != nil {
+			done(err)
 			return fmt.Errorf("build %s: %w", b.name, err)
 		}
 		err = CopyTree(ctx, out, tw, prefix)
@@ -96,7 +99,9 @@ func (b *DebianBuild) Rootfs(ctx context.Context) func(tw *tar.Writer, prefix st
 		// When mmdebstrap fails, its stream is cut short: say that it
 		// failed, and not that the stream was. A mirror that fails is no
 		// fault of the input.
-		if werr := cmd.Wait(); werr != nil && cmd.ProcessState.Exited() {
+		werr := cmd.Wait()
+		done(werr)
+		if werr != nil && cmd.ProcessState.Exited() {
 			return fmt.Errorf("build %s: mmdebstrap failed (%w): its output above says why", b.name, werr)
 		}
 		return err
