@@ -5,11 +5,15 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/silo-dev/silo/internal/store"
 )
@@ -150,6 +154,53 @@ func TestFiles(t *testing.T) {
 	// The image says xxxx; each clone gets its own name.
 	if got := e.ok("file", "pull", "a/etc/hostname", "-"); got != "a\n" {
 		t.Fatalf("pulled %q", got)
+	}
+}
+
+// A pull takes regular files only, and says at once what else it found:
+// opening a FIFO would wait for a writer, and a device may act on open.
+// Symlinks that stay inside the root are followed.
+func TestPullOnlyRegularFiles(t *testing.T) {
+	e := newEnv(t, "dir")
+	e.ok("image", "import", writeFile(t, rootfs(t,
+		&tar.Header{Typeflag: tar.TypeSymlink, Name: "./etc/name", Linkname: "hostname"},
+		&tar.Header{Typeflag: tar.TypeSymlink, Name: "./etc/pipe", Linkname: "../tmp/f"},
+	)), "--alias", "tiny")
+	e.ok("create", "tiny", "a")
+	root := instanceRoot(t, e, "a")
+	for p, mode := range map[string]uint32{"tmp/f": unix.S_IFIFO | 0o666, "tmp/s": unix.S_IFSOCK | 0o666, "tmp/b": unix.S_IFBLK | 0o600} {
+		if err := unix.Mknod(filepath.Join(root, p), mode, int(unix.Mkdev(7, 0))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A pull that waits on the FIFO gets a writer, and so fails the test
+	// instead of hanging it.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if fd, err := unix.Open(filepath.Join(root, "tmp/f"), unix.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+				unix.Close(fd)
+			}
+		}
+	}()
+	for _, c := range [][2]string{
+		{"/tmp/f", "a FIFO"},
+		{"/etc/pipe", "a FIFO"},
+		{"/tmp/s", "a socket"},
+		{"/tmp/b", "a block device"},
+		{"/null", "a character device"},
+		{"/etc", "a directory"},
+	} {
+		e.fails(2, fmt.Sprintf("pull %s: %s, not a regular file", c[0], c[1]), "file", "pull", "a"+c[0], "-")
+	}
+	if got := e.ok("file", "pull", "a/etc/name", "-"); got != "a\n" {
+		t.Fatalf("pulled %q through a symlink", got)
 	}
 }
 
