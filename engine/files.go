@@ -141,7 +141,10 @@ func writeAt(dirfd int, base, p string, r io.Reader, mode os.FileMode, uid, gid 
 	return nil
 }
 
-// PullFile opens the file p of instance name for reading.
+// PullFile opens the file p of instance name for reading. A symlink is
+// followed while it stays inside the root (Debian's /etc/os-release is
+// one), and what it names must be a regular file: opening a FIFO for
+// reading would wait for a writer, and a device node may act on open.
 func (e *Engine) PullFile(ctx context.Context, name, p string) (*os.File, error) {
 	if _, _, err := splitPath(p); err != nil {
 		return nil, err
@@ -150,14 +153,43 @@ func (e *Engine) PullFile(ctx context.Context, name, p string) (*os.File, error)
 	if err != nil {
 		return nil, err
 	}
-	fd, err := openIn(root, p, unix.O_RDONLY)
+	// O_PATH pins the inode without opening it, so that the type checked
+	// is the type of the file read.
+	pfd, err := openIn(root, p, unix.O_PATH)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), p)
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		return nil, errkindOr(err, errkind.Wrap(errkind.Invalid, "pull %s: not a regular file", p))
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return nil, fmt.Errorf("pull %s: %w", p, err)
 	}
-	return f, nil
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, errkind.Wrap(errkind.Invalid, "pull %s: %s, not a regular file", p, fileType(st.Mode))
+	}
+	// Reopening the pinned inode through /proc follows no path again.
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", pfd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", p, err)
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// fileType names the type of a file of mode, for errors.
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFIFO:
+		return "a FIFO"
+	case unix.S_IFSOCK:
+		return "a socket"
+	case unix.S_IFCHR:
+		return "a character device"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFLNK:
+		return "a symlink"
+	}
+	return fmt.Sprintf("of type %#o", mode&unix.S_IFMT)
 }

@@ -44,7 +44,9 @@ func (e *Engine) poolLock(p *store.Pool) string { return e.path("locks", "pool-"
 // driver returns the driver of the pool called name, ready for use. The
 // command holds the pool's lock shared from then on, so that no sweep of
 // the pool's debris runs under its feet. A pool is mounted (imported,
-// swept) once per boot of the host.
+// swept) once per boot of the host, and again when it went away behind
+// silo's back (an administrator unmounted it): its driver checks, cheaply,
+// on each command's first use.
 func (e *Engine) driver(ctx context.Context, name string) (storage.Driver, *store.Pool, error) {
 	var p *store.Pool
 	if err := e.store.View(func(tx *store.Tx) error {
@@ -67,7 +69,7 @@ func (e *Engine) driver(ctx context.Context, name string) (storage.Driver, *stor
 	if err != nil {
 		return nil, nil, err
 	}
-	if boot := bootID(); p.Boot != boot {
+	if boot := bootID(); p.Boot != boot || d.Ready(ctx) != nil {
 		if err := e.mountPool(ctx, d, p, lock, boot); err != nil {
 			lock.Close()
 			return nil, nil, err
@@ -78,8 +80,11 @@ func (e *Engine) driver(ctx context.Context, name string) (storage.Driver, *stor
 	return d, p, nil
 }
 
-// mountPool makes the pool ready after a reboot, holding its lock alone
-// (but not the database: a zpool import can take a while).
+// mountPool makes the pool ready after a reboot, or after it went away,
+// holding its lock alone (but not the database: a zpool import can take a
+// while). Only the storage silo made (a loop file, a zpool in a file, a
+// directory in its state) is silo's to mount; for a source given at
+// create, the error says what to bring back.
 func (e *Engine) mountPool(ctx context.Context, d storage.Driver, p *store.Pool, lock *os.File, boot string) error {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return err
@@ -89,8 +94,15 @@ func (e *Engine) mountPool(ctx context.Context, d storage.Driver, p *store.Pool,
 	if err := e.store.View(func(tx *store.Tx) (err error) { cur, err = tx.Pool(p.Name); return err }); err != nil {
 		return err
 	}
-	if cur.Boot == boot {
+	ready := d.Ready(ctx)
+	if cur.Boot == boot && ready == nil {
 		return nil // another command was first
+	}
+	if ready != nil && p.Source != "" {
+		return fmt.Errorf("pool %q is not ready: %w", p.Name, ready)
+	}
+	if ready != nil && cur.Boot == boot {
+		slog.Warn("the pool went away behind silo's back; mounting it again", "pool", p.Name, "reason", ready)
 	}
 	if err := d.Mount(ctx); err != nil {
 		return fmt.Errorf("make pool %s ready: %w", p.Name, err)

@@ -56,6 +56,11 @@ type Pool interface {
 	// Mount makes an existing pool ready after a restart (mounts its loop file,
 	// imports its zpool) and clears what an interrupted operation left. It is idempotent.
 	Mount(ctx context.Context) error
+	// Ready checks that the pool's storage is in place (mounted, imported)
+	// cheaply enough for every command: no external command runs. It
+	// returns nil, or an errkind.Unavailable error that says what is
+	// missing and how to bring it back.
+	Ready(ctx context.Context) error
 	// Destroy removes everything Create made. The pool must hold no volume.
 	Destroy(ctx context.Context) error
 }

@@ -5,11 +5,15 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/silo-dev/silo/internal/store"
 )
@@ -153,6 +157,53 @@ func TestFiles(t *testing.T) {
 	}
 }
 
+// A pull takes regular files only, and says at once what else it found:
+// opening a FIFO would wait for a writer, and a device may act on open.
+// Symlinks that stay inside the root are followed.
+func TestPullOnlyRegularFiles(t *testing.T) {
+	e := newEnv(t, "dir")
+	e.ok("image", "import", writeFile(t, rootfs(t,
+		&tar.Header{Typeflag: tar.TypeSymlink, Name: "./etc/name", Linkname: "hostname"},
+		&tar.Header{Typeflag: tar.TypeSymlink, Name: "./etc/pipe", Linkname: "../tmp/f"},
+	)), "--alias", "tiny")
+	e.ok("create", "tiny", "a")
+	root := instanceRoot(t, e, "a")
+	for p, mode := range map[string]uint32{"tmp/f": unix.S_IFIFO | 0o666, "tmp/s": unix.S_IFSOCK | 0o666, "tmp/b": unix.S_IFBLK | 0o600} {
+		if err := unix.Mknod(filepath.Join(root, p), mode, int(unix.Mkdev(7, 0))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A pull that waits on the FIFO gets a writer, and so fails the test
+	// instead of hanging it.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if fd, err := unix.Open(filepath.Join(root, "tmp/f"), unix.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+				unix.Close(fd)
+			}
+		}
+	}()
+	for _, c := range [][2]string{
+		{"/tmp/f", "a FIFO"},
+		{"/etc/pipe", "a FIFO"},
+		{"/tmp/s", "a socket"},
+		{"/tmp/b", "a block device"},
+		{"/null", "a character device"},
+		{"/etc", "a directory"},
+	} {
+		e.fails(2, fmt.Sprintf("pull %s: %s, not a regular file", c[0], c[1]), "file", "pull", "a"+c[0], "-")
+	}
+	if got := e.ok("file", "pull", "a/etc/name", "-"); got != "a\n" {
+		t.Fatalf("pulled %q through a symlink", got)
+	}
+}
+
 // Every kind of bad input gets one clear line, its own exit code, and
 // leaves nothing behind.
 func TestBadInput(t *testing.T) {
@@ -248,6 +299,93 @@ func TestPoolsComeBackAfterReboot(t *testing.T) {
 			e.consistent()
 		})
 	}
+}
+
+// A loop pool that silo made and that was unmounted behind its back (by
+// an administrator, say) is mounted again by the next command that uses
+// it, without a reboot.
+func TestLoopPoolUnmountedBehindSilosBack(t *testing.T) {
+	e := bootEnv(t, "btrfs")
+	e.ok("create", "bb", "a", "--pool", e.pool)
+	mnt := poolMountDir(t, e, e.pool)
+	unmount := func() {
+		t.Helper()
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			t.Fatalf("umount: %v: %s", err, out)
+		}
+	}
+	unmount()
+	e.ok("list")
+	e.ok("start", "a")
+	if got := e.ok("exec", "a", "--", "hostname"); got != "a\n" {
+		t.Fatalf("exec: %q", got)
+	}
+	e.ok("stop", "a", "--force")
+	unmount()
+	e.ok("snapshot", "create", "a", "s1")
+	unmount()
+	if got := e.ok("file", "pull", "a/etc/hostname", "-"); got != "a\n" {
+		t.Fatalf("pulled %q", got)
+	}
+	e.consistent()
+}
+
+// A pool on a filesystem that silo did not mount is not silo's to mount:
+// when it goes away, commands name the pool and say what to do, and work
+// again once it is back.
+func TestSourcePoolUnmounted(t *testing.T) {
+	needDriver(t, "btrfs")
+	dir := t.TempDir()
+	disk, mnt := filepath.Join(dir, "disk.img"), filepath.Join(dir, "mnt")
+	for _, c := range [][]string{{"truncate", "-s", "256M", disk}, {"mkfs.btrfs", "-q", disk}, {"mkdir", mnt}, {"mount", "-o", "loop", disk, mnt}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", c, err, out)
+		}
+	}
+	// Registered before the env's teardown, so that it runs after it.
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	e := newEnv(t, "dir")
+	e.ok("pool", "create", "fast", "--driver", "btrfs", "--source", mnt)
+	e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+	e.ok("create", "tiny", "a", "--pool", "fast")
+	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v: %s", err, out)
+	}
+	want := fmt.Sprintf(`pool "fast" is not ready: %s is not mounted: mount it again, then retry`, mnt)
+	for _, args := range [][]string{
+		{"file", "pull", "a/etc/hostname", "-"},
+		{"snapshot", "create", "a", "s1"},
+		{"create", "tiny", "b", "--pool", "fast"},
+	} {
+		r := e.run(args...)
+		if r.code != 7 || !strings.Contains(r.err, want) || strings.Contains(r.err, "volume") {
+			t.Fatalf("silo %s: exit %d, %q; want exit 7 and %q", strings.Join(args, " "), r.code, r.err, want)
+		}
+	}
+	if out, err := exec.Command("mount", "-o", "loop", disk, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v: %s", err, out)
+	}
+	if got := e.ok("file", "pull", "a/etc/hostname", "-"); got != "a\n" {
+		t.Fatalf("pulled %q once the pool was back", got)
+	}
+	e.consistent()
+}
+
+// poolMountDir is where silo mounts the loop file of pool name.
+func poolMountDir(t *testing.T, e *env, name string) string {
+	t.Helper()
+	var mnt string
+	err := openStore(t, e).View(func(tx *store.Tx) error {
+		p, err := tx.Pool(name)
+		if err == nil {
+			mnt = filepath.Join(e.state, "pools", p.ID)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mnt
 }
 
 // A pool too small for the image: a clear error, exit code 6, nothing left.

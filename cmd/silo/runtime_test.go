@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/silo-dev/silo/internal/fsutil"
 )
 
 // testImage builds (or finds in the cache) an image with one of the hack/
@@ -428,4 +430,38 @@ func TestBootDebian(t *testing.T) {
 			e.consistent()
 		})
 	}
+}
+
+// A running Debian instance restarts, and reboots from inside: systemd
+// comes back each time, and the instance's pool stays mounted (a
+// shutdown inside must not take the pool with it). On a btrfs loop pool,
+// the one a shutdown could unmount; the driver plays no other part.
+func TestRestartDebian(t *testing.T) {
+	img := testImage(t, "debian-image.sh")
+	e := newEnv(t, "btrfs")
+	e.ok("image", "import", img, "--alias", "debian")
+	e.launch("debian", "d")
+	booted := func(when string) {
+		t.Helper()
+		e.ok("wait", "d")
+		if got := e.run("exec", "d", "--", "systemctl", "is-system-running", "--wait"); got.out != "running\n" && got.out != "degraded\n" {
+			t.Fatalf("%s: systemd is %q (%s)", when, got.out, got.err)
+		}
+		if m, err := fsutil.IsMountPoint(poolMountDir(t, e, e.pool)); !m || err != nil {
+			t.Fatalf("%s: the pool is not mounted (%v)", when, err)
+		}
+	}
+	booted("launched")
+	e.ok("restart", "d", "--timeout", "60s")
+	booted("after restart")
+	pid := e.status("d").Pid
+	e.run("exec", "d", "--", "systemctl", "reboot") // may be killed with the rest of the container
+	eventually(t, "the instance runs again after a reboot from inside", func() bool {
+		st := e.status("d")
+		return st.State == "running" && st.Pid != pid
+	})
+	booted("after a reboot from inside")
+	e.ok("snapshot", "create", "d", "s1")
+	e.ok("stop", "d", "--timeout", "60s")
+	e.consistent()
 }

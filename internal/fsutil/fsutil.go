@@ -117,29 +117,60 @@ func RemoveIfEmpty(dir string) error {
 
 // LockFile opens (creating) and flocks path with how (LOCK_EX, LOCK_SH,
 // optionally |LOCK_NB). The lock lasts until the file is closed, or the
-// process dies.
+// process dies. A holder may unlink the file before it lets go: a command
+// that opened it before then and gets the lock after finds the path no
+// longer names its file, and locks the path's new file instead, so that
+// two commands never hold the lock of one path at once.
 func LockFile(path string, how int) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
 	for {
-		err = syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			break
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
 		}
+		if err := flock(f, how); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, errkind.Wrap(errkind.Busy, "%s is locked", path)
+			}
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		same, err := names(path, f)
+		if same {
+			return f, nil
+		}
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+// names reports whether path names the open file f.
+func names(path string, f *os.File) (bool, error) {
+	var open, named syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &open); err != nil {
+		return false, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	err := syscall.Stat(path, &named)
+	if errors.Is(err, syscall.ENOENT) {
+		return false, nil
 	}
 	if err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errkind.Wrap(errkind.Busy, "%s is locked", path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return false, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	return f, nil
+	return open.Dev == named.Dev && open.Ino == named.Ino, nil
 }
 
 // SyncFS flushes the whole filesystem that holds path to disk: one call

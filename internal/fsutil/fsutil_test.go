@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,4 +49,65 @@ func TestIsMountPoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after the unmount", notMounted)
+}
+
+// A holder that unlinks its lock file before it lets go passes the lock to
+// no one: a waiter that opened the old file, and a newcomer that made a
+// new one, never hold the lock of the path at once.
+func TestLockFileAcrossUnlink(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "instance-a.lock")
+	first, err := LockFile(path, unix.LOCK_EX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *os.File)
+	go func() {
+		f, err := LockFile(path, unix.LOCK_EX)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- f
+	}()
+	// The waiter has the old file open (and waits for its lock, or is
+	// about to) when a second descriptor of it shows.
+	for openFiles(t, path) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	newcomer, err := LockFile(path, unix.LOCK_EX|unix.LOCK_NB)
+	if err != nil {
+		t.Fatalf("a newcomer after the unlink: %v", err)
+	}
+	first.Close()
+	select {
+	case f := <-got:
+		f.Close()
+		t.Fatal("the waiter holds the lock of the unlinked file while the newcomer holds the path's")
+	case <-time.After(200 * time.Millisecond):
+	}
+	newcomer.Close()
+	select {
+	case f := <-got:
+		f.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiter did not get the lock once the newcomer let go")
+	}
+}
+
+// openFiles counts this process's descriptors of the file at path.
+func openFiles(t *testing.T, path string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, _ := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); target == path {
+			n++
+		}
+	}
+	return n
 }

@@ -127,6 +127,12 @@ func (d *driver) Mount(ctx context.Context) error {
 	return nil
 }
 
+// Ready checks that the btrfs filesystem is mounted at the pool's root,
+// be it silo's loop file or the source.
+func (d *driver) Ready(ctx context.Context) error {
+	return d.layout.Ready(unix.BTRFS_SUPER_MAGIC)
+}
+
 // removeTree removes p whether it is a subvolume or a directory holding some.
 func removeTree(p string) error {
 	if cbtrfs.IsSubvolume(p) == nil {

@@ -2,6 +2,7 @@ package btrfs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/storage/btrfs"
@@ -62,7 +64,15 @@ func TestLoopPoolReattach(t *testing.T) {
 	d, err := btrfs.New(cfg)
 	mnt := cfg.MountDir()
 	storagetest.Reattach(t, storagetest.Ready(t, d, err),
-		func() error { return exec.Command("umount", mnt).Run() },
+		func() error {
+			if err := exec.Command("umount", mnt).Run(); err != nil {
+				return err
+			}
+			if err := d.Ready(context.Background()); !errors.Is(err, errkind.Unavailable) {
+				return fmt.Errorf("unmounted, the pool is ready: %v", err)
+			}
+			return nil
+		},
 		func() (storage.Driver, error) { return btrfs.New(cfg) },
 		cfg.DiskFile(), mnt)
 	if m, _ := fsutil.IsMountPoint(mnt); m {

@@ -73,6 +73,10 @@ func (d *driver) Mount(ctx context.Context) error {
 	return nil
 }
 
+// Ready checks that the pool's directory is there: a source directory
+// may be on a filesystem that was unmounted.
+func (d *driver) Ready(ctx context.Context) error { return d.layout.Ready(0) }
+
 func (d *driver) Destroy(ctx context.Context) error {
 	if err := d.layout.Remove(); err != nil {
 		return err

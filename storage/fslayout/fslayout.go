@@ -46,6 +46,21 @@ func (l Layout) Init() error {
 	return nil
 }
 
+// Ready checks, with one statfs, that the filesystem holding the pool is
+// mounted at Root: the volumes directory is there, on a filesystem of
+// type fsType (any type when 0).
+func (l Layout) Ready(fsType int64) error {
+	var st unix.Statfs_t
+	err := unix.Statfs(filepath.Join(l.Root, volumesDir), &st)
+	if errors.Is(err, unix.ENOENT) || err == nil && fsType != 0 && st.Type != fsType {
+		return errkind.Wrap(errkind.Unavailable, "%s is not mounted: mount it again, then retry", l.Root)
+	}
+	if err != nil {
+		return fmt.Errorf("statfs %s: %w", l.Root, err)
+	}
+	return nil
+}
+
 // Remove removes the top-level directories, refusing while any volume or
 // snapshot is left.
 func (l Layout) Remove() error {

@@ -28,8 +28,9 @@ func Ready(t *testing.T, d storage.Driver, err error) storage.Driver {
 
 // Reattach checks that a pool silo made on a file of its own comes back
 // after detach (which does what a reboot does to it) when a new driver for
-// it is mounted, and that Destroy refuses while the pool holds a volume,
-// then leaves none of the paths in leftovers.
+// it is mounted, that Ready tells a detached pool (where it can tell
+// cheaply) from a mounted one, and that Destroy refuses while the pool
+// holds a volume, then leaves none of the paths in leftovers.
 func Reattach(t *testing.T, d storage.Driver, detach func() error, reopen func() (storage.Driver, error), leftovers ...string) {
 	ctx := context.Background()
 	root, err := d.CreateVolume(ctx, "v")
@@ -50,6 +51,9 @@ func Reattach(t *testing.T, d storage.Driver, detach func() error, reopen func()
 	if err := d.DeleteVolume(ctx, "old"); err != nil {
 		t.Fatal(err)
 	}
+	if err := d.Ready(ctx); err != nil {
+		t.Fatalf("a mounted pool is not ready: %v", err)
+	}
 	if err := detach(); err != nil {
 		t.Fatalf("detach: %v", err)
 	}
@@ -57,8 +61,14 @@ func Reattach(t *testing.T, d storage.Driver, detach func() error, reopen func()
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := again.Ready(ctx); err != nil && !errors.Is(err, errkind.Unavailable) {
+		t.Fatalf("a detached pool: %v, not unavailable", err)
+	}
 	if err := again.Mount(ctx); err != nil {
 		t.Fatalf("reattach: %v", err)
+	}
+	if err := again.Ready(ctx); err != nil {
+		t.Fatalf("a reattached pool is not ready: %v", err)
 	}
 	p, err := again.VolumePath(ctx, "v")
 	if err != nil {

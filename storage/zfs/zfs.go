@@ -176,6 +176,23 @@ func (d *driver) Mount(ctx context.Context) error {
 	return nil
 }
 
+// kstatDir is where OpenZFS lists the imported zpools, one directory
+// each; zfs-fuse has no such list.
+const kstatDir = "/proc/spl/kstat/zfs"
+
+// Ready checks that the pool's zpool is imported, where one stat can tell
+// (OpenZFS). On zfs-fuse only a zfs command could, which would cost every
+// command some 10 ms; there the first zfs command finds out.
+func (d *driver) Ready(ctx context.Context) error {
+	zp, _, _ := strings.Cut(d.root, "/")
+	if _, err := os.Stat(filepath.Join(kstatDir, zp)); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(kstatDir); err == nil {
+			return errkind.Wrap(errkind.Unavailable, "zpool %s is not imported: import it again, then retry", zp)
+		}
+	}
+	return nil
+}
+
 func (d *driver) Destroy(ctx context.Context) error {
 	out, err := zfs(ctx, "list", "-H", "-o", "name", "-t", "all", "-r", d.volumesDS())
 	if err != nil {
