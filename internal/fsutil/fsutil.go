@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -130,7 +132,7 @@ func LockFile(path string, how int) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := flock(f, how); err != nil {
+		if err := flock(f, path, how); err != nil {
 			f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
 				return nil, errkind.Wrap(errkind.Busy, "%s is locked", path)
@@ -148,7 +150,23 @@ func LockFile(path string, how int) (*os.File, error) {
 	}
 }
 
-func flock(f *os.File, how int) error {
+// flock locks f, the file of path. A lock that must be waited for is
+// logged at debug level, with how long the wait took: a command that is
+// slow for want of a lock shows why.
+func flock(f *os.File, path string, how int) error {
+	if how&syscall.LOCK_NB == 0 {
+		err := flockNow(f, how|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+		slog.Debug("waiting for a lock", "path", path)
+		start := time.Now()
+		defer func() { slog.Debug("lock taken", "path", path, "waited", time.Since(start)) }()
+	}
+	return flockNow(f, how)
+}
+
+func flockNow(f *os.File, how int) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), how)
 		if !errors.Is(err, syscall.EINTR) {
