@@ -206,6 +206,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	crashpoint("start", "spawned")
+	e.collect(ctx, inst, d)
 	return nil
 }
 
