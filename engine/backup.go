@@ -14,6 +14,7 @@ import (
 	"github.com/silo-dev/silo/internal/compression"
 	"github.com/silo-dev/silo/internal/journal"
 	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/snapshot"
 	"github.com/silo-dev/silo/storage"
 )
 
@@ -86,7 +87,7 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 		return err
 	}
 	if opts.Optimized {
-		err = exportStreams(ctx, bw, x, pool.Driver, d, snaps, head)
+		err = exportStreams(ctx, bw, x, pool.Driver, d, snaps, head.Volume)
 	} else {
 		err = exportTrees(ctx, bw, x, d, snaps, head)
 	}
@@ -170,34 +171,19 @@ func openRef(ctx context.Context, d storage.Volumes, ref storage.Ref) (string, f
 }
 
 // exportStreams writes the optimized form: a driver stream per snapshot,
-// incremental against the one before where both live in one volume (a
-// restore starts a new volume), then the head.
-func exportStreams(ctx context.Context, bw *backup.Writer, x *backup.Index, driver string, d storage.Driver, snaps []store.Snapshot, head storage.Ref) error {
+// then the head, chained as snapshot.Chain plans.
+func exportStreams(ctx context.Context, bw *backup.Writer, x *backup.Index, driver string, d storage.Driver, snaps []store.Snapshot, head string) error {
 	x.Optimized = driver
-	type send struct {
-		ref    storage.Ref
-		parent string // snapshot ID
+	sends := snapshot.Chain(modelSnapshots(snaps), head)
+	for _, s := range sends {
+		x.Streams = append(x.Streams, backup.Stream{Snapshot: s.Snapshot, Parent: s.Parent})
 	}
-	var sends []send
-	var last *store.Snapshot
-	add := func(target string, ref storage.Ref) {
-		st, sd := backup.Stream{Snapshot: target}, send{ref: ref}
-		if last != nil && last.Volume == ref.Volume {
-			st.Parent, sd.parent = last.Name, last.ID
-		}
-		x.Streams = append(x.Streams, st)
-		sends = append(sends, sd)
-	}
-	for i := range snaps {
-		add(snaps[i].Name, storage.Ref{Volume: snaps[i].Volume, Snapshot: snaps[i].ID})
-		last = &snaps[i]
-	}
-	add("", head)
 	if err := bw.Index(x); err != nil {
 		return err
 	}
 	for k, s := range sends {
-		if err := bw.Stream(ctx, k, func(w io.Writer) error { return d.Send(ctx, s.ref, s.parent, w) }); err != nil {
+		ref := storage.Ref{Volume: s.Volume, Snapshot: s.ID}
+		if err := bw.Stream(ctx, k, func(w io.Writer) error { return d.Send(ctx, ref, s.ParentID, w) }); err != nil {
 			return err
 		}
 	}
@@ -240,11 +226,10 @@ type importer struct {
 	d    storage.Driver
 	pool *store.Pool
 	name string
-	x    *backup.Index
 	o    *journal.Op
 	inst *store.Instance
-	// vols maps each optimized stream to the volume it lands in.
-	vols []string
+	// receives says where each optimized stream lands.
+	receives []snapshot.Receive
 }
 
 func (im *importer) Begin(x *backup.Index) (string, error) {
@@ -263,8 +248,7 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 		return "", errkind.Wrap(errkind.Invalid, "the backup holds optimized %s streams, which only a %s pool can receive; pool %q is %s: export it again without --optimized",
 			x.Optimized, x.Optimized, im.pool.Name, im.pool.Driver)
 	}
-	im.x = x
-	inst := &store.Instance{Name: im.name, Image: x.Image, Pool: im.pool.Name, Volume: newID("i-"),
+	inst := &store.Instance{Name: im.name, Image: x.Image, Pool: im.pool.Name,
 		Config: maps.Clone(x.Config), Created: x.Created}
 	if inst.Created.IsZero() {
 		inst.Created = time.Now().UTC()
@@ -280,28 +264,18 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 		if err := checkName("snapshot", s.Name); err != nil {
 			return "", fmt.Errorf("the backup's snapshots: %w", err)
 		}
-		inst.Snapshots = append(inst.Snapshots, store.Snapshot{Name: s.Name, ID: newID("s-"), Volume: inst.Volume, Created: s.Created})
+		inst.Snapshots = append(inst.Snapshots, store.Snapshot{Name: s.Name, ID: newID("s-"), Created: s.Created})
 	}
-	// Streams that start afresh (after a restore, in the source) land in
-	// volumes of their own; the last one is the head.
+	streams := make([]snapshot.Stream, len(x.Streams))
 	for k, st := range x.Streams {
-		vol := inst.Volume
-		if st.Parent != "" {
-			vol = im.vols[im.streamOf(st.Parent)]
-		} else if k != len(x.Streams)-1 {
-			vol = newID("i-")
-		}
-		im.vols = append(im.vols, vol)
-		if st.Snapshot != "" {
-			s, _ := inst.Snapshot(st.Snapshot)
-			s.Volume = vol
-		}
+		streams[k] = snapshot.Stream{Snapshot: st.Snapshot, Parent: st.Parent}
 	}
-	if n := len(im.vols); n > 0 && im.vols[n-1] != inst.Volume {
-		// The head goes on from an earlier volume: give it that volume's ID.
-		inst.Volume = im.vols[n-1]
+	t, receives, err := snapshot.Land(modelSnapshots(inst.Snapshots), streams, func() string { return newID("i-") })
+	if err != nil {
+		return "", err
 	}
-	inst.Retired = retiredVolumes(inst)
+	setTree(inst, t)
+	im.receives = receives
 	o, err := im.e.journal.Begin("import", im.name, func(tx *store.Tx, rec *store.Op) error {
 		rec.Undo.Volumes = append(rec.Undo.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
 		for _, v := range inst.Retired {
@@ -326,29 +300,6 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 	return root, nil
 }
 
-// streamOf returns the index of the stream that holds snapshot name.
-func (im *importer) streamOf(name string) int {
-	for k, st := range im.x.Streams {
-		if st.Snapshot == name {
-			return k
-		}
-	}
-	return -1
-}
-
-// retiredVolumes lists the volumes, other than the head, that snapshots live in.
-func retiredVolumes(inst *store.Instance) []string {
-	var out []string
-	seen := map[string]bool{inst.Volume: true}
-	for _, s := range inst.Snapshots {
-		if !seen[s.Volume] {
-			seen[s.Volume] = true
-			out = append(out, s.Volume)
-		}
-	}
-	return out
-}
-
 func (im *importer) TreeDone(i int) error {
 	if i >= len(im.inst.Snapshots) {
 		// The root stays the head; it must be on disk before the
@@ -360,18 +311,8 @@ func (im *importer) TreeDone(i int) error {
 }
 
 func (im *importer) Stream(k int, r io.Reader) error {
-	st := im.x.Streams[k]
-	dst := storage.Ref{Volume: im.vols[k]}
-	if st.Snapshot != "" {
-		s, _ := im.inst.Snapshot(st.Snapshot)
-		dst.Snapshot = s.ID
-	}
-	parent := ""
-	if st.Parent != "" {
-		s, _ := im.inst.Snapshot(st.Parent)
-		parent = s.ID
-	}
-	return im.d.Receive(im.ctx, dst, parent, r)
+	rc := im.receives[k]
+	return im.d.Receive(im.ctx, storage.Ref{Volume: rc.Volume, Snapshot: rc.ID}, rc.ParentID, r)
 }
 
 // OpenTree gives the root of instance name, or of its snapshot snap, until

@@ -158,6 +158,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	journal.Crashpoint("start", "spawned")
+	e.collect(ctx, inst, d)
 	return nil
 }
 

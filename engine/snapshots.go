@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/snapshot"
 	"github.com/silo-dev/silo/storage"
 )
 
@@ -84,13 +84,9 @@ func (e *Engine) Snapshots(ctx context.Context, name string) ([]store.Snapshot, 
 
 // RestoreSnapshot brings instance name back to snapshot snap. Every
 // snapshot, older or newer, is kept: the snapshot is cloned into a new head,
-// and the old head is retired. A running instance is refused, unless force:
-// then it is stopped, restored and started again.
-//
-// Where a deleted head holds its space until its last snapshot goes anyway
-// (ZFS), an old head that snapshots live in is left in place, recorded as
-// retired, and deleted with its last snapshot: that saves the restore the
-// cost of hiding it.
+// and the old head is retired, to be collected later (see collect), so that
+// a restore is one clone. A running instance is refused, unless force: then
+// it is stopped, restored and started again.
 func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string, force bool) error {
 	lock, err := e.instanceLock(name)
 	if err != nil {
@@ -127,6 +123,8 @@ func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string, force b
 }
 
 // restore clones snapshot s into a new head of inst, which does not run.
+// It deletes nothing: the old head is recorded as retired in the same
+// commit that makes the clone the head.
 func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Driver, s *store.Snapshot) error {
 	name, snap := inst.Name, s.Name
 	vol := newID("i-")
@@ -145,7 +143,6 @@ func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Dr
 		return o.Fail(ctx, fmt.Errorf("restore %s to %s: %w", name, snap, err))
 	}
 	o.Step("cloned")
-	retired := ""
 	err = o.Commit(ctx, func(tx *store.Tx) error {
 		cur, err := tx.Instance(name)
 		if err != nil {
@@ -157,56 +154,47 @@ func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Dr
 		if _, err := cur.Snapshot(snap); err != nil {
 			return err
 		}
-		if _, ok := d.(headRetirer); ok && cur.SnapshotsIn(cur.Volume) > 0 {
-			cur.Retired = append(cur.Retired, cur.Volume)
-			retired = cur.Volume
-		} else {
-			o.Rec.Retire.Volumes = []store.VolumeRef{{Pool: cur.Pool, Volume: cur.Volume}}
+		t, _, err := snapshot.Restore(tree(cur), snap, vol)
+		if err != nil {
+			return err
 		}
-		cur.Volume = vol
+		setTree(cur, t)
 		return tx.PutInstance(cur)
 	})
-	if err == nil && retired != "" {
+	if r, ok := d.(headRetirer); ok && err == nil {
 		// The restore is done; a head left mounted only clutters the host.
-		if err := d.(headRetirer).RetireHead(ctx, retired); err != nil {
-			slog.Warn("could not unmount the head the restore replaced", "instance", name, "volume", retired, "error", err)
+		if err := r.RetireHead(ctx, inst.Volume); err != nil {
+			slog.Warn("could not unmount the head the restore replaced", "instance", name, "volume", inst.Volume, "error", err)
 		}
 	}
 	return err
 }
 
-// headRetirer is implemented by drivers whose deleted heads keep their
-// space until their last snapshot goes: a head that a restore replaced is
-// cheaper set aside than deleted, until then.
-type headRetirer interface {
-	RetireHead(ctx context.Context, vol string) error
-}
-
-// DeleteSnapshot deletes snapshot snap of instance name.
+// DeleteSnapshot deletes snapshot snap of instance name, and the heads that
+// restores retired and that may go with it.
 func (e *Engine) DeleteSnapshot(ctx context.Context, name, snap string) error {
+	_, d, err := e.instanceDriver(ctx, name)
+	if err != nil {
+		return err
+	}
 	return e.journal.Do(ctx, "snapshot-delete", name+"/"+snap, func(tx *store.Tx, rec *store.Op) error {
 		inst, err := tx.Instance(name)
 		if err != nil {
 			return err
 		}
-		s, err := inst.Snapshot(snap)
+		if _, err := inst.Snapshot(snap); err != nil {
+			return err
+		}
+		t, s, gone, err := snapshot.DeleteSnapshot(tree(inst), snap, holdsSnapshots(d))
 		if err != nil {
 			return err
 		}
-		ref := snapRef(inst, s)
-		kept := inst.Snapshots[:0]
-		for _, k := range inst.Snapshots {
-			if k.Name != snap {
-				kept = append(kept, k)
-			}
+		// The heads go after the snapshot (the list is removed from its end).
+		for _, v := range gone {
+			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: v})
 		}
-		inst.Snapshots = kept
-		// A retired head goes with its last snapshot, after it.
-		if i := slices.Index(inst.Retired, ref.Volume); i >= 0 && inst.SnapshotsIn(ref.Volume) == 0 {
-			inst.Retired = slices.Delete(inst.Retired, i, i+1)
-			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: ref.Volume})
-		}
-		rec.Retire.Volumes = append(rec.Retire.Volumes, ref)
+		rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: s.Volume, Snapshot: s.ID})
+		setTree(inst, t)
 		return tx.PutInstance(inst)
 	})
 }

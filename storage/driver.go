@@ -1,6 +1,6 @@
 // Package storage defines the Driver interface that every storage backend
-// (dir, btrfs, zfs) implements, the configuration of a pool, and the few
-// operations built on top of any driver (fill an image base, restore).
+// (dir, btrfs, zfs) implements, the configuration of a pool, and the
+// operation built on top of any driver that fills an image base.
 //
 // Volumes and snapshots are named by IDs chosen by the caller; no user string
 // ever becomes part of a path or dataset name.

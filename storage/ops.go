@@ -26,25 +26,3 @@ func CreateImageVolume(ctx context.Context, d Volumes, vol string, fill func(roo
 	r.Success()
 	return nil
 }
-
-// Restore brings a volume back to the state of snap, which may be a snapshot
-// of that volume or of an earlier head of it. The restored state becomes the
-// new volume newVol and the old head is deleted; every snapshot, older or
-// newer than snap, stays where it is and usable. The caller records that the
-// instance now lives in newVol.
-func Restore(ctx context.Context, d Volumes, vol string, snap Ref, newVol string) error {
-	if err := CheckRef(snap, true); err != nil {
-		return err
-	}
-	r := revert.New()
-	defer r.Fail()
-	if err := d.CloneVolume(ctx, snap, newVol); err != nil {
-		return fmt.Errorf("restore %s to %s: %w", vol, snap, err)
-	}
-	r.Add(func() { _ = d.DeleteVolume(context.WithoutCancel(ctx), newVol) })
-	if err := d.DeleteVolume(ctx, vol); err != nil {
-		return fmt.Errorf("restore %s to %s: retire old head: %w", vol, snap, err)
-	}
-	r.Success()
-	return nil
-}

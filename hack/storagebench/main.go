@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/hack/benchutil"
 	"github.com/silo-dev/silo/internal/copytree"
 	"github.com/silo-dev/silo/storage"
@@ -112,9 +110,7 @@ func measureCoW(ctx context.Context, driver string, d storage.Driver, tree, zpoo
 		benchutil.Check(d.DeleteSnapshot(ctx, s))
 	}
 	for _, h := range append(heads, head) {
-		if err := d.DeleteVolume(ctx, h); !errors.Is(err, errkind.NotFound) {
-			benchutil.Check(err) // else the restore deleted it already
-		}
+		benchutil.Check(d.DeleteVolume(ctx, h))
 	}
 	mb := benchutil.TreeMB(tree)
 	fmt.Printf("%-5s %5d MB tree: clone %s  snapshot %s  restore %s\n", driver, mb, benchutil.Stat(clone), benchutil.Stat(snap), benchutil.Stat(restore))
@@ -124,21 +120,19 @@ func measureCoW(ctx context.Context, driver string, d storage.Driver, tree, zpoo
 	benchutil.Check(d.DeleteVolume(ctx, "img"))
 }
 
-// restoreAsSilo does the storage work of `silo snapshot restore` when
-// snapshots live in the old head, as here: a driver that can retire the
-// old head (zfs) leaves it in place, unmounted, until its snapshots go;
-// the others delete it.
+// restoreAsSilo does the storage work of `silo snapshot restore`: it clones
+// the snapshot into a new head, and a driver that can retire the old head
+// (zfs) unmounts it; the head is deleted later, not by the restore.
 func restoreAsSilo(ctx context.Context, d storage.Driver, head string, snap storage.Ref, next string) error {
-	r, ok := d.(interface {
-		RetireHead(context.Context, string) error
-	})
-	if !ok {
-		return storage.Restore(ctx, d, head, snap, next)
-	}
 	if err := d.CloneVolume(ctx, snap, next); err != nil {
 		return err
 	}
-	return r.RetireHead(ctx, head)
+	if r, ok := d.(interface {
+		RetireHead(context.Context, string) error
+	}); ok {
+		return r.RetireHead(ctx, head)
+	}
+	return nil
 }
 
 // measureDir compares the dir driver's clone with cp -a, alternating runs.
