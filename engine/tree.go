@@ -1,5 +1,6 @@
 // The instance's volumes as the snapshot model sees them, and the
 // collection of the heads that restores retired.
+
 package engine
 
 import (
