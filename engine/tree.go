@@ -77,4 +77,3 @@ func setTree(inst *store.Instance, t snapshot.Tree) {
 	}
 	inst.Snapshots = kept
 }
-
