@@ -1,4 +1,5 @@
-// Package fsutil holds small filesystem helpers shared by the storage drivers.
+// Package fsutil holds the small filesystem helpers that silo's layers
+// share: mount points, file locks, durable syncs, disk usage and xattrs.
 package fsutil
 
 import (
