@@ -31,7 +31,7 @@ func (e *Engine) ExportImage(ctx context.Context, ref string, w io.Writer, comp 
 	if err := compression.Check(comp); err != nil {
 		return err
 	}
-	img, err := e.Image(ctx, ref)
+	img, err := e.findImage(ref)
 	if err != nil {
 		return err
 	}

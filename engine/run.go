@@ -23,9 +23,6 @@ import (
 	"github.com/silo-dev/silo/runtime/container"
 )
 
-// StateRunning is the state of an instance whose init runs.
-const StateRunning = "running"
-
 // DefaultStopTimeout is how long a graceful stop waits before it kills.
 const DefaultStopTimeout = 30 * time.Second
 
