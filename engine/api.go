@@ -47,7 +47,7 @@ func apiSnapshots(snaps []store.Snapshot) []api.InstanceSnapshot {
 
 // apiImage is img as programs see it: no file paths, no volume IDs.
 func apiImage(img *store.Image) *api.Image {
-	spec := img.Spec()
+	spec := imageSpec(img)
 	out := &api.Image{Fingerprint: img.Fingerprint, Aliases: []api.ImageAlias{}, Type: api.TypeContainer,
 		Size: img.Size, Properties: map[string]string{}, UploadedAt: img.Created, Layout: spec.Layout,
 		Compression: img.Compression}

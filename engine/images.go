@@ -100,7 +100,7 @@ func (e *Engine) addImage(ctx context.Context, aliases []string, split bool, pro
 		}
 		img = &store.Image{
 			Fingerprint: saved.Fingerprint, File: file, Rootfs: rootfs, Layout: saved.Layout,
-			RootfsFormat: saved.RootfsFormat, Metadata: saved.Metadata, Templates: saved.Templates,
+			RootfsFormat: saved.RootfsFormat, Metadata: metadataRecord(saved.Metadata), Templates: saved.Templates,
 			Size: saved.Size, Compression: saved.Compression, Created: time.Now().UTC(), Aliases: aliases,
 		}
 		return tx.PutImage(img)
@@ -227,7 +227,7 @@ func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
 			if err != nil {
 				return err
 			}
-			vol, spec = img.Bases[pool], img.Spec()
+			vol, spec = img.Bases[pool], imageSpec(img)
 			return nil
 		})
 		return
