@@ -67,7 +67,7 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	defer release()
 	x := &backup.Index{Name: inst.Name, Created: inst.Created, Image: inst.Image, Config: inst.Config}
 	if inst.Metadata != nil {
-		if x.Extra, err = json.Marshal(backupExtra{inst.Metadata, inst.Templates}); err != nil {
+		if x.Extra, err = json.Marshal(backupExtra{imageMetadata(inst.Metadata), inst.Templates}); err != nil {
 			return err
 		}
 	}
@@ -258,7 +258,7 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 		if err := json.Unmarshal(x.Extra, &extra); err != nil {
 			return "", errkind.Wrap(errkind.Invalid, "the backup's index: %w", err)
 		}
-		inst.Metadata, inst.Templates = extra.Metadata, extra.Templates
+		inst.Metadata, inst.Templates = metadataRecord(extra.Metadata), extra.Templates
 	}
 	for _, s := range x.Snapshots {
 		if err := checkName("snapshot", s.Name); err != nil {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/fsutil"
@@ -18,9 +19,9 @@ import (
 
 // ImportResult says what an import did.
 type ImportResult struct {
-	*store.Image
+	*api.Image
 	// Existed is set when the same file was already imported: nothing changed.
-	Existed bool `json:"existed"`
+	Existed bool
 }
 
 // ImportOptions tune ImportImage.
@@ -89,35 +90,35 @@ func (e *Engine) addImage(ctx context.Context, aliases []string, split bool, pro
 		return nil, o.Fail(ctx, err)
 	}
 	o.Step("saved")
-	res := &ImportResult{}
+	var img *store.Image
+	existed := false
 	err = o.Commit(ctx, func(tx *store.Tx) error {
-		if img, err := tx.Image(saved.Fingerprint); err == nil {
-			res.Image, res.Existed = img, true
+		if img, err = tx.Image(saved.Fingerprint); err == nil {
+			existed = true
 			o.Rec.Retire.Files = []string{file, rootfs}
 			return nil
 		}
-		res.Image = &store.Image{
+		img = &store.Image{
 			Fingerprint: saved.Fingerprint, File: file, Rootfs: rootfs, Layout: saved.Layout,
-			RootfsFormat: saved.RootfsFormat, Metadata: saved.Metadata, Templates: saved.Templates,
+			RootfsFormat: saved.RootfsFormat, Metadata: metadataRecord(saved.Metadata), Templates: saved.Templates,
 			Size: saved.Size, Compression: saved.Compression, Created: time.Now().UTC(), Aliases: aliases,
 		}
-		return tx.PutImage(res.Image)
+		return tx.PutImage(img)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if res.Existed && len(aliases) > 0 {
+	if existed && len(aliases) > 0 {
 		for _, a := range aliases {
-			if err := e.AddAlias(ctx, res.Fingerprint, a); err != nil {
+			if err := e.AddAlias(ctx, img.Fingerprint, a); err != nil {
 				return nil, err
 			}
 		}
-		return res, e.store.View(func(tx *store.Tx) error {
-			res.Image, err = tx.Image(res.Fingerprint)
-			return err
-		})
+		if img, err = e.findImage(img.Fingerprint); err != nil {
+			return nil, err
+		}
 	}
-	return res, nil
+	return &ImportResult{Image: apiImage(img), Existed: existed}, nil
 }
 
 func aliasFree(tx *store.Tx, alias string) error {
@@ -127,27 +128,33 @@ func aliasFree(tx *store.Tx, alias string) error {
 	return nil
 }
 
-// Images lists the images.
-func (e *Engine) Images(ctx context.Context) ([]*store.Image, error) {
-	var out []*store.Image
-	err := e.store.View(func(tx *store.Tx) error {
-		var err error
-		out, err = tx.Images()
-		return err
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
-	return out, err
+// Images lists the images, oldest first.
+func (e *Engine) Images(ctx context.Context) ([]*api.Image, error) {
+	var imgs []*store.Image
+	if err := e.store.View(func(tx *store.Tx) (err error) { imgs, err = tx.Images(); return err }); err != nil {
+		return nil, err
+	}
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Created.Before(imgs[j].Created) })
+	out := []*api.Image{}
+	for _, img := range imgs {
+		out = append(out, apiImage(img))
+	}
+	return out, nil
 }
 
 // Image finds an image by alias, fingerprint or unique prefix of one.
-func (e *Engine) Image(ctx context.Context, ref string) (*store.Image, error) {
-	var out *store.Image
-	err := e.store.View(func(tx *store.Tx) error {
-		var err error
-		out, err = tx.FindImage(ref)
-		return err
-	})
-	return out, err
+func (e *Engine) Image(ctx context.Context, ref string) (*api.Image, error) {
+	img, err := e.findImage(ref)
+	if err != nil {
+		return nil, err
+	}
+	return apiImage(img), nil
+}
+
+func (e *Engine) findImage(ref string) (*store.Image, error) {
+	var img *store.Image
+	err := e.store.View(func(tx *store.Tx) (err error) { img, err = tx.FindImage(ref); return err })
+	return img, err
 }
 
 // DeleteImage deletes an image that no instance uses, with its base volumes.
@@ -220,7 +227,7 @@ func (e *Engine) base(ctx context.Context, pool, fp string) (string, error) {
 			if err != nil {
 				return err
 			}
-			vol, spec = img.Bases[pool], img.Spec()
+			vol, spec = img.Bases[pool], imageSpec(img)
 			return nil
 		})
 		return

@@ -9,18 +9,15 @@ import (
 	"os"
 	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/internal/iopipe"
 	"github.com/silo-dev/silo/internal/store"
-	"github.com/silo-dev/silo/runtime/container"
 	"github.com/silo-dev/silo/storage"
 )
-
-// StateStopped is the state of an instance that is not running.
-const StateStopped = "stopped"
 
 // CreateOptions are the settings of a new instance.
 type CreateOptions struct {
@@ -102,29 +99,9 @@ func identify(ctx context.Context, d storage.Volumes, inst *store.Instance, trig
 	return applyTemplates(root, inst, trigger)
 }
 
-// InstanceInfo is an instance with its state: running or stopped, and
-// while running, init's PID, since when, and the memory it uses.
-type InstanceInfo struct {
-	*store.Instance
-	State   string    `json:"state"`
-	Pid     int       `json:"pid,omitempty"`
-	Started time.Time `json:"started,omitzero"`
-	Memory  int64     `json:"memory,omitempty"`
-	Usage   int64     `json:"usage,omitempty"` // disk, filled in by Instance only
-}
-
-func (e *Engine) newInstanceInfo(inst *store.Instance, run *store.Run) *InstanceInfo {
-	info := &InstanceInfo{Instance: inst, State: StateStopped}
-	if run != nil && live(run) {
-		info.State, info.Pid, info.Started = StateRunning, run.Pid, run.Started
-		info.Memory, _ = container.MemoryUsage(e.cgroup(inst.Name))
-	}
-	return info
-}
-
 // Instances lists the instances, by name, with their state.
-func (e *Engine) Instances(ctx context.Context) ([]*InstanceInfo, error) {
-	var out []*InstanceInfo
+func (e *Engine) Instances(ctx context.Context) ([]*api.Instance, error) {
+	out := []*api.Instance{}
 	err := e.store.View(func(tx *store.Tx) error {
 		insts, err := tx.Instances()
 		if err != nil {
@@ -135,36 +112,39 @@ func (e *Engine) Instances(ctx context.Context) ([]*InstanceInfo, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, e.newInstanceInfo(inst, run))
+			out = append(out, e.apiInstance(inst, run))
 		}
 		return nil
 	})
 	return out, err
 }
 
-// Instance describes the instance called name, with its disk usage.
-func (e *Engine) Instance(ctx context.Context, name string) (*InstanceInfo, error) {
-	var info *InstanceInfo
-	err := e.store.View(func(tx *store.Tx) error {
-		inst, err := tx.Instance(name)
-		if err != nil {
+// Instance describes the instance called name, with the disk usage of
+// its root.
+func (e *Engine) Instance(ctx context.Context, name string) (*api.Instance, error) {
+	var inst *store.Instance
+	var run *store.Run
+	err := e.store.View(func(tx *store.Tx) (err error) {
+		if inst, err = tx.Instance(name); err != nil {
 			return err
 		}
-		run, err := tx.Run(name)
-		info = e.newInstanceInfo(inst, run)
+		run, err = tx.Run(name)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	d, _, err := e.driver(ctx, info.Pool)
+	d, _, err := e.driver(ctx, inst.Pool)
 	if err != nil {
 		return nil, err
 	}
-	if info.Usage, err = d.Usage(ctx, storage.Ref{Volume: info.Volume}); err != nil {
+	usage, err := d.Usage(ctx, storage.Ref{Volume: inst.Volume})
+	if err != nil {
 		return nil, fmt.Errorf("usage of %s: %w", name, err)
 	}
-	return info, nil
+	out := e.apiInstance(inst, run)
+	out.State.Disk = map[string]api.InstanceStateDisk{api.RootDevice: {Usage: usage}}
+	return out, nil
 }
 
 // instanceDriver returns instance name and the driver of its pool.

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"sort"
 	"syscall"
 	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/internal/store"
@@ -213,27 +213,20 @@ func (e *Engine) pool(ctx context.Context, name string) (string, error) {
 	return DefaultPool, nil
 }
 
-// PoolInfo is a pool with what it holds.
-type PoolInfo struct {
-	*store.Pool
-	Instances []string `json:"instances"`
-	Images    []string `json:"images"`
-}
-
 // Pools lists the pools, by name.
-func (e *Engine) Pools(ctx context.Context) ([]*PoolInfo, error) {
-	var out []*PoolInfo
+func (e *Engine) Pools(ctx context.Context) ([]*api.StoragePool, error) {
+	out := []*api.StoragePool{}
 	err := e.store.View(func(tx *store.Tx) error {
 		pools, err := tx.Pools()
 		if err != nil {
 			return err
 		}
 		for _, p := range pools {
-			info, err := poolInfo(tx, p)
+			v, err := apiPool(tx, p)
 			if err != nil {
 				return err
 			}
-			out = append(out, info)
+			out = append(out, v)
 		}
 		return nil
 	})
@@ -241,41 +234,17 @@ func (e *Engine) Pools(ctx context.Context) ([]*PoolInfo, error) {
 }
 
 // Pool describes the pool called name.
-func (e *Engine) Pool(ctx context.Context, name string) (*PoolInfo, error) {
-	var out *PoolInfo
+func (e *Engine) Pool(ctx context.Context, name string) (*api.StoragePool, error) {
+	var out *api.StoragePool
 	err := e.store.View(func(tx *store.Tx) error {
 		p, err := tx.Pool(name)
 		if err != nil {
 			return err
 		}
-		out, err = poolInfo(tx, p)
+		out, err = apiPool(tx, p)
 		return err
 	})
 	return out, err
-}
-
-func poolInfo(tx *store.Tx, p *store.Pool) (*PoolInfo, error) {
-	info := &PoolInfo{Pool: p, Instances: []string{}, Images: []string{}}
-	insts, err := tx.Instances()
-	if err != nil {
-		return nil, err
-	}
-	for _, i := range insts {
-		if i.Pool == p.Name {
-			info.Instances = append(info.Instances, i.Name)
-		}
-	}
-	imgs, err := tx.Images()
-	if err != nil {
-		return nil, err
-	}
-	for _, img := range imgs {
-		if _, ok := img.Bases[p.Name]; ok {
-			info.Images = append(info.Images, img.Fingerprint)
-		}
-	}
-	sort.Strings(info.Instances)
-	return info, nil
 }
 
 // DeletePool destroys a pool that no instance uses; the image bases it
@@ -286,12 +255,12 @@ func (e *Engine) DeletePool(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		info, err := poolInfo(tx, p)
+		users, err := usersOf(tx, p)
 		if err != nil {
 			return err
 		}
-		if len(info.Instances) > 0 {
-			return errkind.Wrap(errkind.Busy, "pool %q is in use by %d instance(s): %v", name, len(info.Instances), info.Instances)
+		if len(users.instances) > 0 {
+			return errkind.Wrap(errkind.Busy, "pool %q is in use by %d instance(s): %v", name, len(users.instances), users.instances)
 		}
 		ops, err := tx.Ops()
 		if err != nil {
@@ -304,7 +273,7 @@ func (e *Engine) DeletePool(ctx context.Context, name string) error {
 				}
 			}
 		}
-		for _, fp := range info.Images {
+		for _, fp := range users.images {
 			img, err := tx.Image(fp)
 			if err != nil {
 				return err

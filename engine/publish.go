@@ -27,11 +27,11 @@ func (e *Engine) ExportImage(ctx context.Context, ref string, w io.Writer, comp 
 	if err := compression.Check(comp); err != nil {
 		return err
 	}
-	img, err := e.Image(ctx, ref)
+	img, err := e.findImage(ref)
 	if err != nil {
 		return err
 	}
-	spec := img.Spec()
+	spec := imageSpec(img)
 	if spec.Layout == image.LayoutUnified && img.Compression == comp {
 		f, err := os.Open(img.File)
 		if err != nil {
@@ -41,7 +41,7 @@ func (e *Engine) ExportImage(ctx context.Context, ref string, w io.Writer, comp 
 		_, err = io.Copy(w, f)
 		return err
 	}
-	meta := img.Metadata
+	meta := imageMetadata(img.Metadata)
 	if meta == nil {
 		meta = image.NewMetadata(nil)
 		meta.CreationDate = img.Created.Unix()
@@ -125,9 +125,9 @@ func (e *Engine) Publish(ctx context.Context, name, snap string, opts PublishOpt
 	}
 	defer closeTree()
 	meta := image.NewMetadata(map[string]string{})
-	if inst.Metadata != nil {
-		meta.Architecture, meta.Templates = inst.Metadata.Architecture, inst.Metadata.Templates
-		maps.Copy(meta.Properties, inst.Metadata.Properties)
+	if from := imageMetadata(inst.Metadata); from != nil {
+		meta.Architecture, meta.Templates = from.Architecture, from.Templates
+		maps.Copy(meta.Properties, from.Properties)
 	}
 	maps.Copy(meta.Properties, opts.Properties)
 	if meta.Properties["description"] == "" {

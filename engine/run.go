@@ -22,9 +22,6 @@ import (
 	"github.com/silo-dev/silo/runtime/monitor"
 )
 
-// StateRunning is the state of an instance whose init runs.
-const StateRunning = "running"
-
 // DefaultStopTimeout is how long a graceful stop waits before it kills.
 const DefaultStopTimeout = 30 * time.Second
 

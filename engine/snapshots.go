@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/snapshot"
@@ -74,12 +75,12 @@ func snapshotTaken(tx *store.Tx, inst *store.Instance, snap string) bool {
 }
 
 // Snapshots lists the snapshots of instance name, oldest first.
-func (e *Engine) Snapshots(ctx context.Context, name string) ([]store.Snapshot, error) {
+func (e *Engine) Snapshots(ctx context.Context, name string) ([]api.InstanceSnapshot, error) {
 	inst, err := e.instance(name)
 	if err != nil {
 		return nil, err
 	}
-	return inst.Snapshots, nil
+	return apiSnapshots(inst.Snapshots), nil
 }
 
 // RestoreSnapshot brings instance name back to snapshot snap. Every

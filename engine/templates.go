@@ -18,16 +18,17 @@ import (
 // applyTemplates renders, into the root of inst, the image templates that
 // the trigger (create, copy or start) names, as LXD does.
 func applyTemplates(root string, inst *store.Instance, trigger string) error {
-	if inst.Metadata == nil {
+	meta := imageMetadata(inst.Metadata)
+	if meta == nil {
 		return nil
 	}
-	paths := make([]string, 0, len(inst.Metadata.Templates))
-	for p := range inst.Metadata.Templates {
+	paths := make([]string, 0, len(meta.Templates))
+	for p := range meta.Templates {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		t := inst.Metadata.Templates[p]
+		t := meta.Templates[p]
 		if !slices.Contains(t.When, trigger) {
 			continue
 		}

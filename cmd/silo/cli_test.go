@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/internal/store"
 )
 
@@ -95,13 +97,9 @@ func TestWalkthrough(t *testing.T) {
 			}
 
 			e.ok("rename", "old", "older")
-			var info struct {
-				Name, State, Pool string
-				Snapshots         []struct{ Name string }
-				Usage             int64
-			}
+			var info api.Instance
 			e.json(&info, "info", "web")
-			if info.Name != "web" || info.State != "stopped" || len(info.Snapshots) != 2 || info.Usage <= 0 {
+			if info.Name != "web" || info.Status != "Stopped" || len(info.Snapshots) != 2 || info.State.Disk["root"].Usage <= 0 {
 				t.Fatalf("info %+v", info)
 			}
 			var list []struct{ Name string }
@@ -119,6 +117,85 @@ func TestWalkthrough(t *testing.T) {
 				t.Fatalf("after deleting every snapshot: %q", got)
 			}
 		})
+	}
+}
+
+// Every --format json output is the api package's types, field for field,
+// and shows nothing the store keeps for itself: volume IDs, file paths.
+func TestJSONIsTheAPI(t *testing.T) {
+	e := newEnv(t, "dir")
+	e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+	e.ok("create", "tiny", "a", "-c", "user.tier=gold")
+	e.ok("snapshot", "create", "a")
+
+	list := e.instances()
+	if len(list) != 1 {
+		t.Fatalf("list %+v", list)
+	}
+	i := list[0]
+	if i.Name != "a" || i.Type != "container" || i.Status != "Stopped" || i.StatusCode != api.Stopped ||
+		i.State.Status != "Stopped" || i.State.Pid != 0 || i.State.Disk != nil || i.Pool() != "default" ||
+		i.Config["user.tier"] != "gold" || len(i.Snapshots) != 1 || i.Snapshots[0].Name != "snap0" {
+		t.Fatalf("list %+v, state %+v", i, i.State)
+	}
+	var info api.Instance
+	e.apiJSON(&info, "info", "a")
+	if info.State.Disk[api.RootDevice].Usage <= 0 || info.Image != i.Image || info.CreatedAt.IsZero() {
+		t.Fatalf("info %+v, state %+v", info, info.State)
+	}
+	var snaps []api.InstanceSnapshot
+	e.apiJSON(&snaps, "snapshot", "list", "a")
+	if len(snaps) != 1 || snaps[0].Name != "snap0" || snaps[0].CreatedAt.IsZero() {
+		t.Fatalf("snapshot list %+v", snaps)
+	}
+	var imgs []api.Image
+	e.apiJSON(&imgs, "image", "list")
+	if len(imgs) != 1 || imgs[0].Fingerprint != i.Image || len(imgs[0].Aliases) != 1 || imgs[0].Aliases[0].Name != "tiny" ||
+		imgs[0].Layout != "rootfs" || imgs[0].Architecture != "" || imgs[0].UploadedAt.IsZero() {
+		t.Fatalf("image list %+v", imgs)
+	}
+	var img api.Image
+	e.apiJSON(&img, "image", "info", "tiny")
+	if img.Fingerprint != i.Image {
+		t.Fatalf("image info %+v", img)
+	}
+	var pools []api.StoragePool
+	e.apiJSON(&pools, "pool", "list")
+	want := []string{"/1.0/instances/a", "/1.0/images/" + i.Image}
+	if len(pools) != 1 || pools[0].Name != "default" || pools[0].Driver != "dir" || !slices.Equal(pools[0].UsedBy, want) ||
+		len(pools[0].Config) != 0 || pools[0].Status != "Created" {
+		t.Fatalf("pool list %+v", pools)
+	}
+	var pool api.StoragePool
+	e.apiJSON(&pool, "pool", "info", "default")
+	if !slices.Equal(pool.UsedBy, want) {
+		t.Fatalf("pool info %+v", pool)
+	}
+
+	var private []string
+	err := openStore(t, e).View(func(tx *store.Tx) error {
+		inst, err := tx.Instance("a")
+		if err != nil {
+			return err
+		}
+		img, err := tx.Image(i.Image)
+		if err != nil {
+			return err
+		}
+		private = append(private, e.state, inst.Volume, inst.Snapshots[0].ID, img.Bases["default"])
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"list"}, {"info", "a"}, {"snapshot", "list", "a"}, {"image", "list"},
+		{"image", "info", "tiny"}, {"pool", "list"}, {"pool", "info", "default"}} {
+		out := e.ok(append(args, "--format", "json")...)
+		for _, p := range private {
+			if strings.Contains(out, p) {
+				t.Errorf("silo %v shows %q, which only the store should know:\n%s", args, p, out)
+			}
+		}
 	}
 }
 
@@ -402,9 +479,7 @@ func TestPoolFull(t *testing.T) {
 	e.ok("image", "import", writeFile(t, b.Bytes()), "--alias", "big")
 	e.fails(6, "the pool is full", "create", "big", "x", "--pool", "small")
 	e.consistent()
-	var img struct{ Pools map[string]string }
-	e.json(&img, "image", "info", "big")
-	if len(img.Pools) != 0 {
-		t.Fatalf("a failed unpack left a base volume: %v", img.Pools)
+	if on := e.bases("big"); len(on) != 0 {
+		t.Fatalf("a failed unpack left a base volume on %v", on)
 	}
 }

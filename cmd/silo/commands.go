@@ -3,17 +3,18 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
-	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/internal/units"
 )
@@ -141,27 +142,26 @@ func poolCreate(c *cli.Context, e *engine.Engine) error {
 	return nil
 }
 
-type poolView struct {
-	Name      string   `json:"name"`
-	Driver    string   `json:"driver"`
-	Source    string   `json:"source"`
-	Size      int64    `json:"size"`
-	Instances []string `json:"instances"`
-	Images    []string `json:"images"`
-}
-
-func viewPool(p *engine.PoolInfo) poolView {
-	return poolView{Name: p.Name, Driver: p.Driver, Source: p.Source, Size: p.Size, Instances: p.Instances, Images: p.Images}
-}
-
-func poolSource(p *engine.PoolInfo) string {
-	if p.Source != "" {
-		return p.Source
+func poolSource(p *api.StoragePool) string {
+	if s := p.Config["source"]; s != "" {
+		return s
 	}
-	if p.Size > 0 {
-		return "loop file, " + humanSize(p.Size)
+	if s := p.Config["size"]; s != "" {
+		return "loop file, " + s
 	}
 	return "state directory"
+}
+
+// usedBy lists the names of the objects of collection (instances,
+// images) that use pool p.
+func usedBy(p *api.StoragePool, collection string) []string {
+	var names []string
+	for _, u := range p.UsedBy {
+		if name, ok := strings.CutPrefix(u, api.Path(collection, "")); ok {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func poolList(c *cli.Context, e *engine.Engine) error {
@@ -169,13 +169,12 @@ func poolList(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	views := []poolView{}
 	var rows [][]string
 	for _, p := range pools {
-		views = append(views, viewPool(p))
-		rows = append(rows, []string{p.Name, p.Driver, poolSource(p), strconv.Itoa(len(p.Instances)), strconv.Itoa(len(p.Images))})
+		rows = append(rows, []string{p.Name, p.Driver, poolSource(p),
+			strconv.Itoa(len(usedBy(p, "instances"))), strconv.Itoa(len(usedBy(p, "images")))})
 	}
-	return output(c, views, []string{"NAME", "DRIVER", "SOURCE", "INSTANCES", "IMAGES"}, rows)
+	return output(c, pools, []string{"NAME", "DRIVER", "SOURCE", "INSTANCES", "IMAGES"}, rows)
 }
 
 func poolInfo(c *cli.Context, e *engine.Engine) error {
@@ -187,9 +186,9 @@ func poolInfo(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return output(c, viewPool(p), []string{"Name:", p.Name}, fields(
-		"Driver", p.Driver, "Source", poolSource(p), "Created", when(p.Created),
-		"Instances", orDash(strings.Join(p.Instances, ", ")), "Images", strconv.Itoa(len(p.Images))))
+	return output(c, p, []string{"Name:", p.Name}, fields(
+		"Driver", p.Driver, "Source", poolSource(p), "Created", when(p.CreatedAt),
+		"Instances", orDash(strings.Join(usedBy(p, "instances"), ", ")), "Images", strconv.Itoa(len(usedBy(p, "images")))))
 }
 
 func poolDelete(c *cli.Context, e *engine.Engine) error {
@@ -236,50 +235,20 @@ func imageImport(c *cli.Context, e *engine.Engine) error {
 	return nil
 }
 
-type imageView struct {
-	Name        string            `json:"name"` // the fingerprint
-	Fingerprint string            `json:"fingerprint"`
-	Aliases     []string          `json:"aliases"`
-	Size        int64             `json:"size"`
-	Compression string            `json:"compression"`
-	Layout      string            `json:"layout"`
-	Created     string            `json:"created"`
-	Pools       map[string]string `json:"pools"`
-	// From metadata.yaml, for LXD images.
-	Architecture string            `json:"architecture,omitempty"`
-	CreationDate string            `json:"creation_date,omitempty"`
-	Properties   map[string]string `json:"properties,omitempty"`
-	Templates    []string          `json:"templates,omitempty"`
-}
-
 // layout names an image's layout for people.
-func layout(img *store.Image) string {
-	s := img.Spec()
-	if s.Layout == image.LayoutSplit {
-		return "split, " + s.RootfsFormat
+func layout(img *api.Image) string {
+	if img.RootfsFormat != "" {
+		return img.Layout + ", " + img.RootfsFormat
 	}
-	return s.Layout
+	return img.Layout
 }
 
-func viewImage(img *store.Image) imageView {
-	v := imageView{Name: img.Fingerprint, Fingerprint: img.Fingerprint, Aliases: img.Aliases, Size: img.Size,
-		Compression: img.Compression, Created: img.Created.Format("2006-01-02T15:04:05Z"), Pools: img.Bases,
-		Layout: layout(img)}
-	if m := img.Metadata; m != nil {
-		v.Architecture, v.Properties = m.Architecture, m.Properties
-		v.CreationDate = time.Unix(m.CreationDate, 0).UTC().Format("2006-01-02T15:04:05Z")
-		for p := range m.Templates {
-			v.Templates = append(v.Templates, p)
-		}
-		sort.Strings(v.Templates)
+func aliases(img *api.Image) string {
+	var names []string
+	for _, a := range img.Aliases {
+		names = append(names, a.Name)
 	}
-	if v.Aliases == nil {
-		v.Aliases = []string{}
-	}
-	if v.Pools == nil {
-		v.Pools = map[string]string{}
-	}
-	return v
+	return orDash(strings.Join(names, ", "))
 }
 
 func imageList(c *cli.Context, e *engine.Engine) error {
@@ -287,13 +256,11 @@ func imageList(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	views := []imageView{}
 	var rows [][]string
 	for _, img := range imgs {
-		views = append(views, viewImage(img))
-		rows = append(rows, []string{orDash(strings.Join(img.Aliases, ", ")), img.Fingerprint[:12], humanSize(img.Size), img.Compression, when(img.Created)})
+		rows = append(rows, []string{aliases(img), img.Fingerprint[:12], humanSize(img.Size), img.Compression, when(img.UploadedAt)})
 	}
-	return output(c, views, []string{"ALIASES", "FINGERPRINT", "SIZE", "COMPRESSION", "IMPORTED"}, rows)
+	return output(c, imgs, []string{"ALIASES", "FINGERPRINT", "SIZE", "COMPRESSION", "IMPORTED"}, rows)
 }
 
 func imageInfo(c *cli.Context, e *engine.Engine) error {
@@ -305,27 +272,27 @@ func imageInfo(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	var pools []string
-	for p := range img.Bases {
-		pools = append(pools, p)
+	pools, err := e.Pools(c.Context)
+	if err != nil {
+		return err
 	}
-	v := viewImage(img)
+	var on []string
+	for _, p := range pools {
+		if slices.Contains(p.UsedBy, api.Path("images", img.Fingerprint)) {
+			on = append(on, p.Name)
+		}
+	}
 	rows := fields(
-		"Aliases", orDash(strings.Join(img.Aliases, ", ")), "Size", humanSize(img.Size), "Layout", v.Layout,
-		"Compression", img.Compression, "Imported", when(img.Created), "On pools", orDash(strings.Join(pools, ", ")))
-	if img.Metadata != nil {
-		rows = append(rows, fields("Architecture", v.Architecture, "Created", v.CreationDate,
-			"Templates", orDash(strings.Join(v.Templates, ", ")))...)
-		var keys []string
-		for k := range v.Properties {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			rows = append(rows, []string{"  " + k + ":", v.Properties[k]})
+		"Aliases", aliases(img), "Size", humanSize(img.Size), "Layout", layout(img),
+		"Compression", img.Compression, "Imported", when(img.UploadedAt), "On pools", orDash(strings.Join(on, ", ")))
+	if img.Architecture != "" {
+		rows = append(rows, fields("Architecture", img.Architecture, "Created", when(img.CreatedAt),
+			"Templates", orDash(strings.Join(img.Templates, ", ")))...)
+		for _, k := range slices.Sorted(maps.Keys(img.Properties)) {
+			rows = append(rows, []string{"  " + k + ":", img.Properties[k]})
 		}
 	}
-	return output(c, v, []string{"Fingerprint:", img.Fingerprint}, rows)
+	return output(c, img, []string{"Fingerprint:", img.Fingerprint}, rows)
 }
 
 func imageDelete(c *cli.Context, e *engine.Engine) error {
@@ -378,67 +345,27 @@ func createInstance(c *cli.Context, e *engine.Engine) (*store.Instance, error) {
 	return e.Create(c.Context, a[0], a[1], c.String("pool"), engine.CreateOptions{Config: cfg, Ephemeral: c.Bool("ephemeral")})
 }
 
-type instanceView struct {
-	Name      string            `json:"name"`
-	State     string            `json:"state"`
-	Pid       int               `json:"pid,omitempty"`
-	Started   string            `json:"started,omitempty"`
-	Memory    int64             `json:"memory,omitempty"`
-	Image     string            `json:"image"`
-	Pool      string            `json:"pool"`
-	Ephemeral bool              `json:"ephemeral"`
-	Created   string            `json:"created"`
-	Config    map[string]string `json:"config"`
-	Snapshots []snapshotView    `json:"snapshots"`
-	Usage     *int64            `json:"usage,omitempty"`
-}
-
-type snapshotView struct {
-	Name    string `json:"name"`
-	Created string `json:"created"`
-}
-
-func viewSnapshots(snaps []store.Snapshot) []snapshotView {
-	out := []snapshotView{}
-	for _, s := range snaps {
-		out = append(out, snapshotView{Name: s.Name, Created: s.Created.Format("2006-01-02T15:04:05.000Z")})
-	}
-	return out
-}
-
-func viewInstance(i *engine.InstanceInfo) instanceView {
-	v := instanceView{Name: i.Name, State: i.State, Pid: i.Pid, Memory: i.Memory, Image: i.Image, Pool: i.Pool,
-		Ephemeral: i.Ephemeral, Created: i.Created.Format("2006-01-02T15:04:05Z"), Config: i.Config,
-		Snapshots: viewSnapshots(i.Snapshots)}
-	if !i.Started.IsZero() {
-		v.Started = i.Started.Format("2006-01-02T15:04:05.000Z")
-	}
-	if v.Config == nil {
-		v.Config = map[string]string{}
-	}
-	return v
-}
-
-// uptime says how long a running instance has run.
-func uptime(i *engine.InstanceInfo) string {
-	if i.State != engine.StateRunning {
+// whileRunning is what f says of i when it runs, and a dash otherwise.
+func whileRunning(i *api.Instance, f func(*api.InstanceState) string) string {
+	if i.StatusCode != api.Running {
 		return "-"
 	}
-	return time.Since(i.Started).Truncate(time.Second).String()
+	return f(i.State)
 }
 
-func pidOrDash(i *engine.InstanceInfo) string {
-	if i.Pid == 0 {
-		return "-"
-	}
-	return strconv.Itoa(i.Pid)
+func uptime(s *api.InstanceState) string {
+	return time.Since(s.StartedAt).Truncate(time.Second).String()
 }
 
-func memoryOrDash(i *engine.InstanceInfo) string {
-	if i.State != engine.StateRunning {
-		return "-"
+func pid(s *api.InstanceState) string { return strconv.FormatInt(s.Pid, 10) }
+
+func memory(s *api.InstanceState) string { return humanSize(s.Memory.Usage) }
+
+func processes(s *api.InstanceState) string {
+	if s.Processes < 0 {
+		return "?"
 	}
-	return humanSize(i.Memory)
+	return strconv.FormatInt(s.Processes, 10)
 }
 
 func list(c *cli.Context, e *engine.Engine) error {
@@ -446,14 +373,12 @@ func list(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	views := []instanceView{}
 	var rows [][]string
 	for _, i := range insts {
-		views = append(views, viewInstance(i))
-		rows = append(rows, []string{i.Name, strings.ToUpper(i.State), pidOrDash(i), memoryOrDash(i), uptime(i),
-			i.Image[:12], i.Pool, strconv.Itoa(len(i.Snapshots))})
+		rows = append(rows, []string{i.Name, strings.ToUpper(i.Status), whileRunning(i, pid), whileRunning(i, memory),
+			whileRunning(i, uptime), i.Image[:12], i.Pool(), strconv.Itoa(len(i.Snapshots))})
 	}
-	return output(c, views, []string{"NAME", "STATE", "PID", "MEMORY", "UPTIME", "IMAGE", "POOL", "SNAPSHOTS"}, rows)
+	return output(c, insts, []string{"NAME", "STATE", "PID", "MEMORY", "UPTIME", "IMAGE", "POOL", "SNAPSHOTS"}, rows)
 }
 
 func info(c *cli.Context, e *engine.Engine) error {
@@ -465,20 +390,18 @@ func info(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	v := viewInstance(i)
-	v.Usage = &i.Usage
 	var snaps, cfg []string
 	for _, s := range i.Snapshots {
 		snaps = append(snaps, s.Name)
 	}
-	for k, val := range i.Config {
-		cfg = append(cfg, k+"="+val)
+	for _, k := range slices.Sorted(maps.Keys(i.Config)) {
+		cfg = append(cfg, k+"="+i.Config[k])
 	}
-	sort.Strings(cfg)
-	return output(c, v, []string{"Name:", i.Name}, fields(
-		"State", i.State, "PID", pidOrDash(i), "Uptime", uptime(i), "Memory", memoryOrDash(i),
-		"Image", i.Image[:12], "Pool", i.Pool, "Ephemeral", strconv.FormatBool(i.Ephemeral),
-		"Created", when(i.Created), "Disk usage", humanSize(i.Usage),
+	return output(c, i, []string{"Name:", i.Name}, fields(
+		"State", strings.ToLower(i.Status), "PID", whileRunning(i, pid), "Uptime", whileRunning(i, uptime),
+		"Memory", whileRunning(i, memory), "Processes", whileRunning(i, processes),
+		"Image", i.Image[:12], "Pool", i.Pool(), "Ephemeral", strconv.FormatBool(i.Ephemeral),
+		"Created", when(i.CreatedAt), "Disk usage", humanSize(i.State.Disk[api.RootDevice].Usage),
 		"Config", orDash(strings.Join(cfg, ", ")), "Snapshots", orDash(strings.Join(snaps, ", "))))
 }
 
@@ -637,9 +560,9 @@ func snapshotList(c *cli.Context, e *engine.Engine) error {
 	}
 	var rows [][]string
 	for _, s := range snaps {
-		rows = append(rows, []string{s.Name, when(s.Created)})
+		rows = append(rows, []string{s.Name, when(s.CreatedAt)})
 	}
-	return output(c, viewSnapshots(snaps), []string{"NAME", "CREATED"}, rows)
+	return output(c, snaps, []string{"NAME", "CREATED"}, rows)
 }
 
 func snapshotRestore(c *cli.Context, e *engine.Engine) error {

@@ -79,9 +79,7 @@ func testCrashes(t *testing.T, e *env, driver string) {
 			},
 			// The instance is never made: only the image base may be.
 			state: func(e *env, n int) bool {
-				var img struct{ Pools map[string]string }
-				e.json(&img, "image", "info", fmt.Sprintf("un%d", n))
-				return len(img.Pools) > 0
+				return len(e.bases(fmt.Sprintf("un%d", n))) > 0
 			},
 		},
 		{

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/storage/storagetest"
 )
@@ -150,18 +151,14 @@ func TestLXDImages(t *testing.T) {
 	meta, rootfs := splitImage(t)
 	e.ok("image", "import", unified, "--alias", "unified")
 	e.ok("image", "import", meta, rootfs, "--alias", "split")
-	var info struct {
-		Fingerprint, Layout, Architecture string
-		Properties                        map[string]string
-		Templates                         []string
-	}
+	var info api.Image
 	e.json(&info, "image", "info", "unified")
 	if info.Fingerprint != sha256Files(t, unified) || info.Layout != "unified" || info.Architecture != "x86_64" ||
 		info.Properties["description"] != "BusyBox test image" || len(info.Templates) != 3 {
 		t.Fatalf("unified image info: %+v", info)
 	}
 	e.json(&info, "image", "info", "split")
-	if info.Fingerprint != sha256Files(t, meta, rootfs) || info.Layout != "split, squashfs" {
+	if info.Fingerprint != sha256Files(t, meta, rootfs) || info.Layout != "split" || info.RootfsFormat != "squashfs" {
 		t.Fatalf("split image info: %+v", info)
 	}
 	for _, img := range []string{"unified", "split"} {

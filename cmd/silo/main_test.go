@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/internal/store"
 )
@@ -160,6 +162,41 @@ func (e *env) json(v any, args ...string) {
 	if err := json.Unmarshal([]byte(e.ok(append(args, "--format", "json")...)), v); err != nil {
 		e.t.Fatalf("silo %v: %v", args, err)
 	}
+}
+
+// apiJSON reads the JSON of a silo command into v, an api type, strictly:
+// a field that v does not have fails the test.
+func (e *env) apiJSON(v any, args ...string) {
+	e.t.Helper()
+	dec := json.NewDecoder(strings.NewReader(e.ok(append(args, "--format", "json")...)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		e.t.Fatalf("silo %v: %v", args, err)
+	}
+}
+
+// instances is what silo list says.
+func (e *env) instances() []api.Instance {
+	e.t.Helper()
+	var list []api.Instance
+	e.apiJSON(&list, "list")
+	return list
+}
+
+// bases lists the pools that hold a base volume of the image ref.
+func (e *env) bases(ref string) []string {
+	e.t.Helper()
+	var img api.Image
+	e.json(&img, "image", "info", ref)
+	var pools []api.StoragePool
+	e.json(&pools, "pool", "list")
+	var on []string
+	for _, p := range pools {
+		if slices.Contains(p.UsedBy, api.Path("images", img.Fingerprint)) {
+			on = append(on, p.Name)
+		}
+	}
+	return on
 }
 
 // consistent checks the records against what the pools hold.

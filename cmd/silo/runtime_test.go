@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/internal/fsutil"
 )
 
@@ -51,20 +52,21 @@ func (e *env) launch(image, name string, extra ...string) {
 	e.ok(append(append([]string{"launch", image, name, "--wait"}, e.poolArgs()...), extra...)...)
 }
 
+// instanceState is what silo list says of an instance, in short.
 type instanceState struct {
-	Name, State string
+	Name, State string // State is running, stopped or absent
 	Pid         int
 	Memory      int64
-	Started     string
+	Processes   int64
+	Started     time.Time
 }
 
 func (e *env) status(name string) instanceState {
 	e.t.Helper()
-	var list []instanceState
-	e.json(&list, "list")
-	for _, i := range list {
+	for _, i := range e.instances() {
 		if i.Name == name {
-			return i
+			return instanceState{Name: name, State: strings.ToLower(i.Status), Pid: int(i.State.Pid),
+				Memory: i.State.Memory.Usage, Processes: i.State.Processes, Started: i.State.StartedAt}
 		}
 	}
 	return instanceState{Name: name, State: "absent"}
@@ -91,7 +93,7 @@ func TestBootBusybox(t *testing.T) {
 			e.launch("bb", "a")
 			e.launch("bb", "b")
 			st := e.status("a")
-			if st.State != "running" || st.Pid <= 0 || st.Memory <= 0 || st.Started == "" {
+			if st.State != "running" || st.Pid <= 0 || st.Memory <= 0 || st.Processes <= 0 || st.Started.IsZero() {
 				t.Fatalf("list shows %+v", st)
 			}
 			if !strings.Contains(e.ok("info", "a"), "running") {
@@ -307,11 +309,9 @@ func TestTwentyAtOnce(t *testing.T) {
 			for err := range errs {
 				t.Errorf("start: %s", err)
 			}
-			var list []instanceState
-			e.json(&list, "list")
 			running := 0
-			for _, i := range list {
-				if i.State == "running" {
+			for _, i := range e.instances() {
+				if i.StatusCode == api.Running {
 					running++
 				}
 			}

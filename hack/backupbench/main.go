@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/hack/benchutil"
 )
 
@@ -49,9 +50,9 @@ func main() {
 	cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+state)
 	infoOut, err := cmd.Output()
 	benchutil.Check(err)
-	var info struct{ Usage int64 }
+	var info api.Instance
 	benchutil.Check(json.Unmarshal(infoOut, &info))
-	fmt.Printf("btrfs loop pool, Debian bookworm minbase with systemd (%d MB on disk), medians of %d runs\n", info.Usage/1e6, *runs)
+	fmt.Printf("btrfs loop pool, Debian bookworm minbase with systemd (%d MB on disk), medians of %d runs\n", info.State.Disk[api.RootDevice].Usage/1e6, *runs)
 
 	k := 0
 	for _, c := range []struct {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
-	"github.com/silo-dev/silo/image"
 )
 
 // Pool is a named place where volumes live.
@@ -28,26 +27,37 @@ type Image struct {
 	File        string `json:"file"` // the tarball as imported, under the image store
 	// Layout is rootfs (a plain tarball; empty in records before LXD's
 	// layouts), unified or split; a split image's rootfs is in Rootfs.
-	Layout       string            `json:"layout,omitempty"`
-	Rootfs       string            `json:"rootfs,omitempty"`
-	RootfsFormat string            `json:"rootfs_format,omitempty"`
-	Metadata     *image.Metadata   `json:"metadata,omitempty"`
-	Templates    map[string]string `json:"templates,omitempty"`
-	Size         int64             `json:"size"`
-	Compression  string            `json:"compression"`
-	Created      time.Time         `json:"created"`
-	Aliases      []string          `json:"aliases"`
+	Layout       string         `json:"layout,omitempty"`
+	Rootfs       string         `json:"rootfs,omitempty"`
+	RootfsFormat string         `json:"rootfs_format,omitempty"`
+	Metadata     *ImageMetadata `json:"metadata,omitempty"`
+	// Templates maps a template file's name to its text.
+	Templates   map[string]string `json:"templates,omitempty"`
+	Size        int64             `json:"size"`
+	Compression string            `json:"compression"`
+	Created     time.Time         `json:"created"`
+	Aliases     []string          `json:"aliases"`
 	// Bases maps a pool name to the ID of the image's read-only base volume there.
 	Bases map[string]string `json:"bases,omitempty"`
 }
 
-// Spec names the image's files for the image package.
-func (img *Image) Spec() image.Spec {
-	layout := img.Layout
-	if layout == "" {
-		layout = image.LayoutRootfs
-	}
-	return image.Spec{Layout: layout, File: img.File, Rootfs: img.Rootfs, RootfsFormat: img.RootfsFormat}
+// ImageMetadata is what the store keeps of an image's metadata.yaml, in
+// records of its own (the engine converts them), under the names that
+// records written before it kept.
+type ImageMetadata struct {
+	Architecture string                    `json:"architecture"`
+	CreationDate int64                     `json:"creation_date"` // Unix time
+	ExpiryDate   int64                     `json:"expiry_date,omitempty"`
+	Properties   map[string]string         `json:"properties,omitempty"`
+	Templates    map[string]*ImageTemplate `json:"templates,omitempty"` // by the path they render
+}
+
+// ImageTemplate says when to render which template into a path.
+type ImageTemplate struct {
+	When       []string          `json:"when"` // create, copy, start
+	CreateOnly bool              `json:"create_only,omitempty"`
+	Template   string            `json:"template"` // a file name in Templates
+	Properties map[string]string `json:"properties,omitempty"`
 }
 
 // Instance is a system container.
@@ -63,7 +73,7 @@ type Instance struct {
 	Ephemeral bool `json:"ephemeral,omitempty"`
 	// Metadata and Templates come from the image, for the templates that
 	// are rendered on copy and start, and for publish.
-	Metadata  *image.Metadata   `json:"metadata,omitempty"`
+	Metadata  *ImageMetadata    `json:"metadata,omitempty"`
 	Templates map[string]string `json:"templates,omitempty"`
 	// NextSnap numbers the next default snapshot name (snapN).
 	NextSnap int `json:"next_snap"`

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 
@@ -162,6 +163,38 @@ func TestFindImage(t *testing.T) {
 		if !errors.Is(err, kind) {
 			t.Errorf("FindImage(%q): %v, want %v", ref, err, kind)
 		}
+	}
+}
+
+// Image metadata that records held when the store kept the image
+// package's type reads back into the store's own.
+func TestImageMetadataRecordsKeepTheirNames(t *testing.T) {
+	s := open(t)
+	old := `{"fingerprint":"ab12","file":"/s/images/x.img","layout":"unified",
+		"metadata":{"architecture":"x86_64","creation_date":1700000000,"expiry_date":1800000000,
+			"properties":{"os":"debian"},
+			"templates":{"/etc/hostname":{"when":["create","copy"],"create_only":true,"template":"hostname.tpl",
+				"properties":{"k":"v"}}}},
+		"templates":{"hostname.tpl":"{{ container.name }}"},"size":5,"compression":"xz",
+		"created":"2025-01-02T03:04:05Z","aliases":[]}`
+	var img *Image
+	err := s.Update(func(tx *Tx) error {
+		if err := tx.tx.Bucket(bucketImages).Put([]byte("ab12"), []byte(old)); err != nil {
+			return err
+		}
+		var err error
+		img, err = tx.Image("ab12")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &ImageMetadata{Architecture: "x86_64", CreationDate: 1700000000, ExpiryDate: 1800000000,
+		Properties: map[string]string{"os": "debian"},
+		Templates: map[string]*ImageTemplate{"/etc/hostname": {When: []string{"create", "copy"}, CreateOnly: true,
+			Template: "hostname.tpl", Properties: map[string]string{"k": "v"}}}}
+	if !reflect.DeepEqual(img.Metadata, want) || img.Templates["hostname.tpl"] != "{{ container.name }}" {
+		t.Fatalf("read back %+v, templates %v; want %+v", img.Metadata, img.Templates, want)
 	}
 }
 

@@ -22,3 +22,17 @@ func ParseSize(s string) (int64, error) {
 	}
 	return n << shift, nil
 }
+
+// FormatSize writes n as ParseSize reads it back: in the largest binary
+// unit that divides it, as in 20GiB, or in bytes.
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
+		if n > 0 && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}

@@ -84,13 +84,24 @@ func pollExit(pid int, timeout time.Duration) bool {
 // same in every hierarchy) uses, in bytes: from cgroup v1's memory
 // controller, or from cgroup v2.
 func MemoryUsage(cgroup string) (int64, error) {
+	return cgroupCount(cgroup, "memory", "memory.usage_in_bytes", "memory.current")
+}
+
+// Processes counts the processes in cgroup, from the pids controller.
+func Processes(cgroup string) (int64, error) {
+	return cgroupCount(cgroup, "pids", "pids.current", "pids.current")
+}
+
+// cgroupCount reads a number that cgroup v1's controller keeps in file v1,
+// or cgroup v2 in file v2.
+func cgroupCount(cgroup, controller, v1, v2 string) (int64, error) {
 	for _, p := range []string{
-		filepath.Join("/sys/fs/cgroup/memory", cgroup, "memory.usage_in_bytes"),
-		filepath.Join("/sys/fs/cgroup", cgroup, "memory.current"),
+		filepath.Join("/sys/fs/cgroup", controller, cgroup, v1),
+		filepath.Join("/sys/fs/cgroup", cgroup, v2),
 	} {
 		if b, err := os.ReadFile(p); err == nil {
 			return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("memory use of cgroup %s: no memory controller found", cgroup)
+	return 0, fmt.Errorf("%s of cgroup %s: no %s controller found", v2, cgroup, controller)
 }

@@ -1,0 +1,121 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/api")
+
+var (
+	created = time.Date(2025, 3, 1, 9, 30, 0, 0, time.UTC)
+	started = time.Date(2025, 3, 2, 10, 0, 0, 500_000_000, time.UTC)
+)
+
+// shapes holds a value of each type with every field set, by golden file.
+var shapes = map[string]any{
+	"instance.json": &Instance{
+		Name: "web", Type: TypeContainer, Status: Running.String(), StatusCode: Running,
+		Architecture: "x86_64", Image: "571ceb70d80c2e9f3b8a1fd8c46a7d4b60e8b1e2b8c0a8a6b1f07b7d0e3c1f2a",
+		Config:    map[string]string{"limits.memory": "256MiB"},
+		Devices:   map[string]map[string]string{RootDevice: {"type": "disk", "path": "/", "pool": "default"}},
+		Ephemeral: true, CreatedAt: created,
+		State: &InstanceState{Status: Running.String(), StatusCode: Running, Pid: 4242, Processes: 7,
+			Memory: InstanceStateMemory{Usage: 655360}, Disk: map[string]InstanceStateDisk{RootDevice: {Usage: 1 << 20}},
+			StartedAt: started},
+		Snapshots: []InstanceSnapshot{{Name: "snap0", CreatedAt: created}},
+	},
+	"snapshot.json": &InstanceSnapshot{Name: "snap0", CreatedAt: created},
+	"pool.json": &StoragePool{Name: "fast", Driver: "btrfs", Config: map[string]string{"size": "20GiB"},
+		Status: PoolCreated, UsedBy: []string{Path("instances", "web"), Path("images", "571ceb70d80c")}, CreatedAt: created},
+	"image.json": &Image{Fingerprint: "571ceb70d80c2e9f3b8a1fd8c46a7d4b60e8b1e2b8c0a8a6b1f07b7d0e3c1f2a",
+		Aliases: []ImageAlias{{Name: "debian/12"}}, Type: TypeContainer, Architecture: "x86_64", Size: 1036165,
+		Properties: map[string]string{"os": "debian", "release": "bookworm"}, CreatedAt: created, UploadedAt: started,
+		Layout: "split", RootfsFormat: "squashfs", Compression: "xz", Templates: []string{"/etc/hostname"}},
+	"operation.json": &Operation{ID: "6916c8a6", Class: ClassTask, Description: "create web", CreatedAt: created,
+		Status: Failure.String(), StatusCode: Failure, Resources: map[string][]string{"instances": {Path("instances", "web")}},
+		Err: "pool fast is full"},
+}
+
+// Each type marshals to its golden file, and the golden file reads back
+// into it field for field: renaming, adding or dropping a field fails here
+// until the golden file says so too (go test ./api -update rewrites them).
+func TestShapes(t *testing.T) {
+	for file, v := range shapes {
+		t.Run(file, func(t *testing.T) {
+			allSet(t, reflect.ValueOf(v).Elem(), reflect.TypeOf(v).Elem().Name())
+			got, err := json.MarshalIndent(v, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			path := filepath.Join("..", "testdata", "api", file)
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%T marshals to\n%s\nnot as %s says:\n%s", v, got, path, want)
+			}
+			back := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+			dec := json.NewDecoder(bytes.NewReader(want))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(back); err != nil {
+				t.Fatalf("%s does not read back: %v", path, err)
+			}
+			if !reflect.DeepEqual(back, v) {
+				t.Errorf("%s reads back as %+v, not %+v", path, back, v)
+			}
+		})
+	}
+}
+
+// allSet fails for a zero field of v, so that every field shows in the
+// golden files, including those that are left out when empty.
+func allSet(t *testing.T, v reflect.Value, path string) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.Pointer:
+		allSet(t, v.Elem(), path)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeOf(time.Time{}) {
+			return
+		}
+		for i := range v.NumField() {
+			f := v.Field(i)
+			name := path + "." + v.Type().Field(i).Name
+			if f.IsZero() {
+				t.Errorf("%s is not set: give it a value, so that the golden file shows it", name)
+				continue
+			}
+			allSet(t, f, name)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			allSet(t, v.Index(i), path)
+		}
+	}
+}
+
+func TestPath(t *testing.T) {
+	for in, want := range map[[2]string]string{
+		{"instances", "web"}:     "/1.0/instances/web",
+		{"images", "debian/12"}:  "/1.0/images/debian%2F12",
+		{"storage-pools", "a b"}: "/1.0/storage-pools/a%20b",
+	} {
+		if got := Path(in[0], in[1]); got != want {
+			t.Errorf("Path(%q, %q) = %q, want %q", in[0], in[1], got, want)
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package api
+
+import "time"
+
+// TypeContainer is the type of every instance and image silo makes: silo
+// runs system containers, never virtual machines.
+const TypeContainer = "container"
+
+// Instance is a system container, with its state and its snapshots (LXD's
+// InstanceFull, less what silo does not have: profiles, backups,
+// descriptions, the time of last use, cluster locations).
+type Instance struct {
+	// Name is the instance's name, unique on the host.
+	Name string `json:"name"`
+	// Type is always "container".
+	Type string `json:"type"`
+	// Status is "Running" or "Stopped".
+	Status string `json:"status"`
+	// StatusCode is Status as a number: 103 running, 102 stopped.
+	StatusCode StatusCode `json:"status_code"`
+	// Architecture is the instance's, as LXD names it (x86_64, aarch64):
+	// its image's, or the host's for an image that names none.
+	Architecture string `json:"architecture"`
+	// Image is the fingerprint of the image the instance was made from.
+	Image string `json:"image"`
+	// Config holds the instance's keys (limits.*, runtime, init,
+	// environment.*, user.*); empty, never null, when none is set.
+	Config map[string]string `json:"config"`
+	// Devices maps a device's name to its type and settings. The root
+	// filesystem is the disk device "root", whose pool key names the
+	// pool the instance lives on.
+	Devices map[string]map[string]string `json:"devices"`
+	// Ephemeral instances are deleted when they stop.
+	Ephemeral bool `json:"ephemeral"`
+	// CreatedAt is when the instance was made (for an imported backup,
+	// when its source was).
+	CreatedAt time.Time `json:"created_at"`
+	// State is what the instance is doing now.
+	State *InstanceState `json:"state"`
+	// Snapshots are the instance's snapshots, oldest first.
+	Snapshots []InstanceSnapshot `json:"snapshots"`
+}
+
+// RootDevice is the name of the disk device an instance's root filesystem is.
+const RootDevice = "root"
+
+// Pool is the pool the instance's root filesystem lives on.
+func (i *Instance) Pool() string { return i.Devices[RootDevice]["pool"] }
+
+// InstanceState is what an instance is doing now (LXD's InstanceState,
+// less CPU and network figures, which silo does not gather).
+type InstanceState struct {
+	// Status is "Running" or "Stopped", as in Instance.
+	Status string `json:"status"`
+	// StatusCode is Status as a number, as in Instance.
+	StatusCode StatusCode `json:"status_code"`
+	// Pid is the host PID of the instance's init; 0 when stopped.
+	Pid int64 `json:"pid"`
+	// Processes counts the processes in the instance; 0 when stopped,
+	// -1 when the host's cgroups do not count them.
+	Processes int64 `json:"processes"`
+	// Memory is the memory the instance uses.
+	Memory InstanceStateMemory `json:"memory"`
+	// Disk maps a disk device to its usage: the root, when one instance
+	// is asked for (info; list leaves it out, as it costs a walk of
+	// every tree on dir pools).
+	Disk map[string]InstanceStateDisk `json:"disk,omitempty"`
+	// StartedAt is when the instance's init started; absent when stopped.
+	StartedAt time.Time `json:"started_at,omitzero"`
+}
+
+// InstanceStateMemory is the memory an instance uses.
+type InstanceStateMemory struct {
+	// Usage is the bytes its cgroup charges: 0 when stopped.
+	Usage int64 `json:"usage"`
+}
+
+// InstanceStateDisk is what a disk device holds.
+type InstanceStateDisk struct {
+	// Usage is the bytes the device's volume takes.
+	Usage int64 `json:"usage"`
+}
+
+// InstanceSnapshot is a point in time of an instance, which it can be
+// restored to or copied from.
+type InstanceSnapshot struct {
+	// Name is the snapshot's name, unique within its instance.
+	Name string `json:"name"`
+	// CreatedAt is when the snapshot was taken.
+	CreatedAt time.Time `json:"created_at"`
+}

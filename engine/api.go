@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/image"
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/internal/units"
+	"github.com/silo-dev/silo/runtime/container"
+)
+
+// apiInstance is inst as programs see it, with the state of its run (nil
+// when none is recorded).
+func (e *Engine) apiInstance(inst *store.Instance, run *store.Run) *api.Instance {
+	arch := image.Architecture()
+	if inst.Metadata != nil && inst.Metadata.Architecture != "" {
+		arch = inst.Metadata.Architecture
+	}
+	code, state := api.Stopped, &api.InstanceState{}
+	if run != nil && live(run) {
+		code, state.Pid, state.StartedAt = api.Running, int64(run.Pid), run.Started
+		cgroup := e.cgroup(inst.Name)
+		state.Memory.Usage, _ = container.MemoryUsage(cgroup)
+		var err error
+		if state.Processes, err = container.Processes(cgroup); err != nil {
+			state.Processes = -1
+		}
+	}
+	state.Status, state.StatusCode = code.String(), code
+	return &api.Instance{Name: inst.Name, Type: api.TypeContainer, Status: code.String(), StatusCode: code,
+		Architecture: arch, Image: inst.Image, Config: orEmpty(maps.Clone(inst.Config)),
+		Devices:   map[string]map[string]string{api.RootDevice: {"type": "disk", "path": "/", "pool": inst.Pool}},
+		Ephemeral: inst.Ephemeral, CreatedAt: inst.Created, State: state, Snapshots: apiSnapshots(inst.Snapshots)}
+}
+
+// apiSnapshots are snaps as programs see them: no volume IDs.
+func apiSnapshots(snaps []store.Snapshot) []api.InstanceSnapshot {
+	out := []api.InstanceSnapshot{}
+	for _, s := range snaps {
+		out = append(out, api.InstanceSnapshot{Name: s.Name, CreatedAt: s.Created})
+	}
+	return out
+}
+
+// apiImage is img as programs see it: no file paths, no volume IDs.
+func apiImage(img *store.Image) *api.Image {
+	spec := imageSpec(img)
+	out := &api.Image{Fingerprint: img.Fingerprint, Aliases: []api.ImageAlias{}, Type: api.TypeContainer,
+		Size: img.Size, Properties: map[string]string{}, UploadedAt: img.Created, Layout: spec.Layout,
+		Compression: img.Compression}
+	if spec.Layout == image.LayoutSplit {
+		out.RootfsFormat = spec.RootfsFormat
+	}
+	for _, a := range img.Aliases {
+		out.Aliases = append(out.Aliases, api.ImageAlias{Name: a})
+	}
+	if m := img.Metadata; m != nil {
+		out.Architecture = m.Architecture
+		maps.Copy(out.Properties, m.Properties)
+		if m.CreationDate != 0 {
+			out.CreatedAt = time.Unix(m.CreationDate, 0).UTC()
+		}
+		out.Templates = slices.Sorted(maps.Keys(m.Templates))
+	}
+	return out
+}
+
+// apiPool is p as programs see it, with what it holds.
+func apiPool(tx *store.Tx, p *store.Pool) (*api.StoragePool, error) {
+	users, err := usersOf(tx, p)
+	if err != nil {
+		return nil, err
+	}
+	out := &api.StoragePool{Name: p.Name, Driver: p.Driver, Config: map[string]string{}, Status: api.PoolCreated,
+		UsedBy: []string{}, CreatedAt: p.Created}
+	if p.Source != "" {
+		out.Config["source"] = p.Source
+	}
+	if p.Size > 0 {
+		out.Config["size"] = units.FormatSize(p.Size)
+	}
+	for _, name := range users.instances {
+		out.UsedBy = append(out.UsedBy, api.Path("instances", name))
+	}
+	for _, fp := range users.images {
+		out.UsedBy = append(out.UsedBy, api.Path("images", fp))
+	}
+	return out, nil
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
