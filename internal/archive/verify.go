@@ -35,7 +35,7 @@ func NewVerifier() *Verifier { return &Verifier{symlinks: map[string]bool{}} }
 // Check refuses hdr if Extract would refuse it, given the entries before it.
 func (v *Verifier) Check(hdr *tar.Header) error {
 	name, err := checkHeader(hdr)
-	if err != nil {
+	if err != nil || !extracted(hdr.Typeflag) {
 		return err
 	}
 	if dir := symlinkParent(v.symlinks, name); dir != "" {
