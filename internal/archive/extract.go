@@ -380,6 +380,9 @@ func (x *extractor) create(pfd int, name, base string, hdr *tar.Header, r io.Rea
 		target, _ := cleanName(hdr.Linkname) // checked by checkHeader
 		tparent, tbase := path.Split(target)
 		tfd, err := x.openParent(tparent, false)
+		if errors.Is(err, unix.ENOENT) {
+			return invalid("hard link target %q does not exist", hdr.Linkname)
+		}
 		if err != nil {
 			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 		}
