@@ -19,11 +19,7 @@ import (
 // in internal/archive for why they live there); inputs that once failed
 // are kept in testdata/image/fuzz/*.yaml.
 func FuzzParseMetadata(f *testing.F) {
-	for _, dir := range []string{"image/lxd", "image/metadata", "image/fuzz"} {
-		for _, b := range testutil.TestdataFiles(f, dir, "*.yaml") {
-			f.Add(b)
-		}
-	}
+	testutil.AddSeeds(f, "*.yaml", "image/lxd", "image/metadata", "image/fuzz")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ParseMetadata(b)
 		if err != nil {

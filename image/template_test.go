@@ -48,18 +48,15 @@ func TestRender(t *testing.T) {
 // internal/archive for why they live there); inputs that once failed are
 // kept in testdata/image/fuzz/*.tpl.
 func FuzzRender(f *testing.F) {
-	for _, dir := range []string{"image/templates", "image/templates/bad", "image/lxd/templates", "image/fuzz"} {
-		for _, b := range testutil.TestdataFiles(f, dir, "*.tpl") {
-			f.Add(string(b))
-		}
-	}
+	testutil.AddSeeds(f, "*.tpl", "image/templates", "image/templates/bad", "image/lxd/templates", "image/fuzz")
 	longest := 0
 	for _, v := range []any{renderVars["container"], renderVars["config"], renderVars["properties"]} {
 		for _, s := range v.(map[string]string) {
 			longest = max(longest, len(s))
 		}
 	}
-	f.Fuzz(func(t *testing.T, src string) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		src := string(data)
 		got, err := Render(src, renderVars)
 		_, errNone := Render(src, map[string]any{})
 		if (err == nil) != (errNone == nil) {

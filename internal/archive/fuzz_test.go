@@ -24,11 +24,7 @@ import (
 // writes a failing input under this package's testdata/fuzz/FuzzExtract in
 // its own format: move its bytes to testdata/archive/fuzz as a file.)
 func FuzzExtract(f *testing.F) {
-	for _, dir := range []string{"archive", "archive/hostile", "archive/fuzz"} {
-		for _, b := range testutil.TestdataFiles(f, dir, "*.tar") {
-			f.Add(b)
-		}
-	}
+	testutil.AddSeeds(f, "*.tar", "archive", "archive/hostile", "archive/fuzz")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
 		data = testutil.FixTarChecksums(data)

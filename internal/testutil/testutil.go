@@ -86,3 +86,14 @@ func TestdataFiles(t testing.TB, dir, pattern string) map[string][]byte {
 	}
 	return files
 }
+
+// AddSeeds adds to f's seed corpus every file of the testdata/ directories
+// dirs whose name matches pattern.
+func AddSeeds(f *testing.F, pattern string, dirs ...string) {
+	f.Helper()
+	for _, dir := range dirs {
+		for _, b := range TestdataFiles(f, dir, pattern) {
+			f.Add(b)
+		}
+	}
+}
