@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/testutil"
 	"github.com/silo-dev/silo/storage/storagetest"
 )
 
@@ -266,9 +267,7 @@ func TestImageExportAndPublish(t *testing.T) {
 
 // image build makes bootable images of every supported Debian release.
 func TestImageBuild(t *testing.T) {
-	if _, err := exec.LookPath("mmdebstrap"); err != nil {
-		t.Skip("mmdebstrap is not installed (hack/install-deps.sh installs it)")
-	}
+	testutil.NeedCommand(t, "mmdebstrap")
 	e := newEnv(t, "dir")
 	for _, release := range []string{"bullseye", "bookworm", "trixie"} {
 		t.Run(release, func(t *testing.T) {
