@@ -6,7 +6,7 @@ GO ?= go
 export GOFLAGS := -tags=urfave_cli_no_docs,netgo,osusergo -ldflags=-extldflags=-static
 BIN ?= bin/silo
 
-.PHONY: build demo test deps bench-storage bench-cli bench-run bench-backup
+.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup
 
 build:
 	$(GO) build -o $(BIN) ./cmd/silo
@@ -28,6 +28,21 @@ test: deps
 	hack/zfs-fuse.sh start
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 1 -timeout 25m ./...
+	$(MAKE) fuzz
+
+# Each fuzz target for FUZZTIME, beyond its seeds (which every go test
+# runs); go test -fuzz takes one package and one target at a time. The
+# extraction targets' coverage varies a little from run to run, so that
+# minimizing an input that seemed new is bounded, or it would take all the
+# time. An input that fails is written under the package's testdata/fuzz/:
+# see testdata/README.md.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := internal/archive:FuzzExtract image:FuzzRender image:FuzzParseMetadata internal/backup:FuzzRead
+
+fuzz:
+	for t in $(FUZZ_TARGETS); do \
+		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x || exit 1; \
+	done
 
 bench-storage: deps
 	hack/zfs-fuse.sh start

@@ -6,9 +6,12 @@ import (
 	"regexp"
 	"syscall"
 	"testing"
+
+	"github.com/silo-dev/silo/internal/testutil"
 )
 
 func TestGiveIdentity(t *testing.T) {
+	testutil.NeedRoot(t, "the identity files are given root as their owner")
 	root := t.TempDir()
 	etc := filepath.Join(root, "etc")
 	if err := os.Mkdir(etc, 0o755); err != nil {

@@ -16,19 +16,19 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/compression"
+	"github.com/silo-dev/silo/internal/testutil"
 )
 
-const metadataYAML = `architecture: x86_64
-creation_date: 1700000000
-properties:
-  os: debian
-  release: bookworm
-  description: Debian bookworm
-templates:
-  /etc/hostname:
-    when: [create, copy]
-    template: hostname.tpl
-`
+// lxdSample is the metadata.yaml and templates of testdata/image/lxd, as
+// entries of lxdTar.
+func lxdSample(t *testing.T) []string {
+	t.Helper()
+	files := []string{"metadata.yaml", string(testutil.ReadTestdata(t, "image", "lxd", "metadata.yaml")), "templates/", ""}
+	for name, body := range testutil.TestdataFiles(t, "image/lxd/templates", "*.tpl") {
+		files = append(files, "templates/"+name, string(body))
+	}
+	return files
+}
 
 // lxdTar builds a tarball of the given files (name: body; a name ending
 // in / is a directory).
@@ -52,10 +52,8 @@ func lxdTar(t *testing.T, files ...string) []byte {
 
 func TestUnifiedImage(t *testing.T) {
 	ctx := context.Background()
-	data := compress(t, compression.Gzip, lxdTar(t,
-		"metadata.yaml", metadataYAML,
-		"templates/", "", "templates/hostname.tpl", "{{ container.name }}\n",
-		"rootfs/", "", "rootfs/sbin/", "", "rootfs/sbin/init", "#!/bin/sh\n", "rootfs/etc/", ""))
+	data := compress(t, compression.Gzip, lxdTar(t, append(lxdSample(t),
+		"rootfs/", "", "rootfs/sbin/", "", "rootfs/sbin/init", "#!/bin/sh\n", "rootfs/etc/", "")...))
 	dir := t.TempDir()
 	f, err := image.Save(ctx, bytes.NewReader(data), filepath.Join(dir, "img"))
 	if err != nil {
@@ -65,10 +63,11 @@ func TestUnifiedImage(t *testing.T) {
 	if f.Layout != image.LayoutUnified || f.Fingerprint != hex.EncodeToString(sum[:]) {
 		t.Fatalf("got %s %s, want unified %x", f.Layout, f.Fingerprint, sum)
 	}
-	if f.Metadata.Architecture != "x86_64" || f.Metadata.Properties["release"] != "bookworm" ||
+	if f.Metadata.Architecture != "x86_64" || f.Metadata.Properties["release"] != "1.35" ||
 		f.Metadata.Templates["/etc/hostname"].Template != "hostname.tpl" || f.Templates["hostname.tpl"] == "" {
 		t.Fatalf("metadata %+v, templates %v", f.Metadata, f.Templates)
 	}
+	testutil.NeedRoot(t, "unpacking gives files their owners")
 	root := filepath.Join(dir, "root")
 	os.Mkdir(root, 0o755)
 	if err := image.Unpack(ctx, image.Spec{Layout: f.Layout, File: filepath.Join(dir, "img")}, root); err != nil {
@@ -84,13 +83,14 @@ func TestUnifiedImage(t *testing.T) {
 
 func TestSplitImage(t *testing.T) {
 	ctx := context.Background()
-	meta := compress(t, compression.Xz, lxdTar(t, "metadata.yaml", metadataYAML, "templates/hostname.tpl", "{{ container.name }}\n"))
+	meta := compress(t, compression.Xz, lxdTar(t, lxdSample(t)...))
 	tree := t.TempDir()
 	os.MkdirAll(filepath.Join(tree, "sbin"), 0o755)
 	os.WriteFile(filepath.Join(tree, "sbin/init"), []byte("init"), 0o755)
 	squash := filepath.Join(t.TempDir(), "rootfs.squashfs")
+	testutil.NeedCommand(t, "mksquashfs")
 	if out, err := exec.Command("mksquashfs", tree, squash, "-quiet", "-noappend").CombinedOutput(); err != nil {
-		t.Fatalf("mksquashfs (hack/install-deps.sh installs squashfs-tools): %v %s", err, out)
+		t.Fatalf("mksquashfs: %v %s", err, out)
 	}
 	squashData, _ := os.ReadFile(squash)
 	rootfsTar := compress(t, compression.Zstd, lxdTar(t, "sbin/", "", "sbin/init", "init"))
@@ -107,6 +107,7 @@ func TestSplitImage(t *testing.T) {
 			if f.Layout != image.LayoutSplit || f.RootfsFormat != format || f.Fingerprint != hex.EncodeToString(sum[:]) {
 				t.Fatalf("got %s/%s %s, want %s %x", f.Layout, f.RootfsFormat, f.Fingerprint, format, sum)
 			}
+			testutil.NeedRoot(t, "unpacking gives files their owners")
 			root := filepath.Join(dir, "root")
 			os.Mkdir(root, 0o755)
 			spec := image.Spec{Layout: f.Layout, File: mp, Rootfs: rp, RootfsFormat: f.RootfsFormat}
@@ -132,23 +133,12 @@ func TestSplitImage(t *testing.T) {
 }
 
 func TestBadUnifiedImages(t *testing.T) {
-	cases := map[string][]byte{
-		"rootfs escapes": lxdTar(t, "metadata.yaml", metadataYAML, "templates/hostname.tpl", "x", "rootfs/", "", "rootfs/../../evil", "x"),
-		"link leaves rootfs": func() []byte {
-			var buf bytes.Buffer
-			tw := tar.NewWriter(&buf)
-			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "metadata.yaml", Size: int64(len(metadataYAML)), Mode: 0o644})
-			tw.Write([]byte(metadataYAML))
-			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "templates/hostname.tpl", Mode: 0o644})
-			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeLink, Name: "rootfs/shadow", Linkname: "metadata.yaml"})
-			tw.Close()
-			return buf.Bytes()
-		}(),
-		"bad yaml":         lxdTar(t, "metadata.yaml", "architecture: [", "rootfs/", ""),
-		"no architecture":  lxdTar(t, "metadata.yaml", "creation_date: 1\n", "rootfs/", ""),
-		"missing template": lxdTar(t, "metadata.yaml", metadataYAML, "rootfs/", ""),
-		"huge metadata":    lxdTar(t, "metadata.yaml", strings.Repeat("#", 2<<20), "rootfs/", ""),
+	cases := testutil.TestdataFiles(t, "image/hostile", "*.tar")
+	for name, yaml := range testutil.TestdataFiles(t, "image/metadata", "*.yaml") {
+		cases[name] = lxdTar(t, "metadata.yaml", string(yaml), "templates/hostname.tpl", "x", "rootfs/", "")
 	}
+	cases["missing template"] = lxdTar(t, "metadata.yaml", string(testutil.ReadTestdata(t, "image", "lxd", "metadata.yaml")), "rootfs/", "")
+	cases["huge metadata"] = lxdTar(t, "metadata.yaml", strings.Repeat("#", 2<<20), "rootfs/", "")
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/internal/testutil"
 	"github.com/silo-dev/silo/storage/storagetest"
 )
 
@@ -166,25 +166,6 @@ func (e *env) runInOK(stdin []byte, args ...string) string {
 	return r.out
 }
 
-// hostileBackup is a backup whose index is sound and whose entries follow.
-func hostileBackup(t *testing.T, index string, entries ...*tar.Header) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "index.json", Size: int64(len(index)), Mode: 0o600})
-	tw.Write([]byte(index))
-	for _, h := range entries {
-		if h.Mode == 0 {
-			h.Mode = 0o644
-		}
-		tw.WriteHeader(h)
-		if h.Typeflag == tar.TypeReg && h.Size > 0 && h.Size < 1<<20 {
-			tw.Write(bytes.Repeat([]byte("x"), int(h.Size)))
-		}
-	}
-	tw.Close()
-	return buf.Bytes()
-}
-
 // A bad backup is refused with one clear line, and leaves nothing behind.
 func TestBadBackups(t *testing.T) {
 	e := newEnv(t, "dir")
@@ -197,38 +178,37 @@ func TestBadBackups(t *testing.T) {
 	for i := len(corrupt) / 3; i < len(corrupt)/3+64; i++ {
 		corrupt[i] ^= 0x5a
 	}
-	index := func(extra string) string {
-		return `{"format":1,"name":"evil","snapshots":[{"name":"s0"}]` + extra + `}`
-	}
-	root := &tar.Header{Typeflag: tar.TypeDir, Name: "snapshots/s0/", Mode: 0o755}
-	cases := []struct {
+	type badBackup struct {
 		name, want string
 		data       []byte
-	}{
+	}
+	cases := []badBackup{
 		{"truncated", "", good[:len(good)/2]},
 		{"cut at the end", "", good[:len(good)-10]},
 		{"corrupt", "", corrupt},
 		{"an image, not a backup", "not a silo backup", rootfs(t)},
 		{"empty", "", nil},
-		{"traversal", "leaves the root", hostileBackup(t, index(""), root,
-			&tar.Header{Typeflag: tar.TypeReg, Name: "snapshots/s0/../../../../tmp/escape", Size: 1})},
-		{"absolute", "belongs to no part", hostileBackup(t, index(""), root,
-			&tar.Header{Typeflag: tar.TypeReg, Name: "/snapshots/s0/x", Size: 1})},
-		{"escaping symlink", "leaves the root", hostileBackup(t, index(""), root,
-			&tar.Header{Typeflag: tar.TypeSymlink, Name: "snapshots/s0/up", Linkname: "../../.."})},
-		{"hard link out of its tree", "leaves snapshots/s0/", hostileBackup(t, index(""), root,
-			&tar.Header{Typeflag: tar.TypeLink, Name: "snapshots/s0/pw", Linkname: "index.json"})},
-		{"write through a symlink", "symlink", hostileBackup(t, index(""), root,
-			&tar.Header{Typeflag: tar.TypeSymlink, Name: "snapshots/s0/etc", Linkname: "/etc"},
-			&tar.Header{Typeflag: tar.TypeReg, Name: "snapshots/s0/etc/evil", Size: 1})},
-		{"absurd size", "absurd size", hostileBackup(t, index(""), root,
-			&tar.Header{Typeflag: tar.TypeReg, Name: "snapshots/s0/huge", Size: 1 << 50})},
-		{"a part the index does not list", "belongs to no part", hostileBackup(t, index(""), root,
-			&tar.Header{Typeflag: tar.TypeReg, Name: "snapshots/other/x", Size: 1})},
-		{"a snapshot name that is a path", "invalid or repeated snapshot", hostileBackup(t,
-			`{"format":1,"name":"evil","snapshots":[{"name":"../x"}]}`)},
-		{"a format from the future", "format 9 is not supported", hostileBackup(t, `{"format":9,"name":"evil"}`)},
-		{"a bad config key", "the backup's config", hostileBackup(t, index(`,"config":{"raw.lxc":"x"}`), root)},
+		{"a bad config key", "the backup's config", testutil.ReadTestdata(t, "backup", "bad-config.tar")},
+	}
+	// What the error says for each hostile backup of testdata/backup/hostile.
+	wants := map[string]string{
+		"traversal.tar":                 "leaves the root",
+		"absolute.tar":                  "belongs to no part",
+		"escaping-symlink.tar":          "leaves the root",
+		"hard-link-out-of-its-tree.tar": "leaves snapshots/s0/",
+		"write-through-a-symlink.tar":   "symlink",
+		"absurd-size.tar":               "absurd size",
+		"unlisted-part.tar":             "belongs to no part",
+		"out-of-order.tar":              "comes after the part",
+		"snapshot-name-is-a-path.tar":   "invalid or repeated snapshot",
+		"future-format.tar":             "format 9 is not supported",
+	}
+	for name, data := range testutil.TestdataFiles(t, "backup/hostile", "*.tar") {
+		want, ok := wants[name]
+		if !ok {
+			t.Fatalf("testdata/backup/hostile/%s: say what its error says", name)
+		}
+		cases = append(cases, badBackup{name, want, data})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/internal/testutil"
 )
 
 // The README's walk-through, on every driver: import, create, push,
@@ -290,11 +291,9 @@ func TestBadInput(t *testing.T) {
 		"truncated":     good[:len(good)/2],
 		"corrupt":       append(append([]byte(nil), good[:20]...), bytes.Repeat([]byte{7}, 4000)...),
 		"not a tarball": []byte(strings.Repeat("hello\n", 1000)),
-		"dot-dot":       rootfs(t, &tar.Header{Typeflag: tar.TypeReg, Name: "../../escape", Mode: 0o644}),
-		"absolute":      rootfs(t, &tar.Header{Typeflag: tar.TypeReg, Name: "/etc/escape2", Mode: 0o644}),
-		"escaping link": rootfs(t, &tar.Header{Typeflag: tar.TypeSymlink, Name: "up", Linkname: "../../.."}),
-		"escaping hard": rootfs(t, &tar.Header{Typeflag: tar.TypeLink, Name: "pw", Linkname: "../etc/passwd"}),
-		"absurd size":   absurd(t),
+	}
+	for name, data := range testutil.TestdataFiles(t, "archive/hostile", "*.tar") {
+		hostile[name] = data
 	}
 	for name, data := range hostile {
 		t.Run(name, func(t *testing.T) {
@@ -335,13 +334,6 @@ func TestBadInput(t *testing.T) {
 	e.fails(5, "in use by 1 instance", "pool", "delete", "default")
 	e.fails(2, "unknown format", "list", "--format", "yaml")
 	e.consistent()
-}
-
-func absurd(t *testing.T) []byte {
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "huge", Size: 1 << 50, Mode: 0o644})
-	return b.Bytes()
 }
 
 // Loop-backed pools come back after a reboot: the first command of a new

@@ -18,35 +18,9 @@ import (
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/testutil"
 	"github.com/silo-dev/silo/storage/storagetest"
 )
-
-const lxdMetadata = `architecture: x86_64
-creation_date: 1700000000
-properties:
-  os: busybox
-  release: "1.35"
-  description: BusyBox test image
-templates:
-  /etc/hostname:
-    when: [create, copy]
-    template: hostname.tpl
-  /etc/motd:
-    when: [start]
-    template: motd.tpl
-    properties:
-      greeting: welcome
-  /etc/first-boot:
-    when: [create]
-    create_only: true
-    template: first.tpl
-`
-
-var lxdTemplates = map[string]string{
-	"hostname.tpl": "{{ container.name }}\n",
-	"motd.tpl":     `{{ properties.greeting }} to {{ container.name }} ({{ trigger }}){% if config_get("user.tier", "") == "gold" %} gold{% endif %}` + "\n",
-	"first.tpl":    "made by {{ trigger }}\n",
-}
 
 // busyboxEntries hands the entries of the busybox test image to fn.
 func busyboxEntries(t *testing.T, fn func(hdr *tar.Header, body io.Reader)) {
@@ -73,14 +47,15 @@ func busyboxEntries(t *testing.T, fn func(hdr *tar.Header, body io.Reader)) {
 	}
 }
 
-// lxdFiles writes the metadata tarball and the templates into tw.
+// lxdFiles writes the LXD metadata and templates of testdata/image/lxd
+// into tw.
 func lxdFiles(t *testing.T, tw *tar.Writer) {
-	add := func(name, body string) {
+	add := func(name string, body []byte) {
 		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(body)), Mode: 0o644})
-		tw.Write([]byte(body))
+		tw.Write(body)
 	}
-	add("metadata.yaml", lxdMetadata)
-	for name, body := range lxdTemplates {
+	add("metadata.yaml", testutil.ReadTestdata(t, "image", "lxd", "metadata.yaml"))
+	for name, body := range testutil.TestdataFiles(t, "image/lxd/templates", "*.tpl") {
 		add("templates/"+name, body)
 	}
 }
@@ -263,9 +238,7 @@ func TestImageExportAndPublish(t *testing.T) {
 
 // image build makes bootable images of every supported Debian release.
 func TestImageBuild(t *testing.T) {
-	if _, err := exec.LookPath("mmdebstrap"); err != nil {
-		t.Skip("mmdebstrap is not installed (hack/install-deps.sh installs it)")
-	}
+	testutil.NeedCommand(t, "mmdebstrap")
 	e := newEnv(t, "dir")
 	for _, release := range []string{"bullseye", "bookworm", "trixie"} {
 		t.Run(release, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/internal/testutil"
 )
 
 // silo is the command under test, built once.
@@ -241,6 +242,7 @@ func (e *env) poolArgs() []string {
 // newEnv makes a state directory with a pool of driver (the default dir
 // pool for "dir"), removed when the test ends.
 func newEnv(t *testing.T, driver string) *env {
+	testutil.NeedRoot(t, "silo's commands make pools, give files their owners and run containers")
 	e := &env{t: t, state: t.TempDir()}
 	if driver != "dir" {
 		needDriver(t, driver)
@@ -269,13 +271,8 @@ func (e *env) teardown() {
 // needDriver skips only where the driver cannot run at all.
 func needDriver(t *testing.T, driver string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("%s pools need root", driver)
-	}
-	tool := map[string]string{"btrfs": "mkfs.btrfs", "zfs": "zpool"}[driver]
-	if _, err := exec.LookPath(tool); err != nil {
-		t.Skipf("%s is not installed (hack/install-deps.sh installs it)", tool)
-	}
+	testutil.NeedRoot(t, driver+" pools")
+	testutil.NeedCommand(t, map[string]string{"btrfs": "mkfs.btrfs", "zfs": "zpool"}[driver])
 	if driver == "zfs" {
 		if out, err := exec.Command("zpool", "list").CombinedOutput(); err != nil {
 			t.Fatalf("zfs does not answer (start zfs-fuse): %s", out)

@@ -9,13 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/testutil"
 )
 
 type tentry struct {
@@ -52,50 +52,23 @@ func file(name, body string) tentry {
 	return tentry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name}, body: body}
 }
 
+// Every hostile archive of testdata/archive/hostile is refused by Verify
+// and by Extract, which writes nothing outside its root.
 func TestHostileArchivesAreRefused(t *testing.T) {
-	cases := map[string][]byte{
-		"dot-dot":         build(t, file("a/../../escape", "x")),
-		"absolute":        build(t, file("/etc/escape", "x")),
-		"through symlink": build(t, tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "link", Linkname: "/"}}, file("link/escape", "x")),
-		"through relative symlink": build(t,
-			tentry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "d/", Mode: 0o755}},
-			tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "d/up", Linkname: "."}},
-			file("d/up/x", "x")),
-		"escaping symlink":   build(t, tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "a/b", Linkname: "../../../etc"}}),
-		"escaping hard link": build(t, tentry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "pw", Linkname: "../etc/passwd"}}),
-		"hard link through symlink": build(t,
-			tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "etc", Linkname: "/etc"}},
-			tentry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "pw", Linkname: "etc/passwd"}}),
-		"truncated": func() []byte {
-			b := build(t, file("big", strings.Repeat("x", 10000)))
-			return b[:3000]
-		}(),
-		"cut at an entry boundary": func() []byte {
-			b := build(t, file("a", strings.Repeat("x", 512)), file("b", "y"))
-			return b[:1024]
-		}(),
-		"corrupt header": func() []byte {
-			b := build(t, file("a", "x"))
-			copy(b[148:156], "garbage!") // the checksum field
-			return b
-		}(),
-		"not a tar": bytes.Repeat([]byte("silo"), 1000),
+	cases := testutil.TestdataFiles(t, "archive/hostile", "*.tar")
+	if len(cases) == 0 {
+		t.Fatal("no hostile archives in testdata/archive/hostile")
 	}
-	// An absurd size: a header that claims a petabyte.
-	var huge bytes.Buffer
-	tw := tar.NewWriter(&huge)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "huge", Size: 1 << 50, Mode: 0o644})
-	cases["absurd size"] = huge.Bytes()
-
 	for name, data := range cases {
 		t.Run(name, func(t *testing.T) {
+			if err := archive.Verify(context.Background(), bytes.NewReader(data)); !errors.Is(err, errkind.Invalid) {
+				t.Errorf("Verify: %v, want an error of kind Invalid", err)
+			}
+			testutil.NeedRoot(t, "extraction gives entries their owners")
 			outer := t.TempDir()
 			root := filepath.Join(outer, "root")
 			if err := os.Mkdir(root, 0o755); err != nil {
 				t.Fatal(err)
-			}
-			if err := archive.Verify(context.Background(), bytes.NewReader(data)); !errors.Is(err, errkind.Invalid) {
-				t.Errorf("Verify: %v, want an error of kind Invalid", err)
 			}
 			err := archive.Extract(context.Background(), bytes.NewReader(data), root, archive.ExtractOptions{})
 			if err == nil {
@@ -116,6 +89,7 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 }
 
 func TestExtractReplacesAndWhiteouts(t *testing.T) {
+	testutil.NeedRoot(t, "extraction gives entries their owners")
 	root := t.TempDir()
 	ctx := context.Background()
 	first := build(t,
@@ -195,19 +169,11 @@ func TestDiffDoesNotFollowBaseSymlinks(t *testing.T) {
 	}
 }
 
-// Verify accepts an ordinary root filesystem: absolute symlinks (resolved
-// inside the container), hard links, and a symlink that a later entry
-// replaces by a directory.
+// Verify accepts an ordinary root filesystem (testdata/archive/ordinary.tar):
+// absolute symlinks (resolved inside the container), hard links, and a
+// symlink that a later entry replaces by a directory.
 func TestVerifyAcceptsOrdinaryArchives(t *testing.T) {
-	data := build(t,
-		tentry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755}},
-		file("etc/os-release", "ID=test"),
-		tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "etc/localtime", Linkname: "/usr/share/zoneinfo/UTC"}},
-		tentry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: "etc/os-release2", Linkname: "etc/os-release"}},
-		tentry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: "bin", Linkname: "usr/bin"}},
-		tentry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "bin", Mode: 0o755}},
-		file("bin/sh", "#!"),
-	)
+	data := testutil.ReadTestdata(t, "archive", "ordinary.tar")
 	if err := archive.Verify(context.Background(), bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}

@@ -218,6 +218,10 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		x.dirs = append(x.dirs, dirMeta{name: "", hdr: hdr})
 		return nil
 	}
+	if !extracted(hdr.Typeflag) {
+		slog.Debug("archive: skipping entry of unsupported type", "name", hdr.Name, "type", string(hdr.Typeflag))
+		return nil
+	}
 	parent, base := path.Split(name)
 	if x.opts.Whiteouts && strings.HasPrefix(base, whiteoutPrefix) {
 		return x.whiteout(parent, base)
@@ -376,6 +380,9 @@ func (x *extractor) create(pfd int, name, base string, hdr *tar.Header, r io.Rea
 		target, _ := cleanName(hdr.Linkname) // checked by checkHeader
 		tparent, tbase := path.Split(target)
 		tfd, err := x.openParent(tparent, false)
+		if errors.Is(err, unix.ENOENT) {
+			return invalid("hard link target %q does not exist", hdr.Linkname)
+		}
 		if err != nil {
 			return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 		}
@@ -407,10 +414,20 @@ func (x *extractor) create(pfd int, name, base string, hdr *tar.Header, r io.Rea
 		}
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 		return unix.Mknodat(pfd, base, mode|0o600, int(dev))
-	default:
-		slog.Debug("archive: skipping entry of unsupported type", "name", hdr.Name, "type", string(hdr.Typeflag))
-		return nil
 	}
+	return nil
+}
+
+// extracted reports whether entries of type t are extracted. Others (a
+// global PAX header, which git archive writes, a GNU volume header...)
+// are passed over, and give nothing metadata either.
+func extracted(t byte) bool {
+	switch t {
+	case tar.TypeDir, tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink,
+		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		return true
+	}
+	return false
 }
 
 // checkSymlink refuses a relative symlink whose target climbs above the

@@ -3,8 +3,10 @@ package archive
 import (
 	"archive/tar"
 	"context"
+	"fmt"
 	"io"
 	"path"
+	"strings"
 )
 
 // Verify reads the tar stream r to its end without writing anything, and
@@ -26,41 +28,88 @@ func Verify(ctx context.Context, r io.Reader) error {
 	})
 }
 
-// Verifier applies Verify's rules to one tree's headers as they come.
-type Verifier struct{ symlinks map[string]bool }
+// Verifier applies Verify's rules to one tree's headers as they come. It
+// keeps the tree that the entries so far make, as Extract makes it: later
+// entries replace earlier ones, and missing parents are made as directories.
+type Verifier struct{ root *vnode }
+
+// vnode is a path of that tree: its type, and a directory's entries.
+type vnode struct {
+	typ  byte
+	kids map[string]*vnode
+}
 
 // NewVerifier starts on a new tree.
-func NewVerifier() *Verifier { return &Verifier{symlinks: map[string]bool{}} }
+func NewVerifier() *Verifier { return &Verifier{root: &vnode{typ: tar.TypeDir}} }
 
 // Check refuses hdr if Extract would refuse it, given the entries before it.
 func (v *Verifier) Check(hdr *tar.Header) error {
 	name, err := checkHeader(hdr)
-	if err != nil {
+	if err != nil || name == "" || !extracted(hdr.Typeflag) {
 		return err
 	}
-	if dir := symlinkParent(v.symlinks, name); dir != "" {
-		return invalid("entry %q: parent %q is a symlink", hdr.Name, dir)
+	dir, base := path.Split(name)
+	parent, err := v.dir(dir, true)
+	if err != nil {
+		return invalid("entry %q: %v", hdr.Name, err)
 	}
-	if hdr.Typeflag == tar.TypeLink {
-		target, _ := cleanName(hdr.Linkname)
-		if dir := symlinkParent(v.symlinks, target); dir != "" || v.symlinks[target] {
-			return invalid("hard link %q: target %q passes through a symlink", hdr.Name, hdr.Linkname)
+	typ := hdr.Typeflag
+	if typ == tar.TypeLink {
+		target, _ := cleanName(hdr.Linkname) // checked by checkHeader
+		tdir, tbase := path.Split(target)
+		tparent, err := v.dir(tdir, false)
+		if err != nil {
+			return invalid("hard link %q: target %q: %v", hdr.Name, hdr.Linkname, err)
 		}
+		var t *vnode
+		if tparent != nil {
+			t = tparent.kids[tbase]
+		}
+		if t == nil || t.typ == tar.TypeDir {
+			return invalid("hard link %q: target %q does not exist or is a directory", hdr.Name, hdr.Linkname)
+		}
+		typ = t.typ
 	}
-	if hdr.Typeflag == tar.TypeSymlink {
-		v.symlinks[name] = true
-	} else {
-		delete(v.symlinks, name)
+	if old := parent.kids[base]; old != nil && old.typ == tar.TypeDir && typ == tar.TypeDir {
+		return nil // a directory stays, with its entries
 	}
+	if parent.kids == nil {
+		parent.kids = map[string]*vnode{}
+	}
+	parent.kids[base] = &vnode{typ: typ}
 	return nil
 }
 
-// symlinkParent returns the first parent directory of name that is a symlink.
-func symlinkParent(symlinks map[string]bool, name string) string {
-	for dir := path.Dir(name); dir != "." && dir != "/"; dir = path.Dir(dir) {
-		if symlinks[dir] {
-			return dir
-		}
+// dir walks to the directory dir, making missing ones when create is set
+// and returning nil for a missing one otherwise. A symlink or anything
+// else that is not a directory on the way is an error, as for Extract.
+func (v *Verifier) dir(dir string, create bool) (*vnode, error) {
+	n := v.root
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		return n, nil
 	}
-	return ""
+	comps := strings.Split(dir, "/")
+	for i, c := range comps {
+		k := n.kids[c]
+		if k == nil {
+			if !create {
+				return nil, nil
+			}
+			if n.kids == nil {
+				n.kids = map[string]*vnode{}
+			}
+			k = &vnode{typ: tar.TypeDir}
+			n.kids[c] = k
+		}
+		if k.typ != tar.TypeDir {
+			what := "is not a directory"
+			if k.typ == tar.TypeSymlink {
+				what = "is a symlink"
+			}
+			return nil, fmt.Errorf("parent %q %s", strings.Join(comps[:i+1], "/"), what)
+		}
+		n = k
+	}
+	return n, nil
 }

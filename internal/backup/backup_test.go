@@ -13,6 +13,7 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/backup"
+	"github.com/silo-dev/silo/internal/testutil"
 )
 
 // recorder is a Handler that notes what it is handed.
@@ -126,6 +127,26 @@ func TestBadIndexes(t *testing.T) {
 		w, _ := backup.NewWriter(io.Discard, "none", nil)
 		if err := w.Index(x); !errors.Is(err, errkind.Invalid) {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// The hostile backups of testdata/backup/hostile are refused; the sound
+// ones of testdata/backup are read whole.
+func TestFixtures(t *testing.T) {
+	testutil.NeedRoot(t, "unpacking the trees gives files their owners")
+	ctx := context.Background()
+	for name, data := range testutil.TestdataFiles(t, "backup/hostile", "*.tar") {
+		if err := backup.Read(ctx, bytes.NewReader(data), &recorder{root: t.TempDir()}); !errors.Is(err, errkind.Invalid) {
+			t.Errorf("%s: %v, want an error of kind Invalid", name, err)
+		}
+	}
+	for name, want := range map[string]string{"portable.tar": "trees 3, streams 0", "optimized.tar": "trees 0, streams 2", "bad-config.tar": "trees 2, streams 0"} {
+		r := &recorder{root: t.TempDir()}
+		if err := backup.Read(ctx, bytes.NewReader(testutil.ReadTestdata(t, "backup", name)), r); err != nil {
+			t.Errorf("%s: %v", name, err)
+		} else if got := fmt.Sprintf("trees %d, streams %d", len(r.trees), len(r.streams)); got != want {
+			t.Errorf("%s: %s, want %s", name, got, want)
 		}
 	}
 }

@@ -161,7 +161,10 @@ func (rd *reader) chunk(name string, hdr *tar.Header, body io.Reader) error {
 		rd.openStream(k)
 	}
 	if _, err := io.Copy(rd.pw, body); err != nil {
-		return fmt.Errorf("stream %d: %w", k, err)
+		if errors.Is(err, errReceiverStopped) {
+			return fmt.Errorf("stream %d: %w", k, err)
+		}
+		return invalid("stream %d: %v", k, err) // the backup is cut short
 	}
 	return nil
 }

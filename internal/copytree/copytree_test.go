@@ -8,13 +8,12 @@ import (
 	"testing"
 
 	"github.com/silo-dev/silo/internal/copytree"
+	"github.com/silo-dev/silo/internal/testutil"
 	"github.com/silo-dev/silo/storage/storagetest"
 )
 
 func copyAndCompare(t *testing.T, srcParent string) {
-	if os.Geteuid() != 0 {
-		t.Skip("copying owners and device nodes needs root")
-	}
+	testutil.NeedRoot(t, "copying owners and device nodes")
 	src := filepath.Join(srcParent, "src")
 	if err := os.Mkdir(src, 0o755); err != nil {
 		t.Fatal(err)

@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/silo-dev/silo/internal/testutil"
 )
 
 // Both ways of telling a mount point, statx's and the mount table's, on
 // a tmpfs mounted for the test.
 func TestIsMountPoint(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
+	testutil.NeedRoot(t, "the test mounts a tmpfs")
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "mnt")
 	file := filepath.Join(dir, "file")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/testutil"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/storage/btrfs"
 	"github.com/silo-dev/silo/storage/storagetest"
@@ -20,12 +21,8 @@ import (
 // needBtrfs skips only on a machine that truly cannot run btrfs tests.
 func needBtrfs(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("btrfs tests need root to mount a loop file")
-	}
-	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
-		t.Skip("mkfs.btrfs is not installed (hack/install-deps.sh installs it)")
-	}
+	testutil.NeedRoot(t, "btrfs tests mount a loop file")
+	testutil.NeedCommand(t, "mkfs.btrfs")
 }
 
 func loopConfig(state string, size int64) storage.Config {

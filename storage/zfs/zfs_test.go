@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/testutil"
 	"github.com/silo-dev/silo/storage"
 	"github.com/silo-dev/silo/storage/storagetest"
 	"github.com/silo-dev/silo/storage/zfs"
@@ -20,12 +21,8 @@ import (
 // broken set-up, not a missing part (.ci/run starts zfs-fuse).
 func needZFS(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("zfs tests need root")
-	}
-	if _, err := exec.LookPath("zpool"); err != nil {
-		t.Skip("zfs is not installed (hack/install-deps.sh installs zfs-fuse)")
-	}
+	testutil.NeedRoot(t, "zfs tests make zpools")
+	testutil.NeedCommand(t, "zpool")
 	if out, err := exec.Command("zpool", "list").CombinedOutput(); err != nil {
 		t.Fatalf("zfs does not answer (start the zfs-fuse daemon, or load the zfs module): %s", out)
 	}

@@ -1,0 +1,1 @@
+{{ properties.greeting }} to {{ container.name }} ({{ trigger }}){% if config_get("user.tier", "") == "gold" %} gold{% endif %}

@@ -1,0 +1,1 @@
+{% if x %}never closed

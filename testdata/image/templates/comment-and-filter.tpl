@@ -1,0 +1,1 @@
+{# a comment #}{{ nothing.here|default:"dflt" }} {x}

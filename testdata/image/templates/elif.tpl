@@ -1,0 +1,1 @@
+{% if trigger == "copy" %}a{% elif trigger == "create" %}b{% else %}c{% endif %}

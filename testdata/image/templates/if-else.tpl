@@ -1,0 +1,1 @@
+{% if config_get("user.network-config", "") == "" %}dhcp{% else %}custom{% endif %}

@@ -1,0 +1,1 @@
+{% if container.name %}{% if config.none %}no{% else %}nested{% endif %}{% endif %}

@@ -1,0 +1,1 @@
+{% if not container.missing and (trigger != 'x' or false) %}yes{% endif %}
