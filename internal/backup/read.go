@@ -160,13 +160,29 @@ func (rd *reader) chunk(name string, hdr *tar.Header, body io.Reader) error {
 		}
 		rd.openStream(k)
 	}
-	if _, err := io.Copy(rd.pw, body); err != nil {
-		if errors.Is(err, errReceiverStopped) {
-			return fmt.Errorf("stream %d: %w", k, err)
+	src := &sourceReader{r: body}
+	if _, err := io.Copy(rd.pw, src); err != nil {
+		if src.err != nil {
+			return invalid("stream %d: %v", k, err) // the backup is cut short
 		}
-		return invalid("stream %d: %v", k, err) // the backup is cut short
+		return fmt.Errorf("stream %d: %w", k, err) // the receiver's own failure
 	}
 	return nil
+}
+
+// sourceReader remembers a failure to read the backup, which tells it
+// apart from a failure of the receiver the chunk is copied to.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 func (rd *reader) openStream(k int) {
