@@ -22,7 +22,7 @@ deps:
 # zfs-fuse (or OpenZFS), which deps and hack/zfs-fuse.sh provide. One
 # package at a time: the storage tests' zfs commands and the containers
 # that the command's tests start on zfs-fuse do not mix well under load.
-# The command's tests take about 6 minutes here, too close to go test's
+# The command's tests take about 4 minutes here, too close to go test's
 # default limit of 10 for a slower machine.
 test: deps
 	hack/zfs-fuse.sh start
@@ -31,18 +31,20 @@ test: deps
 	$(MAKE) fuzz
 
 # Each fuzz target for FUZZTIME, beyond its seeds (which every go test
-# runs); go test -fuzz takes one package and one target at a time. The
-# extraction targets' coverage varies a little from run to run, so that
-# minimizing an input that seemed new is bounded, or it would take all the
-# time. An input that fails is written under the package's testdata/fuzz/:
-# see testdata/README.md.
-FUZZTIME ?= 10s
+# runs), all at once with one worker each: go test -fuzz takes one package
+# and one target at a time, and in turn they would add a minute to the
+# suite. The extraction targets' coverage varies a little from run to run,
+# so that minimizing an input that seemed new is bounded, or it would take
+# all the time. An input that fails is written under the package's
+# testdata/fuzz/: see testdata/README.md.
+FUZZTIME ?= 15s
 FUZZ_TARGETS := internal/archive:FuzzExtract image:FuzzRender image:FuzzParseMetadata internal/backup:FuzzRead
 
 fuzz:
-	for t in $(FUZZ_TARGETS); do \
-		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x || exit 1; \
-	done
+	pids=""; for t in $(FUZZ_TARGETS); do \
+		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x -parallel 1 & \
+		pids="$$pids $$!"; \
+	done; rc=0; for p in $$pids; do wait $$p || rc=1; done; exit $$rc
 
 bench-storage: deps
 	hack/zfs-fuse.sh start
