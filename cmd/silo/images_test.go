@@ -239,9 +239,14 @@ func TestImageExportAndPublish(t *testing.T) {
 // image build makes bootable images of every supported Debian release.
 func TestImageBuild(t *testing.T) {
 	testutil.NeedCommand(t, "mmdebstrap")
-	e := newEnv(t, "dir")
+	parent := newEnv(t, "dir")
+	// At once: a build waits mostly on the mirror and on dpkg, one core
+	// each, and the three in turn took over a minute.
 	for _, release := range []string{"bullseye", "bookworm", "trixie"} {
 		t.Run(release, func(t *testing.T) {
+			t.Parallel()
+			e := *parent
+			e.t = t
 			e.ok("image", "build", "debian/"+release, "--alias", release, "--include", "less")
 			var info struct{ Properties map[string]string }
 			e.json(&info, "image", "info", release)
