@@ -277,5 +277,5 @@ func (e *Engine) applyLimits(ctx context.Context, run *store.Run, l container.Li
 	if err != nil {
 		return err
 	}
-	return e.oci(run.Runtime).Update(ctx, run.Name, l, formatCPUs(all))
+	return e.oci(run.Runtime).Update(ctx, run.Name, run.Pid, l, formatCPUs(all))
 }

@@ -40,8 +40,18 @@ func (e *Engine) Exec(ctx context.Context, name string, o ExecOptions) (*contain
 	if err != nil {
 		return nil, err
 	}
+	sb, err := e.sandbox(run)
+	if err != nil {
+		return nil, err
+	}
 	env := append(append(container.BaseEnv(), environment(inst.Config)...), o.Env...)
-	return &container.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY}, nil
+	return &container.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY, Sandbox: sb}, nil
+}
+
+// sandbox is the gVisor sandbox that run lives in, nil when its runtime
+// runs it on the host's kernel.
+func (e *Engine) sandbox(run *store.Run) (*container.Sandbox, error) {
+	return e.oci(run.Runtime).Sandbox(run.Name, e.runDir(run.Name))
 }
 
 // Wait waits up to timeout for running instance name to be ready: for
@@ -49,6 +59,10 @@ func (e *Engine) Exec(ctx context.Context, name string, o ExecOptions) (*contain
 // until a process can be run in it.
 func (e *Engine) Wait(ctx context.Context, name string, timeout time.Duration) error {
 	_, run, err := e.runningInstance(name)
+	if err != nil {
+		return err
+	}
+	sb, err := e.sandbox(run)
 	if err != nil {
 		return err
 	}
@@ -63,7 +77,7 @@ func (e *Engine) Wait(ctx context.Context, name string, timeout time.Duration) e
 		_, statErr := os.Stat(ready)
 		if container.InitKind(run.Init) != container.Systemd || statErr == nil || time.Since(lastTry) > time.Second {
 			lastTry = time.Now()
-			ok, s, err := probeReady(ctx, run)
+			ok, s, err := probeReady(ctx, run, sb)
 			if ok || err != nil {
 				return err
 			}
@@ -85,13 +99,13 @@ func (e *Engine) Wait(ctx context.Context, name string, timeout time.Duration) e
 
 // probeReady asks an instance once whether it is ready, and what its state
 // is when not.
-func probeReady(ctx context.Context, run *store.Run) (bool, string, error) {
+func probeReady(ctx context.Context, run *store.Run, sb *container.Sandbox) (bool, string, error) {
 	kind := container.InitKind(run.Init)
 	args := []string{"true"}
 	if kind == container.Systemd {
 		args = []string{"systemctl", "is-system-running"}
 	}
-	x := &container.Exec{Init: run.Pid, Args: args, Env: container.BaseEnv()}
+	x := &container.Exec{Init: run.Pid, Args: args, Env: container.BaseEnv(), Sandbox: sb}
 	cmd, err := x.Probe(ctx)
 	if err != nil {
 		return false, "", err

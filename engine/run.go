@@ -139,6 +139,9 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := container.ForRuntime(spec, oci.Binary); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return err
@@ -321,12 +324,13 @@ func (e *Engine) stopRun(ctx context.Context, run *store.Run, force bool, timeou
 	if force {
 		sig = syscall.SIGKILL
 	}
-	if err := syscall.Kill(run.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+	oci := e.oci(run.Runtime)
+	if err := oci.Kill(ctx, name, run.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
 	if !container.WaitExit(run.Pid, timeout) {
 		slog.Info("the instance did not stop in time: killing it", "instance", name, "timeout", timeout)
-		_ = syscall.Kill(run.Pid, syscall.SIGKILL)
+		_ = oci.Kill(ctx, name, run.Pid, syscall.SIGKILL)
 		if !container.WaitExit(run.Pid, 30*time.Second) {
 			return fmt.Errorf("stop %s: init %d survives SIGKILL", name, run.Pid)
 		}

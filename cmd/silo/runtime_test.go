@@ -119,16 +119,7 @@ func TestBootBusybox(t *testing.T) {
 				}
 			}
 			e.ok("exec", "a", "--", "mkdir", "/sys/fs/cgroup/pids/silo-test")
-			// Streams and exit codes.
-			if r := e.runIn([]byte("from stdin"), "exec", "a", "--", "cat"); r.out != "from stdin" || r.code != 0 {
-				t.Fatalf("cat of stdin: %q, exit %d", r.out, r.code)
-			}
-			if r := e.run("exec", "a", "--", "sh", "-c", "echo out; echo err >&2; exit 7"); r.code != 7 || r.out != "out\n" || r.err != "err\n" {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want 7, out, err", r.code, r.out, r.err)
-			}
-			if got := e.ok("exec", "a", "--env", "FOO=bar", "--cwd", "/tmp", "--", "sh", "-c", "echo $FOO; pwd"); got != "bar\n/tmp\n" {
-				t.Fatalf("env and cwd: %q", got)
-			}
+			e.execStreams("a")
 			// A terminal when asked for, none otherwise.
 			if r := e.run("exec", "a", "--", "tty"); r.code == 0 {
 				t.Fatalf("tty without -t: %q", r.out)
@@ -154,6 +145,21 @@ func TestBootBusybox(t *testing.T) {
 			}
 			e.consistent()
 		})
+	}
+}
+
+// execStreams checks that exec in instance name passes stdin, stdout,
+// stderr, the exit code, the environment and the working directory.
+func (e *env) execStreams(name string) {
+	e.t.Helper()
+	if r := e.runIn([]byte("from stdin"), "exec", name, "--", "cat"); r.out != "from stdin" || r.code != 0 {
+		e.t.Fatalf("cat of stdin: %q, exit %d", r.out, r.code)
+	}
+	if r := e.run("exec", name, "--", "sh", "-c", "echo out; echo err >&2; exit 7"); r.code != 7 || r.out != "out\n" || r.err != "err\n" {
+		e.t.Fatalf("exit %d, stdout %q, stderr %q; want 7, out, err", r.code, r.out, r.err)
+	}
+	if got := e.ok("exec", name, "--env", "FOO=bar", "--cwd", "/tmp", "--", "sh", "-c", "echo $FOO; pwd"); got != "bar\n/tmp\n" {
+		e.t.Fatalf("env and cwd: %q", got)
 	}
 }
 

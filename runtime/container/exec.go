@@ -34,6 +34,9 @@ type Exec struct {
 	Env  []string // the whole environment
 	Cwd  string
 	TTY  bool
+	// Sandbox is set for a container in a gVisor sandbox, which is not
+	// entered but asked to run the process.
+	Sandbox *Sandbox
 }
 
 // BaseEnv is the environment init and exec'd processes start from.
@@ -90,6 +93,9 @@ func (x *Exec) openCwd(inherit bool) (int, error) {
 // returns to on success: the process's streams and exit status are the
 // caller's. Without a terminal only; see Run.
 func (x *Exec) Replace() error {
+	if x.Sandbox != nil {
+		return x.Sandbox.replace(x)
+	}
 	wd, err := x.openCwd(true)
 	if err != nil {
 		return err
@@ -117,6 +123,9 @@ func (x *Exec) Probe(ctx context.Context) (*exec.Cmd, error) { return x.command(
 // command is the process as a child of the caller, its working directory
 // passed as fd 3.
 func (x *Exec) command(ctx context.Context) (*exec.Cmd, error) {
+	if x.Sandbox != nil {
+		return x.Sandbox.command(ctx, x)
+	}
 	wd, err := x.openCwd(false)
 	if err != nil {
 		return nil, err
@@ -140,9 +149,11 @@ func (x *Exec) Run() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	runtime.LockOSThread() // never unlocked: the thread goes with its changed bounding set
-	if err := x.enter(); err != nil {
-		return 0, err
+	if x.Sandbox == nil {
+		runtime.LockOSThread() // never unlocked: the thread goes with its changed bounding set
+		if err := x.enter(); err != nil {
+			return 0, err
+		}
 	}
 	done := runcmd.Trace(cmd)
 	if !x.TTY {
@@ -151,7 +162,7 @@ func (x *Exec) Run() (int, error) {
 		done(err)
 		return exitCode(err)
 	}
-	master, slave, err := openPTY(x.Init)
+	master, slave, err := openPTY(x.ptmx())
 	if err != nil {
 		return 0, err
 	}
@@ -223,16 +234,32 @@ func (x *Exec) enter() error {
 // every hierarchy: init's cgroup is a leaf even where cgroup v2 forbids
 // processes in inner nodes.
 func joinCgroups(pid int) error {
-	mounts, err := cgroupMounts()
+	dirs, err := cgroupDirs(pid)
 	if err != nil {
 		return err
+	}
+	self := []byte(strconv.Itoa(os.Getpid()))
+	for _, dir := range dirs {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), self, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cgroupDirs maps each hierarchy mounted here, named as cgroupMounts names
+// it, to the directory of process pid's cgroup in it.
+func cgroupDirs(pid int) (map[string]string, error) {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return nil, err
 	}
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
-	self := []byte(strconv.Itoa(os.Getpid()))
+	dirs := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		parts := strings.SplitN(sc.Text(), ":", 3)
@@ -243,15 +270,11 @@ func joinCgroups(pid int) error {
 		if parts[0] == "0" && key == "" {
 			key = "cgroup2"
 		}
-		mnt, ok := mounts[key]
-		if !ok {
-			continue // a hierarchy not mounted here
-		}
-		if err := os.WriteFile(filepath.Join(mnt, parts[2], "cgroup.procs"), self, 0); err != nil {
-			return err
+		if mnt, ok := mounts[key]; ok { // else a hierarchy not mounted here
+			dirs[key] = filepath.Join(mnt, parts[2])
 		}
 	}
-	return sc.Err()
+	return dirs, sc.Err()
 }
 
 // RemoveCgroup removes the empty cgroup path (absolute) from every
@@ -299,10 +322,19 @@ func cgroupMounts() (map[string]string, error) {
 	return out, sc.Err()
 }
 
-// openPTY opens a terminal pair in the devpts of the container whose init
-// is pid, so that the process sees its own /dev/pts/N.
-func openPTY(pid int) (master, slave *os.File, err error) {
-	mfd, err := unix.Open(fmt.Sprintf("/proc/%d/root/dev/pts/ptmx", pid), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+// ptmx is where the process's terminal is made: in the container's own
+// devpts, so that the process sees its own /dev/pts/N; on the host for a
+// sandbox, whose devpts the host cannot open.
+func (x *Exec) ptmx() string {
+	if x.Sandbox != nil {
+		return "/dev/ptmx"
+	}
+	return fmt.Sprintf("/proc/%d/root/dev/pts/ptmx", x.Init)
+}
+
+// openPTY opens a terminal pair through the multiplexer ptmx.
+func openPTY(ptmx string) (master, slave *os.File, err error) {
+	mfd, err := unix.Open(ptmx, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the container's terminal: %w", err)
 	}

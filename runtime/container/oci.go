@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/runcmd"
@@ -41,7 +42,7 @@ func LookupOCI(name string) (string, error) {
 // run runs the runtime and turns a failure into an error that carries what
 // the runtime said.
 func (r *OCI) run(ctx context.Context, args ...string) error {
-	cmd := exec.CommandContext(ctx, r.Binary, append([]string{"--root", r.Root, "--log-format", "json"}, args...)...)
+	cmd := exec.CommandContext(ctx, r.Binary, append(r.global(), args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	done := runcmd.Trace(cmd)
@@ -51,6 +52,11 @@ func (r *OCI) run(ctx context.Context, args ...string) error {
 		return fmt.Errorf("%s %s: %s", filepath.Base(r.Binary), args[0], runtimeMessage(stderr.Bytes(), err))
 	}
 	return nil
+}
+
+// global are the options the runtime takes before its command.
+func (r *OCI) global() []string {
+	return append([]string{"--root", r.Root, "--log-format", "json"}, flags(r.Binary)...)
 }
 
 // runtimeMessage picks the message out of what a runtime wrote on stderr
@@ -72,6 +78,9 @@ func runtimeMessage(stderr []byte, err error) string {
 // process; the runtime hands the console's master over consoleSocket and
 // writes init's PID to pidFile.
 func (r *OCI) Create(ctx context.Context, id, bundle, consoleSocket, pidFile string) error {
+	if sandboxed(r.Binary) {
+		return r.createSandbox(ctx, id, bundle, consoleSocket, pidFile)
+	}
 	return r.run(ctx, "create", "--bundle", bundle, "--console-socket", consoleSocket, "--pid-file", pidFile, id)
 }
 
@@ -82,15 +91,28 @@ func (r *OCI) Start(ctx context.Context, id string) error { return r.run(ctx, "s
 // cgroups), killing whatever is left of it. A container the runtime does
 // not know is no error.
 func (r *OCI) Delete(ctx context.Context, id string) error {
-	if _, err := os.Stat(filepath.Join(r.Root, id)); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(statePath(r.Binary, r.Root, id)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	return r.run(ctx, "delete", "--force", id)
 }
 
-// Update applies limits to a running container. A limit left at zero is
-// lifted.
-func (r *OCI) Update(ctx context.Context, id string, l Limits, allCPUs string) error {
+// Kill sends sig to the init of container id, which is pid on the host.
+// The init of a sandbox is no host process: its runtime delivers the
+// signal, but for SIGKILL, which ends the whole sandbox at once.
+func (r *OCI) Kill(ctx context.Context, id string, pid int, sig syscall.Signal) error {
+	if sandboxed(r.Binary) && sig != syscall.SIGKILL {
+		return r.run(ctx, "kill", id, strconv.Itoa(int(sig)))
+	}
+	return syscall.Kill(pid, sig)
+}
+
+// Update applies limits to running container id, whose init is pid on
+// the host. A limit left at zero is lifted.
+func (r *OCI) Update(ctx context.Context, id string, pid int, l Limits, allCPUs string) error {
+	if sandboxed(r.Binary) {
+		return updateSandbox(pid, l, allCPUs)
+	}
 	cpus := l.CPUs
 	if cpus == "" {
 		cpus = allCPUs

@@ -140,6 +140,7 @@ func (m *Monitor) boot(ctx context.Context) (syscall.WaitStatus, error) {
 		return 0, err
 	}
 	ws := reap(pid)
+	reapOrphans(2 * time.Second)
 	return ws, m.OCI.Delete(context.WithoutCancel(ctx), m.ID)
 }
 
@@ -160,6 +161,23 @@ func reap(pid int) syscall.WaitStatus {
 		}
 		if err != nil || got == pid {
 			return ws
+		}
+	}
+}
+
+// reapOrphans reaps, for up to timeout, the children left once init has
+// exited: helpers of the runtime that it started beside init, such as
+// gVisor's gofer, which exits when its sandbox has. The runtime's delete
+// would wait for them, seeing them as zombies, until it gives up.
+func reapOrphans(timeout time.Duration) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
+		got, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
+		switch {
+		case errors.Is(err, syscall.EINTR) || got > 0:
+		case err != nil:
+			return // no child left
+		default:
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }
