@@ -41,7 +41,7 @@ func (e *Engine) Exec(ctx context.Context, name string, o ExecOptions) (*contain
 		return nil, err
 	}
 	env := append(append(container.BaseEnv(), environment(inst.Config)...), o.Env...)
-	return &container.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY}, nil
+	return &container.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY, Bundle: e.runDir(name)}, nil
 }
 
 // Wait waits up to timeout for running instance name to be ready: for
