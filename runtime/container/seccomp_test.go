@@ -68,8 +68,8 @@ func TestSeccompProfileJSON(t *testing.T) {
 		}
 	}
 	want := map[string]string{
-		"umount2": "1:0x1=0x1",          // MNT_FORCE
-		"mount":   "3:0x1020=0x20",      // MS_REMOUNT without MS_BIND
+		"umount2": "1:0x1=0x1",     // MNT_FORCE
+		"mount":   "3:0x1020=0x20", // MS_REMOUNT without MS_BIND
 		"mknod":   "1:0xf000=0x6000 2:0xffffffff=0xac8",
 		"mknodat": "2:0xf000=0x6000 3:0xffffffff=0xac8",
 		"ioctl":   "1:0xffffffff=0xc0045877 1:0xffffffff=0xc0045878 1:0xffffffff=0x8004587d",
