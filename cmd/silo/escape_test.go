@@ -295,3 +295,29 @@ done
 	e.ok("start", "a")
 	e.ok("exec", "a", "--", "true")
 }
+
+// The usual devices work in every instance; fuse and net/tun only where
+// the config asks for them, and then their nodes are in /dev.
+func TestDevices(t *testing.T) {
+	e := bootEnv(t, "dir")
+	e.fails(2, "neither true nor false", "create", "bb", "bad", "-c", "security.devices.fuse=yes")
+	e.launch("bb", "plain")
+	e.launch("bb", "asked", "-c", "security.devices.fuse=true", "-c", "security.devices.tun=true")
+	for _, name := range []string{"plain", "asked"} {
+		e.ok("exec", name, "--", "sh", "-c", "head -c 16 /dev/urandom >/dev/null && echo x >/dev/null && : </dev/zero")
+	}
+	// In /dev, which is not mounted nodev as /tmp is.
+	for _, c := range []string{
+		"test -e /dev/fuse",
+		"test -e /dev/net/tun",
+		"mknod /dev/test-fuse c 10 229 && exec 3<>/dev/test-fuse",
+		"mknod /dev/test-tun c 10 200",
+		"mknod /dev/test-mem c 1 1 && exec 3</dev/test-mem",
+	} {
+		if r := e.run("exec", "plain", "--", "sh", "-c", c); r.code == 0 {
+			t.Errorf("%s: works in an instance that did not ask", c)
+		}
+	}
+	e.ok("exec", "asked", "--", "sh", "-c", "test -c /dev/fuse && test -c /dev/net/tun && exec 3<>/dev/fuse 4<>/dev/net/tun")
+	e.ok("exec", "asked", "--", "mknod", "/dev/test-tun", "c", "10", "200")
+}
