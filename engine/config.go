@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,17 +23,26 @@ const (
 	KeyProcesses = "limits.processes" // the most tasks at once
 	KeyRuntime   = "runtime"          // the OCI runtime, a name in PATH or a path
 	KeyInit      = "init"             // PID 1 and its arguments
+	// KeyPrivileged runs an instance as the host's root. Every instance
+	// runs so until user namespaces come: the key says so already.
+	KeyPrivileged = "security.privileged"
+	KeyFuse       = "security.devices.fuse" // /dev/fuse in the instance
+	KeyTun        = "security.devices.tun"  // /dev/net/tun in the instance
 )
+
+// boolKeys are the keys that take true or false.
+var boolKeys = []string{KeyPrivileged, KeyFuse, KeyTun}
 
 // checkKey checks that key is a config key silo knows.
 func checkKey(key string) error {
 	switch {
 	case strings.HasPrefix(key, "user.") && len(key) > len("user."),
 		strings.HasPrefix(key, "environment.") && len(key) > len("environment."),
-		key == KeyRuntime, key == KeyInit, key == KeyCPU, key == KeyMemory, key == KeyProcesses:
+		key == KeyRuntime, key == KeyInit, key == KeyCPU, key == KeyMemory, key == KeyProcesses,
+		slices.Contains(boolKeys, key):
 		return nil
 	}
-	return errkind.Wrap(errkind.Invalid, "unknown config key %q (limits.cpu, limits.memory, limits.processes, runtime, init, environment.*, user.*)", key)
+	return errkind.Wrap(errkind.Invalid, "unknown config key %q (limits.cpu, limits.memory, limits.processes, runtime, init, %s, environment.*, user.*)", key, strings.Join(boolKeys, ", "))
 }
 
 // checkConfig checks one config key and its value.
@@ -49,7 +59,15 @@ func checkConfig(key, value string) error {
 		_, err := limits(map[string]string{key: value})
 		return err
 	}
+	if slices.Contains(boolKeys, key) && value != "true" && value != "false" {
+		return errkind.Wrap(errkind.Invalid, "config %s: %q is neither true nor false", key, value)
+	}
 	return nil
+}
+
+// devices reads the security.devices.* keys of a config.
+func devices(cfg map[string]string) container.Devices {
+	return container.Devices{Fuse: cfg[KeyFuse] == "true", Tun: cfg[KeyTun] == "true"}
 }
 
 // ParseConfig reads key=value pairs and checks them.

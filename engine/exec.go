@@ -45,7 +45,8 @@ func (e *Engine) Exec(ctx context.Context, name string, o ExecOptions) (*contain
 		return nil, err
 	}
 	env := append(append(container.BaseEnv(), environment(inst.Config)...), o.Env...)
-	return &container.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY, Sandbox: sb}, nil
+	return &container.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY, Sandbox: sb,
+		Bundle: e.runDir(name)}, nil
 }
 
 // sandbox is the gVisor sandbox that run lives in, nil when its runtime

@@ -131,7 +131,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 		return err
 	}
 	cfg := container.Config{Name: name, Root: root, Init: initArgs, Env: environment(inst.Config),
-		Cgroup: e.cgroup(name), Limits: lim}
+		Cgroup: e.cgroup(name), Limits: lim, Devices: devices(inst.Config)}
 	if kind == container.Systemd {
 		cfg.Notify = filepath.Join(dir, monitor.NotifySocket)
 	}

@@ -163,6 +163,17 @@ func (c Config) MountDir() string {
 	return filepath.Join(c.StateDir, "pools", c.ID)
 }
 
+// PrivateDir makes directory path, or changes it, to be root's alone. A
+// pool's volumes hold their files with the IDs the image gives them, so a
+// setuid-root program made inside an instance is one on the host too: no
+// other user of the host may reach it through the pool's directories.
+func PrivateDir(path string) error {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o700)
+}
+
 // CreateDiskFile makes a new sparse file of size bytes at path for a
 // loop-backed pool; it refuses to reuse an existing file.
 func CreateDiskFile(path string, size int64) error {

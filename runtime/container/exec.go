@@ -37,6 +37,9 @@ type Exec struct {
 	// Sandbox is set for a container in a gVisor sandbox, which is not
 	// entered but asked to run the process.
 	Sandbox *Sandbox
+	// Bundle is the container's bundle directory, whose seccomp profile
+	// the process gets, as init has it.
+	Bundle string
 }
 
 // BaseEnv is the environment init and exec'd processes start from.
@@ -215,8 +218,13 @@ func exitCode(err error) (int, error) {
 }
 
 // enter moves the calling process into the cgroups of the container's init
-// and drops, on the calling thread, the capabilities the container lacks.
+// and, on the calling thread, drops the capabilities the container lacks
+// and loads its seccomp profile.
 func (x *Exec) enter() error {
+	profile, err := BundleSeccomp(x.Bundle)
+	if err != nil {
+		return fmt.Errorf("the container's seccomp profile: %w", err)
+	}
 	if err := joinCgroups(x.Init); err != nil {
 		return fmt.Errorf("join the cgroups of the container: %w", err)
 	}
@@ -227,7 +235,10 @@ func (x *Exec) enter() error {
 			}
 		}
 	}
-	return nil
+	if profile == nil {
+		return nil
+	}
+	return loadSeccomp(profile)
 }
 
 // joinCgroups moves the calling process into the cgroup of process pid in

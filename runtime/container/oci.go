@@ -49,7 +49,7 @@ func (r *OCI) run(ctx context.Context, args ...string) error {
 	err := cmd.Run()
 	done(err)
 	if err != nil {
-		return fmt.Errorf("%s %s: %s", filepath.Base(r.Binary), args[0], runtimeMessage(stderr.Bytes(), err))
+		return fmt.Errorf("%s %s: %s", filepath.Base(r.Binary), args[0], explainRefusal(runtimeMessage(stderr.Bytes(), err)))
 	}
 	return nil
 }

@@ -21,8 +21,9 @@ type Config struct {
 	Env    []string // extra environment for init, K=V
 	Cgroup string   // cgroup path, absolute
 	// Notify is a socket on the host where systemd tells it has booted.
-	Notify string
-	Limits Limits
+	Notify  string
+	Limits  Limits
+	Devices Devices // the optional devices it may use
 }
 
 // Limits are the resources an instance may use; zero values mean no limit.
@@ -43,8 +44,8 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 
 // Spec builds the OCI config of a system container: init as PID 1 on a
 // terminal (the console), its own namespaces, a writable cgroup tree for
-// systemd, tmpfs on /run, /run/lock and /tmp, and the capabilities a whole
-// OS needs.
+// systemd, tmpfs on /run, /run/lock and /tmp, the capabilities a whole
+// OS needs, the usual devices and the seccomp profile.
 func Spec(c Config) (*specs.Spec, error) {
 	caps, err := capabilities()
 	if err != nil {
@@ -90,6 +91,9 @@ func Spec(c Config) (*specs.Spec, error) {
 			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
 	}
+	s.Linux.Seccomp = seccompProfile(c.Devices)
+	s.Linux.Devices = c.Devices.nodes()
+	s.Linux.Resources.Devices = c.Devices.rules()
 	if c.Notify != "" {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: NotifyPath, Type: "bind", Source: c.Notify, Options: []string{"bind"}})
 		s.Process.Env = append(s.Process.Env, "NOTIFY_SOCKET="+NotifyPath)
@@ -126,9 +130,11 @@ var capNames = []string{
 }
 
 // withheld are the capabilities a container must not have even as host
-// root: loading modules, setting the host's clock, and the MAC policy.
+// root, as LXD withholds them: loading modules, setting the host's clock,
+// the MAC policy, and raw I/O (ports, /dev/mem, raw SCSI commands).
 var withheld = map[string]bool{
 	"CAP_SYS_MODULE": true, "CAP_SYS_TIME": true, "CAP_MAC_ADMIN": true, "CAP_MAC_OVERRIDE": true,
+	"CAP_SYS_RAWIO": true,
 }
 
 // capabilities is every capability in this process's bounding set but the

@@ -36,10 +36,10 @@ const (
 	trashDir     = ".trash"
 )
 
-// Init makes the top-level directories.
+// Init makes the top-level directories, closed to other users.
 func (l Layout) Init() error {
 	for _, d := range []string{volumesDir, snapshotsDir, stagingDir, trashDir} {
-		if err := os.MkdirAll(filepath.Join(l.Root, d), 0o711); err != nil {
+		if err := storage.PrivateDir(filepath.Join(l.Root, d)); err != nil {
 			return err
 		}
 	}

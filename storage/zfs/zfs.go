@@ -136,6 +136,11 @@ func (d *driver) Create(ctx context.Context) error {
 	} else if _, err := zfs(ctx, "get", "-H", "-o", "value", "type", d.root); err != nil {
 		return fmt.Errorf("source dataset %s: %w", d.root, err)
 	}
+	// The volumes mount below it.
+	if err := storage.PrivateDir(d.cfg.MountDir()); err != nil {
+		return err
+	}
+	r.Add(func() { os.Remove(d.cfg.MountDir()) })
 	for _, ds := range []struct{ name, mnt string }{
 		{d.volumesDS(), filepath.Join(d.cfg.MountDir(), "volumes")},
 		{d.tmpDS(), filepath.Join(d.cfg.MountDir(), "tmp")},
@@ -160,6 +165,9 @@ func (d *driver) Mount(ctx context.Context) error {
 				return fmt.Errorf("import zpool %s: %w", d.zpool(), err)
 			}
 		}
+	}
+	if err := storage.PrivateDir(d.cfg.MountDir()); err != nil {
+		return err
 	}
 	// Views of snapshots that a killed command left open.
 	out, err := zfs(ctx, "list", "-H", "-o", "name", "-r", d.tmpDS())
