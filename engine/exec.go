@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -78,7 +79,7 @@ func (e *Engine) Wait(ctx context.Context, name string, timeout time.Duration) e
 		_, statErr := os.Stat(ready)
 		if container.InitKind(run.Init) != container.Systemd || statErr == nil || time.Since(lastTry) > time.Second {
 			lastTry = time.Now()
-			ok, s, err := probeReady(ctx, run, sb)
+			ok, s, err := probeReady(ctx, run, sb, e.runDir(name))
 			if ok || err != nil {
 				return err
 			}
@@ -100,22 +101,18 @@ func (e *Engine) Wait(ctx context.Context, name string, timeout time.Duration) e
 
 // probeReady asks an instance once whether it is ready, and what its state
 // is when not.
-func probeReady(ctx context.Context, run *store.Run, sb *container.Sandbox) (bool, string, error) {
+func probeReady(ctx context.Context, run *store.Run, sb *container.Sandbox, bundle string) (bool, string, error) {
 	kind := container.InitKind(run.Init)
 	args := []string{"true"}
 	if kind == container.Systemd {
 		args = []string{"systemctl", "is-system-running"}
 	}
-	x := &container.Exec{Init: run.Pid, Args: args, Env: container.BaseEnv(), Sandbox: sb}
-	cmd, err := x.Probe(ctx)
-	if err != nil {
-		return false, "", err
-	}
+	x := &container.Exec{Init: run.Pid, Args: args, Env: container.BaseEnv(), Sandbox: sb, Bundle: bundle}
 	var out bytes.Buffer
-	cmd.Stdout = &out
-	err = cmd.Run()
-	for _, f := range cmd.ExtraFiles {
-		f.Close()
+	err := x.Probe(ctx, &out)
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		return false, "", err // the probe could not be made to run at all
 	}
 	state := strings.TrimSpace(out.String())
 	if kind != container.Systemd {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -320,4 +321,35 @@ func TestDevices(t *testing.T) {
 	}
 	e.ok("exec", "asked", "--", "sh", "-c", "test -c /dev/fuse && test -c /dev/net/tun && exec 3<>/dev/fuse 4<>/dev/net/tun")
 	e.ok("exec", "asked", "--", "mknod", "/dev/test-tun", "c", "10", "200")
+}
+
+// The readiness probe behind --wait and silo wait runs a binary of the
+// instance's (true, or systemctl), which the instance may have replaced:
+// it must run with the container's bounding set and seccomp filter, as
+// exec does, and not with silo's own.
+func TestProbeRunsConfined(t *testing.T) {
+	e := bootEnv(t, "dir")
+	e.launch("bb", "a", "-c", "security.privileged=true")
+	e.ok("exec", "a", "--", "sh", "-c",
+		`rm /bin/true && printf '#!/bin/sh\ngrep -E "^(CapBnd|Seccomp):" /proc/self/status > /probed\n' > /bin/true && chmod 755 /bin/true`)
+	e.ok("wait", "a")
+	status := e.ok("file", "pull", "a/probed", "-")
+	var bnd uint64
+	var seccomp string
+	for _, line := range strings.Split(strings.TrimSpace(status), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		switch k {
+		case "CapBnd":
+			bnd, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		case "Seccomp":
+			seccomp = strings.TrimSpace(v)
+		}
+	}
+	const sysModule, sysRawio = 16, 17
+	if bnd == 0 || bnd&(1<<sysModule) != 0 || bnd&(1<<sysRawio) != 0 {
+		t.Errorf("the probe ran with bounding set %x: CAP_SYS_MODULE or CAP_SYS_RAWIO is in it", bnd)
+	}
+	if seccomp != "2" {
+		t.Errorf("the probe ran with seccomp mode %q, not 2 (filter)", seccomp)
+	}
 }

@@ -117,11 +117,36 @@ func (x *Exec) Replace() error {
 	return syscall.Exec(argv[0], argv, x.Env)
 }
 
-// Probe is a command for a short probe of the container, such as
-// readiness: it enters the namespaces only, and leaves the caller's
-// cgroups and capabilities as they are. The caller closes its ExtraFiles
-// once it has run.
-func (x *Exec) Probe(ctx context.Context) (*exec.Cmd, error) { return x.command(ctx) }
+// Probe runs a short probe of the container, such as readiness, with its
+// standard output to out. It enters the namespaces with the container's
+// bounding set and seccomp profile, as exec does, so that a binary the
+// container replaced runs with no more power than the container's own;
+// but it leaves the caller's cgroups alone: the probe is forked from a
+// thread of its own, which is thrown away with what it dropped.
+func (x *Exec) Probe(ctx context.Context, out io.Writer) error {
+	errc := make(chan error, 1)
+	go func() {
+		if x.Sandbox == nil {
+			runtime.LockOSThread() // never unlocked: see above
+			if err := x.restrict(); err != nil {
+				errc <- err
+				return
+			}
+		}
+		cmd, err := x.command(ctx)
+		if err != nil {
+			errc <- err
+			return
+		}
+		cmd.Stdout = out
+		err = cmd.Run()
+		for _, f := range cmd.ExtraFiles {
+			f.Close()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
 
 // command is the process as a child of the caller, its working directory
 // passed as fd 3.
@@ -221,12 +246,18 @@ func exitCode(err error) (int, error) {
 // and, on the calling thread, drops the capabilities the container lacks
 // and loads its seccomp profile.
 func (x *Exec) enter() error {
+	if err := joinCgroups(x.Init); err != nil {
+		return fmt.Errorf("join the cgroups of the container: %w", err)
+	}
+	return x.restrict()
+}
+
+// restrict drops, on the calling thread, the capabilities the container
+// lacks, and loads the container's seccomp profile.
+func (x *Exec) restrict() error {
 	profile, err := BundleSeccomp(x.Bundle)
 	if err != nil {
 		return fmt.Errorf("the container's seccomp profile: %w", err)
-	}
-	if err := joinCgroups(x.Init); err != nil {
-		return fmt.Errorf("join the cgroups of the container: %w", err)
 	}
 	for i, name := range capNames {
 		if withheld[name] {
