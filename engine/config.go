@@ -29,10 +29,12 @@ func checkKey(key string) error {
 	switch {
 	case strings.HasPrefix(key, "user.") && len(key) > len("user."),
 		strings.HasPrefix(key, "environment.") && len(key) > len("environment."),
-		key == KeyRuntime, key == KeyInit, key == KeyCPU, key == KeyMemory, key == KeyProcesses:
+		key == KeyRuntime, key == KeyInit, key == KeyCPU, key == KeyMemory, key == KeyProcesses,
+		key == KeyPrivileged, key == KeyIsolated, key == KeyIdmapSize, key == KeyIdmapBase:
 		return nil
 	}
-	return errkind.Wrap(errkind.Invalid, "unknown config key %q (limits.cpu, limits.memory, limits.processes, runtime, init, environment.*, user.*)", key)
+	return errkind.Wrap(errkind.Invalid, "unknown config key %q (limits.cpu, limits.memory, limits.processes, runtime, init, "+
+		"security.privileged, security.idmap.isolated, security.idmap.size, security.idmap.base, environment.*, user.*)", key)
 }
 
 // checkConfig checks one config key and its value.
@@ -48,6 +50,14 @@ func checkConfig(key, value string) error {
 	case KeyCPU, KeyMemory, KeyProcesses:
 		_, err := limits(map[string]string{key: value})
 		return err
+	case KeyPrivileged, KeyIsolated:
+		if value != "true" && value != "false" {
+			return errkind.Wrap(errkind.Invalid, "config %s: %q is neither true nor false", key, value)
+		}
+	case KeyIdmapSize, KeyIdmapBase:
+		if n, err := strconv.ParseUint(value, 10, 32); err != nil || n == 0 {
+			return errkind.Wrap(errkind.Invalid, "config %s: %q is not a positive count below 2^32", key, value)
+		}
 	}
 	return nil
 }
@@ -245,6 +255,9 @@ func (e *Engine) SetConfig(ctx context.Context, name string, set map[string]stri
 		maps.Copy(inst.Config, set)
 		for _, k := range unset {
 			delete(inst.Config, k)
+		}
+		if err := allocIdmap(tx, inst); err != nil {
+			return err
 		}
 		return tx.PutInstance(inst)
 	})

@@ -51,8 +51,13 @@ func (x *Exec) argv(wd int) ([]string, error) {
 		return nil, errkind.Wrap(errkind.Unavailable, "nsenter not found: install util-linux")
 	}
 	argv := []string{bin, "--target", strconv.Itoa(x.Init),
-		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd=/proc/self/fd/" + strconv.Itoa(wd), "--"}
-	return append(argv, x.Args...), nil
+		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd=/proc/self/fd/" + strconv.Itoa(wd)}
+	if ownUserns(x.Init) {
+		// nsenter then becomes root of the container's namespace
+		// (setuid and setgid 0 in it), with its capabilities there.
+		argv = append(argv, "--user")
+	}
+	return append(append(argv, "--"), x.Args...), nil
 }
 
 // openCwd opens the working directory in the container's root, resolved
@@ -223,35 +228,10 @@ func (x *Exec) enter() error {
 // every hierarchy: init's cgroup is a leaf even where cgroup v2 forbids
 // processes in inner nodes.
 func joinCgroups(pid int) error {
-	mounts, err := cgroupMounts()
-	if err != nil {
-		return err
-	}
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	self := []byte(strconv.Itoa(os.Getpid()))
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		key := parts[1]
-		if parts[0] == "0" && key == "" {
-			key = "cgroup2"
-		}
-		mnt, ok := mounts[key]
-		if !ok {
-			continue // a hierarchy not mounted here
-		}
-		if err := os.WriteFile(filepath.Join(mnt, parts[2], "cgroup.procs"), self, 0); err != nil {
-			return err
-		}
-	}
-	return sc.Err()
+	return eachCgroup(pid, func(_, dir string) error {
+		return os.WriteFile(filepath.Join(dir, "cgroup.procs"), self, 0)
+	})
 }
 
 // RemoveCgroup removes the empty cgroup path (absolute) from every
@@ -314,6 +294,11 @@ func openPTY(pid int) (master, slave *os.File, err error) {
 	if errno != 0 {
 		unix.Close(mfd)
 		return nil, nil, fmt.Errorf("open the terminal's peer: %w", errno)
+	}
+	// The terminal is its opener's, the host's root: in a user namespace,
+	// give it to the container's root, whom the process becomes.
+	if uid, _ := rootOf(pid); uid != 0 {
+		_ = unix.Fchown(int(sfd), uid, -1)
 	}
 	return os.NewFile(uintptr(mfd), "ptmx"), os.NewFile(sfd, "pts"), nil
 }
