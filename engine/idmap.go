@@ -32,21 +32,25 @@ func privileged(cfg map[string]string) bool { return cfg[KeyPrivileged] == "true
 
 // allocIdmap records in inst the isolated range its config asks for: the
 // one it has while that still fits and no other instance's overlaps it,
-// else a new one. An instance that is not isolated has none. Run it in
+// else a new one. An instance that is not isolated has none; one that is
+// unprivileged needs root's subordinate range to be sound. Run it in
 // the transaction that writes inst, so that two commands cannot hand out
 // one range twice.
 func allocIdmap(tx *store.Tx, inst *store.Instance) error {
 	cfg := inst.Config
+	var root idmap.Map
+	var err error
+	if !privileged(cfg) {
+		if root, err = rootMap(); err != nil {
+			return err // refused now, not at the instance's start
+		}
+	}
 	if privileged(cfg) || cfg[KeyIsolated] != "true" {
 		inst.Idmap = nil
 		if cfg[KeyIdmapBase] != "" || cfg[KeyIdmapSize] != "" {
 			return errkind.Wrap(errkind.Invalid, "%s and %s apply to an unprivileged instance with %s=true", KeyIdmapBase, KeyIdmapSize, KeyIsolated)
 		}
 		return nil
-	}
-	root, err := rootMap()
-	if err != nil {
-		return err
 	}
 	size, base := uint64(idmap.MinSize), uint64(0)
 	if v := cfg[KeyIdmapSize]; v != "" {
