@@ -31,11 +31,12 @@ func (e *Engine) apiInstance(inst *store.Instance, run *store.Run) *api.Instance
 		}
 	}
 	state.Status, state.StatusCode = code.String(), code
-	privileged, idmap := apiIdmap(inst, pid)
-	return &api.Instance{Privileged: privileged, Idmap: idmap, Name: inst.Name, Type: api.TypeContainer, Status: code.String(), StatusCode: code,
+	privileged, ids := apiIdmap(inst, pid)
+	return &api.Instance{Name: inst.Name, Type: api.TypeContainer, Status: code.String(), StatusCode: code,
 		Architecture: arch, Image: inst.Image, Config: orEmpty(maps.Clone(inst.Config)),
 		Devices:   map[string]map[string]string{api.RootDevice: {"type": "disk", "path": "/", "pool": inst.Pool}},
-		Ephemeral: inst.Ephemeral, CreatedAt: inst.Created, State: state, Snapshots: apiSnapshots(inst.Snapshots)}
+		Ephemeral: inst.Ephemeral, CreatedAt: inst.Created, State: state, Snapshots: apiSnapshots(inst.Snapshots),
+		Privileged: privileged, Idmap: ids}
 }
 
 // apiSnapshots are snaps as programs see them: no volume IDs.

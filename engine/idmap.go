@@ -59,15 +59,9 @@ func allocIdmap(tx *store.Tx, inst *store.Instance) error {
 	if v := cfg[KeyIdmapBase]; v != "" {
 		base, _ = strconv.ParseUint(v, 10, 32)
 	}
-	insts, err := tx.Instances()
+	taken, err := takenRanges(tx, inst.Name, root)
 	if err != nil {
 		return err
-	}
-	var taken []idmap.Range
-	for _, o := range insts {
-		if o.Name != inst.Name && o.Idmap != nil {
-			taken = append(taken, idmap.Range{Base: o.Idmap.Base, Size: o.Idmap.Size})
-		}
 	}
 	if cur := inst.Idmap; cur != nil && cur.Size == uint32(size) && (base == 0 || cur.Base == uint32(base)) {
 		if _, err := idmap.Isolated(root, taken, cur.Base, cur.Size); err == nil {
@@ -82,6 +76,57 @@ func allocIdmap(tx *store.Tx, inst *store.Instance) error {
 	}
 	inst.Idmap = &store.Idmap{Base: r.Base, Size: r.Size}
 	return nil
+}
+
+// takenRanges are the isolated ranges of the instances but the one called
+// name: those recorded, and those that running instances still use after
+// a config set that takes effect at their next start.
+func takenRanges(tx *store.Tx, name string, root idmap.Map) ([]idmap.Range, error) {
+	insts, err := tx.Instances()
+	if err != nil {
+		return nil, err
+	}
+	var taken []idmap.Range
+	for _, o := range insts {
+		if o.Name != name && o.Idmap != nil {
+			taken = append(taken, idmap.Range{Base: o.Idmap.Base, Size: o.Idmap.Size})
+		}
+	}
+	runs, err := tx.Runs()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		if r.Name == name || !live(r) {
+			continue
+		}
+		if base, size, ok := runningMap(r.Pid); ok && (base != root.UID || size != root.Size) {
+			taken = append(taken, idmap.Range{Base: base, Size: size})
+		}
+	}
+	return taken, nil
+}
+
+// runningMap is the UID map of the running init pid: ok is false for a
+// privileged one.
+func runningMap(pid int) (base, size uint32, ok bool) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
+	return idmap.Parse(string(b))
+}
+
+// overlappingRanges says which instances' isolated ranges overlap: none
+// should.
+func overlappingRanges(insts []*store.Instance) []string {
+	var out []string
+	for i, a := range insts {
+		for _, b := range insts[i+1:] {
+			if a.Idmap != nil && b.Idmap != nil &&
+				(idmap.Range{Base: a.Idmap.Base, Size: a.Idmap.Size}).Overlaps(idmap.Range{Base: b.Idmap.Base, Size: b.Idmap.Size}) {
+				out = append(out, fmt.Sprintf("instances %s and %s have overlapping isolated ranges", a.Name, b.Name))
+			}
+		}
+	}
+	return out
 }
 
 // putNewInstance writes a new instance, with the isolated range it asks
@@ -118,10 +163,9 @@ func instanceMap(inst *store.Instance) (*idmap.Map, error) {
 func apiIdmap(inst *store.Instance, pid int) (privileged bool, entries []api.IdmapEntry) {
 	var uid, gid, size uint32
 	if pid > 0 {
-		u, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
 		g, _ := os.ReadFile(fmt.Sprintf("/proc/%d/gid_map", pid))
 		var okU, okG bool
-		uid, size, okU = idmap.Parse(string(u))
+		uid, size, okU = runningMap(pid)
 		gid, _, okG = idmap.Parse(string(g))
 		if !okU || !okG {
 			return true, []api.IdmapEntry{}

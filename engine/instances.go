@@ -232,8 +232,10 @@ func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 	})
 	if err == nil {
 		// The log of the last run follows; losing it would lose nothing
-		// but that log.
+		// but that log. A start killed before its monitor took over may
+		// have left the root mounted under the old name.
 		_ = os.Rename(e.consoleLog(oldName), e.consoleLog(newName))
+		_ = removeRunDir(e.runDir(oldName))
 	}
 	return err
 }

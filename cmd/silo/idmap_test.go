@@ -162,6 +162,13 @@ func TestIsolated(t *testing.T) {
 	if cfg := e.info("i2").Config; cfg["security.idmap.base"] != "" {
 		t.Fatalf("a refused config set changed the config: %v", cfg)
 	}
+	// A range stays taken while its instance runs on it, whatever its
+	// config says meanwhile (the change waits for its next start).
+	e.ok("config", "set", "i1", "security.idmap.isolated=false")
+	e.launch("bb", "i4", "-c", "security.idmap.isolated=true")
+	if m := e.info("i4").Idmap[0]; m.HostID < spans[0].hi && spans[0].lo < m.HostID+m.Range {
+		t.Fatalf("i4 was given %+v, which i1 still runs on (%v)", m, spans[0])
+	}
 	e.consistent()
 }
 

@@ -40,7 +40,8 @@ type Range struct {
 
 func (r Range) end() uint64 { return uint64(r.Base) + uint64(r.Size) }
 
-func (r Range) overlaps(o Range) bool {
+// Overlaps says whether r and o share an ID.
+func (r Range) Overlaps(o Range) bool {
 	return uint64(r.Base) < o.end() && uint64(o.Base) < r.end()
 }
 
@@ -122,7 +123,7 @@ func Isolated(root Map, taken []Range, base, size uint32) (Range, error) {
 				base, base, r.end()-1, pool.Base, pool.end()-1, SubUID, SubGID)
 		}
 		for _, t := range taken {
-			if r.overlaps(t) {
+			if r.Overlaps(t) {
 				return Range{}, errkind.Wrap(errkind.Invalid,
 					"security.idmap.base %d: the range %d-%d overlaps the isolated range %d-%d of another instance", base, base, r.end()-1, t.Base, t.end()-1)
 			}

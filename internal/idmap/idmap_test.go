@@ -62,7 +62,7 @@ func TestIsolated(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, o := range append(taken, Range{root.UID, MinSize}) {
-			if r.overlaps(o) {
+			if r.Overlaps(o) {
 				t.Fatalf("range %+v overlaps %+v", r, o)
 			}
 		}
