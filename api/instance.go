@@ -24,7 +24,8 @@ type Instance struct {
 	// Image is the fingerprint of the image the instance was made from.
 	Image string `json:"image"`
 	// Config holds the instance's keys (limits.*, runtime, init,
-	// environment.*, user.*); empty, never null, when none is set.
+	// security.*, environment.*, user.*); empty, never null, when none
+	// is set.
 	Config map[string]string `json:"config"`
 	// Devices maps a device's name to its type and settings. The root
 	// filesystem is the disk device "root", whose pool key names the
@@ -39,6 +40,24 @@ type Instance struct {
 	State *InstanceState `json:"state"`
 	// Snapshots are the instance's snapshots, oldest first.
 	Snapshots []InstanceSnapshot `json:"snapshots"`
+	// Privileged says the instance runs without a user namespace
+	// (security.privileged=true): its root is the host's root.
+	Privileged bool `json:"privileged"`
+	// Idmap maps the IDs inside an unprivileged instance onto the host's,
+	// as LXD's volatile.idmap.current does: one entry for UIDs, one for
+	// GIDs; empty, never null, when privileged. A running instance's is
+	// read from the kernel; a stopped one's is the map it boots under.
+	Idmap []IdmapEntry `json:"idmap"`
+}
+
+// IdmapEntry maps Range IDs from NSID inside an instance onto the host's
+// from HostID, for UIDs or GIDs (LXD's IdmapEntry).
+type IdmapEntry struct {
+	IsUID  bool  `json:"isuid"`
+	IsGID  bool  `json:"isgid"`
+	HostID int64 `json:"hostid"`
+	NSID   int64 `json:"nsid"`
+	Range  int64 `json:"maprange"`
 }
 
 // RootDevice is the name of the disk device an instance's root filesystem is.

@@ -19,8 +19,9 @@ func (e *Engine) apiInstance(inst *store.Instance, run *store.Run) *api.Instance
 	if inst.Metadata != nil && inst.Metadata.Architecture != "" {
 		arch = inst.Metadata.Architecture
 	}
-	code, state := api.Stopped, &api.InstanceState{}
+	code, state, pid := api.Stopped, &api.InstanceState{}, 0
 	if run != nil && live(run) {
+		pid = run.Pid
 		code, state.Pid, state.StartedAt = api.Running, int64(run.Pid), run.Started
 		cgroup := e.cgroup(inst.Name)
 		state.Memory.Usage, _ = container.MemoryUsage(cgroup)
@@ -30,10 +31,12 @@ func (e *Engine) apiInstance(inst *store.Instance, run *store.Run) *api.Instance
 		}
 	}
 	state.Status, state.StatusCode = code.String(), code
+	privileged, ids := apiIdmap(inst, pid)
 	return &api.Instance{Name: inst.Name, Type: api.TypeContainer, Status: code.String(), StatusCode: code,
 		Architecture: arch, Image: inst.Image, Config: orEmpty(maps.Clone(inst.Config)),
 		Devices:   map[string]map[string]string{api.RootDevice: {"type": "disk", "path": "/", "pool": inst.Pool}},
-		Ephemeral: inst.Ephemeral, CreatedAt: inst.Created, State: state, Snapshots: apiSnapshots(inst.Snapshots)}
+		Ephemeral: inst.Ephemeral, CreatedAt: inst.Created, State: state, Snapshots: apiSnapshots(inst.Snapshots),
+		Privileged: privileged, Idmap: ids}
 }
 
 // apiSnapshots are snaps as programs see them: no volume IDs.

@@ -216,7 +216,7 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, name, pool string) (*s
 		return nil, im.o.Fail(ctx, fmt.Errorf("import %s: %w", im.inst.Name, err))
 	}
 	im.o.Step("received")
-	return im.inst, im.o.Commit(ctx, func(tx *store.Tx) error { return tx.PutInstance(im.inst) })
+	return im.inst, im.o.Commit(ctx, func(tx *store.Tx) error { return putNewInstance(tx, im.inst) })
 }
 
 // importer builds an instance from a backup as backup.Read hands it over.
@@ -283,6 +283,9 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 		}
 		for _, s := range inst.Snapshots {
 			rec.Undo.Volumes = append(rec.Undo.Volumes, snapRef(inst, &s))
+		}
+		if err := allocIdmap(tx, inst); err != nil {
+			return err
 		}
 		return reserveInstance(tx, rec, im.name)
 	})

@@ -60,6 +60,7 @@ func (e *Engine) Check(ctx context.Context) ([]string, error) {
 				add(i.Pool, storage.Ref{Volume: s.Volume, Snapshot: s.ID}, "snapshot "+i.Name+"/"+s.Name)
 			}
 		}
+		problems = append(problems, overlappingRanges(insts)...)
 		ops, err := tx.Ops()
 		for _, op := range ops {
 			problems = append(problems, fmt.Sprintf("operation %s of %s is still recorded", op.Kind, op.Target))

@@ -18,20 +18,17 @@ import (
 
 // Instance config keys. environment.* and user.* are open families.
 const (
-	KeyCPU       = "limits.cpu"       // a count of CPUs, or a set: "0-1,3"
-	KeyMemory    = "limits.memory"    // a size, or a percentage of the host's memory
-	KeyProcesses = "limits.processes" // the most tasks at once
-	KeyRuntime   = "runtime"          // the OCI runtime, a name in PATH or a path
-	KeyInit      = "init"             // PID 1 and its arguments
-	// KeyPrivileged runs an instance as the host's root. Every instance
-	// runs so until user namespaces come: the key says so already.
-	KeyPrivileged = "security.privileged"
-	KeyFuse       = "security.devices.fuse" // /dev/fuse in the instance
-	KeyTun        = "security.devices.tun"  // /dev/net/tun in the instance
+	KeyCPU       = "limits.cpu"            // a count of CPUs, or a set: "0-1,3"
+	KeyMemory    = "limits.memory"         // a size, or a percentage of the host's memory
+	KeyProcesses = "limits.processes"      // the most tasks at once
+	KeyRuntime   = "runtime"               // the OCI runtime, a name in PATH or a path
+	KeyInit      = "init"                  // PID 1 and its arguments
+	KeyFuse      = "security.devices.fuse" // /dev/fuse in the instance
+	KeyTun       = "security.devices.tun"  // /dev/net/tun in the instance
 )
 
 // boolKeys are the keys that take true or false.
-var boolKeys = []string{KeyPrivileged, KeyFuse, KeyTun}
+var boolKeys = []string{KeyPrivileged, KeyIsolated, KeyFuse, KeyTun}
 
 // checkKey checks that key is a config key silo knows.
 func checkKey(key string) error {
@@ -39,10 +36,11 @@ func checkKey(key string) error {
 	case strings.HasPrefix(key, "user.") && len(key) > len("user."),
 		strings.HasPrefix(key, "environment.") && len(key) > len("environment."),
 		key == KeyRuntime, key == KeyInit, key == KeyCPU, key == KeyMemory, key == KeyProcesses,
-		slices.Contains(boolKeys, key):
+		slices.Contains(boolKeys, key), key == KeyIdmapSize, key == KeyIdmapBase:
 		return nil
 	}
-	return errkind.Wrap(errkind.Invalid, "unknown config key %q (limits.cpu, limits.memory, limits.processes, runtime, init, %s, environment.*, user.*)", key, strings.Join(boolKeys, ", "))
+	return errkind.Wrap(errkind.Invalid, "unknown config key %q (limits.cpu, limits.memory, limits.processes, runtime, init, %s, %s, %s, environment.*, user.*)",
+		key, strings.Join(boolKeys, ", "), KeyIdmapSize, KeyIdmapBase)
 }
 
 // checkConfig checks one config key and its value.
@@ -58,6 +56,10 @@ func checkConfig(key, value string) error {
 	case KeyCPU, KeyMemory, KeyProcesses:
 		_, err := limits(map[string]string{key: value})
 		return err
+	case KeyIdmapSize, KeyIdmapBase:
+		if n, err := strconv.ParseUint(value, 10, 32); err != nil || n == 0 {
+			return errkind.Wrap(errkind.Invalid, "config %s: %q is not a positive count below 2^32", key, value)
+		}
 	}
 	if slices.Contains(boolKeys, key) && value != "true" && value != "false" {
 		return errkind.Wrap(errkind.Invalid, "config %s: %q is neither true nor false", key, value)
@@ -263,6 +265,9 @@ func (e *Engine) SetConfig(ctx context.Context, name string, set map[string]stri
 		maps.Copy(inst.Config, set)
 		for _, k := range unset {
 			delete(inst.Config, k)
+		}
+		if err := allocIdmap(tx, inst); err != nil {
+			return err
 		}
 		return tx.PutInstance(inst)
 	})

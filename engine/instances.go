@@ -60,6 +60,9 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 		fp, base = img.Fingerprint, img.Bases[pool]
 		inst.Image, inst.Metadata, inst.Templates = fp, img.Metadata, img.Templates
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
+		if err := allocIdmap(tx, inst); err != nil {
+			return err
+		}
 		return reserveInstance(tx, rec, name)
 	})
 	if err != nil {
@@ -82,7 +85,7 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 		if _, err := tx.Image(fp); err != nil {
 			return fmt.Errorf("create %s: the image was deleted meanwhile: %w", name, err)
 		}
-		return tx.PutInstance(inst)
+		return putNewInstance(tx, inst)
 	})
 }
 
@@ -180,6 +183,13 @@ func (e *Engine) Delete(ctx context.Context, name string, force bool) error {
 			return err
 		}
 	}
+	// A start killed before its monitor took the run over may have left
+	// the instance's root mounted, which must go before its volume.
+	if run, err := e.liveRun(name); err == nil && run == nil {
+		if err := removeRunDir(e.runDir(name)); err != nil {
+			return err
+		}
+	}
 	err = e.remove(ctx, name)
 	if errors.Is(err, errkind.NotFound) && force {
 		return nil // an ephemeral instance went as it stopped
@@ -222,8 +232,10 @@ func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 	})
 	if err == nil {
 		// The log of the last run follows; losing it would lose nothing
-		// but that log.
+		// but that log. A start killed before its monitor took over may
+		// have left the root mounted under the old name.
 		_ = os.Rename(e.consoleLog(oldName), e.consoleLog(newName))
+		_ = removeRunDir(e.runDir(oldName))
 	}
 	return err
 }
@@ -260,8 +272,13 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 		return nil, err
 	}
 	vol := newID("i-")
+	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol,
+		Config: maps.Clone(from.Config), Created: time.Now().UTC(), Metadata: from.Metadata, Templates: from.Templates}
 	o, err := e.journal.Begin("copy", dst, func(tx *store.Tx, rec *store.Op) error {
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
+		if err := allocIdmap(tx, inst); err != nil {
+			return err
+		}
 		return reserveInstance(tx, rec, dst)
 	})
 	if err != nil {
@@ -276,8 +293,6 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 	default:
 		err = copyAcross(ctx, srcD, ref, dstD, vol)
 	}
-	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol,
-		Config: maps.Clone(from.Config), Created: time.Now().UTC(), Metadata: from.Metadata, Templates: from.Templates}
 	if err == nil {
 		err = identify(ctx, dstD, inst, image.WhenCopy)
 	}
@@ -285,7 +300,7 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 		return nil, o.Fail(ctx, fmt.Errorf("copy %s to %s: %w", src, dst, err))
 	}
 	o.Step("copied")
-	return inst, o.Commit(ctx, func(tx *store.Tx) error { return tx.PutInstance(inst) })
+	return inst, o.Commit(ctx, func(tx *store.Tx) error { return putNewInstance(tx, inst) })
 }
 
 // copyAcross copies ref into the new volume vol of a pool of another driver.

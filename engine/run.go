@@ -17,6 +17,7 @@ import (
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/internal/journal"
+	"github.com/silo-dev/silo/internal/revert"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/runtime/container"
 	"github.com/silo-dev/silo/runtime/monitor"
@@ -124,14 +125,28 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	}
 	kind := container.DetectInit(root, initArgs[0])
 	dir := e.runDir(name)
-	if err := os.RemoveAll(dir); err != nil {
+	if err := removeRunDir(dir); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := e.makeRunDir(dir); err != nil {
 		return err
 	}
-	cfg := container.Config{Name: name, Root: root, Init: initArgs, Env: environment(inst.Config),
-		Cgroup: e.cgroup(name), Limits: lim, Devices: devices(inst.Config)}
+	m, err := instanceMap(inst)
+	if err != nil {
+		return err
+	}
+	if oci.OwnKernel() {
+		m = nil
+	}
+	rootfs, err := e.bootRoot(inst.Pool, root, dir, m)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	undo := revert.New()
+	defer undo.Fail()
+	undo.Add(func() { _ = container.ReleaseRoot(dir) })
+	cfg := container.Config{Name: name, Root: rootfs, Init: initArgs, Env: environment(inst.Config),
+		Cgroup: e.cgroup(name), Limits: lim, Devices: devices(inst.Config), Idmap: m}
 	if kind == container.Systemd {
 		cfg.Notify = filepath.Join(dir, monitor.NotifySocket)
 	}
@@ -152,11 +167,12 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	journal.Crashpoint("start", "bundled")
 	mcfg := monitor.Config{Name: name, StateDir: e.stateDir, Dir: dir, OCI: oci, Init: kind}
 	if err := monitor.Spawn(mcfg); err != nil {
-		os.RemoveAll(dir)
+		_ = removeRunDir(dir)
 		runs.Close()
 		e.tidyRuns(name, oci.Binary)
 		return fmt.Errorf("start %s: %w", name, err)
 	}
+	undo.Success()
 	journal.Crashpoint("start", "spawned")
 	e.collect(ctx, inst, d)
 	return nil
@@ -168,6 +184,10 @@ func (e *Engine) start(ctx context.Context, name string) error {
 // finds the monitor dead.
 func (e *Engine) finishRun(ctx context.Context, run *store.Run) error {
 	if err := e.oci(run.Runtime).Delete(ctx, run.Name); err != nil && run.Boot == bootID() {
+		return fmt.Errorf("finish the run of %s: %w", run.Name, err)
+	}
+	// Before an ephemeral instance's volume goes.
+	if err := container.ReleaseRoot(e.runDir(run.Name)); err != nil {
 		return fmt.Errorf("finish the run of %s: %w", run.Name, err)
 	}
 	var matched, ephemeral bool
@@ -197,7 +217,7 @@ func (e *Engine) finishRun(ctx context.Context, run *store.Run) error {
 	} else if matched && err == nil {
 		e.keepConsoleLog(run.Name)
 	}
-	if err := os.RemoveAll(e.runDir(run.Name)); err != nil {
+	if err := removeRunDir(e.runDir(run.Name)); err != nil {
 		return err
 	}
 	e.tidyRuns(run.Name, run.Runtime)

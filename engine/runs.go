@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"os"
 	"path/filepath"
 
 	"github.com/silo-dev/silo/errkind"
@@ -19,6 +20,31 @@ func (e *Engine) runBase() string {
 }
 
 func (e *Engine) runDir(name string) string { return filepath.Join(e.runBase(), name) }
+
+// makeRunDir makes the run directory dir. It and the directories above it
+// are open to search (0711): the runtime reaches the root and the notify
+// socket in it from inside the container's user namespace, whose root is
+// not the host's.
+func (e *Engine) makeRunDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return err
+	}
+	for _, d := range []string{filepath.Dir(e.runBase()), e.runBase(), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeRunDir removes a run directory, once the root it may hold is
+// unmounted: only then, or the instance's files would go with it.
+func removeRunDir(dir string) error {
+	if err := container.ReleaseRoot(dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
 
 // cgroup is the cgroup of instance name, unique on the host.
 func (e *Engine) cgroup(name string) string {

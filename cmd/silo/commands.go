@@ -402,7 +402,22 @@ func info(c *cli.Context, e *engine.Engine) error {
 		"Memory", whileRunning(i, memory), "Processes", whileRunning(i, processes),
 		"Image", i.Image[:12], "Pool", i.Pool(), "Ephemeral", strconv.FormatBool(i.Ephemeral),
 		"Created", when(i.CreatedAt), "Disk usage", humanSize(i.State.Disk[api.RootDevice].Usage),
-		"Config", orDash(strings.Join(cfg, ", ")), "Snapshots", orDash(strings.Join(snaps, ", "))))
+		"Config", orDash(strings.Join(cfg, ", ")), "Snapshots", orDash(strings.Join(snaps, ", ")),
+		"Privileged", strconv.FormatBool(i.Privileged), "Idmap", idmapText(i.Idmap)))
+}
+
+// idmapText shows an instance's map as LXD's raw.idmap writes one: "uid
+// 1000000-1065535 as 0-65535, gid ...".
+func idmapText(entries []api.IdmapEntry) string {
+	var parts []string
+	for _, m := range entries {
+		kind := "uid"
+		if m.IsGID {
+			kind = "gid"
+		}
+		parts = append(parts, fmt.Sprintf("%s %d-%d as %d-%d", kind, m.HostID, m.HostID+m.Range-1, m.NSID, m.NSID+m.Range-1))
+	}
+	return orDash(strings.Join(parts, ", "))
 }
 
 func deleteInstance(c *cli.Context, e *engine.Engine) error {

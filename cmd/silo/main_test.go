@@ -44,10 +44,11 @@ func TestMain(m *testing.M) {
 
 // env is one state directory and the pool the test works on.
 type env struct {
-	t     *testing.T
-	state string
-	pool  string // "" for the default pool
-	extra []string
+	t      *testing.T
+	state  string
+	driver string
+	pool   string // "" for the default pool
+	extra  []string
 }
 
 type result struct {
@@ -239,11 +240,21 @@ func (e *env) poolArgs() []string {
 	return []string{"--pool", e.pool}
 }
 
+// bootArgs are the flags of a create or launch of an instance that boots
+// on the test's pool: zfs-fuse, which the tests run ZFS on, cannot idmap,
+// so instances there are privileged.
+func (e *env) bootArgs() []string {
+	if e.driver == "zfs" {
+		return append(e.poolArgs(), "-c", "security.privileged=true")
+	}
+	return e.poolArgs()
+}
+
 // newEnv makes a state directory with a pool of driver (the default dir
 // pool for "dir"), removed when the test ends.
 func newEnv(t *testing.T, driver string) *env {
 	testutil.NeedRoot(t, "silo's commands make pools, give files their owners and run containers")
-	e := &env{t: t, state: t.TempDir()}
+	e := &env{t: t, state: t.TempDir(), driver: driver}
 	if driver != "dir" {
 		needDriver(t, driver)
 		e.pool = "p" + driver

@@ -49,7 +49,7 @@ func bootEnv(t *testing.T, driver string) *env {
 
 func (e *env) launch(image, name string, extra ...string) {
 	e.t.Helper()
-	e.ok(append(append([]string{"launch", image, name, "--wait"}, e.poolArgs()...), extra...)...)
+	e.ok(append(append([]string{"launch", image, name, "--wait"}, e.bootArgs()...), extra...)...)
 }
 
 // instanceState is what silo list says of an instance, in short.
@@ -297,7 +297,7 @@ func TestTwentyAtOnce(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			e := bootEnv(t, driver)
 			for i := range 20 {
-				e.ok(append([]string{"create", "bb", fmt.Sprintf("c%d", i)}, e.poolArgs()...)...)
+				e.ok(append([]string{"create", "bb", fmt.Sprintf("c%d", i)}, e.bootArgs()...)...)
 			}
 			var wg sync.WaitGroup
 			errs := make(chan string, 20)
@@ -420,6 +420,18 @@ func TestBootDebian(t *testing.T) {
 			e.launch("debian", "d2")
 			if got := e.run("exec", "d1", "--", "systemctl", "is-system-running"); got.out != "running\n" && got.out != "degraded\n" {
 				t.Fatalf("systemd is %q", got.out)
+			}
+			// Unprivileged where the pool can idmap: systemd runs in
+			// its own cgroup tree, as the container's root.
+			if driver != "zfs" && e.info("d1").Privileged {
+				t.Fatal("a default Debian instance is privileged")
+			}
+			dirs := []string{"/sys/fs/cgroup/system.slice"}
+			if _, err := os.Stat("/sys/fs/cgroup/unified"); err == nil { // hybrid
+				dirs = []string{"/sys/fs/cgroup/unified/system.slice", "/sys/fs/cgroup/systemd/system.slice"}
+			}
+			if got := e.ok(append([]string{"exec", "d1", "--", "stat", "-c", "%U"}, dirs...)...); got != strings.Repeat("root\n", len(dirs)) {
+				t.Fatalf("owners of systemd's cgroups %v inside: %q", dirs, got)
 			}
 			id1, id2 := e.ok("exec", "d1", "--", "cat", "/etc/machine-id"), e.ok("exec", "d2", "--", "cat", "/etc/machine-id")
 			if id1 == id2 || len(id1) != 33 {

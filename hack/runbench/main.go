@@ -2,14 +2,17 @@
 // run them, on the Debian bookworm minbase image with systemd
 // (hack/debian-image.sh) on a btrfs loop pool:
 //
-//   - launch to first exec: "silo launch", then "silo exec -- true";
+//   - launch to first exec: "silo launch", then "silo exec -- true", of
+//     a default (unprivileged) instance and of a privileged one, one
+//     after the other in each run;
 //   - start to systemd running: "silo start --wait";
 //   - "silo exec -- true" on a running instance;
 //   - graceful stop of systemd: "silo stop";
 //   - memory spent outside the containers per running instance (the
 //     monitors: proportional set size, shared pages split between them);
 //   - how many instances run at once, launched in waves up to -max, each
-//     waited for until systemd says running or degraded.
+//     waited for until systemd says running or degraded; every other one
+//     isolated (security.idmap.isolated).
 //
 // It needs root, runc and btrfs-progs (make bench-run provides them).
 // Everything lives under a temporary state directory, removed at the end.
@@ -45,22 +48,35 @@ func main() {
 	bench.Names = append(bench.Names, "warm")
 	fmt.Printf("Debian bookworm minbase with systemd on a btrfs loop pool; %d runs per figure; medians [min-max]\n\n", *runs)
 
-	var launch, boot, execs, stop []time.Duration
-	for i := range *runs {
-		name := fmt.Sprintf("l%d", i)
+	var launch, privileged, boot, execs, stop []time.Duration
+	launched := func(name string, config ...string) time.Duration {
 		bench.Names = append(bench.Names, name)
-		launch = append(launch, benchutil.Timed(func() error {
-			if err := run("launch", "debian", name, "--pool", "bench"); err != nil {
+		return benchutil.Timed(func() error {
+			if err := run(append([]string{"launch", "debian", name, "--pool", "bench"}, config...)...); err != nil {
 				return err
 			}
 			return run("exec", name, "--", "true")
-		}))
+		})
+	}
+	for i := range *runs {
+		// Each launch leaves systemd booting: which goes first
+		// alternates, so that neither always shares the CPUs with it.
+		name, priv := fmt.Sprintf("l%d", i), fmt.Sprintf("p%d", i)
+		if i%2 == 0 {
+			launch = append(launch, launched(name))
+		}
+		privileged = append(privileged, launched(priv, "-c", "security.privileged=true"))
+		benchutil.Check(run("delete", "--force", priv))
+		if i%2 == 1 {
+			launch = append(launch, launched(name))
+		}
 		benchutil.Check(run("stop", name, "--force"))
 		boot = append(boot, benchutil.Timed(func() error { return run("start", name, "--wait") }))
 		execs = append(execs, benchutil.Timed(func() error { return run("exec", name, "--", "true") }))
 		stop = append(stop, benchutil.Timed(func() error { return run("stop", name) }))
 	}
 	fmt.Printf("launch to first exec     %s   [LXD 2.0 s]\n", benchutil.Stat(launch))
+	fmt.Printf("  the same, privileged   %s\n", benchutil.Stat(privileged))
 	fmt.Printf("start to systemd running %s   [LXD 2.2 s]\n", benchutil.Stat(boot))
 	fmt.Printf("exec -- true             %s   [LXD 154 ms]\n", benchutil.Stat(execs))
 	fmt.Printf("graceful stop            %s   [LXD 953 ms]\n", benchutil.Stat(stop))
@@ -81,9 +97,13 @@ func main() {
 			bench.Names = append(bench.Names, name)
 			mu.Unlock()
 			wg.Add(1)
+			args := []string{"launch", "debian", name, "--pool", "bench", "--wait", "--timeout", "5m"}
+			if k%2 == 1 {
+				args = append(args, "-c", "security.idmap.isolated=true")
+			}
 			go func() {
 				defer wg.Done()
-				if err := run("launch", "debian", name, "--pool", "bench", "--wait", "--timeout", "5m"); err != nil {
+				if err := run(args...); err != nil {
 					mu.Lock()
 					failed = err
 					mu.Unlock()

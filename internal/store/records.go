@@ -80,6 +80,16 @@ type Instance struct {
 	// Retired lists earlier heads that restores left in place for the
 	// snapshots that live in them; each goes with its last snapshot.
 	Retired []string `json:"retired,omitempty"`
+	// Idmap is the host range allocated to an isolated instance
+	// (security.idmap.isolated): no other instance's overlaps it.
+	Idmap *Idmap `json:"idmap,omitempty"`
+}
+
+// Idmap is a range of host IDs: the instance's UIDs and GIDs 0 to Size-1
+// are the host's Base to Base+Size-1.
+type Idmap struct {
+	Base uint32 `json:"base"`
+	Size uint32 `json:"size"`
 }
 
 // SnapshotsIn counts the snapshots that live in volume vol.

@@ -57,8 +57,13 @@ func (x *Exec) argv(wd int) ([]string, error) {
 		return nil, errkind.Wrap(errkind.Unavailable, "nsenter not found: install util-linux")
 	}
 	argv := []string{bin, "--target", strconv.Itoa(x.Init),
-		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd=/proc/self/fd/" + strconv.Itoa(wd), "--"}
-	return append(argv, x.Args...), nil
+		"--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup", "--root", "--wd=/proc/self/fd/" + strconv.Itoa(wd)}
+	if ownUserns(x.Init) {
+		// nsenter then becomes root of the container's namespace
+		// (setuid and setgid 0 in it), with its capabilities there.
+		argv = append(argv, "--user")
+	}
+	return append(append(argv, "--"), x.Args...), nil
 }
 
 // openCwd opens the working directory in the container's root, resolved
@@ -190,7 +195,7 @@ func (x *Exec) Run() (int, error) {
 		done(err)
 		return exitCode(err)
 	}
-	master, slave, err := openPTY(x.ptmx())
+	master, slave, err := openPTY(x.ptmx(), x.Init)
 	if err != nil {
 		return 0, err
 	}
@@ -276,47 +281,21 @@ func (x *Exec) restrict() error {
 // every hierarchy: init's cgroup is a leaf even where cgroup v2 forbids
 // processes in inner nodes.
 func joinCgroups(pid int) error {
-	dirs, err := cgroupDirs(pid)
-	if err != nil {
-		return err
-	}
 	self := []byte(strconv.Itoa(os.Getpid()))
-	for _, dir := range dirs {
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), self, 0); err != nil {
-			return err
-		}
-	}
-	return nil
+	return eachCgroup(pid, func(_, dir string) error {
+		return os.WriteFile(filepath.Join(dir, "cgroup.procs"), self, 0)
+	})
 }
 
 // cgroupDirs maps each hierarchy mounted here, named as cgroupMounts names
 // it, to the directory of process pid's cgroup in it.
 func cgroupDirs(pid int) (map[string]string, error) {
-	mounts, err := cgroupMounts()
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	dirs := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		key := parts[1]
-		if parts[0] == "0" && key == "" {
-			key = "cgroup2"
-		}
-		if mnt, ok := mounts[key]; ok { // else a hierarchy not mounted here
-			dirs[key] = filepath.Join(mnt, parts[2])
-		}
-	}
-	return dirs, sc.Err()
+	err := eachCgroup(pid, func(key, dir string) error {
+		dirs[key] = dir
+		return nil
+	})
+	return dirs, err
 }
 
 // RemoveCgroup removes the empty cgroup path (absolute) from every
@@ -374,8 +353,10 @@ func (x *Exec) ptmx() string {
 	return fmt.Sprintf("/proc/%d/root/dev/pts/ptmx", x.Init)
 }
 
-// openPTY opens a terminal pair through the multiplexer ptmx.
-func openPTY(ptmx string) (master, slave *os.File, err error) {
+// openPTY opens a terminal pair through the multiplexer ptmx, for a
+// process that becomes root in the user namespace of process ns (0: the
+// host's).
+func openPTY(ptmx string, ns int) (master, slave *os.File, err error) {
 	mfd, err := unix.Open(ptmx, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the container's terminal: %w", err)
@@ -388,6 +369,11 @@ func openPTY(ptmx string) (master, slave *os.File, err error) {
 	if errno != 0 {
 		unix.Close(mfd)
 		return nil, nil, fmt.Errorf("open the terminal's peer: %w", errno)
+	}
+	// The terminal is its opener's, the host's root: in a user namespace,
+	// give it to the container's root, whom the process becomes.
+	if uid, _ := rootOf(ns); ns != 0 && uid != 0 {
+		_ = unix.Fchown(int(sfd), uid, -1)
 	}
 	return os.NewFile(uintptr(mfd), "ptmx"), os.NewFile(sfd, "pts"), nil
 }

@@ -19,6 +19,12 @@ const gVisor = "runsc"
 // sandboxed says whether binary runs containers in a gVisor sandbox.
 func sandboxed(binary string) bool { return filepath.Base(binary) == gVisor }
 
+// OwnKernel says whether the runtime runs containers on a kernel of its
+// own (gVisor's), which serves their root as it is on disk: such a
+// container's root is no idmapped mount, and the sandbox, not a user
+// namespace of the host's, keeps it from the host.
+func (r *OCI) OwnKernel() bool { return sandboxed(r.Binary) }
+
 // ForRuntime adjusts spec s, built by Spec, to what the OCI runtime binary
 // takes, or says why the instance cannot run under it. It is the one place
 // where runtimes differ in their specs; runc and its kin take s as it is.

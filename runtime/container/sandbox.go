@@ -58,7 +58,7 @@ func (r *OCI) Sandbox(id, bundle string) (*Sandbox, error) {
 // streams are a terminal made here, which gVisor passes on as a plain
 // file, and its master is handed over consoleSocket as the runtime would.
 func (r *OCI) createSandbox(ctx context.Context, id, bundle, consoleSocket, pidFile string) error {
-	master, slave, err := openPTY("/dev/ptmx")
+	master, slave, err := openPTY("/dev/ptmx", 0)
 	if err != nil {
 		return err
 	}

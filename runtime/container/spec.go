@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/silo-dev/silo/internal/idmap"
 )
 
 // Config is what the runtime needs to know of an instance to boot it.
@@ -24,6 +26,10 @@ type Config struct {
 	Notify  string
 	Limits  Limits
 	Devices Devices // the optional devices it may use
+	// Idmap is the user namespace's map; nil runs the container as the
+	// host's root (privileged). Root must then be idmapped by it too
+	// (MountRoot).
+	Idmap *idmap.Map
 }
 
 // Limits are the resources an instance may use; zero values mean no limit.
@@ -94,6 +100,7 @@ func Spec(c Config) (*specs.Spec, error) {
 	s.Linux.Seccomp = seccompProfile(c.Devices)
 	s.Linux.Devices = c.Devices.nodes()
 	s.Linux.Resources.Devices = c.Devices.rules()
+	withUserNamespace(s, c.Idmap)
 	if c.Notify != "" {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: NotifyPath, Type: "bind", Source: c.Notify, Options: []string{"bind"}})
 		s.Process.Env = append(s.Process.Env, "NOTIFY_SOCKET="+NotifyPath)

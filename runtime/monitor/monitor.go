@@ -49,6 +49,11 @@ type Monitor struct {
 	// Started is told init's PID each time the container boots.
 	Started func(pid int) error
 
+	// root is the host UID and GID of the container's root, when it has
+	// a user namespace (userns).
+	root   [2]int
+	userns bool
+
 	mu      sync.Mutex
 	clients map[net.Conn]bool
 	master  *os.File // the console of the current boot
@@ -71,6 +76,15 @@ func (m *Monitor) Run(ctx context.Context) (syscall.WaitStatus, error) {
 		return 0, fmt.Errorf("notify socket: %w", err)
 	}
 	defer notify.Close()
+	if m.root[0], m.root[1], m.userns, err = container.BundleRoot(m.Dir); err != nil {
+		return 0, err
+	}
+	// systemd sends to it as the container's root.
+	if m.userns {
+		if err := os.Chown(m.path(NotifySocket), m.root[0], m.root[1]); err != nil {
+			return 0, fmt.Errorf("notify socket: %w", err)
+		}
+	}
 	m.clients = map[net.Conn]bool{}
 	if m.log, err = os.OpenFile(m.path(ConsoleLog), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
 		return 0, err
@@ -130,6 +144,12 @@ func (m *Monitor) boot(ctx context.Context) (syscall.WaitStatus, error) {
 	if err != nil || pid <= 0 {
 		_ = m.OCI.Delete(context.WithoutCancel(ctx), m.ID)
 		return 0, fmt.Errorf("init's PID: %w", err)
+	}
+	if m.userns {
+		if err := container.DelegateCgroups(pid, m.root[0], m.root[1]); err != nil {
+			_ = m.OCI.Delete(context.WithoutCancel(ctx), m.ID)
+			return 0, err
+		}
 	}
 	if err := m.OCI.Start(ctx, m.ID); err != nil {
 		_ = m.OCI.Delete(context.WithoutCancel(ctx), m.ID)

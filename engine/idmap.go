@@ -1,0 +1,203 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/idmap"
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/runtime/container"
+)
+
+// The keys of an instance's user namespace.
+const (
+	// KeyPrivileged=true runs the instance without a user namespace: its
+	// root is the host's root.
+	KeyPrivileged = "security.privileged"
+	// KeyIsolated=true gives the instance a range of host IDs of its own.
+	KeyIsolated  = "security.idmap.isolated"
+	KeyIdmapSize = "security.idmap.size" // the isolated range's size, 65536 by default
+	KeyIdmapBase = "security.idmap.base" // the isolated range's first host ID, found when unset
+)
+
+// rootMap is root's subordinate map, read once per command.
+var rootMap = sync.OnceValues(func() (idmap.Map, error) { return idmap.Root(idmap.SubUID, idmap.SubGID) })
+
+func privileged(cfg map[string]string) bool { return cfg[KeyPrivileged] == "true" }
+
+// allocIdmap records in inst the isolated range its config asks for: the
+// one it has while that still fits and no other instance's overlaps it,
+// else a new one. An instance that is not isolated has none; one that is
+// unprivileged needs root's subordinate range to be sound. Run it in
+// the transaction that writes inst, so that two commands cannot hand out
+// one range twice.
+func allocIdmap(tx *store.Tx, inst *store.Instance) error {
+	cfg := inst.Config
+	var root idmap.Map
+	var err error
+	if !privileged(cfg) {
+		if root, err = rootMap(); err != nil {
+			return err // refused now, not at the instance's start
+		}
+	}
+	if privileged(cfg) || cfg[KeyIsolated] != "true" {
+		inst.Idmap = nil
+		if cfg[KeyIdmapBase] != "" || cfg[KeyIdmapSize] != "" {
+			return errkind.Wrap(errkind.Invalid, "%s and %s apply to an unprivileged instance with %s=true", KeyIdmapBase, KeyIdmapSize, KeyIsolated)
+		}
+		return nil
+	}
+	size, base := uint64(idmap.MinSize), uint64(0)
+	if v := cfg[KeyIdmapSize]; v != "" {
+		size, _ = strconv.ParseUint(v, 10, 32) // checked by checkConfig
+	}
+	if v := cfg[KeyIdmapBase]; v != "" {
+		base, _ = strconv.ParseUint(v, 10, 32)
+	}
+	taken, err := takenRanges(tx, inst.Name, root)
+	if err != nil {
+		return err
+	}
+	if cur := inst.Idmap; cur != nil && cur.Size == uint32(size) && (base == 0 || cur.Base == uint32(base)) {
+		if _, err := idmap.Isolated(root, taken, cur.Base, cur.Size); err == nil {
+			return nil
+		}
+		// Taken by a command that committed first: find another (or,
+		// for a base asked for, refuse below).
+	}
+	r, err := idmap.Isolated(root, taken, uint32(base), uint32(size))
+	if err != nil {
+		return fmt.Errorf("instance %s: %w", inst.Name, err)
+	}
+	inst.Idmap = &store.Idmap{Base: r.Base, Size: r.Size}
+	return nil
+}
+
+// takenRanges are the isolated ranges of the instances but the one called
+// name: those recorded, and those that running instances still use after
+// a config set that takes effect at their next start.
+func takenRanges(tx *store.Tx, name string, root idmap.Map) ([]idmap.Range, error) {
+	insts, err := tx.Instances()
+	if err != nil {
+		return nil, err
+	}
+	var taken []idmap.Range
+	for _, o := range insts {
+		if o.Name != name && o.Idmap != nil {
+			taken = append(taken, idmap.Range{Base: o.Idmap.Base, Size: o.Idmap.Size})
+		}
+	}
+	runs, err := tx.Runs()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		if r.Name == name || !live(r) {
+			continue
+		}
+		if base, size, ok := runningMap(r.Pid); ok && (base != root.UID || size != root.Size) {
+			taken = append(taken, idmap.Range{Base: base, Size: size})
+		}
+	}
+	return taken, nil
+}
+
+// runningMap is the UID map of the running init pid: ok is false for a
+// privileged one.
+func runningMap(pid int) (base, size uint32, ok bool) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
+	return idmap.Parse(string(b))
+}
+
+// overlappingRanges says which instances' isolated ranges overlap: none
+// should.
+func overlappingRanges(insts []*store.Instance) []string {
+	var out []string
+	for i, a := range insts {
+		for _, b := range insts[i+1:] {
+			if a.Idmap != nil && b.Idmap != nil &&
+				(idmap.Range{Base: a.Idmap.Base, Size: a.Idmap.Size}).Overlaps(idmap.Range{Base: b.Idmap.Base, Size: b.Idmap.Size}) {
+				out = append(out, fmt.Sprintf("instances %s and %s have overlapping isolated ranges", a.Name, b.Name))
+			}
+		}
+	}
+	return out
+}
+
+// putNewInstance writes a new instance, with the isolated range it asks
+// for: the one found when its operation began, if no command that
+// committed since took it.
+func putNewInstance(tx *store.Tx, inst *store.Instance) error {
+	if err := allocIdmap(tx, inst); err != nil {
+		return err
+	}
+	return tx.PutInstance(inst)
+}
+
+// instanceMap is the map inst boots under: nil when it is privileged.
+func instanceMap(inst *store.Instance) (*idmap.Map, error) {
+	if privileged(inst.Config) {
+		return nil, nil
+	}
+	if inst.Idmap != nil {
+		m := idmap.Of(idmap.Range{Base: inst.Idmap.Base, Size: inst.Idmap.Size})
+		return &m, nil
+	}
+	if inst.Config[KeyIsolated] == "true" {
+		return nil, fmt.Errorf("instance %s is isolated but has no range recorded: set %s again", inst.Name, KeyIsolated)
+	}
+	m, err := rootMap()
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// apiIdmap is the map of inst as programs see it: read from the kernel
+// for a running instance (pid > 0), else the one it will boot under.
+func apiIdmap(inst *store.Instance, pid int) (privileged bool, entries []api.IdmapEntry) {
+	var uid, gid, size uint32
+	if pid > 0 {
+		g, _ := os.ReadFile(fmt.Sprintf("/proc/%d/gid_map", pid))
+		var okU, okG bool
+		uid, size, okU = runningMap(pid)
+		gid, _, okG = idmap.Parse(string(g))
+		if !okU || !okG {
+			return true, []api.IdmapEntry{}
+		}
+	} else {
+		m, err := instanceMap(inst)
+		if err != nil || m == nil {
+			return m == nil && err == nil, []api.IdmapEntry{}
+		}
+		uid, gid, size = m.UID, m.GID, m.Size
+	}
+	return false, []api.IdmapEntry{
+		{IsUID: true, HostID: int64(uid), NSID: 0, Range: int64(size)},
+		{IsGID: true, HostID: int64(gid), NSID: 0, Range: int64(size)},
+	}
+}
+
+// bootRoot is the root that the runtime boots an instance from, whose
+// volume is mounted at root, in run directory dir: the volume itself for
+// a privileged instance (m nil), else a mount of it idmapped by m, in dir.
+func (e *Engine) bootRoot(pool, root, dir string, m *idmap.Map) (string, error) {
+	if m == nil {
+		return root, nil
+	}
+	ok, err := container.CanIdmap(root, filepath.Join(filepath.Dir(e.runBase()), "idmap"))
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", errkind.Wrap(errkind.Invalid,
+			"pool %s's filesystem cannot idmap: use security.privileged=true or a btrfs or dir pool", pool)
+	}
+	p := filepath.Join(dir, container.RootDir)
+	return p, container.MountRoot(root, p, *m)
+}
