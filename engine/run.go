@@ -146,7 +146,11 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	defer undo.Fail()
 	undo.Add(func() { _ = container.ReleaseRoot(dir) })
 	cfg := container.Config{Name: name, Root: rootfs, Init: initArgs, Env: environment(inst.Config),
-		Cgroup: e.cgroup(name), Limits: lim, Devices: devices(inst.Config), Idmap: m}
+		Cgroup: e.cgroup(name), Limits: lim, Devices: devices(inst.Config), Idmap: m,
+		NodeDir: filepath.Join(dir, "devices")}
+	if err := cfg.Devices.MakeNodes(cfg.NodeDir, m); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
 	if kind == container.Systemd {
 		cfg.Notify = filepath.Join(dir, monitor.NotifySocket)
 	}

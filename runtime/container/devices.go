@@ -1,9 +1,14 @@
 package container
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/silo-dev/silo/internal/idmap"
 )
 
 // Devices are the optional devices an instance may use, beside the usual
@@ -59,6 +64,48 @@ func (d Devices) nodes() []specs.LinuxDevice {
 			n.FileMode, n.UID, n.GID = &mode, &uid, &gid
 			out = append(out, n)
 		}
+	}
+	return out
+}
+
+// MakeNodes makes, in dir, the optional device nodes asked for, for an
+// unprivileged container (m set), owned by its root. A runtime cannot
+// make nodes in a user namespace, and binds the host's instead, whose
+// modes are the host's (0600 where no udev opened them up), so that root
+// inside could not open them; and a node that the container's user
+// namespace made would be of no use (its filesystem is nodev). These are
+// the host's root's nodes, on the host's /run, bound in by Spec.
+func (d Devices) MakeNodes(dir string, m *idmap.Map) error {
+	nodes := d.nodes()
+	if m == nil || len(nodes) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		p := filepath.Join(dir, filepath.Base(n.Path))
+		dev := unix.Mkdev(uint32(n.Major), uint32(n.Minor))
+		if err := unix.Mknod(p, unix.S_IFCHR|uint32(*n.FileMode), int(dev)); err != nil && !os.IsExist(err) {
+			return fmt.Errorf("make %s for the instance: %w", n.Path, err)
+		}
+		// Mknod's mode is cut by the umask.
+		if err := os.Chmod(p, *n.FileMode); err != nil {
+			return err
+		}
+		if err := os.Lchown(p, int(m.UID), int(m.GID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nodeMounts binds the nodes MakeNodes made in dir into the container.
+func (d Devices) nodeMounts(dir string) []specs.Mount {
+	var out []specs.Mount
+	for _, n := range d.nodes() {
+		out = append(out, specs.Mount{Destination: n.Path, Type: "bind",
+			Source: filepath.Join(dir, filepath.Base(n.Path)), Options: []string{"bind"}})
 	}
 	return out
 }

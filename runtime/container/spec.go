@@ -26,6 +26,9 @@ type Config struct {
 	Notify  string
 	Limits  Limits
 	Devices Devices // the optional devices it may use
+	// NodeDir holds the optional device nodes that MakeNodes made for an
+	// unprivileged container.
+	NodeDir string
 	// Idmap is the user namespace's map; nil runs the container as the
 	// host's root (privileged). Root must then be idmapped by it too
 	// (MountRoot).
@@ -98,7 +101,11 @@ func Spec(c Config) (*specs.Spec, error) {
 		},
 	}
 	s.Linux.Seccomp = seccompProfile(c.Devices)
-	s.Linux.Devices = c.Devices.nodes()
+	if c.Idmap == nil {
+		s.Linux.Devices = c.Devices.nodes()
+	} else {
+		s.Mounts = append(s.Mounts, c.Devices.nodeMounts(c.NodeDir)...)
+	}
 	s.Linux.Resources.Devices = c.Devices.rules()
 	withUserNamespace(s, c.Idmap)
 	if c.Notify != "" {
