@@ -6,7 +6,7 @@ GO ?= go
 export GOFLAGS := -tags=urfave_cli_no_docs,netgo,osusergo -ldflags=-extldflags=-static
 BIN ?= bin/silo
 
-.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup
+.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree
 
 build:
 	$(GO) build -o $(BIN) ./cmd/silo
@@ -60,6 +60,10 @@ bench-cli: deps
 bench-run: deps
 	sysctl -qw fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576
 	$(GO) run ./hack/runbench
+
+# Unprivileged create and start on a small and a ten times larger tree.
+bench-tree: deps
+	$(GO) run ./hack/treebench
 
 bench-backup: deps
 	$(GO) run ./hack/backupbench
