@@ -25,10 +25,11 @@ const (
 	KeyInit      = "init"                  // PID 1 and its arguments
 	KeyFuse      = "security.devices.fuse" // /dev/fuse in the instance
 	KeyTun       = "security.devices.tun"  // /dev/net/tun in the instance
+	KeyNesting   = "security.nesting"      // the instance may run containers of its own
 )
 
 // boolKeys are the keys that take true or false.
-var boolKeys = []string{KeyPrivileged, KeyIsolated, KeyFuse, KeyTun}
+var boolKeys = []string{KeyPrivileged, KeyIsolated, KeyFuse, KeyTun, KeyNesting}
 
 // checkKey checks that key is a config key silo knows.
 func checkKey(key string) error {
@@ -71,6 +72,8 @@ func checkConfig(key, value string) error {
 func devices(cfg map[string]string) container.Devices {
 	return container.Devices{Fuse: cfg[KeyFuse] == "true", Tun: cfg[KeyTun] == "true"}
 }
+
+func nesting(cfg map[string]string) bool { return cfg[KeyNesting] == "true" }
 
 // ParseConfig reads key=value pairs and checks them.
 func ParseConfig(pairs []string) (map[string]string, error) {

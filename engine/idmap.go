@@ -194,10 +194,30 @@ func (e *Engine) bootRoot(pool, root, dir string, m *idmap.Map) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	if !ok {
+	ns, nested := ownNamespace()
+	switch {
+	case !ok && nested:
+		// Idmapping a mount takes CAP_SYS_ADMIN over the user namespace
+		// that owns the filesystem: inside an instance, only one mounted
+		// there (a tmpfs), not the host's under the instance's root.
+		return "", errkind.Wrap(errkind.Invalid,
+			"pool %s's filesystem cannot idmap here: silo runs in a user namespace (in an instance), and may idmap only a filesystem mounted in it, such as a tmpfs: use a dir pool on one, or security.privileged=true (root of this namespace, not the host's)", pool)
+	case !ok:
 		return "", errkind.Wrap(errkind.Invalid,
 			"pool %s's filesystem cannot idmap: use security.privileged=true or a btrfs or dir pool", pool)
+	case nested && uint64(max(m.UID, m.GID))+uint64(m.Size) > uint64(ns):
+		return "", errkind.Wrap(errkind.Invalid,
+			"silo runs in a user namespace (in an instance) that maps IDs 0-%d only, and the instance's map reaches %d: set %s=true, which gives it a range of its own (%d IDs by default)",
+			ns-1, uint64(max(m.UID, m.GID))+uint64(m.Size)-1, KeyIsolated, idmap.MinSize)
 	}
 	p := filepath.Join(dir, container.RootDir)
 	return p, container.MountRoot(root, p, *m)
+}
+
+// ownNamespace is the count of IDs, from 0, that the user namespace silo
+// runs in maps; nested is false in the host's own.
+func ownNamespace() (size uint32, nested bool) {
+	b, _ := os.ReadFile("/proc/self/uid_map")
+	_, size, nested = idmap.Parse(string(b))
+	return size, nested
 }

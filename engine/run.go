@@ -147,9 +147,14 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	undo.Add(func() { _ = container.ReleaseRoot(dir) })
 	cfg := container.Config{Name: name, Root: rootfs, Init: initArgs, Env: environment(inst.Config),
 		Cgroup: e.cgroup(name), Limits: lim, Devices: devices(inst.Config), Idmap: m,
-		NodeDir: filepath.Join(dir, "devices")}
+		NodeDir: filepath.Join(dir, "devices"), Nesting: nesting(inst.Config)}
 	if err := cfg.Devices.MakeNodes(cfg.NodeDir, m); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
+	}
+	if cfg.Nesting && privileged(inst.Config) {
+		// Allowed: root of the host may mount a whole proc and sysfs
+		// anyway; nesting lets it run unprivileged containers of its own.
+		slog.Warn("security.nesting on a privileged instance: its root is the host's, and the whole proc and sysfs that nesting mounts in /dev/.lxc are the host's to write", "instance", name)
 	}
 	if kind == container.Systemd {
 		cfg.Notify = filepath.Join(dir, monitor.NotifySocket)

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/silo-dev/silo/internal/testutil"
 )
 
 // buildEscape builds testdata/escape, static, for pushing into instances.
@@ -29,16 +31,25 @@ func buildEscape(t *testing.T) string {
 	return bin
 }
 
-// escapeModes are the instances the escapes are tried from.
-var escapeModes = []struct{ name, config string }{
-	{"default", ""},
-	{"privileged", "security.privileged=true"},
+// escapeModes are the instances the escapes are tried from. hostRoot says
+// that root inside is the host's root, on the host's kernel.
+var escapeModes = []struct {
+	name, config string
+	hostRoot     bool
+}{
+	{"default", "", false},
+	{"privileged", "security.privileged=true", true},
+	// Root inside is root of gVisor's kernel: each case must be refused
+	// there too, those that mean nothing under it (a host PID it cannot
+	// see, a /proc/kcore it does not have) included.
+	{"gvisor", "runtime=runsc", false},
 }
 
 // Each way out of an instance that the issue lists is tried from inside a
-// default and a privileged instance on every driver, and the host is
-// checked afterwards: every one must fail.
+// default, a privileged and a gVisor instance on every driver, and the
+// host is checked afterwards: every one must fail.
 func TestEscape(t *testing.T) {
+	testutil.NeedCommand(t, "runsc")
 	helper := buildEscape(t)
 	for _, driver := range drivers {
 		t.Run(driver, func(t *testing.T) {
@@ -48,7 +59,7 @@ func TestEscape(t *testing.T) {
 			if driver == "zfs" {
 				// zfs-fuse cannot idmap, so instances there are
 				// privileged (bootArgs): "default" is "privileged" again.
-				modes = escapeModes[1:]
+				modes = modes[1:]
 			}
 			for _, mode := range modes {
 				t.Run(mode.name, func(t *testing.T) {
@@ -61,7 +72,7 @@ func TestEscape(t *testing.T) {
 					}
 					sub.launch("bb", name, extra...)
 					sub.ok("file", "push", "--mode", "0755", helper, name+"/bin/escape")
-					escapeCases(t, &sub, name, mode.config != "")
+					escapeCases(t, &sub, name, mode.hostRoot)
 				})
 			}
 		})
@@ -91,7 +102,7 @@ func escape(t *testing.T, e *env, name string, args ...string) {
 	}
 }
 
-func escapeCases(t *testing.T, e *env, name string, privileged bool) {
+func escapeCases(t *testing.T, e *env, name string, hostRoot bool) {
 	root := instanceRoot(t, e, name)
 
 	// open_by_handle_at with the handle of the root of the pool's
@@ -125,7 +136,7 @@ func escapeCases(t *testing.T, e *env, name string, privileged bool) {
 	// a fresh proc, without the read-only /proc/sys (busybox's rcS does),
 	// and write there; only a user namespace stops that.
 	settings := [][2]string{{"/sys/kernel/mm/transparent_hugepage/enabled", "never"}}
-	if !privileged {
+	if !hostRoot {
 		settings = append(settings, [2]string{"/proc/sys/kernel/core_pattern", "|/bin/escape"})
 	}
 	for _, w := range settings {

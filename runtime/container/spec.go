@@ -33,6 +33,8 @@ type Config struct {
 	// host's root (privileged). Root must then be idmapped by it too
 	// (MountRoot).
 	Idmap *idmap.Map
+	// Nesting lets the container run containers of its own.
+	Nesting bool
 }
 
 // Limits are the resources an instance may use; zero values mean no limit.
@@ -107,12 +109,29 @@ func Spec(c Config) (*specs.Spec, error) {
 		s.Mounts = append(s.Mounts, c.Devices.nodeMounts(c.NodeDir)...)
 	}
 	s.Linux.Resources.Devices = c.Devices.rules()
+	if c.Nesting {
+		s.Mounts = append(s.Mounts, nestingMounts...)
+	}
 	withUserNamespace(s, c.Idmap)
 	if c.Notify != "" {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: NotifyPath, Type: "bind", Source: c.Notify, Options: []string{"bind"}})
 		s.Process.Env = append(s.Process.Env, "NOTIFY_SOCKET="+NotifyPath)
 	}
 	return s, nil
+}
+
+// nestingMounts are a second proc and sysfs, whole, out of the way, as
+// LXD mounts them for security.nesting. In a user namespace the kernel
+// mounts a new proc or sysfs (a nested container's) only where one is
+// already fully visible in the mount namespace (mount_too_revealing): the
+// container's own /proc and /sys are not, with the masked and read-only
+// paths over them, once locked by the copy into the nested container's
+// user namespace. Those stay where software looks; the second ones show
+// root of an unprivileged container what it may see or change anyway, and
+// root of a privileged one the host's, which it could mount itself.
+var nestingMounts = []specs.Mount{
+	{Destination: "/dev/.lxc/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+	{Destination: "/dev/.lxc/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev"}},
 }
 
 func (l Limits) resources() *specs.LinuxResources {

@@ -3,7 +3,7 @@
 // push it into an instance and run it there with silo exec.
 //
 //	escape handle TYPE HEX      open_by_handle_at with a handle made on the host
-//	escape mknod MAJOR MINOR    make a block device node, and read it
+//	escape mknod MAJOR MINOR    make a block device node, open and read it
 //	escape devtmpfs NAME        read block device NAME through a devtmpfs mount
 //	escape remount              remount the root's superblock read-only, freeze it
 //	escape write PATH VALUE     write VALUE to PATH
@@ -17,6 +17,7 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -114,11 +115,23 @@ func tryRead(p string) {
 func mknod(args []string) {
 	p := "/tmp/escape-disk"
 	os.Remove(p)
-	err := unix.Mknod(p, unix.S_IFBLK|0o600, int(unix.Mkdev(uint32(num(args[0])), uint32(num(args[1])))))
-	report("mknod "+p, err)
-	if err == nil {
-		tryRead(p)
+	if err := unix.Mknod(p, unix.S_IFBLK|0o600, int(unix.Mkdev(uint32(num(args[0])), uint32(num(args[1]))))); err != nil {
+		report("mknod "+p, err)
+		return
 	}
+	// A node made names a device of the kernel the caller runs on. Where
+	// that kernel has none by the number (gVisor's, which has no block
+	// devices and lets root make any node on its tmpfs), it opens nothing.
+	f, err := os.Open(p)
+	if errors.Is(err, unix.ENXIO) {
+		report("mknod "+p+" made a node of no device", err)
+		return
+	}
+	if err == nil {
+		f.Close()
+	}
+	report("mknod "+p, nil)
+	tryRead(p)
 }
 
 func devtmpfs(args []string) {
