@@ -183,20 +183,41 @@ func apiIdmap(inst *store.Instance, pid int) (privileged bool, entries []api.Idm
 	}
 }
 
+// shiftMap is the map of a shift record: nil for none.
+func shiftMap(s *store.Shift) *idmap.Map {
+	if s == nil {
+		return nil
+	}
+	return &idmap.Map{UID: s.UID, GID: s.GID, Size: s.Size}
+}
+
+// shiftRecord is the record of a shift by map m: nil for none.
+func shiftRecord(m *idmap.Map) *store.Shift {
+	if m == nil {
+		return nil
+	}
+	return &store.Shift{UID: m.UID, GID: m.GID, Size: m.Size}
+}
+
+// onDisk is the shift from the IDs inside an instance to those on disk
+// in a volume whose files are shifted by s.
+func onDisk(s *store.Shift) idmap.Shift { return idmap.Shift{To: shiftMap(s)} }
+
+// inside is the shift from the IDs on disk, in a volume whose files are
+// shifted by s, to those inside the instance: what exports write.
+func inside(s *store.Shift) idmap.Shift { return idmap.Shift{From: shiftMap(s)} }
+
+// canIdmap says whether the filesystem where path lies can be idmapped.
+func (e *Engine) canIdmap(path string) (bool, error) {
+	return container.CanIdmap(path, filepath.Join(filepath.Dir(e.runBase()), "idmap"))
+}
+
 // bootRoot is the root that the runtime boots an instance from, whose
-// volume is mounted at root, in run directory dir: the volume itself for
-// a privileged instance (m nil), else a mount of it idmapped by m, in dir.
-func (e *Engine) bootRoot(pool, root, dir string, m *idmap.Map) (string, error) {
+// volume is mounted at root, in run directory dir: the volume itself (m
+// nil), else a mount of it idmapped by m, in dir.
+func bootRoot(root, dir string, m *idmap.Map) (string, error) {
 	if m == nil {
 		return root, nil
-	}
-	ok, err := container.CanIdmap(root, filepath.Join(filepath.Dir(e.runBase()), "idmap"))
-	if err != nil {
-		return "", err
-	}
-	if !ok {
-		return "", errkind.Wrap(errkind.Invalid,
-			"pool %s's filesystem cannot idmap: use security.privileged=true or a btrfs or dir pool", pool)
 	}
 	p := filepath.Join(dir, container.RootDir)
 	return p, container.MountRoot(root, p, *m)
