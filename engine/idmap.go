@@ -213,12 +213,17 @@ func (e *Engine) canIdmap(path string) (bool, error) {
 }
 
 // bootRoot is the root that the runtime boots an instance from, whose
-// volume is mounted at root, in run directory dir: the volume itself (m
-// nil), else a mount of it idmapped by m, in dir.
-func bootRoot(root, dir string, m *idmap.Map) (string, error) {
+// volume is mounted at root, in run directory dir: the volume itself for
+// a privileged instance (m nil); else a mount of it in dir, which the
+// instance's root can reach: as it is when the volume is shifted on disk,
+// else idmapped by m.
+func bootRoot(root, dir string, m *idmap.Map, shifted bool) (string, error) {
 	if m == nil {
 		return root, nil
 	}
 	p := filepath.Join(dir, container.RootDir)
+	if shifted {
+		return p, container.BindRoot(root, p)
+	}
 	return p, container.MountRoot(root, p, *m)
 }

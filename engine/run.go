@@ -138,13 +138,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err := e.makeRunDir(dir); err != nil {
 		return err
 	}
-	// A volume shifted on disk is booted as it is; any other through an
-	// idmapped mount.
-	idmapped := m
-	if inst.Shift != nil {
-		idmapped = nil
-	}
-	rootfs, err := bootRoot(root, dir, idmapped)
+	rootfs, err := bootRoot(root, dir, m, inst.Shift != nil)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}

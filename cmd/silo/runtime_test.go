@@ -49,7 +49,7 @@ func bootEnv(t *testing.T, driver string) *env {
 
 func (e *env) launch(image, name string, extra ...string) {
 	e.t.Helper()
-	e.ok(append(append([]string{"launch", image, name, "--wait"}, e.bootArgs()...), extra...)...)
+	e.ok(append(append([]string{"launch", image, name, "--wait"}, e.poolArgs()...), extra...)...)
 }
 
 // instanceState is what silo list says of an instance, in short.
@@ -297,7 +297,7 @@ func TestTwentyAtOnce(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			e := bootEnv(t, driver)
 			for i := range 20 {
-				e.ok(append([]string{"create", "bb", fmt.Sprintf("c%d", i)}, e.bootArgs()...)...)
+				e.ok(append([]string{"create", "bb", fmt.Sprintf("c%d", i)}, e.poolArgs()...)...)
 			}
 			var wg sync.WaitGroup
 			errs := make(chan string, 20)
