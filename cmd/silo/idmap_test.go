@@ -48,6 +48,30 @@ func (e *env) idmapMounts() int {
 	return n
 }
 
+// switchAndBack restarts instance name privileged, runs privileged (when
+// not nil) and touches /root/privileged there, then restarts it
+// unprivileged again, under the map whose uid_map reads shared.
+func (e *env) switchAndBack(name, shared string, privileged func()) {
+	e.t.Helper()
+	e.ok("config", "set", name, "security.privileged=true")
+	e.ok("restart", name)
+	if got := e.uidMap(name); got != "0 0 4294967295" {
+		e.t.Fatalf("privileged: uid_map %q", got)
+	}
+	if i := e.info(name); !i.Privileged || len(i.Idmap) != 0 {
+		e.t.Fatalf("info of a privileged instance: %v, %+v", i.Privileged, i.Idmap)
+	}
+	if privileged != nil {
+		privileged()
+	}
+	e.ok("exec", name, "--", "touch", "/root/privileged")
+	e.ok("config", "unset", name, "security.privileged")
+	e.ok("restart", name)
+	if got := e.uidMap(name); got != shared {
+		e.t.Fatalf("unprivileged again: uid_map %q", got)
+	}
+}
+
 // A default instance is unprivileged on every pool that can idmap: root
 // inside is root's subordinate range outside; files it makes are on disk
 // with the IDs they have inside (volumes stay unshifted), as are files
@@ -84,31 +108,12 @@ func TestUnprivileged(t *testing.T) {
 			if got := e.ok("exec", "u", "--", "stat", "-c", "%u %g", "/root/made", "/root/d", "/etc/pushed"); got != "0 0\n1000 1001\n1234 2345\n" {
 				t.Fatalf("owners inside: %q", got)
 			}
-			disk := instanceRoot(t, e, "u")
-			for p, want := range map[string][2]uint32{"root/made": {0, 0}, "root/d": {1000, 1001}, "etc/pushed": {1234, 2345}} {
-				if st := statOf(t, filepath.Join(disk, p)); st.Uid != want[0] || st.Gid != want[1] {
-					t.Errorf("%s on disk: %d:%d, want %d:%d", p, st.Uid, st.Gid, want[0], want[1])
-				}
-			}
+			ownersOn(t, "on disk", instanceRoot(t, e, "u"), map[string][2]uint32{"root/made": {0, 0}, "root/d": {1000, 1001}, "etc/pushed": {1234, 2345}})
 			if got := e.ok("file", "pull", "u/etc/pushed", "-"); got != "pushed\n" {
 				t.Fatalf("pulled %q", got)
 			}
 
-			// Privileged, then unprivileged again, with a restart each.
-			e.ok("config", "set", "u", "security.privileged=true")
-			e.ok("restart", "u")
-			if got := e.uidMap("u"); got != "0 0 4294967295" {
-				t.Fatalf("privileged: uid_map %q", got)
-			}
-			if i := e.info("u"); !i.Privileged || len(i.Idmap) != 0 {
-				t.Fatalf("info of a privileged instance: %v, %+v", i.Privileged, i.Idmap)
-			}
-			e.ok("exec", "u", "--", "touch", "/root/privileged")
-			e.ok("config", "unset", "u", "security.privileged")
-			e.ok("restart", "u")
-			if got := e.uidMap("u"); got != shared {
-				t.Fatalf("unprivileged again: uid_map %q", got)
-			}
+			e.switchAndBack("u", shared, nil)
 			if got := e.ok("exec", "u", "--", "stat", "-c", "%u", "/root/privileged", "/root/d"); got != "0\n1000\n" {
 				t.Fatalf("owners after the switches: %q", got)
 			}
@@ -266,18 +271,7 @@ func TestShiftedPool(t *testing.T) {
 	}
 
 	// Privileged, then unprivileged again: the files follow at each restart.
-	e.ok("config", "set", "z", "security.privileged=true")
-	e.ok("restart", "z")
-	if got := e.uidMap("z"); got != "0 0 4294967295" {
-		t.Fatalf("privileged: uid_map %q", got)
-	}
-	ownersOn(t, "z privileged", instanceRoot(t, e, "z"), unshifted)
-	e.ok("exec", "z", "--", "touch", "/root/privileged")
-	e.ok("config", "unset", "z", "security.privileged")
-	e.ok("restart", "z")
-	if got := e.uidMap("z"); got != shared {
-		t.Fatalf("unprivileged again: uid_map %q", got)
-	}
+	e.switchAndBack("z", shared, func() { ownersOn(t, "z privileged", instanceRoot(t, e, "z"), unshifted) })
 	if got := e.ok("exec", "z", "--", "stat", "-c", "%u", "/root/privileged", "/root/d/f"); got != "0\n1000\n" {
 		t.Fatalf("owners after the switches: %q", got)
 	}
