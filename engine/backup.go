@@ -12,6 +12,7 @@ import (
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/backup"
 	"github.com/silo-dev/silo/internal/compression"
+	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/journal"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/snapshot"
@@ -60,6 +61,9 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	if opts.InstanceOnly {
 		snaps = nil
 	}
+	if opts.Optimized && shifted(inst, snaps) {
+		return errkind.Wrap(errkind.Invalid, "export %s: its files are shifted on disk for its user namespace (pool %s cannot idmap), and a driver stream would carry them so: export it without --optimized", name, inst.Pool)
+	}
 	head, release, err := e.frozenHead(ctx, inst, d, !opts.Optimized)
 	if err != nil {
 		return err
@@ -89,7 +93,7 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	if opts.Optimized {
 		err = exportStreams(ctx, bw, x, pool.Driver, d, snaps, head.Volume)
 	} else {
-		err = exportTrees(ctx, bw, x, d, snaps, head)
+		err = exportTrees(ctx, bw, x, d, snaps, head, inst.Shift)
 	}
 	if err == nil {
 		err = bw.Close()
@@ -98,6 +102,17 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 		return fmt.Errorf("export %s: %w", name, err)
 	}
 	return nil
+}
+
+// shifted says whether the head of inst or one of snaps carries its
+// instance's host IDs on disk.
+func shifted(inst *store.Instance, snaps []store.Snapshot) bool {
+	for _, s := range snaps {
+		if s.Shift != nil {
+			return true
+		}
+	}
+	return inst.Shift != nil
 }
 
 // backupExtra is what a backup's index carries for the engine alone.
@@ -134,8 +149,10 @@ func (e *Engine) frozenHead(ctx context.Context, inst *store.Instance, d storage
 }
 
 // exportTrees writes the portable form: each snapshot as the difference
-// from the one before, then the head as the difference from the last.
-func exportTrees(ctx context.Context, bw *backup.Writer, x *backup.Index, d storage.Driver, snaps []store.Snapshot, head storage.Ref) error {
+// from the one before, then the head as the difference from the last,
+// each with the IDs inside the instance (a volume shifted on disk is
+// unshifted as it is read; headShift is the head's).
+func exportTrees(ctx context.Context, bw *backup.Writer, x *backup.Index, d storage.Driver, snaps []store.Snapshot, head storage.Ref, headShift *store.Shift) error {
 	if err := bw.Index(x); err != nil {
 		return err
 	}
@@ -146,7 +163,7 @@ func exportTrees(ctx context.Context, bw *backup.Writer, x *backup.Index, d stor
 		if err != nil {
 			return err
 		}
-		if err := bw.Snapshot(ctx, s.Name, root, prev); err != nil {
+		if err := bw.Snapshot(ctx, s.Name, root, prev, inside(s.Shift)); err != nil {
 			rel()
 			return fmt.Errorf("snapshot %s: %w", s.Name, err)
 		}
@@ -158,7 +175,7 @@ func exportTrees(ctx context.Context, bw *backup.Writer, x *backup.Index, d stor
 		return err
 	}
 	defer rel()
-	return bw.Root(ctx, root, prev)
+	return bw.Root(ctx, root, prev, inside(headShift))
 }
 
 // openRef gives the root of a volume or of a snapshot until release.
@@ -232,20 +249,20 @@ type importer struct {
 	receives []snapshot.Receive
 }
 
-func (im *importer) Begin(x *backup.Index) (string, error) {
+func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 	if im.name == "" {
 		im.name = x.Name
 	}
 	if err := checkName("instance", im.name); err != nil {
-		return "", fmt.Errorf("the backup's instance: %w", err)
+		return "", idmap.Shift{}, fmt.Errorf("the backup's instance: %w", err)
 	}
 	for k, v := range x.Config {
 		if err := checkConfig(k, v); err != nil {
-			return "", fmt.Errorf("the backup's config: %w", err)
+			return "", idmap.Shift{}, fmt.Errorf("the backup's config: %w", err)
 		}
 	}
 	if x.Optimized != "" && x.Optimized != im.pool.Driver {
-		return "", errkind.Wrap(errkind.Invalid, "the backup holds optimized %s streams, which only a %s pool can receive; pool %q is %s: export it again without --optimized",
+		return "", idmap.Shift{}, errkind.Wrap(errkind.Invalid, "the backup holds optimized %s streams, which only a %s pool can receive; pool %q is %s: export it again without --optimized",
 			x.Optimized, x.Optimized, im.pool.Name, im.pool.Driver)
 	}
 	inst := &store.Instance{Name: im.name, Image: x.Image, Pool: im.pool.Name,
@@ -256,13 +273,13 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 	if len(x.Extra) > 0 {
 		var extra backupExtra
 		if err := json.Unmarshal(x.Extra, &extra); err != nil {
-			return "", errkind.Wrap(errkind.Invalid, "the backup's index: %w", err)
+			return "", idmap.Shift{}, errkind.Wrap(errkind.Invalid, "the backup's index: %w", err)
 		}
 		inst.Metadata, inst.Templates = metadataRecord(extra.Metadata), extra.Templates
 	}
 	for _, s := range x.Snapshots {
 		if err := checkName("snapshot", s.Name); err != nil {
-			return "", fmt.Errorf("the backup's snapshots: %w", err)
+			return "", idmap.Shift{}, fmt.Errorf("the backup's snapshots: %w", err)
 		}
 		inst.Snapshots = append(inst.Snapshots, store.Snapshot{Name: s.Name, ID: newID("s-"), Created: s.Created})
 	}
@@ -272,7 +289,7 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 	}
 	t, receives, err := snapshot.Land(modelSnapshots(inst.Snapshots), streams, func() string { return newID("i-") })
 	if err != nil {
-		return "", err
+		return "", idmap.Shift{}, err
 	}
 	setTree(inst, t)
 	im.receives = receives
@@ -290,17 +307,29 @@ func (im *importer) Begin(x *backup.Index) (string, error) {
 		return reserveInstance(tx, rec, im.name)
 	})
 	if err != nil {
-		return "", err
+		return "", idmap.Shift{}, err
 	}
 	im.o, im.inst = o, inst
 	if x.Optimized != "" {
-		return "", nil
+		return "", idmap.Shift{}, nil // an optimized export is never of shifted files
 	}
 	root, err := im.d.CreateVolume(im.ctx, inst.Volume)
 	if err != nil {
-		return "", err
+		return "", idmap.Shift{}, err
 	}
-	return root, nil
+	// Where the pool cannot idmap, an unprivileged instance's trees are
+	// shifted into its map as they are unpacked.
+	m, err := instanceMap(inst)
+	if err == nil {
+		inst.Shift, err = im.e.diskShift(root, m)
+	}
+	if err != nil {
+		return "", idmap.Shift{}, err
+	}
+	for i := range inst.Snapshots {
+		inst.Snapshots[i].Shift = inst.Shift
+	}
+	return root, onDisk(inst.Shift), nil
 }
 
 func (im *importer) TreeDone(i int) error {

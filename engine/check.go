@@ -46,6 +46,14 @@ func (e *Engine) Check(ctx context.Context) ([]string, error) {
 			for pool, vol := range img.Bases {
 				add(pool, storage.Ref{Volume: vol}, fmt.Sprintf("image %.12s", img.Fingerprint))
 			}
+			for pool, shifted := range img.Shifted {
+				if img.Bases[pool] == "" {
+					problems = append(problems, fmt.Sprintf("image %.12s has shifted bases on pool %s but no base", img.Fingerprint, pool))
+				}
+				for key, vol := range shifted {
+					add(pool, storage.Ref{Volume: vol}, fmt.Sprintf("image %.12s shifted for %s", img.Fingerprint, key))
+				}
+			}
 		}
 		insts, err := tx.Instances()
 		if err != nil {

@@ -71,17 +71,23 @@ func splitPath(p string) (dir, base string, err error) {
 	return dir, base, nil
 }
 
-// PushFile writes r as the file p of instance name, with mode and owner,
-// replacing the file atomically if it exists.
+// PushFile writes r as the file p of instance name, with mode and owner
+// (IDs inside the instance), replacing the file atomically if it exists.
 func (e *Engine) PushFile(ctx context.Context, name, p string, r io.Reader, mode os.FileMode, uid, gid int) error {
 	if _, _, err := splitPath(p); err != nil {
 		return err
 	}
-	root, err := e.root(ctx, name)
+	inst, d, err := e.instanceDriver(ctx, name)
 	if err != nil {
 		return err
 	}
-	return writeIn(root, p, r, mode, uid, gid)
+	root, err := d.VolumePath(ctx, inst.Volume)
+	if err != nil {
+		return err
+	}
+	// On a volume shifted on disk, the owner is the one the map gives.
+	s := onDisk(inst.Shift)
+	return writeIn(root, p, r, mode, int(s.UID(uint32(uid))), int(s.GID(uint32(gid))))
 }
 
 // writeIn writes r as the file p below root, confined to root, replacing

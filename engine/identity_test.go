@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/testutil"
 )
 
@@ -17,7 +18,7 @@ func TestGiveIdentity(t *testing.T) {
 	if err := os.Mkdir(etc, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := giveIdentity(root, "web"); err != nil {
+	if err := giveIdentity(root, "web", idmap.Shift{}); err != nil {
 		t.Fatal(err)
 	}
 	id, err := os.ReadFile(filepath.Join(etc, "machine-id"))
@@ -41,7 +42,7 @@ func TestGiveIdentity(t *testing.T) {
 		return st.Sys().(*syscall.Stat_t).Ino
 	}
 	before := inode(filepath.Join(etc, "hostname"))
-	if err := setHostname(root, "web"); err != nil || inode(filepath.Join(etc, "hostname")) != before {
+	if err := setHostname(root, "web", idmap.Shift{}); err != nil || inode(filepath.Join(etc, "hostname")) != before {
 		t.Fatalf("hostname rewritten (%v)", err)
 	}
 	outside := filepath.Join(t.TempDir(), "hostname")
@@ -54,7 +55,7 @@ func TestGiveIdentity(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(etc, "hostname")); err != nil {
 		t.Fatal(err)
 	}
-	if err := setHostname(root, "db"); err != nil {
+	if err := setHostname(root, "db", idmap.Shift{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(etc, "hostname")); string(got) != "db\n" {
@@ -70,7 +71,7 @@ func TestGiveIdentity(t *testing.T) {
 	// No /etc, or one that is a symlink (it could lead out of the root):
 	// nothing is written.
 	bare := t.TempDir()
-	if err := giveIdentity(bare, "x"); err != nil {
+	if err := giveIdentity(bare, "x", idmap.Shift{}); err != nil {
 		t.Fatal(err)
 	}
 	linked := t.TempDir()
@@ -78,12 +79,32 @@ func TestGiveIdentity(t *testing.T) {
 	if err := os.Symlink(target, filepath.Join(linked, "etc")); err != nil {
 		t.Fatal(err)
 	}
-	if err := giveIdentity(linked, "x"); err != nil {
+	if err := giveIdentity(linked, "x", idmap.Shift{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{bare, target} {
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 			t.Fatalf("%s: written %v", dir, entries)
+		}
+	}
+}
+
+// In a volume shifted on disk, the identity files are the root's of the
+// map.
+func TestGiveIdentityShifted(t *testing.T) {
+	testutil.NeedRoot(t, "the identity files are given the map's root as their owner")
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := &idmap.Map{UID: 1000000, GID: 2000000, Size: 65536}
+	if err := giveIdentity(root, "web", idmap.Shift{To: m}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"machine-id", "hostname"} {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(root, "etc", f), &st); err != nil || st.Uid != m.UID || st.Gid != m.GID {
+			t.Errorf("%s: owner %d:%d (%v), want %d:%d", f, st.Uid, st.Gid, err, m.UID, m.GID)
 		}
 	}
 }

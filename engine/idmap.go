@@ -183,34 +183,53 @@ func apiIdmap(inst *store.Instance, pid int) (privileged bool, entries []api.Idm
 	}
 }
 
+// shiftMap is the map of a shift record: nil for none.
+func shiftMap(s *store.Shift) *idmap.Map {
+	if s == nil {
+		return nil
+	}
+	return &idmap.Map{UID: s.UID, GID: s.GID, Size: s.Size}
+}
+
+// shiftRecord is the record of a shift by map m: nil for none.
+func shiftRecord(m *idmap.Map) *store.Shift {
+	if m == nil {
+		return nil
+	}
+	return &store.Shift{UID: m.UID, GID: m.GID, Size: m.Size}
+}
+
+// onDisk is the shift from the IDs inside an instance to those on disk
+// in a volume whose files are shifted by s.
+func onDisk(s *store.Shift) idmap.Shift { return idmap.Shift{To: shiftMap(s)} }
+
+// inside is the shift from the IDs on disk, in a volume whose files are
+// shifted by s, to those inside the instance: what exports write.
+func inside(s *store.Shift) idmap.Shift { return idmap.Shift{From: shiftMap(s)} }
+
+// canIdmap says whether the filesystem where path lies can be idmapped.
+func (e *Engine) canIdmap(path string) (bool, error) {
+	return container.CanIdmap(path, filepath.Join(filepath.Dir(e.runBase()), "idmap"))
+}
+
 // bootRoot is the root that the runtime boots an instance from, whose
 // volume is mounted at root, in run directory dir: the volume itself for
-// a privileged instance (m nil), else a mount of it idmapped by m, in dir.
-func (e *Engine) bootRoot(pool, root, dir string, m *idmap.Map) (string, error) {
+// a privileged instance (m nil); else a mount of it in dir, which the
+// instance's root can reach: as it is when the volume is shifted on disk,
+// else idmapped by m.
+func bootRoot(root, dir string, m *idmap.Map, shifted bool) (string, error) {
 	if m == nil {
 		return root, nil
 	}
-	ok, err := container.CanIdmap(root, filepath.Join(filepath.Dir(e.runBase()), "idmap"))
-	if err != nil {
-		return "", err
-	}
-	ns, nested := ownNamespace()
-	switch {
-	case !ok && nested:
-		// Idmapping a mount takes CAP_SYS_ADMIN over the user namespace
-		// that owns the filesystem: inside an instance, only one mounted
-		// there (a tmpfs), not the host's under the instance's root.
-		return "", errkind.Wrap(errkind.Invalid,
-			"pool %s's filesystem cannot idmap here: silo runs in a user namespace (in an instance), and may idmap only a filesystem mounted in it, such as a tmpfs: use a dir pool on one, or security.privileged=true (root of this namespace, not the host's)", pool)
-	case !ok:
-		return "", errkind.Wrap(errkind.Invalid,
-			"pool %s's filesystem cannot idmap: use security.privileged=true or a btrfs or dir pool", pool)
-	case nested && uint64(max(m.UID, m.GID))+uint64(m.Size) > uint64(ns):
+	if ns, nested := ownNamespace(); nested && uint64(max(m.UID, m.GID))+uint64(m.Size) > uint64(ns) {
 		return "", errkind.Wrap(errkind.Invalid,
 			"silo runs in a user namespace (in an instance) that maps IDs 0-%d only, and the instance's map reaches %d: set %s=true, which gives it a range of its own (%d IDs by default)",
 			ns-1, uint64(max(m.UID, m.GID))+uint64(m.Size)-1, KeyIsolated, idmap.MinSize)
 	}
 	p := filepath.Join(dir, container.RootDir)
+	if shifted {
+		return p, container.BindRoot(root, p)
+	}
 	return p, container.MountRoot(root, p, *m)
 }
 

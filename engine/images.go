@@ -180,6 +180,12 @@ func (e *Engine) DeleteImage(ctx context.Context, ref string) error {
 		for pool, vol := range img.Bases {
 			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: pool, Volume: vol})
 		}
+		// After the bases (the list is removed from its end): their clones.
+		for pool, shifted := range img.Shifted {
+			for _, vol := range shifted {
+				rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: pool, Volume: vol})
+			}
+		}
 		rec.Retire.Files = []string{img.File, img.Rootfs}
 		return tx.DeleteImage(img)
 	})

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/iopipe"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
@@ -68,10 +70,12 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	if err != nil {
 		return nil, err
 	}
-	if base == "" {
-		if base, err = e.base(ctx, pool, fp); err != nil {
-			return nil, o.Fail(ctx, err)
-		}
+	m, err := instanceMap(inst)
+	if err == nil {
+		base, inst.Shift, err = e.cloneBase(ctx, d, pool, fp, base, m)
+	}
+	if err != nil {
+		return nil, o.Fail(ctx, err)
 	}
 	err = d.CloneVolume(ctx, storage.Ref{Volume: base}, vol)
 	if err == nil {
@@ -96,7 +100,7 @@ func identify(ctx context.Context, d storage.Volumes, inst *store.Instance, trig
 	if err != nil {
 		return err
 	}
-	if err := giveIdentity(root, inst.Name); err != nil {
+	if err := giveIdentity(root, inst.Name, onDisk(inst.Shift)); err != nil {
 		return err
 	}
 	return applyTemplates(root, inst, trigger)
@@ -252,13 +256,13 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 	if err != nil {
 		return nil, err
 	}
-	ref := storage.Ref{Volume: from.Volume}
+	ref, shift := storage.Ref{Volume: from.Volume}, from.Shift
 	if snap != "" {
 		s, err := from.Snapshot(snap)
 		if err != nil {
 			return nil, err
 		}
-		ref = storage.Ref{Volume: s.Volume, Snapshot: s.ID}
+		ref, shift = storage.Ref{Volume: s.Volume, Snapshot: s.ID}, s.Shift
 	}
 	if pool == "" {
 		pool = from.Pool
@@ -273,7 +277,8 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 	}
 	vol := newID("i-")
 	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol,
-		Config: maps.Clone(from.Config), Created: time.Now().UTC(), Metadata: from.Metadata, Templates: from.Templates}
+		Config: maps.Clone(from.Config), Created: time.Now().UTC(), Metadata: from.Metadata, Templates: from.Templates,
+		Shift: shift} // a clone or a driver stream keeps the files as they are; a start fits them
 	o, err := e.journal.Begin("copy", dst, func(tx *store.Tx, rec *store.Op) error {
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
 		if err := allocIdmap(tx, inst); err != nil {
@@ -291,7 +296,7 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 		err = iopipe.Run(func(w io.Writer) error { return srcD.Send(ctx, ref, "", w) },
 			func(r io.Reader) error { return dstD.Receive(ctx, storage.Ref{Volume: vol}, "", r) })
 	default:
-		err = copyAcross(ctx, srcD, ref, dstD, vol)
+		inst.Shift, err = e.copyAcross(ctx, srcD, ref, shift, dstD, inst)
 	}
 	if err == nil {
 		err = identify(ctx, dstD, inst, image.WhenCopy)
@@ -303,8 +308,10 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 	return inst, o.Commit(ctx, func(tx *store.Tx) error { return putNewInstance(tx, inst) })
 }
 
-// copyAcross copies ref into the new volume vol of a pool of another driver.
-func copyAcross(ctx context.Context, src storage.Volumes, ref storage.Ref, dst storage.Volumes, vol string) error {
+// copyAcross copies ref, whose files are shifted on disk by from, into
+// the new volume of inst on a pool of another driver, shifted as that
+// pool needs for inst's map; it returns that shift.
+func (e *Engine) copyAcross(ctx context.Context, src storage.Volumes, ref storage.Ref, from *store.Shift, dst storage.Volumes, inst *store.Instance) (*store.Shift, error) {
 	root, release := "", func() error { return nil }
 	var err error
 	if ref.Snapshot != "" {
@@ -313,19 +320,32 @@ func copyAcross(ctx context.Context, src storage.Volumes, ref storage.Ref, dst s
 		root, err = src.VolumePath(ctx, ref.Volume)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer release()
-	dstRoot, err := dst.CreateVolume(ctx, vol)
+	dstRoot, err := dst.CreateVolume(ctx, inst.Volume)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	err = iopipe.Run(func(w io.Writer) error { return archive.Write(ctx, w, root, "") },
-		func(r io.Reader) error { return archive.Extract(ctx, r, dstRoot, archive.ExtractOptions{}) })
+	m, err := instanceMap(inst)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return fsutil.SyncFS(dstRoot)
+	to, err := e.diskShift(dstRoot, m)
+	if err != nil {
+		return nil, err
+	}
+	err = iopipe.Run(func(w io.Writer) error {
+		tw := tar.NewWriter(w)
+		if err := archive.WriteTree(ctx, tw, root, "", "", idmap.Shift{From: shiftMap(from), To: shiftMap(to)}); err != nil {
+			return err
+		}
+		return tw.Close()
+	}, func(r io.Reader) error { return archive.Extract(ctx, r, dstRoot, archive.ExtractOptions{}) })
+	if err != nil {
+		return nil, err
+	}
+	return to, fsutil.SyncFS(dstRoot)
 }
 
 // syncVolume makes what silo wrote into volume vol durable, before the

@@ -279,7 +279,11 @@ func (e *Engine) DeletePool(ctx context.Context, name string) error {
 				return err
 			}
 			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: name, Volume: img.Bases[name]})
+			for _, vol := range img.Shifted[name] {
+				rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: name, Volume: vol})
+			}
 			delete(img.Bases, name)
+			delete(img.Shifted, name)
 			if err := tx.PutImage(img); err != nil {
 				return err
 			}

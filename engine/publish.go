@@ -13,6 +13,7 @@ import (
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/internal/compression"
+	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
 )
@@ -56,7 +57,7 @@ func (e *Engine) ExportImage(ctx context.Context, ref string, w io.Writer, comp 
 			return err
 		}
 		defer release()
-		return archive.WriteTree(ctx, tw, root, "", prefix)
+		return archive.WriteTree(ctx, tw, root, "", prefix, idmap.Shift{}) // a base is never shifted
 	})
 }
 
@@ -108,13 +109,13 @@ func (e *Engine) Publish(ctx context.Context, name, snap string, opts PublishOpt
 	if err != nil {
 		return nil, err
 	}
-	ref, release := storage.Ref{}, func() {}
+	ref, release, shift := storage.Ref{}, func() {}, inst.Shift
 	if snap != "" {
 		s, err := inst.Snapshot(snap)
 		if err != nil {
 			return nil, err
 		}
-		ref = storage.Ref{Volume: s.Volume, Snapshot: s.ID}
+		ref, shift = storage.Ref{Volume: s.Volume, Snapshot: s.ID}, s.Shift
 	} else if ref, release, err = e.frozenHead(ctx, inst, d, true); err != nil {
 		return nil, err
 	}
@@ -140,7 +141,7 @@ func (e *Engine) Publish(ctx context.Context, name, snap string, opts PublishOpt
 	return e.addImage(ctx, opts.Aliases, false, func(file, _ string) (*image.File, error) {
 		return writeImage(file, opts.Compression, meta, inst.Templates, func(w io.Writer) error {
 			return image.Unified(ctx, w, opts.Compression, meta, inst.Templates, func(tw *tar.Writer, prefix string) error {
-				return archive.WriteTree(ctx, tw, root, "", prefix)
+				return archive.WriteTree(ctx, tw, root, "", prefix, inside(shift))
 			})
 		})
 	})

@@ -108,12 +108,19 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	root, err := d.VolumePath(ctx, inst.Volume)
+	m, err := instanceMap(inst)
+	if err != nil {
+		return err
+	}
+	if oci.OwnKernel() {
+		m = nil
+	}
+	root, err := e.fitShift(ctx, inst, d, m)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	// A rename since the last boot shows here.
-	if err := setHostname(root, name); err != nil {
+	if err := setHostname(root, name, onDisk(inst.Shift)); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	if err := applyTemplates(root, inst, image.WhenStart); err != nil {
@@ -131,14 +138,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err := e.makeRunDir(dir); err != nil {
 		return err
 	}
-	m, err := instanceMap(inst)
-	if err != nil {
-		return err
-	}
-	if oci.OwnKernel() {
-		m = nil
-	}
-	rootfs, err := e.bootRoot(inst.Pool, root, dir, m)
+	rootfs, err := bootRoot(root, dir, m, inst.Shift != nil)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}

@@ -32,7 +32,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.
 		if err != nil {
 			return err
 		}
-		s.Volume = inst.Volume
+		s.Volume, s.Shift = inst.Volume, inst.Shift
 		s.Name = snap
 		for s.Name == "" || snapshotTaken(tx, inst, s.Name) {
 			if snap != "" {
@@ -152,7 +152,8 @@ func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Dr
 		if cur.Volume != inst.Volume {
 			return errkind.Wrap(errkind.Busy, "restore %s: another command changed the instance meanwhile", name)
 		}
-		if _, err := cur.Snapshot(snap); err != nil {
+		chosen, err := cur.Snapshot(snap)
+		if err != nil {
 			return err
 		}
 		t, _, err := snapshot.Restore(tree(cur), snap, vol)
@@ -160,6 +161,7 @@ func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Dr
 			return err
 		}
 		setTree(cur, t)
+		cur.Shift = chosen.Shift // the clone's files are as the snapshot's
 		return tx.PutInstance(cur)
 	})
 	if r, ok := d.(headRetirer); ok && err == nil {

@@ -43,7 +43,8 @@ func applyTemplates(root string, inst *store.Instance, trigger string) error {
 		if err != nil {
 			return fmt.Errorf("template %s for %s: %w", t.Template, p, err)
 		}
-		if err := writeIn(root, p, strings.NewReader(out), 0o644, 0, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s := onDisk(inst.Shift)
+		if err := writeIn(root, p, strings.NewReader(out), 0o644, int(s.UID(0)), int(s.GID(0))); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("template %s for %s: %w", t.Template, p, err)
 		}
 	}

@@ -45,9 +45,12 @@ func withTree(t *testing.T, e *env, name, snap string, fn func(root string)) {
 
 // history gives instance name on pool a past: every kind of file, three
 // snapshots with changes, deletions and a restore between them (so that
-// its snapshots live in two volumes), and changes since the last.
+// its snapshots live in two volumes), and changes since the last. It is
+// privileged, so that its files (and those of its copies, which keep its
+// config) are on disk as written here on every pool: on one that cannot
+// idmap, an unprivileged instance's are shifted (TestShiftedPool).
 func history(t *testing.T, e *env, name, pool string) {
-	e.ok("create", "tiny", name, "--pool", pool)
+	e.ok("create", "tiny", name, "--pool", pool, "-c", "security.privileged=true")
 	withTree(t, e, name, "", func(root string) { storagetest.WriteFixture(t, root) })
 	e.ok("snapshot", "create", name, "s0")
 	withTree(t, e, name, "", func(root string) {

@@ -55,13 +55,7 @@ func TestEscape(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			e := bootEnv(t, driver)
 			exposeState(t, e)
-			modes := escapeModes
-			if driver == "zfs" {
-				// zfs-fuse cannot idmap, so instances there are
-				// privileged (bootArgs): "default" is "privileged" again.
-				modes = modes[1:]
-			}
-			for _, mode := range modes {
+			for _, mode := range escapeModes {
 				t.Run(mode.name, func(t *testing.T) {
 					sub := *e
 					sub.t = t

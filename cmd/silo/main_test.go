@@ -240,16 +240,6 @@ func (e *env) poolArgs() []string {
 	return []string{"--pool", e.pool}
 }
 
-// bootArgs are the flags of a create or launch of an instance that boots
-// on the test's pool: zfs-fuse, which the tests run ZFS on, cannot idmap,
-// so instances there are privileged.
-func (e *env) bootArgs() []string {
-	if e.driver == "zfs" {
-		return append(e.poolArgs(), "-c", "security.privileged=true")
-	}
-	return e.poolArgs()
-}
-
 // newEnv makes a state directory with a pool of driver (the default dir
 // pool for "dir"), removed when the test ends.
 func newEnv(t *testing.T, driver string) *env {

@@ -16,7 +16,7 @@ func TestRepeatedRestore(t *testing.T) {
 	for _, driver := range drivers {
 		t.Run(driver, func(t *testing.T) {
 			e := bootEnv(t, driver)
-			e.ok(append([]string{"create", "bb", "a"}, e.bootArgs()...)...)
+			e.ok(append([]string{"create", "bb", "a"}, e.poolArgs()...)...)
 			e.ok("snapshot", "create", "a", "s")
 			first := record(t, e, "a").Volume
 			mounts := e.mounts()

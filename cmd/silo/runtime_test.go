@@ -49,7 +49,7 @@ func bootEnv(t *testing.T, driver string) *env {
 
 func (e *env) launch(image, name string, extra ...string) {
 	e.t.Helper()
-	e.ok(append(append([]string{"launch", image, name, "--wait"}, e.bootArgs()...), extra...)...)
+	e.ok(append(append([]string{"launch", image, name, "--wait"}, e.poolArgs()...), extra...)...)
 }
 
 // instanceState is what silo list says of an instance, in short.
@@ -297,7 +297,7 @@ func TestTwentyAtOnce(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			e := bootEnv(t, driver)
 			for i := range 20 {
-				e.ok(append([]string{"create", "bb", fmt.Sprintf("c%d", i)}, e.bootArgs()...)...)
+				e.ok(append([]string{"create", "bb", fmt.Sprintf("c%d", i)}, e.poolArgs()...)...)
 			}
 			var wg sync.WaitGroup
 			errs := make(chan string, 20)
@@ -421,9 +421,9 @@ func TestBootDebian(t *testing.T) {
 			if got := e.run("exec", "d1", "--", "systemctl", "is-system-running"); got.out != "running\n" && got.out != "degraded\n" {
 				t.Fatalf("systemd is %q", got.out)
 			}
-			// Unprivileged where the pool can idmap: systemd runs in
+			// Unprivileged on every pool: systemd runs in
 			// its own cgroup tree, as the container's root.
-			if driver != "zfs" && e.info("d1").Privileged {
+			if e.info("d1").Privileged {
 				t.Fatal("a default Debian instance is privileged")
 			}
 			dirs := []string{"/sys/fs/cgroup/system.slice"}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/testutil"
 )
 
@@ -191,7 +192,7 @@ func TestPrefixedTrees(t *testing.T) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for prefix, root := range map[string]string{"x/one": a, "two": b} {
-		if err := archive.WriteTree(ctx, tw, root, "", prefix); err != nil {
+		if err := archive.WriteTree(ctx, tw, root, "", prefix, idmap.Shift{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -238,5 +239,39 @@ func TestPrefixedTrees(t *testing.T) {
 	hdr := &tar.Header{Typeflag: tar.TypeLink, Name: "two/x", Linkname: "x/one/f"}
 	if _, _, err := archive.Strip(hdr, "two"); !errors.Is(err, errkind.Invalid) {
 		t.Errorf("hard link out of its prefix: got %v", err)
+	}
+}
+
+// A tree whose owners are shifted on disk goes out with the IDs inside
+// (the writer's shift), and comes in shifted again (the extractor's).
+func TestShiftedOwners(t *testing.T) {
+	testutil.NeedRoot(t, "chown")
+	ctx := context.Background()
+	m := &idmap.Map{UID: 1000000, GID: 2000000, Size: 65536}
+	src := t.TempDir()
+	os.Chown(src, 1000000, 2000000)
+	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
+	os.Chown(filepath.Join(src, "f"), 1001000, 2000100)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := archive.WriteTree(ctx, tw, src, "", "", idmap.Shift{From: m}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	owners := map[string][2]int{}
+	archive.ReadEntries(ctx, bytes.NewReader(buf.Bytes()), func(hdr *tar.Header, _ io.Reader) error {
+		owners[hdr.Name] = [2]int{hdr.Uid, hdr.Gid}
+		return nil
+	})
+	if owners["."] != [2]int{0, 0} || owners["f"] != [2]int{1000, 100} {
+		t.Fatalf("owners in the stream: %v", owners)
+	}
+	dst := t.TempDir()
+	if err := archive.Extract(ctx, bytes.NewReader(buf.Bytes()), dst, archive.ExtractOptions{Shift: idmap.Shift{To: m}}); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(dst, "f"), &st); err != nil || st.Uid != 1001000 || st.Gid != 2000100 {
+		t.Fatalf("extracted f: %d:%d (%v)", st.Uid, st.Gid, err)
 	}
 }

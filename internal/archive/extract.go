@@ -24,6 +24,7 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/idmap"
 )
 
 const (
@@ -39,6 +40,9 @@ const (
 type ExtractOptions struct {
 	// Whiteouts applies ".wh.NAME" entries as deletions (difference streams).
 	Whiteouts bool
+	// Shift moves the owners, and the IDs in ACLs, as they are written:
+	// into the map of an instance whose volume carries its host IDs.
+	Shift idmap.Shift
 }
 
 // Extract unpacks the tar stream r into the existing directory root.
@@ -484,13 +488,14 @@ func (x *extractor) whiteout(parent, base string) error {
 }
 
 func (x *extractor) setMeta(pfd int, name, base string, hdr *tar.Header) error {
-	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	uid, gid := int(x.opts.Shift.UID(uint32(hdr.Uid))), int(x.opts.Shift.GID(uint32(hdr.Gid)))
+	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
 	full := filepath.Join(x.root, name)
 	for k, v := range hdr.PAXRecords {
 		if attr, ok := strings.CutPrefix(k, xattrPrefix); ok {
-			if err := fsutil.SetXattr(full, attr, v); err != nil {
+			if err := fsutil.SetXattr(full, attr, shiftXattr(x.opts.Shift, attr, v)); err != nil {
 				return err
 			}
 		}

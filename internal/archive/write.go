@@ -9,12 +9,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/idmap"
 )
 
 // Write writes the tree under root as a tar stream. When base is not empty
@@ -23,7 +25,7 @@ import (
 // Extract with Whiteouts set applies such a stream onto a copy of base.
 func Write(ctx context.Context, w io.Writer, root, base string) error {
 	tw := tar.NewWriter(w)
-	if err := WriteTree(ctx, tw, root, base, ""); err != nil {
+	if err := WriteTree(ctx, tw, root, base, "", idmap.Shift{}); err != nil {
 		return err
 	}
 	return tw.Close()
@@ -31,9 +33,12 @@ func Write(ctx context.Context, w io.Writer, root, base string) error {
 
 // WriteTree writes the tree under root into tw as Write does, with every
 // name (and hard link target) under the directory prefix when it is not
-// empty, so that one stream can hold several trees. It leaves tw open.
-func WriteTree(ctx context.Context, tw *tar.Writer, root, base, prefix string) error {
-	wr := &writer{ctx: ctx, tw: tw, root: root, base: base, prefix: prefix, links: map[inode]string{}, buf: make([]byte, 256<<10)}
+// empty, so that one stream can hold several trees, and the owners (and
+// the IDs in ACLs) shifted by ids: a volume whose files carry its
+// instance's host IDs on disk goes out with the IDs inside. It leaves tw
+// open.
+func WriteTree(ctx context.Context, tw *tar.Writer, root, base, prefix string, ids idmap.Shift) error {
+	wr := &writer{ctx: ctx, tw: tw, root: root, base: base, prefix: prefix, ids: ids, links: map[inode]string{}, buf: make([]byte, 256<<10)}
 	top, err := readEntry(unix.AT_FDCWD, root, root)
 	if err != nil {
 		return err
@@ -55,6 +60,7 @@ type writer struct {
 	root   string
 	base   string
 	prefix string
+	ids    idmap.Shift
 	links  map[inode]string
 	buf    []byte
 }
@@ -279,8 +285,8 @@ func (w *writer) write(rel string, e *entry) error {
 	hdr := &tar.Header{
 		Name:       w.name(rel),
 		Mode:       int64(e.st.Mode & 0o7777),
-		Uid:        int(e.st.Uid),
-		Gid:        int(e.st.Gid),
+		Uid:        int(w.ids.UID(e.st.Uid)),
+		Gid:        int(w.ids.GID(e.st.Gid)),
 		ModTime:    time.Unix(e.st.Mtim.Sec, e.st.Mtim.Nsec),
 		AccessTime: time.Unix(e.st.Atim.Sec, e.st.Atim.Nsec),
 		Format:     tar.FormatPAX,
@@ -288,7 +294,7 @@ func (w *writer) write(rel string, e *entry) error {
 	if len(e.xattrs) > 0 {
 		hdr.PAXRecords = make(map[string]string, len(e.xattrs))
 		for k, v := range e.xattrs {
-			hdr.PAXRecords[xattrPrefix+k] = v
+			hdr.PAXRecords[xattrPrefix+k] = shiftXattr(w.ids, k, v)
 		}
 	}
 	if w.noteLink(rel, e) {
@@ -341,4 +347,12 @@ func (w *writer) write(rel string, e *entry) error {
 		return fmt.Errorf("write %s: file changed size while being read", rel)
 	}
 	return nil
+}
+
+// shiftXattr is the value v of xattr name with the IDs of an ACL shifted.
+func shiftXattr(ids idmap.Shift, name, v string) string {
+	if slices.Contains(idmap.ACLXattrs, name) {
+		return string(ids.ACL([]byte(v)))
+	}
+	return v
 }

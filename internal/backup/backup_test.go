@@ -13,6 +13,7 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/backup"
+	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/testutil"
 )
 
@@ -24,7 +25,10 @@ type recorder struct {
 	streams []string
 }
 
-func (r *recorder) Begin(x *backup.Index) (string, error) { r.index = x; return r.root, nil }
+func (r *recorder) Begin(x *backup.Index) (string, idmap.Shift, error) {
+	r.index = x
+	return r.root, idmap.Shift{}, nil
+}
 
 func (r *recorder) TreeDone(i int) error {
 	b, _ := os.ReadFile(filepath.Join(r.root, "f"))
@@ -62,9 +66,9 @@ func TestPortable(t *testing.T) {
 	if err := w.Index(x); err != nil {
 		t.Fatal(err)
 	}
-	w.Snapshot(ctx, "s0", s0, "")
-	w.Snapshot(ctx, "s1", s1, s0)
-	w.Root(ctx, head, s1)
+	w.Snapshot(ctx, "s0", s0, "", idmap.Shift{})
+	w.Snapshot(ctx, "s1", s1, s0, idmap.Shift{})
+	w.Root(ctx, head, s1, idmap.Shift{})
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/backup"
+	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/testutil"
 )
 
@@ -25,12 +26,12 @@ type order struct {
 	receiving      bool
 }
 
-func (o *order) Begin(x *backup.Index) (string, error) {
+func (o *order) Begin(x *backup.Index) (string, idmap.Shift, error) {
 	if o.index != nil {
 		o.t.Fatal("Begin called twice")
 	}
 	o.index = x
-	return o.root, nil
+	return o.root, idmap.Shift{}, nil
 }
 
 func (o *order) TreeDone(i int) error {

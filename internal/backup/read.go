@@ -12,14 +12,16 @@ import (
 
 	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/internal/compression"
+	"github.com/silo-dev/silo/internal/idmap"
 )
 
 // Handler is what Read hands a backup's contents to, as they come.
 type Handler interface {
 	// Begin receives the checked index before anything else. For the
 	// portable form it returns the directory that every tree is unpacked
-	// into, one after the other.
-	Begin(x *Index) (root string, err error)
+	// into, one after the other, and the shift of the owners as they are
+	// unpacked (see archive.ExtractOptions).
+	Begin(x *Index) (root string, ids idmap.Shift, err error)
 	// TreeDone says that part i of the index's Parts is now in the root.
 	TreeDone(i int) error
 	// Stream receives driver stream k whole from r.
@@ -55,6 +57,7 @@ type reader struct {
 	h     Handler
 	index *Index
 	root  string
+	ids   idmap.Shift
 	parts map[string]int
 	// part is the tree being unpacked, and x its extractor (nil until its
 	// first entry); done counts the parts handed over.
@@ -95,7 +98,7 @@ func (rd *reader) entry(hdr *tar.Header, body io.Reader) error {
 		return err
 	}
 	if rd.x == nil {
-		rd.x, err = archive.NewExtractor(rd.root, archive.ExtractOptions{Whiteouts: i > 0})
+		rd.x, err = archive.NewExtractor(rd.root, archive.ExtractOptions{Whiteouts: i > 0, Shift: rd.ids})
 		if err != nil {
 			return err
 		}
@@ -114,11 +117,11 @@ func (rd *reader) readIndex(hdr *tar.Header, body io.Reader) error {
 	if err := x.check(); err != nil {
 		return err
 	}
-	root, err := rd.h.Begin(x)
+	root, ids, err := rd.h.Begin(x)
 	if err != nil {
 		return err
 	}
-	rd.index, rd.root, rd.stream = x, root, -1
+	rd.index, rd.root, rd.ids, rd.stream = x, root, ids, -1
 	rd.parts = map[string]int{}
 	for i, p := range x.Parts() {
 		rd.parts[p] = i

@@ -10,6 +10,7 @@ import (
 
 	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/internal/compression"
+	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/iopipe"
 )
 
@@ -70,15 +71,16 @@ func (w *Writer) file(name string, b []byte) error {
 }
 
 // Snapshot writes the tree of snapshot name, found at root; base, when not
-// empty, is the tree of the snapshot before it.
-func (w *Writer) Snapshot(ctx context.Context, name, root, base string) error {
-	return archive.WriteTree(ctx, w.tw, root, base, snapshotsDir+"/"+name)
+// empty, is the tree of the snapshot before it. The owners go out shifted
+// by ids (see archive.WriteTree).
+func (w *Writer) Snapshot(ctx context.Context, name, root, base string, ids idmap.Shift) error {
+	return archive.WriteTree(ctx, w.tw, root, base, snapshotsDir+"/"+name, ids)
 }
 
 // Root writes the instance's root tree; base, when not empty, is the
-// tree of its last snapshot.
-func (w *Writer) Root(ctx context.Context, root, base string) error {
-	return archive.WriteTree(ctx, w.tw, root, base, rootfsDir)
+// tree of its last snapshot; the owners go out shifted by ids.
+func (w *Writer) Root(ctx context.Context, root, base string, ids idmap.Shift) error {
+	return archive.WriteTree(ctx, w.tw, root, base, rootfsDir, ids)
 }
 
 // Stream writes driver stream k, which send writes, in chunks as it comes.

@@ -165,3 +165,79 @@ func Parse(text string) (host, size uint32, ok bool) {
 	}
 	return uint32(h), uint32(n), true
 }
+
+// Nobody is the ID inside an instance that an ID outside its map shows
+// as (the kernel's overflow ID): where a shift meets one, it gives it.
+const Nobody = 65534
+
+// Shift moves the IDs of files from one map to another: a volume whose
+// files are shifted by From (nil: as the image has them) to one shifted
+// by To (nil: unshifted). It is the fallback for filesystems that cannot
+// be idmapped, whose volumes carry their instance's host IDs on disk.
+type Shift struct{ From, To *Map }
+
+// None says whether s leaves every ID as it is.
+func (s Shift) None() bool { return same(s.From, s.To) }
+
+func same(a, b *Map) bool { return a == nil && b == nil || a != nil && b != nil && *a == *b }
+
+// UID is the UID that uid becomes.
+func (s Shift) UID(uid uint32) uint32 { return s.id(uid, func(m *Map) uint32 { return m.UID }) }
+
+// GID is the GID that gid becomes.
+func (s Shift) GID(gid uint32) uint32 { return s.id(gid, func(m *Map) uint32 { return m.GID }) }
+
+func (s Shift) id(id uint32, base func(*Map) uint32) uint32 {
+	if s.None() {
+		return id
+	}
+	inside := id
+	if s.From != nil {
+		inside = Nobody
+		if b := base(s.From); id >= b && id-b < s.From.Size {
+			inside = id - b
+		}
+	}
+	if s.To == nil {
+		return inside
+	}
+	if inside >= s.To.Size {
+		inside = Nobody
+	}
+	return base(s.To) + inside
+}
+
+// The tags of POSIX ACL entries that carry an ID (linux/posix_acl.h).
+const (
+	aclUser  = 0x02
+	aclGroup = 0x08
+)
+
+// ACLXattrs are the extended attributes that hold POSIX ACLs, whose
+// named entries carry IDs.
+var ACLXattrs = []string{"system.posix_acl_access", "system.posix_acl_default"}
+
+// ACL is the POSIX ACL xattr value v (version 2: a 4-byte header, then
+// 8-byte entries of tag, permissions and ID, little-endian) with the IDs
+// of its named users and groups shifted. A value it cannot parse is
+// returned as it is.
+func (s Shift) ACL(v []byte) []byte {
+	if s.None() || len(v) < 4 || (len(v)-4)%8 != 0 {
+		return v
+	}
+	out := append([]byte(nil), v...)
+	for off := 4; off < len(out); off += 8 {
+		tag := uint16(out[off]) | uint16(out[off+1])<<8
+		id := uint32(out[off+4]) | uint32(out[off+5])<<8 | uint32(out[off+6])<<16 | uint32(out[off+7])<<24
+		switch tag {
+		case aclUser:
+			id = s.UID(id)
+		case aclGroup:
+			id = s.GID(id)
+		default:
+			continue
+		}
+		out[off+4], out[off+5], out[off+6], out[off+7] = byte(id), byte(id>>8), byte(id>>16), byte(id>>24)
+	}
+	return out
+}

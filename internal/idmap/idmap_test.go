@@ -118,3 +118,41 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func TestShift(t *testing.T) {
+	a := &Map{UID: 1000000, GID: 2000000, Size: 100000}
+	b := &Map{UID: 5000000, GID: 5000000, Size: 65536}
+	cases := []struct {
+		s        Shift
+		uid, gid uint32
+		wu, wg   uint32
+	}{
+		{Shift{}, 7, 8, 7, 8},
+		{Shift{a, a}, 7, 8, 7, 8},
+		{Shift{To: a}, 0, 5, 1000000, 2000005},
+		{Shift{To: a}, 200000, 99999, 1000000 + Nobody, 2099999}, // past the map: nobody
+		{Shift{From: a}, 1000000, 2000005, 0, 5},
+		{Shift{From: a}, 0, 3, Nobody, Nobody}, // below the map: nobody
+		{Shift{a, b}, 1000042, 2070000, 5000042, 5000000 + Nobody},
+	}
+	for _, c := range cases {
+		if u, g := c.s.UID(c.uid), c.s.GID(c.gid); u != c.wu || g != c.wg {
+			t.Errorf("%+v of %d:%d = %d:%d, want %d:%d", c.s, c.uid, c.gid, u, g, c.wu, c.wg)
+		}
+	}
+	// user_obj, user 1000, group 100, mask, other
+	acl := []byte{2, 0, 0, 0,
+		1, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,
+		2, 0, 6, 0, 0xe8, 0x03, 0, 0,
+		8, 0, 4, 0, 100, 0, 0, 0,
+		0x10, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,
+		0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff}
+	got := Shift{To: a}.ACL(acl)
+	le := func(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+	if le(got[4+8+4:]) != 1001000 || le(got[4+16+4:]) != 2000100 || le(got[4+4:]) != 0xffffffff || le(acl[4+8+4:]) != 1000 {
+		t.Fatalf("shifted ACL %v", got)
+	}
+	if back := (Shift{From: a}).ACL(got); string(back) != string(acl) {
+		t.Fatalf("unshifted ACL %v, want %v", back, acl)
+	}
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -39,6 +40,11 @@ type Image struct {
 	Aliases     []string          `json:"aliases"`
 	// Bases maps a pool name to the ID of the image's read-only base volume there.
 	Bases map[string]string `json:"bases,omitempty"`
+	// Shifted maps a pool name, then a map (Shift.Key), to the ID of a
+	// clone of the base there whose owners are shifted into that map: on
+	// a filesystem that cannot be idmapped, unprivileged instances are
+	// cloned from it.
+	Shifted map[string]map[string]string `json:"shifted,omitempty"`
 }
 
 // ImageMetadata is what the store keeps of an image's metadata.yaml, in
@@ -83,7 +89,23 @@ type Instance struct {
 	// Idmap is the host range allocated to an isolated instance
 	// (security.idmap.isolated): no other instance's overlaps it.
 	Idmap *Idmap `json:"idmap,omitempty"`
+	// Shift is the map that the owners of the head's files are shifted
+	// into on disk (nil: as the image has them), on a pool whose
+	// filesystem cannot be idmapped.
+	Shift *Shift `json:"shift,omitempty"`
 }
+
+// Shift is a map whose host IDs a volume's files carry on disk: the
+// IDs 0 to Size-1 inside are the host's UID to UID+Size-1, and GID to
+// GID+Size-1.
+type Shift struct {
+	UID  uint32 `json:"uid"`
+	GID  uint32 `json:"gid"`
+	Size uint32 `json:"size"`
+}
+
+// Key names the shift among an image's shifted bases on one pool.
+func (s Shift) Key() string { return fmt.Sprintf("%d:%d:%d", s.UID, s.GID, s.Size) }
 
 // Idmap is a range of host IDs: the instance's UIDs and GIDs 0 to Size-1
 // are the host's Base to Base+Size-1.
@@ -111,6 +133,8 @@ type Snapshot struct {
 	ID      string    `json:"id"`
 	Volume  string    `json:"volume"`
 	Created time.Time `json:"created"`
+	// Shift is the instance's shift when it was taken.
+	Shift *Shift `json:"shift,omitempty"`
 }
 
 // Snapshot returns the snapshot called name.

@@ -52,12 +52,29 @@ func MountRoot(src, dst string, m idmap.Map) error {
 	if err != nil {
 		return err
 	}
+	return attach(tree, dst)
+}
+
+// BindRoot mounts the tree at src on dst (made if need be) as it is: the
+// root of an unprivileged container whose volume is shifted on disk, in
+// a directory that its root can reach (the pool's directories are closed
+// to every user but the host's root).
+func BindRoot(src, dst string) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("open the tree of %s: %w", src, err)
+	}
+	return attach(tree, dst)
+}
+
+// attach moves the detached mount tree onto dst, and closes it.
+func attach(tree int, dst string) error {
 	defer unix.Close(tree)
 	if err := os.Mkdir(dst, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
 	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("mount the idmapped root on %s: %w", dst, err)
+		return fmt.Errorf("mount the root on %s: %w", dst, err)
 	}
 	return nil
 }
