@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -131,6 +132,9 @@ func (e *Engine) start(ctx context.Context, name string) error {
 		initArgs = []string{"/sbin/init"}
 	}
 	kind := container.DetectInit(root, initArgs[0])
+	if kind == container.Systemd {
+		warnInotify()
+	}
 	dir := e.runDir(name)
 	if err := removeRunDir(dir); err != nil {
 		return err
@@ -374,4 +378,23 @@ func (e *Engine) awaitMonitor(ctx context.Context, run *store.Run) error {
 		return err
 	}
 	return e.finishRun(ctx, run)
+}
+
+// inotifyFloor is the fs.inotify.max_user_instances below which a host
+// runs out after a few dozen systemd instances: each takes several, and
+// the instances that share a range of host IDs share the limit.
+const inotifyFloor = 1024
+
+// warnInotify says, at the start of a systemd instance, when the host's
+// inotify limit will stop it before long: systemd then fails in ways that
+// do not name the cause.
+func warnInotify() {
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_user_instances")
+	if err != nil {
+		return
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n < inotifyFloor {
+		slog.Warn("fs.inotify.max_user_instances is low for systemd instances, which take several each: raise it with sysctl fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576",
+			"max_user_instances", n)
+	}
 }
