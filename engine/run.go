@@ -46,6 +46,10 @@ func (e *Engine) findOCI(cfg map[string]string) (*container.OCI, error) {
 
 // instanceLock serializes the start and stop of one instance.
 func (e *Engine) instanceLock(name string) (*os.File, error) {
+	// The name becomes a path before the store is asked of it.
+	if err := checkName("instance", name); err != nil {
+		return nil, err
+	}
 	return fsutil.LockFile(e.path("locks", "instance-"+name+".lock"), syscall.LOCK_EX)
 }
 
@@ -139,16 +143,18 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err := removeRunDir(dir); err != nil {
 		return err
 	}
-	if err := e.makeRunDir(dir); err != nil {
+	if err := e.makeRunDir(dir, m); err != nil {
 		return err
 	}
+	// A start that fails leaves no run directory: no root mount, and no
+	// device node of the instance's root's.
+	undo := revert.New()
+	defer undo.Fail()
+	undo.Add(func() { _ = removeRunDir(dir) })
 	rootfs, err := bootRoot(root, dir, m, inst.Shift != nil)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	undo := revert.New()
-	defer undo.Fail()
-	undo.Add(func() { _ = container.ReleaseRoot(dir) })
 	cfg := container.Config{Name: name, Root: rootfs, Init: initArgs, Env: environment(inst.Config),
 		Cgroup: e.cgroup(name), Limits: lim, Devices: devices(inst.Config), Idmap: m,
 		NodeDir: filepath.Join(dir, "devices"), Nesting: nesting(inst.Config)}
@@ -180,7 +186,7 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	journal.Crashpoint("start", "bundled")
 	mcfg := monitor.Config{Name: name, StateDir: e.stateDir, Dir: dir, OCI: oci, Init: kind}
 	if err := monitor.Spawn(mcfg); err != nil {
-		_ = removeRunDir(dir)
+		undo.Fail()
 		runs.Close()
 		e.tidyRuns(name, oci.Binary)
 		return fmt.Errorf("start %s: %w", name, err)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/runtime/container"
 )
@@ -21,20 +22,29 @@ func (e *Engine) runBase() string {
 
 func (e *Engine) runDir(name string) string { return filepath.Join(e.runBase(), name) }
 
-// makeRunDir makes the run directory dir. It and the directories above it
-// are open to search (0711): the runtime reaches the root and the notify
-// socket in it from inside the container's user namespace, whose root is
-// not the host's.
-func (e *Engine) makeRunDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o711); err != nil {
+// makeRunDir makes the run directory dir of an instance whose user
+// namespace has map m (nil: the host's). The directories above it are open
+// to search (0711): the runtime reaches the root and the notify socket in
+// dir from inside the container's user namespace, whose root is not the
+// host's. dir itself is open to that root's group alone (0710), or to no
+// one but the host's root for a privileged instance: no other host user
+// may reach the instance's files through its root's mount.
+func (e *Engine) makeRunDir(dir string, m *idmap.Map) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	for _, d := range []string{filepath.Dir(e.runBase()), e.runBase(), dir} {
+	for _, d := range []string{filepath.Dir(e.runBase()), e.runBase()} {
 		if err := os.Chmod(d, 0o711); err != nil {
 			return err
 		}
 	}
-	return nil
+	if m == nil {
+		return os.Chmod(dir, 0o700)
+	}
+	if err := os.Lchown(dir, 0, int(m.GID)); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o710)
 }
 
 // removeRunDir removes a run directory, once the root it may hold is

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/idshift"
@@ -169,7 +170,7 @@ func (e *Engine) fitShift(ctx context.Context, inst *store.Instance, d storage.D
 			return err
 		}
 		if cur.Volume != inst.Volume {
-			return fmt.Errorf("shift %s: another command changed the instance meanwhile", inst.Name)
+			return errkind.Wrap(errkind.Busy, "shift %s: another command changed the instance meanwhile", inst.Name)
 		}
 		cur.Retired = append(cur.Retired, cur.Volume)
 		cur.Volume, cur.Shift = vol, want

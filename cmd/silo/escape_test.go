@@ -45,7 +45,7 @@ var escapeModes = []struct {
 	{"gvisor", "runtime=runsc", false},
 }
 
-// Each way out of an instance that the issue lists is tried from inside a
+// Each known way out of an instance (see testdata/escape) is tried from inside a
 // default, a privileged and a gVisor instance on every driver, and the
 // host is checked afterwards: every one must fail.
 func TestEscape(t *testing.T) {
@@ -366,4 +366,17 @@ func TestProbeRunsConfined(t *testing.T) {
 	if seccomp != "2" {
 		t.Errorf("the probe ran with seccomp mode %q, not 2 (filter)", seccomp)
 	}
+}
+
+// exec -t opens the instance's terminal multiplexer as the host's root:
+// one that the instance replaced with a symlink, or with another file,
+// must be refused, never followed to a host file.
+func TestExecTerminalConfined(t *testing.T) {
+	e := bootEnv(t, "dir")
+	e.launch("bb", "a")
+	if got := e.ok("exec", "-t", "a", "--", "echo", "ok"); !strings.Contains(got, "ok") {
+		t.Fatalf("exec -t said %q", got)
+	}
+	e.ok("exec", "a", "--", "sh", "-c", "umount -l /dev/pts && ln -s /etc/hostname /dev/pts/ptmx")
+	e.fails(2, "not a devpts terminal multiplexer", "exec", "-t", "a", "--", "true")
 }

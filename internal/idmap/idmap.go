@@ -122,6 +122,11 @@ func Isolated(root Map, taken []Range, base, size uint32) (Range, error) {
 				"security.idmap.base %d: the range %d-%d is not within root's subordinate range %d-%d (%s, %s)",
 				base, base, r.end()-1, pool.Base, pool.end()-1, SubUID, SubGID)
 		}
+		if shared := (Range{pool.Base, MinSize}); r.Overlaps(shared) {
+			return Range{}, errkind.Wrap(errkind.Invalid,
+				"security.idmap.base %d: the range %d-%d overlaps %d-%d, the IDs that the instances without an isolated range share",
+				base, base, r.end()-1, shared.Base, shared.end()-1)
+		}
 		for _, t := range taken {
 			if r.Overlaps(t) {
 				return Range{}, errkind.Wrap(errkind.Invalid,

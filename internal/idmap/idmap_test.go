@@ -89,6 +89,8 @@ func TestIsolated(t *testing.T) {
 	}{
 		{1100000, 65536, errkind.Invalid, "overlaps the isolated range 1065536-1131071"},
 		{999999, 65536, errkind.Invalid, "not within root's subordinate range"},
+		{1000000, 65536, errkind.Invalid, "the IDs that the instances without an isolated range share"},
+		{1065535, 65536, errkind.Invalid, "the IDs that the instances without an isolated range share"},
 		{1990000, 65536, errkind.Invalid, "not within root's subordinate range"},
 		{0, 1000, errkind.Invalid, "at least 65536"},
 		{0, 900000, errkind.NoSpace, "no free range of 900000 IDs"},

@@ -7,6 +7,7 @@ package idshift
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -137,8 +138,18 @@ func (w *walker) shift(dirfd int, name, p string, st *unix.Stat_t) error {
 	}
 	uid, gid := w.s.UID(st.Uid), w.s.GID(st.Gid)
 	if uid != st.Uid || gid != st.Gid {
+		var fcap []byte
+		if typ == unix.S_IFREG {
+			fcap = w.fileCaps(p)
+		}
 		if err := unix.Fchownat(dirfd, name, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("shift %s: %w", p, err)
+		}
+		if fcap != nil {
+			// chown drops them too: give them back, for the shifted root.
+			if err := unix.Lsetxattr(p, capXattr, w.shiftCaps(fcap), 0); err != nil {
+				return fmt.Errorf("shift %s: file capabilities: %w", p, err)
+			}
 		}
 		// chown clears the set-id bits: give them back.
 		if typ != unix.S_IFLNK && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
@@ -151,6 +162,48 @@ func (w *walker) shift(dirfd int, name, p string, st *unix.Stat_t) error {
 		return nil
 	}
 	return w.shiftACLs(p)
+}
+
+// capXattr holds a file's capabilities: a revision, the capability sets
+// and, from revision 3, the host ID of the root they are for.
+const capXattr = "security.capability"
+
+const (
+	capRevision3 = 0x03000000
+	capV2Size    = 20
+	capV3Size    = 24
+)
+
+// fileCaps returns the capabilities of the file p, or nil.
+func (w *walker) fileCaps(p string) []byte {
+	w.mu.Lock()
+	xattrs := w.acls
+	w.mu.Unlock()
+	if !xattrs {
+		return nil
+	}
+	buf := make([]byte, capV3Size)
+	n, err := unix.Lgetxattr(p, capXattr, buf)
+	if err != nil || n < capV2Size {
+		return nil
+	}
+	return buf[:n]
+}
+
+// shiftCaps makes file capabilities v (revision 2 or 3) hold for the
+// shifted root: the kernel honours a revision 2 set only for the host's
+// root, and a revision 3 one only for the root its ID names.
+func (w *walker) shiftCaps(v []byte) []byte {
+	out := make([]byte, capV3Size)
+	copy(out, v[:capV2Size])
+	rootid := uint32(0)
+	if binary.LittleEndian.Uint32(v)&^0xff == capRevision3 && len(v) >= capV3Size {
+		rootid = binary.LittleEndian.Uint32(v[capV2Size:])
+	}
+	// Keep the effective flag (the low bits), change the revision.
+	binary.LittleEndian.PutUint32(out, capRevision3|binary.LittleEndian.Uint32(v)&0xff)
+	binary.LittleEndian.PutUint32(out[capV2Size:], w.s.UID(rootid))
+	return out
 }
 
 // shiftACLs shifts the IDs in the POSIX ACLs of p, if it has any.

@@ -1,6 +1,7 @@
 package idshift
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -100,5 +101,36 @@ func TestTree(t *testing.T) {
 		if back[p] != b {
 			t.Errorf("%s after shifting back: %+v, want %+v", p, back[p], b)
 		}
+	}
+}
+
+// File capabilities survive the chown, made out for the shifted root: a
+// revision 2 set (for the host's root only) becomes revision 3 with the
+// map's root as its root ID.
+func TestTreeKeepsFileCaps(t *testing.T) {
+	testutil.NeedRoot(t, "chown and security.* xattrs")
+	root := t.TempDir()
+	ping := filepath.Join(root, "ping")
+	if err := os.WriteFile(ping, []byte("ping"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// revision 2, effective; permitted CAP_NET_RAW (13)
+	v2 := []byte{1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if err := unix.Lsetxattr(ping, capXattr, v2, 0); err != nil {
+		t.Skipf("this filesystem keeps no file capabilities: %v", err)
+	}
+	m := &idmap.Map{UID: 1000000, GID: 1000000, Size: 65536}
+	if err := Tree(context.Background(), root, idmap.Shift{To: m}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Lgetxattr(ping, capXattr, buf)
+	if err != nil {
+		t.Fatalf("the capabilities are gone: %v", err)
+	}
+	want := append([]byte{1, 0, 0, 3}, v2[4:]...)
+	want = append(want, 0x40, 0x42, 0x0f, 0) // 1000000
+	if !bytes.Equal(buf[:n], want) {
+		t.Fatalf("capabilities %x, want %x", buf[:n], want)
 	}
 }

@@ -45,8 +45,8 @@ func New(st *store.Store, dir string, clean Cleaner) *Journal {
 // belongs to a command that died.
 type Op struct {
 	j *Journal
-	// Rec is the operation's record; what commit's apply adds to its
-	// Retire list is removed once the operation is committed.
+	// Rec is the operation's record: what a caller adds to Rec.Retire,
+	// from Commit's apply, is removed once the operation is committed.
 	Rec  *store.Op
 	lock *os.File
 }

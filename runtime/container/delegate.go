@@ -1,15 +1,12 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/silo-dev/silo/internal/idmap"
 )
@@ -22,13 +19,9 @@ import (
 // BundleRoot is the host UID and GID of the root of the container whose
 // bundle is in dir; ok is false when the container has no user namespace.
 func BundleRoot(dir string) (uid, gid int, ok bool, err error) {
-	b, err := os.ReadFile(filepath.Join(dir, BundleConfig))
+	s, err := readBundle(dir)
 	if err != nil {
 		return 0, 0, false, err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return 0, 0, false, fmt.Errorf("the bundle's config: %w", err)
 	}
 	if s.Linux == nil || len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0 {
 		return 0, 0, false, nil

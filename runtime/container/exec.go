@@ -195,7 +195,7 @@ func (x *Exec) Run() (int, error) {
 		done(err)
 		return exitCode(err)
 	}
-	master, slave, err := openPTY(x.ptmx(), x.Init)
+	master, slave, err := openPTY(x.ptmx, x.Init)
 	if err != nil {
 		return 0, err
 	}
@@ -346,18 +346,46 @@ func cgroupMounts() (map[string]string, error) {
 // ptmx is where the process's terminal is made: in the container's own
 // devpts, so that the process sees its own /dev/pts/N; on the host for a
 // sandbox, whose devpts the host cannot open.
-func (x *Exec) ptmx() string {
+func (x *Exec) ptmx() (int, error) {
 	if x.Sandbox != nil {
-		return "/dev/ptmx"
+		return hostPTMX()
 	}
-	return fmt.Sprintf("/proc/%d/root/dev/pts/ptmx", x.Init)
+	return containerPTMX(x.Init)
 }
 
-// openPTY opens a terminal pair through the multiplexer ptmx, for a
-// process that becomes root in the user namespace of process ns (0: the
-// host's).
-func openPTY(ptmx string, ns int) (master, slave *os.File, err error) {
-	mfd, err := unix.Open(ptmx, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+// containerPTMX opens the terminal multiplexer of the devpts in the root
+// of process pid. The root is the container's to change: its dev/pts/ptmx
+// is resolved inside it and never through a symlink, and must be a devpts
+// multiplexer (5:2), or else silo, the host's root, would open whatever
+// host file or device the container named.
+func containerPTMX(pid int) (int, error) {
+	rfd, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(rfd)
+	fd, err := unix.Openat2(rfd, "dev/pts/ptmx", &unix.OpenHow{
+		Flags:   unix.O_RDWR | unix.O_NOCTTY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return -1, err
+	}
+	var st unix.Stat_t
+	var fs unix.Statfs_t
+	if err := unix.Fstat(fd, &st); err != nil || unix.Fstatfs(fd, &fs) != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(5, 2) || fs.Type != unix.DEVPTS_SUPER_MAGIC {
+		unix.Close(fd)
+		return -1, errkind.Wrap(errkind.Invalid, "the container's /dev/pts/ptmx is not a devpts terminal multiplexer")
+	}
+	return fd, nil
+}
+
+// openPTY opens a terminal pair through open, which opens a terminal
+// multiplexer, for a process that becomes root in the user namespace of
+// process ns (0: the host's).
+func openPTY(open func() (int, error), ns int) (master, slave *os.File, err error) {
+	mfd, err := open()
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the container's terminal: %w", err)
 	}

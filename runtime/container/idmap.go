@@ -60,11 +60,20 @@ func MountRoot(src, dst string, m idmap.Map) error {
 // a directory that its root can reach (the pool's directories are closed
 // to every user but the host's root).
 func BindRoot(src, dst string) error {
-	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	tree, err := cloneTree(src)
 	if err != nil {
-		return fmt.Errorf("open the tree of %s: %w", src, err)
+		return err
 	}
 	return attach(tree, dst)
+}
+
+// cloneTree returns a detached copy of the mount of the tree at src.
+func cloneTree(src string) (int, error) {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("open the tree of %s: %w", src, err)
+	}
+	return tree, nil
 }
 
 // attach moves the detached mount tree onto dst, and closes it.
@@ -82,9 +91,9 @@ func attach(tree int, dst string) error {
 // idmappedTree returns a detached copy of the mount of the tree at src,
 // idmapped by the user namespace userns.
 func idmappedTree(src string, userns int) (int, error) {
-	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	tree, err := cloneTree(src)
 	if err != nil {
-		return -1, fmt.Errorf("open the tree of %s: %w", src, err)
+		return -1, err
 	}
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}
 	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &attr); err != nil {

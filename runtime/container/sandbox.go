@@ -39,12 +39,11 @@ func (r *OCI) Sandbox(id, bundle string) (*Sandbox, error) {
 	if !sandboxed(r.Binary) {
 		return nil, nil
 	}
-	data, err := os.ReadFile(filepath.Join(bundle, BundleConfig))
+	s, err := readBundle(bundle)
 	if err != nil {
 		return nil, fmt.Errorf("the bundle of %s: %w", id, err)
 	}
-	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil || s.Root == nil {
+	if s.Root == nil {
 		return nil, fmt.Errorf("the bundle of %s: no root in %s", id, BundleConfig)
 	}
 	return &Sandbox{OCI: r, ID: id, Root: s.Root.Path}, nil
@@ -57,8 +56,13 @@ func (r *OCI) Sandbox(id, bundle string) (*Sandbox, error) {
 // (busybox's) takes itself for a background job and stops. So init's
 // streams are a terminal made here, which gVisor passes on as a plain
 // file, and its master is handed over consoleSocket as the runtime would.
+// hostPTMX opens the host's terminal multiplexer.
+func hostPTMX() (int, error) {
+	return unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+}
+
 func (r *OCI) createSandbox(ctx context.Context, id, bundle, consoleSocket, pidFile string) error {
-	master, slave, err := openPTY("/dev/ptmx", 0)
+	master, slave, err := openPTY(hostPTMX, 0)
 	if err != nil {
 		return err
 	}

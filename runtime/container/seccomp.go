@@ -1,10 +1,6 @@
 package container
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -139,13 +135,9 @@ func seccompArches() []specs.Arch {
 // BundleSeccomp reads the seccomp profile of the bundle in dir, the one
 // its init runs under.
 func BundleSeccomp(dir string) (*specs.LinuxSeccomp, error) {
-	data, err := os.ReadFile(filepath.Join(dir, BundleConfig))
+	s, err := readBundle(dir)
 	if err != nil {
 		return nil, err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", BundleConfig, err)
 	}
 	if s.Linux == nil {
 		return nil, nil

@@ -5,8 +5,10 @@
 package container
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -30,8 +32,8 @@ type Config struct {
 	// unprivileged container.
 	NodeDir string
 	// Idmap is the user namespace's map; nil runs the container as the
-	// host's root (privileged). Root must then be idmapped by it too
-	// (MountRoot).
+	// host's root (privileged). Root must then be idmapped by it
+	// (MountRoot), or shifted on disk and bound as it is (BindRoot).
 	Idmap *idmap.Map
 	// Nesting lets the container run containers of its own.
 	Nesting bool
@@ -50,6 +52,19 @@ const (
 	// NotifyPath is where the notify socket appears in the container.
 	NotifyPath = "/run/host/notify"
 )
+
+// readBundle reads the OCI config of the bundle in dir.
+func readBundle(dir string) (*specs.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(dir, BundleConfig))
+	if err != nil {
+		return nil, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", BundleConfig, err)
+	}
+	return &s, nil
+}
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
