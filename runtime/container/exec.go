@@ -368,6 +368,10 @@ func containerPTMX(pid int) (int, error) {
 		Flags:   unix.O_RDWR | unix.O_NOCTTY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	})
+	notPTMX := errkind.Wrap(errkind.Invalid, "the container's /dev/pts/ptmx is not a devpts terminal multiplexer")
+	if errors.Is(err, unix.ELOOP) {
+		return -1, notPTMX // a symlink, not followed
+	}
 	if err != nil {
 		return -1, err
 	}
@@ -376,7 +380,7 @@ func containerPTMX(pid int) (int, error) {
 	if err := unix.Fstat(fd, &st); err != nil || unix.Fstatfs(fd, &fs) != nil ||
 		st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(5, 2) || fs.Type != unix.DEVPTS_SUPER_MAGIC {
 		unix.Close(fd)
-		return -1, errkind.Wrap(errkind.Invalid, "the container's /dev/pts/ptmx is not a devpts terminal multiplexer")
+		return -1, notPTMX
 	}
 	return fd, nil
 }
