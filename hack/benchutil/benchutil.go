@@ -3,7 +3,9 @@
 package benchutil
 
 import (
+	"archive/tar"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"math/rand/v2"
@@ -82,4 +84,39 @@ func Check(err error) {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// AddTree writes the tree at root into tw, its names under prefix.
+func AddTree(tw *tar.Writer, root, prefix string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		hdr, err := tar.FileInfoHeader(info, "")
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		hdr.Name = filepath.Join(prefix, rel)
+		if d.IsDir() {
+			hdr.Name += "/"
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		src, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		_, err = io.Copy(tw, src)
+		return err
+	})
 }

@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,7 +87,7 @@ func paddedImage(busybox, out, pad string, size int64) error {
 	if err := copyTar(busybox, tw); err != nil {
 		return err
 	}
-	if err := addTree(tw, pad, "usr/lib/padding"); err != nil {
+	if err := benchutil.AddTree(tw, pad, "usr/lib/padding"); err != nil {
 		return err
 	}
 	if err := tw.Close(); err != nil {
@@ -124,39 +123,4 @@ func copyTar(path string, tw *tar.Writer) error {
 			return err
 		}
 	}
-}
-
-// addTree writes the tree at root into tw under prefix.
-func addTree(tw *tar.Writer, root, prefix string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		hdr, err := tar.FileInfoHeader(info, "")
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		hdr.Name = filepath.Join(prefix, rel)
-		if d.IsDir() {
-			hdr.Name += "/"
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		src, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer src.Close()
-		_, err = io.Copy(tw, src)
-		return err
-	})
 }
