@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/testutil"
 )
 
 // fakeMmdebstrap puts on PATH an mmdebstrap that runs script.
@@ -46,9 +48,9 @@ func TestDebianBuildRefusesUnknownReleases(t *testing.T) {
 	}
 }
 
-// The root filesystem mmdebstrap streams lands under the prefix; when it
-// fails (a mirror that is down), the error says so, keeps the exit status,
-// and is no invalid input.
+// The root filesystem mmdebstrap streams lands under the prefix, and it is
+// run with the release, packages and mirror asked for. (A stand-in prints
+// a tarball: the real build is TestImageBuild's, in cmd/silo.)
 func TestDebianBuildRootfs(t *testing.T) {
 	// A tar of one directory, written by Go, printed by the fake builder.
 	var tarball bytes.Buffer
@@ -81,14 +83,25 @@ func TestDebianBuildRootfs(t *testing.T) {
 		t.Errorf("mmdebstrap was run as %q", log.String())
 	}
 
-	fakeMmdebstrap(t, "echo 'E: mirror unreachable' >&2; exit 1")
-	b, err = NewDebianBuild("debian/trixie", DebianOptions{Log: &log})
+}
+
+// When mmdebstrap fails (here a real one, on a mirror that is down: a
+// loopback port nothing listens on), the error says so, keeps the exit
+// status, and is no invalid input.
+func TestDebianBuildMirrorDown(t *testing.T) {
+	testutil.NeedRoot(t, "mmdebstrap --mode=root")
+	testutil.NeedCommand(t, "mmdebstrap")
+	var log bytes.Buffer
+	b, err := NewDebianBuild("debian/trixie", DebianOptions{Mirror: "http://127.0.0.1:9/debian", Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = b.Rootfs(context.Background())(tar.NewWriter(&out), "rootfs")
+	err = b.Rootfs(context.Background())(tar.NewWriter(io.Discard), "rootfs")
 	var exit *exec.ExitError
 	if err == nil || !strings.Contains(err.Error(), "mmdebstrap failed") || errors.Is(err, errkind.Invalid) || !errors.As(err, &exit) {
 		t.Fatalf("a failed build: %v", err)
+	}
+	if !strings.Contains(log.String(), "127.0.0.1:9") {
+		t.Errorf("mmdebstrap's output does not name the mirror: %q", log.String())
 	}
 }
