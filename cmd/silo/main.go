@@ -14,6 +14,7 @@ import (
 
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/network/proxy"
 	"github.com/silo-dev/silo/runtime/monitor"
 )
 
@@ -28,6 +29,10 @@ var exitCodes = map[error]int{
 }
 
 func main() {
+	// The proxy first: one spawned by a monitor inherits its variables.
+	if cfg, ok := proxy.FromEnv(); ok {
+		os.Exit(proxy.Main(cfg))
+	}
 	if cfg, ok := monitor.FromEnv(); ok {
 		os.Exit(monitor.Main(cfg, engine.MonitorHost))
 	}
