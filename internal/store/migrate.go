@@ -29,7 +29,43 @@ var migrations = []migration{
 		_, err := tx.CreateBucketIfNotExists(bucketRunning)
 		return err
 	},
+	// 3: profiles and networks. The default profile holds the root disk
+	// on the default pool and eth0 on the default network, and every
+	// instance so far applies it.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketProfiles, bucketNetworks} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		t := &Tx{tx: tx}
+		if err := t.PutProfile(&Profile{Name: DefaultProfile, Description: "what every instance has unless told otherwise",
+			Devices: Devices{
+				"root": {"type": "disk", "path": "/", "pool": "default"},
+				"eth0": {"type": "nic", "name": "eth0", "network": DefaultNetwork},
+			}}); err != nil {
+			return err
+		}
+		insts, err := t.Instances()
+		if err != nil {
+			return err
+		}
+		for _, inst := range insts {
+			inst.Profiles = []string{DefaultProfile}
+			if err := t.PutInstance(inst); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
+
+// The profile that the schema starts with, and the network its nic joins,
+// which the engine makes on first use.
+const (
+	DefaultProfile = "default"
+	DefaultNetwork = "silobr0"
+)
 
 // SchemaVersion is the version this silo writes.
 var SchemaVersion = len(migrations)

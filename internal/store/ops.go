@@ -14,8 +14,28 @@ type Cleanup struct {
 	// Volumes and snapshots, removed last-listed first.
 	Volumes []VolumeRef `json:"volumes,omitempty"`
 	Files   []string    `json:"files,omitempty"`
+	// Networks are managed networks whose every trace on the host goes.
+	Networks []NetworkRef `json:"networks,omitempty"`
+	// Links are host network interfaces (the host side of a veth).
+	Links []string `json:"links,omitempty"`
+	// Proxies are the pid files of port forwarders, which are stopped.
+	Proxies []string `json:"proxies,omitempty"`
+	// Restore puts records back as they were before the operation.
+	Restore *Restore `json:"restore,omitempty"`
 	// Pool is destroyed, after the volumes.
 	Pool *Pool `json:"pool,omitempty"`
+}
+
+// Restore holds records as they were.
+type Restore struct {
+	Instances []*Instance `json:"instances,omitempty"`
+	Profile   *Profile    `json:"profile,omitempty"`
+}
+
+// NetworkRef names what a managed network has on the host.
+type NetworkRef struct {
+	Bridge string `json:"bridge"`
+	Dir    string `json:"dir"` // its dnsmasq's files
 }
 
 // Op is a multi-step operation in flight. It is written before the first

@@ -68,13 +68,17 @@ type ImageTemplate struct {
 
 // Instance is a system container.
 type Instance struct {
-	Name      string            `json:"name"`
-	Image     string            `json:"image"` // fingerprint it was created from
-	Pool      string            `json:"pool"`
-	Volume    string            `json:"volume"` // ID of its current head
-	Config    map[string]string `json:"config,omitempty"`
-	Created   time.Time         `json:"created"`
-	Snapshots []Snapshot        `json:"snapshots,omitempty"`
+	Name   string            `json:"name"`
+	Image  string            `json:"image"` // fingerprint it was created from
+	Pool   string            `json:"pool"`
+	Volume string            `json:"volume"` // ID of its current head
+	Config map[string]string `json:"config,omitempty"`
+	// Profiles apply in order, and then the instance's own Config and
+	// Devices.
+	Profiles  []string   `json:"profiles"`
+	Devices   Devices    `json:"devices,omitempty"`
+	Created   time.Time  `json:"created"`
+	Snapshots []Snapshot `json:"snapshots,omitempty"`
 	// Ephemeral instances are deleted when they stop.
 	Ephemeral bool `json:"ephemeral,omitempty"`
 	// Metadata and Templates come from the image, for the templates that

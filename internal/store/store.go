@@ -86,6 +86,8 @@ var (
 	bucketInstances = []byte("instances")
 	bucketOps       = []byte("ops")
 	bucketRunning   = []byte("running")
+	bucketProfiles  = []byte("profiles")
+	bucketNetworks  = []byte("networks")
 	keyVersion      = []byte("version")
 )
 

@@ -105,14 +105,13 @@ func TestMigration2AddsRuns(t *testing.T) {
 	if err := s.Update(func(tx *Tx) error { return tx.PutInstance(&Instance{Name: "a", Pool: "p"}) }); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(s.Path(), DefaultTimeout)
-	if err != nil {
+	if err := s.migrate(migrations[:2]); err != nil {
 		t.Fatal(err)
 	}
 	if v := schema(t, s); v != 2 {
 		t.Fatalf("schema version %d, want 2", v)
 	}
-	err = s.Update(func(tx *Tx) error {
+	err := s.Update(func(tx *Tx) error {
 		if _, err := tx.Instance("a"); err != nil {
 			return err
 		}
@@ -225,5 +224,41 @@ func TestConcurrentUpdates(t *testing.T) {
 	_ = s.View(func(tx *Tx) error { inst, err := tx.Instance("a"); n = inst.NextSnap; return err })
 	if n != 20 {
 		t.Fatalf("counter %d after 20 updates", n)
+	}
+}
+
+// Migration 3 makes the default profile, and every instance so far
+// applies it.
+func TestMigration3AddsDefaultProfile(t *testing.T) {
+	s := &Store{path: filepath.Join(t.TempDir(), "silo.db"), timeout: DefaultTimeout}
+	if err := s.migrate(migrations[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.PutInstance(&Instance{Name: "a", Pool: "p"}) }); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(s.Path(), DefaultTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(func(tx *Tx) error {
+		p, err := tx.Profile(DefaultProfile)
+		if err != nil {
+			return err
+		}
+		if p.Devices["eth0"]["network"] != DefaultNetwork || p.Devices["root"]["path"] != "/" {
+			return fmt.Errorf("default profile %+v", p)
+		}
+		inst, err := tx.Instance("a")
+		if err != nil {
+			return err
+		}
+		if len(inst.Profiles) != 1 || inst.Profiles[0] != DefaultProfile {
+			return fmt.Errorf("instance a applies %v", inst.Profiles)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
