@@ -7,8 +7,8 @@ import "time"
 const TypeContainer = "container"
 
 // Instance is a system container, with its state and its snapshots (LXD's
-// InstanceFull, less what silo does not have: profiles, backups,
-// descriptions, the time of last use, cluster locations).
+// InstanceFull, less what silo does not have: backups, descriptions, the
+// time of last use, cluster locations).
 type Instance struct {
 	// Name is the instance's name, unique on the host.
 	Name string `json:"name"`
@@ -27,10 +27,21 @@ type Instance struct {
 	// security.*, environment.*, user.*); empty, never null, when none
 	// is set.
 	Config map[string]string `json:"config"`
-	// Devices maps a device's name to its type and settings. The root
-	// filesystem is the disk device "root", whose pool key names the
-	// pool the instance lives on.
+	// Devices maps a device's name to its type and settings: the
+	// instance's own, which override its profiles' devices of the same
+	// name.
 	Devices map[string]map[string]string `json:"devices"`
+	// Profiles are applied in order, before the instance's own config
+	// and devices.
+	Profiles []string `json:"profiles"`
+	// ExpandedConfig is the config in effect: the profiles', then the
+	// instance's own, including the volatile.* keys silo records
+	// (volatile.eth0.hwaddr...).
+	ExpandedConfig map[string]string `json:"expanded_config"`
+	// ExpandedDevices are the devices in effect. The root filesystem is
+	// the disk device at path /, whose pool key names the pool the
+	// instance lives on.
+	ExpandedDevices map[string]map[string]string `json:"expanded_devices"`
 	// Ephemeral instances are deleted when they stop.
 	Ephemeral bool `json:"ephemeral"`
 	// CreatedAt is when the instance was made (for an imported backup,
@@ -60,14 +71,22 @@ type IdmapEntry struct {
 	Range  int64 `json:"maprange"`
 }
 
-// RootDevice is the name of the disk device an instance's root filesystem is.
+// RootDevice is the name of the disk device an instance's root filesystem
+// is, in the default profile.
 const RootDevice = "root"
 
 // Pool is the pool the instance's root filesystem lives on.
-func (i *Instance) Pool() string { return i.Devices[RootDevice]["pool"] }
+func (i *Instance) Pool() string {
+	for _, d := range i.ExpandedDevices {
+		if d["type"] == "disk" && d["path"] == "/" {
+			return d["pool"]
+		}
+	}
+	return ""
+}
 
 // InstanceState is what an instance is doing now (LXD's InstanceState,
-// less CPU and network figures, which silo does not gather).
+// less CPU figures, which silo does not gather).
 type InstanceState struct {
 	// Status is "Running" or "Stopped", as in Instance.
 	Status string `json:"status"`
@@ -84,8 +103,50 @@ type InstanceState struct {
 	// is asked for (info; list leaves it out, as it costs a walk of
 	// every tree on dir pools).
 	Disk map[string]InstanceStateDisk `json:"disk,omitempty"`
+	// Network maps each nic, by its name inside, to its addresses and
+	// counters: the addresses silo gave it when stopped, and what the
+	// kernel says when running.
+	Network map[string]InstanceStateNetwork `json:"network,omitempty"`
 	// StartedAt is when the instance's init started; absent when stopped.
 	StartedAt time.Time `json:"started_at,omitzero"`
+}
+
+// InstanceStateNetwork is a nic of an instance (LXD's
+// InstanceStateNetwork).
+type InstanceStateNetwork struct {
+	// Addresses are the nic's addresses.
+	Addresses []InstanceStateNetworkAddress `json:"addresses"`
+	// Counters are the bytes and packets through it since it came up.
+	Counters InstanceStateNetworkCounters `json:"counters"`
+	// Hwaddr is its MAC address.
+	Hwaddr string `json:"hwaddr"`
+	// HostName is the host side's name, for a bridged nic.
+	HostName string `json:"host_name,omitempty"`
+	// State is "up" or "down".
+	State string `json:"state"`
+	// Type is "broadcast" for an ethernet nic.
+	Type string `json:"type"`
+}
+
+// InstanceStateNetworkAddress is one address of a nic.
+type InstanceStateNetworkAddress struct {
+	// Family is "inet" or "inet6".
+	Family string `json:"family"`
+	// Address is the address, without its prefix length.
+	Address string `json:"address"`
+	// Netmask is the prefix length, in decimal.
+	Netmask string `json:"netmask"`
+	// Scope is "global" or "link".
+	Scope string `json:"scope"`
+}
+
+// InstanceStateNetworkCounters are the traffic through a nic, as the
+// instance sees it.
+type InstanceStateNetworkCounters struct {
+	BytesReceived   int64 `json:"bytes_received"`
+	BytesSent       int64 `json:"bytes_sent"`
+	PacketsReceived int64 `json:"packets_received"`
+	PacketsSent     int64 `json:"packets_sent"`
 }
 
 // InstanceStateMemory is the memory an instance uses.
