@@ -7,6 +7,7 @@ package errkind
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 )
 
@@ -95,3 +96,24 @@ type kindError struct {
 func (e *kindError) Error() string        { return e.err.Error() }
 func (e *kindError) Is(target error) bool { return target == e.kind }
 func (e *kindError) Unwrap() error        { return e.err }
+
+// names spell the kinds for Encode and Decode.
+var names = map[error]string{NoSpace: "no-space", Invalid: "invalid", NotFound: "not-found",
+	AlreadyExists: "exists", Busy: "busy", Unavailable: "unavailable"}
+
+// Encode writes err as one line that Decode reads back with its kind, for
+// an error that crosses from one process to another.
+func Encode(err error) string {
+	return names[Of(err)] + " " + strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// Decode reads a line that Encode wrote.
+func Decode(line string) error {
+	name, msg, _ := strings.Cut(line, " ")
+	for k, n := range names {
+		if n == name {
+			return &kindError{kind: k, err: errors.New(msg)}
+		}
+	}
+	return errors.New(msg)
+}

@@ -46,6 +46,9 @@ type Monitor struct {
 	OCI *container.OCI
 	ID  string
 	Dir string // the run directory, holding the bundle's config.json
+	// Created is told init's PID each time the container is created,
+	// before init runs.
+	Created func(ctx context.Context, pid int) error
 	// Started is told init's PID each time the container boots.
 	Started func(pid int) error
 
@@ -144,6 +147,10 @@ func (m *Monitor) boot(ctx context.Context) (syscall.WaitStatus, error) {
 	if err != nil || pid <= 0 {
 		_ = m.OCI.Delete(context.WithoutCancel(ctx), m.ID)
 		return 0, fmt.Errorf("init's PID: %w", err)
+	}
+	if err := m.Created(ctx, pid); err != nil {
+		_ = m.OCI.Delete(context.WithoutCancel(ctx), m.ID)
+		return 0, err
 	}
 	if m.userns {
 		if err := container.DelegateCgroups(pid, m.root[0], m.root[1]); err != nil {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/runtime/container"
 )
@@ -46,6 +47,11 @@ const (
 // Host is what a monitor reports to: the program that runs it keeps the
 // record of the run.
 type Host interface {
+	// Created is told init's PID each time the container is created,
+	// before init runs: what the container needs from the host from its
+	// first instruction (its network) is set up then. An error stops the
+	// container, and on the first boot fails the start.
+	Created(ctx context.Context, pid int) error
 	// Started is told init's PID each time the container boots. An error
 	// stops the container, and on the first boot fails the start.
 	Started(pid int) error
@@ -105,7 +111,10 @@ func Spawn(cfg Config) error {
 		log, _ := os.ReadFile(filepath.Join(cfg.Dir, logFile))
 		msg = "the monitor died: " + lastLine(string(log))
 	}
-	return errors.New(strings.TrimPrefix(msg, "error: "))
+	if rest, ok := strings.CutPrefix(msg, "error: "); ok {
+		return errkind.Decode(rest)
+	}
+	return errors.New(msg)
 }
 
 func lastLine(s string) string {
@@ -133,7 +142,7 @@ func Main(cfg Config, newHost func(Config) (Host, error)) int {
 	ready := os.NewFile(3, "ready")
 	fail := func(err error) int {
 		if ready != nil {
-			fmt.Fprintf(ready, "error: %v\n", err)
+			fmt.Fprintf(ready, "error: %s\n", errkind.Encode(err))
 			ready.Close()
 		}
 		fmt.Fprintf(os.Stderr, "monitor of %s: %v\n", cfg.Name, err)
@@ -151,7 +160,7 @@ func Main(cfg Config, newHost func(Config) (Host, error)) int {
 		return fail(err)
 	}
 	booted := false
-	m := &Monitor{OCI: cfg.OCI, ID: cfg.Name, Dir: cfg.Dir, Started: func(pid int) error {
+	m := &Monitor{OCI: cfg.OCI, ID: cfg.Name, Dir: cfg.Dir, Created: host.Created, Started: func(pid int) error {
 		if err := host.Started(pid); err != nil {
 			return err
 		}
