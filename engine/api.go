@@ -2,7 +2,9 @@ package engine
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/silo-dev/silo/api"
@@ -14,7 +16,7 @@ import (
 
 // apiInstance is inst as programs see it, with the state of its run (nil
 // when none is recorded).
-func (e *Engine) apiInstance(inst *store.Instance, run *store.Run) *api.Instance {
+func (e *Engine) apiInstance(inst, x *store.Instance, run *store.Run, nets map[string]*store.Network) *api.Instance {
 	arch := image.Architecture()
 	if inst.Metadata != nil && inst.Metadata.Architecture != "" {
 		arch = inst.Metadata.Architecture
@@ -31,12 +33,42 @@ func (e *Engine) apiInstance(inst *store.Instance, run *store.Run) *api.Instance
 		}
 	}
 	state.Status, state.StatusCode = code.String(), code
-	privileged, ids := apiIdmap(inst, pid)
+	state.Network = apiNICs(x, pid != 0, nets)
+	privileged, ids := apiIdmap(x, pid)
 	return &api.Instance{Name: inst.Name, Type: api.TypeContainer, Status: code.String(), StatusCode: code,
 		Architecture: arch, Image: inst.Image, Config: orEmpty(maps.Clone(inst.Config)),
-		Devices:   map[string]map[string]string{api.RootDevice: {"type": "disk", "path": "/", "pool": inst.Pool}},
+		Devices: apiDevices(inst.Devices), Profiles: append([]string{}, inst.Profiles...),
+		ExpandedConfig: orEmpty(maps.Clone(x.Config)), ExpandedDevices: apiDevices(x.Devices),
 		Ephemeral: inst.Ephemeral, CreatedAt: inst.Created, State: state, Snapshots: apiSnapshots(inst.Snapshots),
 		Privileged: privileged, Idmap: ids}
+}
+
+// apiNICs are the nics of x (expanded) with the addresses silo gave them
+// on nets.
+func apiNICs(x *store.Instance, running bool, nets map[string]*store.Network) map[string]api.InstanceStateNetwork {
+	out := map[string]api.InstanceStateNetwork{}
+	for dev, d := range x.Devices {
+		if d["type"] != DeviceNIC {
+			continue
+		}
+		n := api.InstanceStateNetwork{Addresses: []api.InstanceStateNetworkAddress{}, Hwaddr: x.Config[volatileKey(dev, volHwaddr)],
+			HostName: x.Config[volatileKey(dev, volHostName)], State: "down", Type: "broadcast"}
+		if running {
+			n.State = "up"
+		}
+		for _, fam := range []struct{ vol, key, name string }{{volIPv4, netIPv4, "inet"}, {volIPv6, netIPv6, "inet6"}} {
+			a, err := netip.ParseAddr(x.Config[volatileKey(dev, fam.vol)])
+			net := nets[d["network"]]
+			if err != nil || net == nil {
+				continue
+			}
+			p, _ := netConfigPrefix(net, fam.key)
+			n.Addresses = append(n.Addresses, api.InstanceStateNetworkAddress{Family: fam.name, Address: a.String(),
+				Netmask: strconv.Itoa(p.Bits()), Scope: "global"})
+		}
+		out[nicName(dev, d)] = n
+	}
+	return out
 }
 
 // apiSnapshots are snaps as programs see them: no volume IDs.
@@ -94,9 +126,21 @@ func apiPool(tx *store.Tx, p *store.Pool) (*api.StoragePool, error) {
 	return out, nil
 }
 
-func orEmpty(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
+func apiProfile(p *store.Profile, insts []*store.Instance) *api.Profile {
+	out := &api.Profile{Name: p.Name, Description: p.Description, Config: orEmpty(maps.Clone(p.Config)),
+		Devices: apiDevices(p.Devices), UsedBy: []string{}}
+	for _, inst := range insts {
+		if slices.Contains(inst.Profiles, p.Name) {
+			out.UsedBy = append(out.UsedBy, api.Path("instances", inst.Name))
+		}
 	}
-	return m
+	return out
+}
+
+func apiDevices(ds store.Devices) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for name, d := range ds {
+		out[name] = maps.Clone(d)
+	}
+	return out
 }

@@ -70,10 +70,12 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	}
 	defer release()
 	x := &backup.Index{Name: inst.Name, Created: inst.Created, Image: inst.Image, Config: inst.Config}
+	extra := backupExtra{Templates: inst.Templates, Profiles: inst.Profiles, Devices: inst.Devices}
 	if inst.Metadata != nil {
-		if x.Extra, err = json.Marshal(backupExtra{imageMetadata(inst.Metadata), inst.Templates}); err != nil {
-			return err
-		}
+		extra.Metadata = imageMetadata(inst.Metadata)
+	}
+	if x.Extra, err = json.Marshal(extra); err != nil {
+		return err
 	}
 	for _, s := range snaps {
 		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created})
@@ -119,6 +121,8 @@ func shifted(inst *store.Instance, snaps []store.Snapshot) bool {
 type backupExtra struct {
 	Metadata  *image.Metadata   `json:"metadata,omitempty"`
 	Templates map[string]string `json:"templates,omitempty"`
+	Profiles  []string          `json:"profiles,omitempty"`
+	Devices   store.Devices     `json:"devices,omitempty"`
 }
 
 // frozenHead returns a ref to the state of inst to export. A running
@@ -210,7 +214,7 @@ func exportStreams(ctx context.Context, bw *backup.Writer, x *backup.Index, driv
 // Import makes an instance from the backup stream r, on pool (the default
 // pool when empty), called name or, when empty, as in the backup. It
 // unpacks as it reads; a bad stream leaves nothing behind.
-func (e *Engine) Import(ctx context.Context, r io.Reader, name, pool string) (*store.Instance, error) {
+func (e *Engine) Import(ctx context.Context, r io.Reader, name, pool string, keepAddresses bool) (*store.Instance, error) {
 	if name != "" {
 		if err := checkName("instance", name); err != nil {
 			return nil, err
@@ -224,7 +228,7 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, name, pool string) (*s
 	if err != nil {
 		return nil, err
 	}
-	im := &importer{e: e, ctx: ctx, d: d, pool: p, name: name}
+	im := &importer{e: e, ctx: ctx, d: d, pool: p, name: name, keepAddresses: keepAddresses}
 	err = backup.Read(ctx, r, im)
 	if im.o == nil {
 		return nil, err
@@ -243,8 +247,10 @@ type importer struct {
 	d    storage.Driver
 	pool *store.Pool
 	name string
-	o    *journal.Op
-	inst *store.Instance
+	// keepAddresses keeps the MACs and addresses the backup's nics had.
+	keepAddresses bool
+	o             *journal.Op
+	inst          *store.Instance
 	// receives says where each optimized stream lands.
 	receives []snapshot.Receive
 }
@@ -257,7 +263,7 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 		return "", idmap.Shift{}, fmt.Errorf("the backup's instance: %w", err)
 	}
 	for k, v := range x.Config {
-		if err := checkConfig(k, v); err != nil {
+		if err := checkConfig(k, v); err != nil && !isVolatile(k) {
 			return "", idmap.Shift{}, fmt.Errorf("the backup's config: %w", err)
 		}
 	}
@@ -276,6 +282,16 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 			return "", idmap.Shift{}, errkind.Wrap(errkind.Invalid, "the backup's index: %w", err)
 		}
 		inst.Metadata, inst.Templates = metadataRecord(extra.Metadata), extra.Templates
+		inst.Profiles, inst.Devices = extra.Profiles, extra.Devices
+	}
+	if inst.Profiles == nil {
+		inst.Profiles = []string{store.DefaultProfile}
+	}
+	if !im.keepAddresses {
+		freshNetwork(inst)
+	}
+	if err := im.e.store.View(func(tx *store.Tx) error { return fitRoot(tx, inst) }); err != nil {
+		return "", idmap.Shift{}, fmt.Errorf("the backup's instance: %w", err)
 	}
 	for _, s := range x.Snapshots {
 		if err := checkName("snapshot", s.Name); err != nil {

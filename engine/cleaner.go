@@ -8,6 +8,8 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/network"
+	"github.com/silo-dev/silo/network/proxy"
 	"github.com/silo-dev/silo/storage"
 )
 
@@ -34,6 +36,39 @@ func (cl cleaner) Cleanup(ctx context.Context, c store.Cleanup) error {
 		}
 		if err != nil && !errors.Is(err, errkind.NotFound) {
 			errs = append(errs, fmt.Errorf("remove %s on pool %s: %w", ref.Volume, ref.Pool, err))
+		}
+	}
+	if r := c.Restore; r != nil {
+		// Before the links and forwarders go: the records then no longer
+		// name them.
+		err := cl.e.store.Update(func(tx *store.Tx) error {
+			for _, inst := range r.Instances {
+				if err := tx.PutInstance(inst); err != nil {
+					return err
+				}
+			}
+			if r.Profile != nil {
+				return tx.PutProfile(r.Profile)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, n := range c.Networks {
+		if err := network.Remove(ctx, n.Bridge, n.Dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Bridge, err))
+		}
+	}
+	for _, l := range c.Links {
+		if err := network.DeleteVeth(l); err != nil {
+			errs = append(errs, fmt.Errorf("remove link %s: %w", l, err))
+		}
+	}
+	for _, p := range c.Proxies {
+		if err := proxy.Stop(p); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, f := range c.Files {

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -229,72 +228,6 @@ func environment(cfg map[string]string) []string {
 	}
 	sort.Strings(env)
 	return env
-}
-
-// InstanceConfig returns the config of instance name.
-func (e *Engine) InstanceConfig(name string) (map[string]string, error) {
-	inst, err := e.instance(name)
-	if err != nil {
-		return nil, err
-	}
-	cfg := map[string]string{}
-	maps.Copy(cfg, inst.Config)
-	return cfg, nil
-}
-
-// SetConfig sets and unsets config keys of an instance. Limits apply at
-// once to a running instance; the other keys at its next start.
-func (e *Engine) SetConfig(ctx context.Context, name string, set map[string]string, unset []string) error {
-	for _, k := range unset {
-		if err := checkKey(k); err != nil {
-			return err
-		}
-	}
-	var inst *store.Instance
-	var run *store.Run
-	var old map[string]string
-	err := e.store.Update(func(tx *store.Tx) error {
-		var err error
-		if inst, err = tx.Instance(name); err != nil {
-			return err
-		}
-		if run, err = liveRun(tx, name); err != nil {
-			return err
-		}
-		old = maps.Clone(inst.Config)
-		if inst.Config == nil {
-			inst.Config = map[string]string{}
-		}
-		maps.Copy(inst.Config, set)
-		for _, k := range unset {
-			delete(inst.Config, k)
-		}
-		if err := allocIdmap(tx, inst); err != nil {
-			return err
-		}
-		return tx.PutInstance(inst)
-	})
-	if err != nil || run == nil {
-		return err
-	}
-	oldLimits, _ := limits(old)
-	newLimits, err := limits(inst.Config)
-	if err != nil || oldLimits == newLimits {
-		return err
-	}
-	if err := e.applyLimits(ctx, run, newLimits); err != nil {
-		// Keep the record true to what runs.
-		_ = e.store.Update(func(tx *store.Tx) error {
-			cur, err := tx.Instance(name)
-			if err != nil {
-				return err
-			}
-			cur.Config = old
-			return tx.PutInstance(cur)
-		})
-		return fmt.Errorf("apply limits to %s: %w", name, err)
-	}
-	return nil
 }
 
 // applyLimits changes the limits of a running instance.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -62,15 +63,38 @@ func openEtc(root string) (int, error) {
 // hostnameAt writes hostname in the /etc directory etc unless it already
 // says name, as root's for a volume shifted by s.
 func hostnameAt(etc int, name string, s idmap.Shift) error {
-	want := []byte(name + "\n")
-	if fd, err := unix.Openat(etc, "hostname", unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
-		f := os.NewFile(uintptr(fd), "hostname")
-		buf := make([]byte, 256)
-		n, _ := f.Read(buf)
+	return etcFileAt(etc, "hostname", []byte(name+"\n"), s)
+}
+
+// etcFileAt writes file name in the /etc directory etc unless it already
+// holds want, as root's for a volume shifted by s.
+func etcFileAt(etc int, name string, want []byte, s idmap.Shift) error {
+	if fd, err := unix.Openat(etc, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+		f := os.NewFile(uintptr(fd), name)
+		buf := make([]byte, len(want)+1)
+		n, _ := io.ReadFull(f, buf)
 		f.Close()
 		if bytes.Equal(buf[:n], want) {
 			return nil
 		}
 	}
-	return writeAt(etc, "hostname", "/etc/hostname", bytes.NewReader(want), 0o644, int(s.UID(0)), int(s.GID(0)))
+	return writeAt(etc, name, "/etc/"+name, bytes.NewReader(want), 0o644, int(s.UID(0)), int(s.GID(0)))
+}
+
+// setResolvConf points the resolver of root at silo's dnsmasq, so that
+// names resolve from init's first instruction, with or without a DHCP
+// client in the image. An /etc/resolv.conf that is a symlink belongs to
+// a resolver of the image's own (systemd-resolved, resolvconf), which
+// DHCP feeds: it is left alone.
+func setResolvConf(root string, text []byte, s idmap.Shift) error {
+	etc, err := openEtc(root)
+	if err != nil || etc < 0 {
+		return err
+	}
+	defer unix.Close(etc)
+	var st unix.Stat_t
+	if err := unix.Fstatat(etc, "resolv.conf", &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return nil
+	}
+	return etcFileAt(etc, "resolv.conf", text, s)
 }

@@ -129,16 +129,6 @@ func overlappingRanges(insts []*store.Instance) []string {
 	return out
 }
 
-// putNewInstance writes a new instance, with the isolated range it asks
-// for: the one found when its operation began, if no command that
-// committed since took it.
-func putNewInstance(tx *store.Tx, inst *store.Instance) error {
-	if err := allocIdmap(tx, inst); err != nil {
-		return err
-	}
-	return tx.PutInstance(inst)
-}
-
 // instanceMap is the map inst boots under: nil when it is privileged.
 func instanceMap(inst *store.Instance) (*idmap.Map, error) {
 	if privileged(inst.Config) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/silo-dev/silo/api"
@@ -25,6 +26,14 @@ import (
 type CreateOptions struct {
 	Config    map[string]string // checked with ParseConfig
 	Ephemeral bool              // deleted when it stops
+	// Profiles apply in order (nil: the default profile).
+	Profiles []string
+	// Devices are the instance's own, checked with ParseDevice.
+	Devices store.Devices
+	// Network puts eth0 on this network instead of its profiles' nics;
+	// NoNetwork gives the instance no nic at all.
+	Network   string
+	NoNetwork bool
 }
 
 // reserveInstance checks that name is free for a new instance and holds it.
@@ -42,8 +51,17 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	if err := checkName("instance", name); err != nil {
 		return nil, err
 	}
-	pool, err := e.pool(ctx, pool)
-	if err != nil {
+	profiles := opts.Profiles
+	if profiles == nil {
+		profiles = []string{store.DefaultProfile}
+	}
+	var err error
+	if pool == "" {
+		if pool, err = e.profilesPool(profiles); err != nil {
+			return nil, err
+		}
+	}
+	if pool, err = e.pool(ctx, pool); err != nil {
 		return nil, err
 	}
 	d, _, err := e.driver(ctx, pool)
@@ -53,8 +71,17 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	vol := newID("i-")
 	var fp, base string
 	inst := &store.Instance{Name: name, Pool: pool, Volume: vol, Created: time.Now().UTC(),
-		Config: opts.Config, Ephemeral: opts.Ephemeral}
+		Config: opts.Config, Ephemeral: opts.Ephemeral, Profiles: profiles, Devices: opts.Devices.Clone()}
 	o, err := e.journal.Begin("create", name, func(tx *store.Tx, rec *store.Op) error {
+		if err := networkDevices(tx, inst, opts.Network, opts.NoNetwork); err != nil {
+			return err
+		}
+		if err := fitRoot(tx, inst); err != nil {
+			return err
+		}
+		if err := checkInstance(tx, inst); err != nil {
+			return err
+		}
 		img, err := tx.FindImage(imageRef)
 		if err != nil {
 			return err
@@ -114,12 +141,20 @@ func (e *Engine) Instances(ctx context.Context) ([]*api.Instance, error) {
 		if err != nil {
 			return err
 		}
+		nets, err := networksByName(tx)
+		if err != nil {
+			return err
+		}
 		for _, inst := range insts {
 			run, err := tx.Run(inst.Name)
 			if err != nil {
 				return err
 			}
-			out = append(out, e.apiInstance(inst, run))
+			x, err := expanded(tx, inst)
+			if err != nil {
+				return err
+			}
+			out = append(out, e.apiInstance(inst, x, run, nets))
 		}
 		return nil
 	})
@@ -129,10 +164,17 @@ func (e *Engine) Instances(ctx context.Context) ([]*api.Instance, error) {
 // Instance describes the instance called name, with the disk usage of
 // its root.
 func (e *Engine) Instance(ctx context.Context, name string) (*api.Instance, error) {
-	var inst *store.Instance
+	var inst, x *store.Instance
 	var run *store.Run
+	var nets map[string]*store.Network
 	err := e.store.View(func(tx *store.Tx) (err error) {
 		if inst, err = tx.Instance(name); err != nil {
+			return err
+		}
+		if nets, err = networksByName(tx); err != nil {
+			return err
+		}
+		if x, err = expanded(tx, inst); err != nil {
 			return err
 		}
 		run, err = tx.Run(name)
@@ -149,8 +191,12 @@ func (e *Engine) Instance(ctx context.Context, name string) (*api.Instance, erro
 	if err != nil {
 		return nil, fmt.Errorf("usage of %s: %w", name, err)
 	}
-	out := e.apiInstance(inst, run)
-	out.State.Disk = map[string]api.InstanceStateDisk{api.RootDevice: {Usage: usage}}
+	out := e.apiInstance(inst, x, run, nets)
+	root, _ := rootDisk(x.Devices)
+	out.State.Disk = map[string]api.InstanceStateDisk{root: {Usage: usage}}
+	if out.State.Pid != 0 {
+		nicCounters(int(out.State.Pid), out.State.Network)
+	}
 	return out, nil
 }
 
@@ -240,6 +286,7 @@ func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 		// have left the root mounted under the old name.
 		_ = os.Rename(e.consoleLog(oldName), e.consoleLog(newName))
 		_ = removeRunDir(e.runDir(oldName))
+		e.refreshNetworks(ctx)
 	}
 	return err
 }
@@ -248,7 +295,7 @@ func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 // snapshot snap, on pool (src's pool when empty). Within a pool it is a
 // clone; between pools of one driver, a send and receive; between drivers,
 // a tar stream.
-func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.Instance, error) {
+func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string, keepAddresses bool) (*store.Instance, error) {
 	if err := checkName("instance", dst); err != nil {
 		return nil, err
 	}
@@ -278,8 +325,15 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string) (*store.
 	vol := newID("i-")
 	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol,
 		Config: maps.Clone(from.Config), Created: time.Now().UTC(), Metadata: from.Metadata, Templates: from.Templates,
-		Shift: shift} // a clone or a driver stream keeps the files as they are; a start fits them
+		Shift:    shift, // a clone or a driver stream keeps the files as they are; a start fits them
+		Profiles: slices.Clone(from.Profiles), Devices: from.Devices.Clone()}
+	if !keepAddresses {
+		freshNetwork(inst)
+	}
 	o, err := e.journal.Begin("copy", dst, func(tx *store.Tx, rec *store.Op) error {
+		if err := fitRoot(tx, inst); err != nil {
+			return err
+		}
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: vol}}
 		if err := allocIdmap(tx, inst); err != nil {
 			return err

@@ -27,6 +27,10 @@ type monitorHost struct {
 	run *store.Run // of the last boot
 }
 
+func (h *monitorHost) Created(ctx context.Context, pid int) error {
+	return h.e.plugAll(ctx, h.cfg.Name, pid)
+}
+
 func (h *monitorHost) Started(pid int) error {
 	start, err := container.ProcStart(pid)
 	if err != nil {

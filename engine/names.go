@@ -26,6 +26,12 @@ var nameRules = map[string]nameRule{
 	"pool":     {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	"snapshot": {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	"alias":    {max: 128, extra: "_./:-", desc: "letters, digits, '.', '_', ':', '/' and '-', at most 128"},
+	"profile":  {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
+	"device":   {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
+	// A network's name is its bridge's, and a nic's name inside is an
+	// interface's: the kernel takes at most 15 characters.
+	"network":   {max: 15, extra: "_-", letterFirst: true, desc: "letters, digits, '_' and '-', starting with a letter, at most 15"},
+	"interface": {max: 15, extra: "_-", letterFirst: true, desc: "letters, digits, '_' and '-', starting with a letter, at most 15"},
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }

@@ -215,22 +215,7 @@ func (e *Engine) pool(ctx context.Context, name string) (string, error) {
 
 // Pools lists the pools, by name.
 func (e *Engine) Pools(ctx context.Context) ([]*api.StoragePool, error) {
-	out := []*api.StoragePool{}
-	err := e.store.View(func(tx *store.Tx) error {
-		pools, err := tx.Pools()
-		if err != nil {
-			return err
-		}
-		for _, p := range pools {
-			v, err := apiPool(tx, p)
-			if err != nil {
-				return err
-			}
-			out = append(out, v)
-		}
-		return nil
-	})
-	return out, err
+	return listAPI(e, (*store.Tx).Pools, apiPool)
 }
 
 // Pool describes the pool called name.

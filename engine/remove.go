@@ -8,6 +8,7 @@ import (
 
 // remove deletes an instance that does not run, with its snapshots.
 func (e *Engine) remove(ctx context.Context, name string) error {
+	defer e.refreshNetworks(ctx)
 	return e.journal.Do(ctx, "delete", name, func(tx *store.Tx, rec *store.Op) error {
 		inst, err := tx.Instance(name)
 		if err != nil {

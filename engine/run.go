@@ -81,6 +81,9 @@ func (e *Engine) Restart(ctx context.Context, name string, force bool, timeout t
 // start is Start under the instance's lock.
 func (e *Engine) start(ctx context.Context, name string) error {
 	inst, run, err := e.instanceRun(name)
+	if err == nil {
+		err = e.store.View(func(tx *store.Tx) error { inst, err = expanded(tx, inst); return err })
+	}
 	if err != nil {
 		return err
 	}
@@ -130,6 +133,14 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	}
 	if err := applyTemplates(root, inst, image.WhenStart); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
+	}
+	if resolv, err := e.resolvConf(inst); err != nil || resolv != nil {
+		if err == nil {
+			err = setResolvConf(root, resolv, onDisk(inst.Shift))
+		}
+		if err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
 	}
 	initArgs := strings.Fields(inst.Config[KeyInit])
 	if len(initArgs) == 0 {
@@ -184,6 +195,9 @@ func (e *Engine) start(ctx context.Context, name string) error {
 		return err
 	}
 	journal.Crashpoint("start", "bundled")
+	if err := e.ensureNetworksOf(ctx, inst); err != nil {
+		return err
+	}
 	mcfg := monitor.Config{Name: name, StateDir: e.stateDir, Dir: dir, OCI: oci, Init: kind}
 	if err := monitor.Spawn(mcfg); err != nil {
 		undo.Fail()
@@ -236,6 +250,7 @@ func (e *Engine) finishRun(ctx context.Context, run *store.Run) error {
 	} else if matched && err == nil {
 		e.keepConsoleLog(run.Name)
 	}
+	e.unplugRun(run.Name)
 	if err := removeRunDir(e.runDir(run.Name)); err != nil {
 		return err
 	}

@@ -30,13 +30,8 @@ func (e *Engine) runDir(name string) string { return filepath.Join(e.runBase(), 
 // one but the host's root for a privileged instance: no other host user
 // may reach the instance's files through its root's mount.
 func (e *Engine) makeRunDir(dir string, m *idmap.Map) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := e.makeRunBase(dir); err != nil {
 		return err
-	}
-	for _, d := range []string{filepath.Dir(e.runBase()), e.runBase()} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			return err
-		}
 	}
 	if m == nil {
 		return os.Chmod(dir, 0o700)
@@ -45,6 +40,27 @@ func (e *Engine) makeRunDir(dir string, m *idmap.Map) error {
 		return err
 	}
 	return os.Chmod(dir, 0o710)
+}
+
+// makeRunBase makes dir under the run base, with the directories above
+// it open to search (0711).
+func (e *Engine) makeRunBase(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range []string{filepath.Dir(e.runBase()), e.runBase()} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// networkDir holds the files of network name's dnsmasq: under /run, open
+// to search, as dnsmasq reads them as nobody; made anew after a reboot.
+// (No instance's name starts with a dot.)
+func (e *Engine) networkDir(name string) string {
+	return filepath.Join(e.runBase(), ".networks", name)
 }
 
 // removeRunDir removes a run directory, once the root it may hold is

@@ -32,6 +32,7 @@ func backupCommands() []*cli.Command {
 		}, Action: withEngine(exportInstance)},
 		{Name: "import", Usage: "make an instance from a backup file (- for stdin)", ArgsUsage: "FILE [NAME]", Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pool", Aliases: []string{"p"}, Usage: "storage pool (default: the pool named default)"},
+			keepAddressesFlag,
 		}, Action: withEngine(importInstance)},
 	}
 }
@@ -132,7 +133,7 @@ func importInstance(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	inst, err := e.Import(c.Context, r, a[1], c.String("pool"))
+	inst, err := e.Import(c.Context, r, a[1], c.String("pool"), c.Bool(keepAddressesFlag.Name))
 	done()
 	if err != nil {
 		return err

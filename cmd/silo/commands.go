@@ -19,11 +19,19 @@ import (
 	"github.com/silo-dev/silo/internal/units"
 )
 
+// keepAddressesFlag keeps, on a copy or an import, the MACs and addresses
+// of the source's nics, which a copy otherwise gets anew.
+var keepAddressesFlag = &cli.BoolFlag{Name: "keep-addresses", Usage: "keep the MACs and addresses of the source's nics (where they are free)"}
+
 func commands() []*cli.Command {
 	poolFlag := &cli.StringFlag{Name: "pool", Aliases: []string{"p"}, Usage: "storage pool (default: the pool named default)"}
 	createFlags := []cli.Flag{poolFlag,
 		&cli.StringSliceFlag{Name: "config", Aliases: []string{"c"}, Usage: "key=value config (repeatable): limits.cpu, limits.memory, limits.processes, runtime, init, environment.*, user.*"},
 		&cli.BoolFlag{Name: "ephemeral", Aliases: []string{"e"}, Usage: "delete the instance when it stops"},
+		&cli.StringSliceFlag{Name: "profile", Usage: "profile to apply (repeatable, in order; default: the default profile)"},
+		&cli.BoolFlag{Name: "no-profiles", Usage: "apply no profile at all"},
+		&cli.StringFlag{Name: "network", Aliases: []string{"n"}, Usage: "put eth0 on this network, in place of the profiles' nics"},
+		&cli.BoolFlag{Name: "no-network", Usage: "give the instance no network at all"},
 	}
 	stopFlags := []cli.Flag{
 		&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill at once"},
@@ -41,7 +49,7 @@ func commands() []*cli.Command {
 				}, Action: withEngine(poolCreate)},
 				{Name: "list", Aliases: []string{"ls"}, Usage: "list pools", Flags: []cli.Flag{formatFlag}, Action: withEngine(poolList)},
 				{Name: "info", Usage: "show a pool", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(poolInfo)},
-				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a pool no instance uses", ArgsUsage: "NAME", Action: withEngine(poolDelete)},
+				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a pool no instance uses", ArgsUsage: "NAME", Action: onName(func(c *cli.Context, e *engine.Engine, name string) error { return e.DeletePool(c.Context, name) }, "Pool %s deleted")},
 			},
 		},
 		{
@@ -88,7 +96,10 @@ func commands() []*cli.Command {
 			Subcommands: []*cli.Command{
 				{Name: "set", Usage: "set config keys", ArgsUsage: "NAME KEY=VALUE...", Action: withEngine(configSet)},
 				{Name: "unset", Usage: "remove config keys", ArgsUsage: "NAME KEY...", Action: withEngine(configUnset)},
-				{Name: "show", Usage: "show an instance's config", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(configShow)},
+				{Name: "show", Usage: "show an instance's profiles, config and devices", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag,
+					&cli.BoolFlag{Name: "expanded", Usage: "what the instance runs with: its profiles' config and devices, then its own"},
+				}, Action: withEngine(configShow)},
+				deviceCommand(false),
 			},
 		},
 		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", Flags: []cli.Flag{formatFlag}, Action: withEngine(list)},
@@ -97,7 +108,8 @@ func commands() []*cli.Command {
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running instance first"},
 		}, Action: withEngine(deleteInstance)},
 		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: withEngine(rename)},
-		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag}, Action: withEngine(copyInstance)},
+		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag, keepAddressesFlag}, Action: withEngine(copyInstance)},
+		profileCommand(), networkCommand(),
 		{
 			Name:  "file",
 			Usage: "move files in and out of instances",
@@ -189,18 +201,6 @@ func poolInfo(c *cli.Context, e *engine.Engine) error {
 	return output(c, p, []string{"Name:", p.Name}, fields(
 		"Driver", p.Driver, "Source", poolSource(p), "Created", when(p.CreatedAt),
 		"Instances", orDash(strings.Join(usedBy(p, "instances"), ", ")), "Images", strconv.Itoa(len(usedBy(p, "images")))))
-}
-
-func poolDelete(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	if err := e.DeletePool(c.Context, a[0]); err != nil {
-		return err
-	}
-	fmt.Printf("Pool %s deleted\n", a[0])
-	return nil
 }
 
 func imageImport(c *cli.Context, e *engine.Engine) error {
@@ -342,7 +342,12 @@ func createInstance(c *cli.Context, e *engine.Engine) (*store.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.Create(c.Context, a[0], a[1], c.String("pool"), engine.CreateOptions{Config: cfg, Ephemeral: c.Bool("ephemeral")})
+	opts := engine.CreateOptions{Config: cfg, Ephemeral: c.Bool("ephemeral"), Profiles: c.StringSlice("profile"),
+		Network: c.String("network"), NoNetwork: c.Bool("no-network")}
+	if c.Bool("no-profiles") {
+		opts.Profiles = []string{}
+	}
+	return e.Create(c.Context, a[0], a[1], c.String("pool"), opts)
 }
 
 // whileRunning is what f says of i when it runs, and a dash otherwise.
@@ -375,10 +380,24 @@ func list(c *cli.Context, e *engine.Engine) error {
 	}
 	var rows [][]string
 	for _, i := range insts {
-		rows = append(rows, []string{i.Name, strings.ToUpper(i.Status), whileRunning(i, pid), whileRunning(i, memory),
-			whileRunning(i, uptime), i.Image[:12], i.Pool(), strconv.Itoa(len(i.Snapshots))})
+		rows = append(rows, []string{i.Name, strings.ToUpper(i.Status), addresses(i, "inet"), addresses(i, "inet6"),
+			whileRunning(i, pid), whileRunning(i, memory), whileRunning(i, uptime), i.Image[:12], i.Pool(), strconv.Itoa(len(i.Snapshots))})
 	}
-	return output(c, insts, []string{"NAME", "STATE", "PID", "MEMORY", "UPTIME", "IMAGE", "POOL", "SNAPSHOTS"}, rows)
+	return output(c, insts, []string{"NAME", "STATE", "IPV4", "IPV6", "PID", "MEMORY", "UPTIME", "IMAGE", "POOL", "SNAPSHOTS"}, rows)
+}
+
+// addresses lists the addresses of family that i's nics hold, as lxc
+// list shows them: "10.1.2.3 (eth0)".
+func addresses(i *api.Instance, family string) string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(i.State.Network)) {
+		for _, a := range i.State.Network[name].Addresses {
+			if a.Family == family {
+				out = append(out, a.Address+" ("+name+")")
+			}
+		}
+	}
+	return orDash(strings.Join(out, ", "))
 }
 
 func info(c *cli.Context, e *engine.Engine) error {
@@ -401,9 +420,34 @@ func info(c *cli.Context, e *engine.Engine) error {
 		"State", strings.ToLower(i.Status), "PID", whileRunning(i, pid), "Uptime", whileRunning(i, uptime),
 		"Memory", whileRunning(i, memory), "Processes", whileRunning(i, processes),
 		"Image", i.Image[:12], "Pool", i.Pool(), "Ephemeral", strconv.FormatBool(i.Ephemeral),
-		"Created", when(i.CreatedAt), "Disk usage", humanSize(i.State.Disk[api.RootDevice].Usage),
+		"Created", when(i.CreatedAt), "Disk usage", humanSize(rootUsage(i)),
 		"Config", orDash(strings.Join(cfg, ", ")), "Snapshots", orDash(strings.Join(snaps, ", ")),
-		"Privileged", strconv.FormatBool(i.Privileged), "Idmap", idmapText(i.Idmap)))
+		"Privileged", strconv.FormatBool(i.Privileged), "Idmap", idmapText(i.Idmap),
+		"Profiles", orDash(strings.Join(i.Profiles, ", ")), "Network", nicsText(i)))
+}
+
+// nicsText shows each nic: MAC, host side, addresses and traffic.
+func nicsText(i *api.Instance) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(i.State.Network)) {
+		n := i.State.Network[name]
+		var addrs []string
+		for _, a := range n.Addresses {
+			addrs = append(addrs, a.Address+"/"+a.Netmask)
+		}
+		s := fmt.Sprintf("%s: %s", name, n.Hwaddr)
+		if n.HostName != "" {
+			s += " host " + n.HostName
+		}
+		if len(addrs) > 0 {
+			s += " " + strings.Join(addrs, " ")
+		}
+		if i.StatusCode == api.Running {
+			s += fmt.Sprintf(" (in %s, out %s)", humanSize(n.Counters.BytesReceived), humanSize(n.Counters.BytesSent))
+		}
+		parts = append(parts, s)
+	}
+	return orDash(strings.Join(parts, "; "))
 }
 
 // idmapText shows an instance's map as LXD's raw.idmap writes one: "uid
@@ -442,7 +486,7 @@ func copyInstance(c *cli.Context, e *engine.Engine) error {
 		return err
 	}
 	src, snap, _ := strings.Cut(a[0], "/")
-	inst, err := e.Copy(c.Context, src, snap, a[1], c.String("pool"))
+	inst, err := e.Copy(c.Context, src, snap, a[1], c.String("pool"), c.Bool(keepAddressesFlag.Name))
 	if err != nil {
 		return err
 	}
@@ -594,4 +638,14 @@ func snapshotDelete(c *cli.Context, e *engine.Engine) error {
 		return err
 	}
 	return e.DeleteSnapshot(c.Context, a[0], a[1])
+}
+
+// rootUsage is what the root disk of i holds.
+func rootUsage(i *api.Instance) int64 {
+	for name, d := range i.ExpandedDevices {
+		if d["type"] == "disk" && d["path"] == "/" {
+			return i.State.Disk[name].Usage
+		}
+	}
+	return 0
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"os"
 	"slices"
@@ -220,20 +219,4 @@ func configUnset(c *cli.Context, e *engine.Engine) error {
 		return errkind.Wrap(errkind.Invalid, "usage: silo config unset NAME KEY...")
 	}
 	return e.SetConfig(c.Context, a[0], nil, a[1:])
-}
-
-func configShow(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	cfg, err := e.InstanceConfig(a[0])
-	if err != nil {
-		return err
-	}
-	var rows [][]string
-	for _, k := range slices.Sorted(maps.Keys(cfg)) {
-		rows = append(rows, []string{k, cfg[k]})
-	}
-	return output(c, cfg, []string{"KEY", "VALUE"}, rows)
 }

@@ -1,0 +1,450 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/term"
+
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/store"
+)
+
+// deviceCommand is `config device` or `profile device`: the same commands
+// on an instance's devices or a profile's.
+func deviceCommand(profile bool) *cli.Command {
+	what := "NAME"
+	if profile {
+		what = "PROFILE"
+	}
+	act := func(fn func(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error, min, max int) cli.ActionFunc {
+		return withEngine(func(c *cli.Context, e *engine.Engine) error {
+			a, err := args(c, min, max)
+			if err != nil {
+				return err
+			}
+			return fn(c, e, engine.Owner{Profile: profile, Name: a[0]}, a[1:])
+		})
+	}
+	return &cli.Command{
+		Name:  "device",
+		Usage: "manage devices: nic, proxy, disk (nics and proxies change live on a running instance)",
+		Subcommands: []*cli.Command{
+			{Name: "add", Usage: "add a device", ArgsUsage: what + " DEVICE TYPE [KEY=VALUE...]", Action: act(deviceAdd, 3, 64)},
+			{Name: "set", Usage: "set keys of a device", ArgsUsage: what + " DEVICE KEY=VALUE...", Action: act(deviceSet, 3, 64)},
+			{Name: "unset", Usage: "remove keys of a device", ArgsUsage: what + " DEVICE KEY...", Action: act(deviceUnset, 3, 64)},
+			{Name: "remove", Aliases: []string{"rm"}, Usage: "remove devices", ArgsUsage: what + " DEVICE...", Action: act(deviceRemove, 2, 64)},
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list devices", ArgsUsage: what, Action: act(deviceList, 1, 1)},
+			{Name: "show", Usage: "show devices and their settings", ArgsUsage: what, Flags: []cli.Flag{formatFlag}, Action: act(deviceShow, 1, 1)},
+		},
+	}
+}
+
+func trimArgs(a []string) []string {
+	for len(a) > 0 && a[len(a)-1] == "" {
+		a = a[:len(a)-1]
+	}
+	return a
+}
+
+func deviceAdd(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error {
+	a = trimArgs(a)
+	d, err := engine.ParseDevice(a[0], a[1], a[2:])
+	if err != nil {
+		return err
+	}
+	if err := e.AddDevice(c.Context, o, a[0], d); err != nil {
+		return err
+	}
+	fmt.Printf("Device %s added to %s\n", a[0], o)
+	return nil
+}
+
+func deviceSet(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error {
+	a = trimArgs(a)
+	set := map[string]string{}
+	for _, p := range a[1:] {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return errkind.Wrap(errkind.Invalid, "device %s: %q: write key=value", a[0], p)
+		}
+		set[k] = v
+	}
+	return e.SetDevice(c.Context, o, a[0], set, nil)
+}
+
+func deviceUnset(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error {
+	a = trimArgs(a)
+	return e.SetDevice(c.Context, o, a[0], nil, a[1:])
+}
+
+func deviceRemove(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error {
+	for _, dev := range trimArgs(a) {
+		if err := e.RemoveDevice(c.Context, o, dev); err != nil {
+			return err
+		}
+		fmt.Printf("Device %s removed from %s\n", dev, o)
+	}
+	return nil
+}
+
+func deviceList(c *cli.Context, e *engine.Engine, o engine.Owner, _ []string) error {
+	devs, err := e.Devices(o, false)
+	if err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(devs)) {
+		fmt.Println(name)
+	}
+	return nil
+}
+
+func deviceShow(c *cli.Context, e *engine.Engine, o engine.Owner, _ []string) error {
+	devs, err := e.Devices(o, false)
+	if err != nil {
+		return err
+	}
+	return outputYAML(c, devs)
+}
+
+// outputYAML prints v as JSON for programs, or as YAML for people, as lxc
+// shows config.
+func outputYAML(c *cli.Context, v any) error {
+	if c.String("format") == "json" {
+		return output(c, v, nil, nil)
+	}
+	out, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(out)
+	return err
+}
+
+// instanceConfig is what `config show` shows, in LXD's words.
+type instanceConfig struct {
+	Profiles []string                     `json:"profiles" yaml:"profiles"`
+	Config   map[string]string            `json:"config" yaml:"config"`
+	Devices  map[string]map[string]string `json:"devices" yaml:"devices"`
+}
+
+func configShow(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	i, err := e.Instance(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	shown := instanceConfig{Profiles: i.Profiles, Config: i.Config, Devices: i.Devices}
+	if c.Bool("expanded") {
+		shown.Config, shown.Devices = i.ExpandedConfig, i.ExpandedDevices
+	}
+	return outputYAML(c, shown)
+}
+
+func profileCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "profile",
+		Usage: "manage profiles: sets of config and devices that instances apply in order",
+		Subcommands: []*cli.Command{
+			{Name: "create", Usage: "make an empty profile", ArgsUsage: "NAME", Flags: []cli.Flag{
+				&cli.StringFlag{Name: "description", Usage: "what the profile is for"},
+			}, Action: onName(func(c *cli.Context, e *engine.Engine, name string) error {
+				return e.CreateProfile(name, c.String("description"))
+			}, "Profile %s created")},
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list profiles", Flags: []cli.Flag{formatFlag}, Action: withEngine(profileList)},
+			{Name: "show", Usage: "show a profile", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(profileShow)},
+			{Name: "set", Usage: "set config keys of a profile (instances that apply it follow)", ArgsUsage: "NAME KEY=VALUE...", Action: withEngine(profileSet)},
+			{Name: "unset", Usage: "remove config keys of a profile", ArgsUsage: "NAME KEY...", Action: withEngine(profileUnset)},
+			{Name: "edit", Usage: "replace a profile with YAML from stdin, or in $EDITOR on a terminal", ArgsUsage: "NAME", Action: withEngine(profileEdit)},
+			{Name: "copy", Aliases: []string{"cp"}, Usage: "copy a profile", ArgsUsage: "NAME NEW", Action: withEngine(profileCopy)},
+			{Name: "rename", Aliases: []string{"mv"}, Usage: "rename a profile, in every instance that applies it", ArgsUsage: "OLD NEW", Action: withEngine(profileRename)},
+			{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a profile no instance applies", ArgsUsage: "NAME", Action: onName(func(_ *cli.Context, e *engine.Engine, name string) error { return e.DeleteProfile(name) }, "Profile %s deleted")},
+			{Name: "assign", Usage: "set the profiles an instance applies, in order", ArgsUsage: "INSTANCE PROFILE[,PROFILE...]", Action: withEngine(profileAssign)},
+			deviceCommand(true),
+		},
+	}
+}
+
+func profileList(c *cli.Context, e *engine.Engine) error {
+	ps, err := e.Profiles()
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, p := range ps {
+		rows = append(rows, []string{p.Name, orDash(p.Description), fmt.Sprint(len(p.UsedBy))})
+	}
+	return output(c, ps, []string{"NAME", "DESCRIPTION", "USED BY"}, rows)
+}
+
+// profileYAML is a profile as `profile show` prints it and `profile
+// edit` reads it.
+type profileYAML struct {
+	Name        string                       `yaml:"name"`
+	Description string                       `yaml:"description"`
+	Config      map[string]string            `yaml:"config"`
+	Devices     map[string]map[string]string `yaml:"devices"`
+	UsedBy      []string                     `yaml:"used_by,omitempty"`
+}
+
+func profileShow(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	p, err := e.Profile(a[0])
+	if err != nil {
+		return err
+	}
+	if c.String("format") == "json" {
+		return output(c, p, nil, nil)
+	}
+	return outputYAML(c, profileYAML{p.Name, p.Description, p.Config, p.Devices, p.UsedBy})
+}
+
+func profileSet(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo profile set NAME KEY=VALUE...")
+	}
+	cfg, err := engine.ParseConfig(a[1:])
+	if err != nil {
+		return err
+	}
+	return e.SetProfileConfig(c.Context, a[0], cfg, nil)
+}
+
+func profileUnset(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo profile unset NAME KEY...")
+	}
+	return e.SetProfileConfig(c.Context, a[0], nil, a[1:])
+}
+
+func profileEdit(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	var text []byte
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		if text, err = editProfile(e, a[0]); err != nil {
+			return err
+		}
+	} else if text, err = io.ReadAll(os.Stdin); err != nil {
+		return err
+	}
+	var y profileYAML
+	if err := yaml.Unmarshal(text, &y); err != nil {
+		return errkind.Wrap(errkind.Invalid, "profile %s: the YAML does not read: %v", a[0], err)
+	}
+	p := &store.Profile{Name: a[0], Description: y.Description, Config: y.Config, Devices: store.Devices{}}
+	for name, d := range y.Devices {
+		p.Devices[name] = d
+	}
+	return e.ReplaceProfile(c.Context, p)
+}
+
+// editProfile opens the profile's YAML in the user's editor and returns
+// what they saved.
+func editProfile(e *engine.Engine, name string) ([]byte, error) {
+	p, err := e.Profile(name)
+	if err != nil {
+		return nil, err
+	}
+	text, err := yaml.Marshal(profileYAML{p.Name, p.Description, p.Config, p.Devices, nil})
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "silo-profile")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(path, text, 0o600); err != nil {
+		return nil, err
+	}
+	editor := os.Getenv("VISUAL")
+	if editor == "" {
+		editor = os.Getenv("EDITOR")
+	}
+	if editor == "" {
+		editor = "vi"
+	}
+	cmd := exec.Command("sh", "-c", editor+` "$1"`, "sh", path)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("editor %s: %w", editor, err)
+	}
+	return os.ReadFile(path)
+}
+
+func profileCopy(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	return e.CopyProfile(a[0], a[1])
+}
+
+func profileRename(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	return e.RenameProfile(a[0], a[1])
+}
+
+func profileAssign(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	profiles := []string{}
+	if a[1] != "" {
+		profiles = strings.Split(a[1], ",")
+	}
+	return e.AssignProfiles(c.Context, a[0], profiles)
+}
+
+func networkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "network",
+		Usage: "manage networks: bridges with their subnets, NAT, DHCP and DNS",
+		Subcommands: []*cli.Command{
+			{Name: "create", Usage: "make a network (ipv4.address=auto|none|CIDR ipv4.nat=true|false ipv6.address=... ipv6.nat=... dns.domain=silo)",
+				ArgsUsage: "NAME [KEY=VALUE...]", Action: withEngine(networkCreate)},
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list networks", Flags: []cli.Flag{formatFlag}, Action: withEngine(networkList)},
+			{Name: "info", Aliases: []string{"show"}, Usage: "show a network and the addresses its instances hold", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(networkInfo)},
+			{Name: "set", Usage: "set config keys of a network", ArgsUsage: "NAME KEY=VALUE...", Action: withEngine(networkSet)},
+			{Name: "unset", Usage: "remove config keys of a network", ArgsUsage: "NAME KEY...", Action: withEngine(networkUnset)},
+			{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a network nothing uses, with every trace of it on the host", ArgsUsage: "NAME", Action: onName(func(c *cli.Context, e *engine.Engine, name string) error { return e.DeleteNetwork(c.Context, name) }, "Network %s deleted")},
+		},
+	}
+}
+
+// keyValues reads KEY=VALUE arguments.
+func keyValues(pairs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			return nil, errkind.Wrap(errkind.Invalid, "%q: write key=value", p)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func networkCreate(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) < 1 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo network create NAME [KEY=VALUE...]")
+	}
+	cfg, err := keyValues(a[1:])
+	if err != nil {
+		return err
+	}
+	if err := e.CreateNetwork(c.Context, a[0], cfg); err != nil {
+		return err
+	}
+	fmt.Printf("Network %s created\n", a[0])
+	return nil
+}
+
+func networkList(c *cli.Context, e *engine.Engine) error {
+	ns, err := e.Networks()
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, n := range ns {
+		rows = append(rows, []string{n.Name, orDash(n.Config["ipv4.address"]), orDash(n.Config["ipv6.address"]),
+			n.Config["ipv4.nat"], strings.ToUpper(n.Status), fmt.Sprint(len(n.UsedBy))})
+	}
+	return output(c, ns, []string{"NAME", "IPV4", "IPV6", "NAT", "STATE", "USED BY"}, rows)
+}
+
+// networkWithLeases is what `network info` shows.
+type networkWithLeases struct {
+	api.Network
+	Leases []api.NetworkLease `json:"leases"`
+}
+
+func networkInfo(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	n, leases, err := e.NetworkInfo(a[0])
+	if err != nil {
+		return err
+	}
+	if c.String("format") == "json" {
+		return output(c, networkWithLeases{*n, leases}, nil, nil)
+	}
+	var cfg []string
+	for _, k := range slices.Sorted(maps.Keys(n.Config)) {
+		cfg = append(cfg, k+"="+n.Config[k])
+	}
+	printTable(os.Stdout, []string{"Name:", n.Name}, fields("State", strings.ToLower(n.Status),
+		"Config", strings.Join(cfg, ", "), "Used by", orDash(strings.Join(n.UsedBy, ", ")), "Created", when(n.CreatedAt)))
+	fmt.Println()
+	var rows [][]string
+	for _, l := range leases {
+		rows = append(rows, []string{l.Hostname, l.Device, l.Hwaddr, l.Address})
+	}
+	printTable(os.Stdout, []string{"INSTANCE", "DEVICE", "MAC", "ADDRESS"}, rows)
+	return nil
+}
+
+func networkSet(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo network set NAME KEY=VALUE...")
+	}
+	cfg, err := keyValues(a[1:])
+	if err != nil {
+		return err
+	}
+	return e.SetNetwork(c.Context, a[0], cfg, nil)
+}
+
+func networkUnset(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo network unset NAME KEY...")
+	}
+	return e.SetNetwork(c.Context, a[0], nil, a[1:])
+}
+
+// onName is the action of a command that takes one name, acts on it with
+// fn and says so with done ("Profile %s deleted").
+func onName(fn func(c *cli.Context, e *engine.Engine, name string) error, done string) cli.ActionFunc {
+	return withEngine(func(c *cli.Context, e *engine.Engine) error {
+		a, err := args(c, 1, 1)
+		if err != nil {
+			return err
+		}
+		if err := fn(c, e, a[0]); err != nil {
+			return err
+		}
+		fmt.Printf(done+"\n", a[0])
+		return nil
+	})
+}

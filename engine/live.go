@@ -1,0 +1,278 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/revert"
+	"github.com/silo-dev/silo/internal/store"
+)
+
+// liveChange is a running instance whose config or devices, once
+// expanded, changed.
+type liveChange struct {
+	run      *store.Run
+	old, new *store.Instance // expanded
+}
+
+// UpdateInstance changes an instance's own config, devices or profiles
+// with fn, checks what results, gives new nics their addresses, and
+// carries the change to the instance if it runs: limits and nic and proxy
+// devices live, the rest at its next start. A change that cannot be
+// carried out is not recorded.
+func (e *Engine) UpdateInstance(ctx context.Context, name string, fn func(inst *store.Instance) error) error {
+	return e.update(ctx, "update", name, func(tx *store.Tx, undo *store.Restore) ([]*store.Instance, error) {
+		inst, err := tx.Instance(name)
+		if err != nil {
+			return nil, err
+		}
+		undo.Instances = append(undo.Instances, cloneInstance(inst))
+		before, err := expanded(tx, inst)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(inst); err != nil {
+			return nil, err
+		}
+		return []*store.Instance{before}, tx.PutInstance(inst)
+	})
+}
+
+// update makes a change of records that running instances may have to
+// follow. change makes it in the store, notes in undo the records as they
+// were, and returns the instances it touches as they were (expanded). The
+// journal holds the old records and what is plugged until the running
+// instances follow, so that a command killed half-way is undone.
+func (e *Engine) update(ctx context.Context, kind, target string, change func(tx *store.Tx, undo *store.Restore) ([]*store.Instance, error)) error {
+	var changes []liveChange
+	o, err := e.journal.Begin(kind, target, func(tx *store.Tx, rec *store.Op) error {
+		rec.Undo.Restore = &store.Restore{}
+		before, err := change(tx, rec.Undo.Restore)
+		if err != nil {
+			return err
+		}
+		if changes, err = e.settle(tx, before); err != nil {
+			return err
+		}
+		for _, c := range changes {
+			for dev, d := range liveDevices(c.new) {
+				if _, had := liveDevices(c.old)[dev]; had {
+					continue
+				}
+				switch {
+				case d["type"] == DeviceNIC && nicType(d) == nicBridged:
+					rec.Undo.Links = append(rec.Undo.Links, c.new.Config[volatileKey(dev, volHostName)])
+				case d["type"] == DeviceProxy && d["nat"] != "true":
+					rec.Undo.Proxies = append(rec.Undo.Proxies, e.proxyPidFile(c.new.Name, dev))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := e.applyLive(ctx, changes); err != nil {
+		return o.Fail(ctx, err)
+	}
+	o.Step("applied")
+	return o.Commit(ctx, func(*store.Tx) error { return nil })
+}
+
+func cloneInstance(inst *store.Instance) *store.Instance {
+	c := *inst
+	c.Config, c.Devices, c.Profiles = maps.Clone(inst.Config), inst.Devices.Clone(), slices.Clone(inst.Profiles)
+	return &c
+}
+
+// settle checks, after a change, each instance in before (as it was,
+// expanded) as it now is; gives its nics what they lack; and lists those
+// that run, whose change is to be carried out live.
+func (e *Engine) settle(tx *store.Tx, before []*store.Instance) ([]liveChange, error) {
+	var changes []liveChange
+	for _, old := range before {
+		inst, err := tx.Instance(old.Name)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkInstance(tx, inst); err != nil {
+			return nil, err
+		}
+		x, err := expanded(tx, inst)
+		if err != nil {
+			return nil, err
+		}
+		if err := allocNICs(tx, inst, x.Devices); err != nil {
+			return nil, fmt.Errorf("instance %s: %w", inst.Name, err)
+		}
+		if err := allocIdmap(tx, inst); err != nil {
+			return nil, err
+		}
+		if err := tx.PutInstance(inst); err != nil {
+			return nil, err
+		}
+		run, err := liveRun(tx, inst.Name)
+		if err != nil || run == nil {
+			continue
+		}
+		if x, err = expanded(tx, inst); err != nil {
+			return nil, err
+		}
+		changes = append(changes, liveChange{run: run, old: old, new: x})
+	}
+	return changes, nil
+}
+
+// checkInstance checks an instance's own config and devices, and what
+// they make with its profiles'.
+func checkInstance(tx *store.Tx, inst *store.Instance) error {
+	seen := map[string]bool{}
+	for _, p := range inst.Profiles {
+		if seen[p] {
+			return errkind.Wrap(errkind.Invalid, "profile %s is listed twice", p)
+		}
+		seen[p] = true
+		if !tx.HasProfile(p) {
+			return errkind.Wrap(errkind.NotFound, "profile %q not found", p)
+		}
+	}
+	for name, d := range inst.Devices {
+		if err := checkDevice(name, d); err != nil {
+			return err
+		}
+	}
+	x, err := expanded(tx, inst)
+	if err != nil {
+		return err
+	}
+	return checkExpanded(inst, x.Devices)
+}
+
+// applyLive carries changes out on the instances that run; on failure it
+// undoes what it did.
+func (e *Engine) applyLive(ctx context.Context, changes []liveChange) error {
+	undo := revert.New()
+	defer undo.Fail()
+	for _, c := range changes {
+		oldLimits, _ := limits(c.old.Config)
+		newLimits, err := limits(c.new.Config)
+		if err != nil {
+			return err
+		}
+		if oldLimits != newLimits {
+			if err := e.applyLimits(ctx, c.run, newLimits); err != nil {
+				return fmt.Errorf("apply limits to %s: %w", c.run.Name, err)
+			}
+			undo.Add(func() { _ = e.applyLimits(context.WithoutCancel(ctx), c.run, oldLimits) })
+		}
+		if err := e.replug(ctx, c, undo); err != nil {
+			return err
+		}
+	}
+	undo.Success()
+	return nil
+}
+
+// replug unplugs the devices of a running instance that changed or went,
+// and plugs those that changed or came, then brings its networks up to
+// date.
+func (e *Engine) replug(ctx context.Context, c liveChange, undo *revert.List) error {
+	oldDevs, newDevs := liveDevices(c.old), liveDevices(c.new)
+	nets := map[string]bool{}
+	for _, devs := range []store.Devices{oldDevs, newDevs} {
+		for _, d := range devs {
+			if d["type"] == DeviceNIC && nicType(d) == nicBridged {
+				nets[d["network"]] = true
+			}
+		}
+	}
+	for _, dev := range slices.Sorted(maps.Keys(oldDevs)) {
+		if nd, ok := newDevs[dev]; ok && maps.Equal(nd, oldDevs[dev]) && sameVolatile(c.old, c.new, dev) {
+			continue
+		}
+		if err := e.unplug(ctx, c.run, c.old, dev); err != nil {
+			return err
+		}
+		undo.Add(func() { _ = e.plug(context.WithoutCancel(ctx), c.run.Pid, c.old, dev) })
+	}
+	for _, n := range slices.Sorted(maps.Keys(nets)) {
+		if err := e.ensureNetwork(ctx, n); err != nil {
+			return err
+		}
+	}
+	for _, dev := range slices.Sorted(maps.Keys(newDevs)) {
+		if od, ok := oldDevs[dev]; ok && maps.Equal(od, newDevs[dev]) && sameVolatile(c.old, c.new, dev) {
+			continue
+		}
+		if err := e.plug(ctx, c.run.Pid, c.new, dev); err != nil {
+			return err
+		}
+		undo.Add(func() { _ = e.unplug(context.WithoutCancel(ctx), c.run, c.new, dev) })
+	}
+	return nil
+}
+
+// liveDevices are the devices that can change on a running instance.
+func liveDevices(inst *store.Instance) store.Devices {
+	out := store.Devices{}
+	for name, d := range inst.Devices {
+		if d["type"] == DeviceNIC || d["type"] == DeviceProxy {
+			out[name] = d
+		}
+	}
+	return out
+}
+
+// sameVolatile says whether what silo gave device dev is the same in a
+// and b.
+func sameVolatile(a, b *store.Instance, dev string) bool {
+	for _, k := range []string{volHwaddr, volHostName, volIPv4, volIPv6} {
+		if a.Config[volatileKey(dev, k)] != b.Config[volatileKey(dev, k)] {
+			return false
+		}
+	}
+	return true
+}
+
+// SetConfig sets and unsets config keys of an instance. Limits apply at
+// once to a running instance; the other keys at its next start.
+func (e *Engine) SetConfig(ctx context.Context, name string, set map[string]string, unset []string) error {
+	for _, k := range unset {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	return e.UpdateInstance(ctx, name, func(inst *store.Instance) error {
+		if inst.Config == nil {
+			inst.Config = map[string]string{}
+		}
+		maps.Copy(inst.Config, set)
+		for _, k := range unset {
+			delete(inst.Config, k)
+		}
+		return nil
+	})
+}
+
+// putNewInstance writes a new instance, with the isolated range it asks
+// for: the one found when its operation began, if no command that
+// committed since took it.
+func putNewInstance(tx *store.Tx, inst *store.Instance) error {
+	if err := checkInstance(tx, inst); err != nil {
+		return err
+	}
+	x, err := expanded(tx, inst)
+	if err != nil {
+		return err
+	}
+	if err := allocNICs(tx, inst, x.Devices); err != nil {
+		return fmt.Errorf("instance %s: %w", inst.Name, err)
+	}
+	if err := allocIdmap(tx, inst); err != nil {
+		return err
+	}
+	return tx.PutInstance(inst)
+}

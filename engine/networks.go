@@ -1,0 +1,416 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/fsutil"
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/network"
+	"github.com/silo-dev/silo/network/proxy"
+)
+
+// networkUsers lists what has a nic on network name: instances (by their
+// devices once expanded) and profiles.
+func networkUsers(tx *store.Tx, name string) ([]string, error) {
+	var out []string
+	insts, err := tx.Instances()
+	if err != nil {
+		return nil, err
+	}
+	for _, inst := range insts {
+		_, devs, err := expand(tx, inst)
+		if err != nil {
+			return nil, err
+		}
+		if len(nicsOn(devs, name)) > 0 {
+			out = append(out, api.Path("instances", inst.Name))
+		}
+	}
+	ps, err := tx.Profiles()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if len(nicsOn(p.Devices, name)) > 0 {
+			out = append(out, api.Path("profiles", p.Name))
+		}
+	}
+	return out, nil
+}
+
+// nicsOn names the bridged nics among devs that are on network name.
+func nicsOn(devs store.Devices, name string) []string {
+	var out []string
+	for _, dev := range slices.Sorted(maps.Keys(devs)) {
+		if d := devs[dev]; d["type"] == DeviceNIC && nicType(d) == nicBridged && d["network"] == name {
+			out = append(out, dev)
+		}
+	}
+	return out
+}
+
+// netRef is what network n has on the host, for the journal.
+func (e *Engine) netRef(n *store.Network) store.NetworkRef {
+	return store.NetworkRef{Bridge: n.Bridge, Dir: e.networkDir(n.Name)}
+}
+
+// CreateNetwork makes a managed network: its record, then its bridge,
+// rules and dnsmasq, at once.
+func (e *Engine) CreateNetwork(ctx context.Context, name string, cfg map[string]string) error {
+	if err := checkName("network", name); err != nil {
+		return err
+	}
+	n := &store.Network{Name: name, Bridge: name, Created: time.Now().UTC(),
+		Config: map[string]string{netIPv4: "auto", netIPv4NAT: "true", netIPv6: "auto", netIPv6NAT: "true", netDomain: defaultDomain}}
+	for k, v := range cfg {
+		if err := checkNetworkConfig(k, v); err != nil {
+			return err
+		}
+		n.Config[k] = v
+	}
+	if _, err := net.InterfaceByName(name); err == nil {
+		return errkind.Wrap(errkind.AlreadyExists, "the host already has an interface called %s", name)
+	}
+	o, err := e.journal.Begin("network-create", name, func(tx *store.Tx, rec *store.Op) error {
+		if tx.HasNetwork(name) {
+			return errkind.Wrap(errkind.AlreadyExists, "network %q already exists", name)
+		}
+		rec.Reserved = append(rec.Reserved, store.Reservation("network", name))
+		rec.Undo.Networks = []store.NetworkRef{e.netRef(n)}
+		return resolveSubnets(tx, n)
+	})
+	if err != nil {
+		return err
+	}
+	if err := e.ensure(ctx, n); err != nil {
+		return o.Fail(ctx, fmt.Errorf("create network %s: %w", name, err))
+	}
+	o.Step("ensured")
+	return o.Commit(ctx, func(tx *store.Tx) error { return tx.PutNetwork(n) })
+}
+
+// DeleteNetwork removes a network nothing uses, and every trace of it.
+func (e *Engine) DeleteNetwork(ctx context.Context, name string) error {
+	o, err := e.journal.Begin("network-delete", name, func(tx *store.Tx, rec *store.Op) error {
+		n, err := tx.Network(name)
+		if err != nil {
+			return err
+		}
+		users, err := networkUsers(tx, name)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return errkind.Wrap(errkind.Busy, "network %q is in use by %s", name, users[0])
+		}
+		rec.Reserved = append(rec.Reserved, store.Reservation("network", name))
+		rec.Retire.Networks = []store.NetworkRef{e.netRef(n)}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return o.Commit(ctx, func(tx *store.Tx) error { return tx.DeleteNetwork(name) })
+}
+
+// SetNetwork changes a network's config and brings the host to it. Its
+// subnets stay while instances have addresses in them.
+func (e *Engine) SetNetwork(ctx context.Context, name string, set map[string]string, unset []string) error {
+	for k, v := range set {
+		if err := checkNetworkConfig(k, v); err != nil {
+			return err
+		}
+	}
+	for _, k := range unset {
+		if err := checkNetworkConfig(k, "none"); err != nil && !slices.Contains(networkKeys, k) {
+			return err
+		}
+	}
+	var n *store.Network
+	err := e.store.Update(func(tx *store.Tx) error {
+		var err error
+		if n, err = tx.Network(name); err != nil {
+			return err
+		}
+		old := maps.Clone(n.Config)
+		maps.Copy(n.Config, set)
+		for _, k := range unset {
+			delete(n.Config, k)
+		}
+		for _, k := range []string{netIPv4, netIPv6} {
+			if n.Config[k] == old[k] {
+				continue
+			}
+			users, err := networkUsers(tx, name)
+			if err != nil {
+				return err
+			}
+			if len(users) > 0 {
+				return errkind.Wrap(errkind.Busy, "network %s: %s cannot change while %s has a nic on it", name, k, users[0])
+			}
+		}
+		if err := resolveSubnets(tx, n); err != nil {
+			return err
+		}
+		return tx.PutNetwork(n)
+	})
+	if err != nil {
+		return err
+	}
+	return e.ensureNetwork(ctx, name)
+}
+
+// Networks lists the networks.
+func (e *Engine) Networks() ([]*api.Network, error) {
+	return listAPI(e, (*store.Tx).Networks, apiNetwork)
+}
+
+// NetworkInfo returns a network and the addresses its nics hold.
+func (e *Engine) NetworkInfo(name string) (*api.Network, []api.NetworkLease, error) {
+	var out *api.Network
+	leases := []api.NetworkLease{}
+	err := e.store.View(func(tx *store.Tx) error {
+		n, err := tx.Network(name)
+		if err != nil {
+			return err
+		}
+		if out, err = apiNetwork(tx, n); err != nil {
+			return err
+		}
+		hosts, err := hostsOn(tx, n)
+		for _, h := range hosts {
+			for _, a := range []netip.Addr{h.IPv4, h.IPv6} {
+				if a.IsValid() {
+					leases = append(leases, api.NetworkLease{Hostname: h.Name, Hwaddr: h.MAC.String(), Address: a.String(), Type: "static", Device: h.Device})
+				}
+			}
+		}
+		return err
+	})
+	return out, leases, err
+}
+
+func apiNetwork(tx *store.Tx, n *store.Network) (*api.Network, error) {
+	users, err := networkUsers(tx, n.Name)
+	if err != nil {
+		return nil, err
+	}
+	status := "Created"
+	if _, err := net.InterfaceByName(n.Bridge); err != nil {
+		status = "Unavailable"
+	}
+	return &api.Network{Name: n.Name, Type: "bridge", Managed: true, Config: orEmpty(maps.Clone(n.Config)),
+		Status: status, UsedBy: append([]string{}, users...), CreatedAt: n.Created}, nil
+}
+
+// host is a nic on a network, as its dnsmasq and rules know it.
+type host struct {
+	network.Host
+	Device string
+}
+
+// hostsOn lists the nics on n, from the records of every instance.
+func hostsOn(tx *store.Tx, n *store.Network) ([]host, error) {
+	insts, err := tx.Instances()
+	if err != nil {
+		return nil, err
+	}
+	var out []host
+	for _, inst := range insts {
+		x, err := expanded(tx, inst)
+		if err != nil {
+			return nil, err
+		}
+		for _, dev := range nicsOn(x.Devices, n.Name) {
+			out = append(out, nicHost(x, dev))
+		}
+	}
+	return out, nil
+}
+
+// nicHost is what inst records of its nic dev.
+func nicHost(inst *store.Instance, dev string) host {
+	mac, _ := net.ParseMAC(inst.Config[volatileKey(dev, volHwaddr)])
+	v4, _ := netip.ParseAddr(inst.Config[volatileKey(dev, volIPv4)])
+	v6, _ := netip.ParseAddr(inst.Config[volatileKey(dev, volIPv6)])
+	return host{Host: network.Host{Name: inst.Name, MAC: mac, IPv4: v4, IPv6: v6}, Device: dev}
+}
+
+// desired is the whole state network n should have on the host, from
+// the records.
+func desired(tx *store.Tx, e *Engine, n *store.Network) (network.Net, error) {
+	v4, err := netConfigPrefix(n, netIPv4)
+	if err != nil {
+		return network.Net{}, err
+	}
+	v6, err := netConfigPrefix(n, netIPv6)
+	if err != nil {
+		return network.Net{}, err
+	}
+	// NAT is on by default, for the families that have a subnet.
+	want := network.Net{Name: n.Name, Bridge: n.Bridge, IPv4: v4, IPv4NAT: v4.IsValid() && n.Config[netIPv4NAT] == "true",
+		IPv6: v6, IPv6NAT: v6.IsValid() && n.Config[netIPv6NAT] == "true", Domain: n.Config[netDomain], Dir: e.networkDir(n.Name)}
+	insts, err := tx.Instances()
+	if err != nil {
+		return want, err
+	}
+	for _, inst := range insts {
+		x, err := expanded(tx, inst)
+		if err != nil {
+			return want, err
+		}
+		for _, dev := range nicsOn(x.Devices, n.Name) {
+			h, d := nicHost(x, dev), x.Devices[dev]
+			want.Hosts = append(want.Hosts, h.Host)
+			want.Filters = append(want.Filters, network.Filter{HostName: x.Config[volatileKey(dev, volHostName)],
+				MAC: h.MAC, IPv4: h.IPv4, IPv6: h.IPv6, MACFiltering: d["security.mac_filtering"] == "true",
+				IPv4Filtering: d["security.ipv4_filtering"] == "true", IPv6Filtering: d["security.ipv6_filtering"] == "true"})
+		}
+		fw, err := natForwards(x, n.Name)
+		if err != nil {
+			return want, err
+		}
+		want.Forwards = append(want.Forwards, fw...)
+	}
+	return want, nil
+}
+
+// natForwards are the kernel forwards of inst's proxies with nat=true
+// into its address on network name.
+func natForwards(inst *store.Instance, name string) ([]network.Forward, error) {
+	var out []network.Forward
+	nics := nicsOn(inst.Devices, name)
+	for _, dev := range slices.Sorted(maps.Keys(inst.Devices)) {
+		d := inst.Devices[dev]
+		if d["type"] != DeviceProxy || d["nat"] != "true" {
+			continue
+		}
+		l, _ := proxy.ParseEndpoint(d["listen"])
+		c, _ := proxy.ParseEndpoint(d["connect"])
+		target, err := natTarget(inst, dev, c.Addr.Addr())
+		if err != nil {
+			return nil, err
+		}
+		for _, nic := range nics {
+			if a, _ := netip.ParseAddr(inst.Config[volatileKey(nic, volIPv4)]); a == target {
+				out = append(out, network.Forward{Proto: l.Proto, Listen: l.Addr, Target: netip.AddrPortFrom(target, c.Addr.Port())})
+			}
+		}
+	}
+	return out, nil
+}
+
+// natTarget is the address a nat proxy forwards to: the instance's own
+// IPv4 address on a nic, which connect names (or 0.0.0.0 for its first).
+func natTarget(inst *store.Instance, dev string, connect netip.Addr) (netip.Addr, error) {
+	var first netip.Addr
+	for _, nic := range slices.Sorted(maps.Keys(inst.Devices)) {
+		a, err := netip.ParseAddr(inst.Config[volatileKey(nic, volIPv4)])
+		if err != nil {
+			continue
+		}
+		if a == connect {
+			return a, nil
+		}
+		if !first.IsValid() {
+			first = a
+		}
+	}
+	if connect.IsUnspecified() && first.IsValid() {
+		return first, nil
+	}
+	return netip.Addr{}, errkind.Wrap(errkind.Invalid, "device %s: nat=true forwards in the kernel to the instance's own address: connect to one of its nics' IPv4 addresses, not %s", dev, connect)
+}
+
+// ensureNetwork brings network name on the host to what the records say.
+func (e *Engine) ensureNetwork(ctx context.Context, name string) error {
+	var n *store.Network
+	err := e.store.View(func(tx *store.Tx) error {
+		var err error
+		n, err = tx.Network(name)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return e.ensure(ctx, n)
+}
+
+// ensure brings network n on the host to what n and the instances'
+// records say, under the network's lock: n may have no record yet.
+func (e *Engine) ensure(ctx context.Context, n *store.Network) error {
+	lock, err := fsutil.LockFile(e.path("locks", "network-"+n.Name+".lock"), syscall.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	nets := filepath.Dir(e.networkDir(n.Name))
+	if err := e.makeRunBase(nets); err != nil {
+		return err
+	}
+	if err := os.Chmod(nets, 0o711); err != nil {
+		return err
+	}
+	var want network.Net
+	err = e.store.View(func(tx *store.Tx) error {
+		var err error
+		want, err = desired(tx, e, n)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return network.Ensure(ctx, want)
+}
+
+// networksByName maps the networks' names to their records.
+func networksByName(tx *store.Tx) (map[string]*store.Network, error) {
+	ns, err := tx.Networks()
+	out := map[string]*store.Network{}
+	for _, n := range ns {
+		out[n.Name] = n
+	}
+	return out, err
+}
+
+// nicCounters fills in the traffic of the nics of the running instance
+// whose init is pid.
+func nicCounters(pid int, nics map[string]api.InstanceStateNetwork) {
+	for name, n := range nics {
+		rx, tx, err := network.Counters(pid, name)
+		if err != nil {
+			continue
+		}
+		n.Counters.BytesReceived, n.Counters.BytesSent = int64(rx), int64(tx)
+		nics[name] = n
+	}
+}
+
+// refreshNetworks brings the networks that are up on the host to what
+// the records now say, after an instance went or was renamed: its name
+// leaves DNS and its lease goes. A network that is down waits for the
+// next start of an instance on it.
+func (e *Engine) refreshNetworks(ctx context.Context) {
+	var ns []*store.Network
+	_ = e.store.View(func(tx *store.Tx) (err error) { ns, err = tx.Networks(); return err })
+	for _, n := range ns {
+		if _, err := net.InterfaceByName(n.Bridge); err != nil {
+			continue
+		}
+		if err := e.ensure(ctx, n); err != nil {
+			slog.Warn("bring a network up to date", "network", n.Name, "error", err)
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/network"
+	"github.com/silo-dev/silo/network/proxy"
+	"github.com/silo-dev/silo/runtime/container"
+)
+
+// nicOf is how nic dev of inst (expanded) is made in a container.
+func (e *Engine) nicOf(inst *store.Instance, dev string) (network.NIC, error) {
+	d := inst.Devices[dev]
+	mac, err := net.ParseMAC(inst.Config[volatileKey(dev, volHwaddr)])
+	if err != nil {
+		return network.NIC{}, fmt.Errorf("device %s has no MAC address recorded: %w", dev, err)
+	}
+	nic := network.NIC{Name: nicName(dev, d), MAC: mac}
+	if v := d["mtu"]; v != "" {
+		nic.MTU, _ = strconv.Atoi(v)
+	}
+	if nicType(d) == nicMacvlan {
+		nic.Parent = d["parent"]
+		return nic, nil
+	}
+	var n *store.Network
+	if err := e.store.View(func(tx *store.Tx) error { n, err = tx.Network(d["network"]); return err }); err != nil {
+		return nic, fmt.Errorf("device %s: %w", dev, err)
+	}
+	nic.Bridge, nic.HostName = n.Bridge, inst.Config[volatileKey(dev, volHostName)]
+	for _, fam := range []struct {
+		key, vol string
+		addr     *netip.Prefix
+		gw       *netip.Addr
+	}{{netIPv4, volIPv4, &nic.IPv4, &nic.Gateway4}, {netIPv6, volIPv6, &nic.IPv6, &nic.Gateway6}} {
+		gw, err := netConfigPrefix(n, fam.key)
+		a, aerr := netip.ParseAddr(inst.Config[volatileKey(dev, fam.vol)])
+		if err != nil || !gw.IsValid() || aerr != nil {
+			continue
+		}
+		*fam.addr, *fam.gw = netip.PrefixFrom(a, gw.Bits()), gw.Addr()
+	}
+	return nic, nil
+}
+
+// proxyPidFile is where the forwarder of proxy device dev of a running
+// instance records itself: in the run directory, which goes with the run.
+func (e *Engine) proxyPidFile(name, dev string) string {
+	return filepath.Join(e.runDir(name), "proxy-"+dev+".pid")
+}
+
+// plug adds device dev of inst (expanded) to the container whose init is
+// pid: a nic, or the forwarder of a proxy that forwards in userspace.
+func (e *Engine) plug(ctx context.Context, pid int, inst *store.Instance, dev string) error {
+	d := inst.Devices[dev]
+	switch d["type"] {
+	case DeviceNIC:
+		nic, err := e.nicOf(inst, dev)
+		if err != nil {
+			return err
+		}
+		// A start or a hot-plug that was killed half-way may have left
+		// the host's side of this nic behind.
+		if nic.HostName != "" {
+			if err := network.DeleteVeth(nic.HostName); err != nil {
+				return fmt.Errorf("device %s: %w", dev, err)
+			}
+		}
+		if err := network.Attach(pid, nic); err != nil {
+			return fmt.Errorf("device %s: %w", dev, err)
+		}
+	case DeviceProxy:
+		if d["nat"] == "true" {
+			return nil // a rule of the network's, from the records
+		}
+		l, _ := proxy.ParseEndpoint(d["listen"])
+		c, _ := proxy.ParseEndpoint(d["connect"])
+		pidFile := e.proxyPidFile(inst.Name, dev)
+		start, err := container.ProcStart(pid)
+		if err != nil {
+			return err
+		}
+		err = proxy.Spawn(proxy.Config{Listen: l, Connect: c, Pid: pid, PidStart: start, PidFile: pidFile,
+			LogFile: strings.TrimSuffix(pidFile, ".pid") + ".log"})
+		if err != nil {
+			return fmt.Errorf("device %s: %w", dev, err)
+		}
+	}
+	return nil
+}
+
+// unplug removes device dev of inst (expanded) from its running container.
+func (e *Engine) unplug(ctx context.Context, run *store.Run, inst *store.Instance, dev string) error {
+	d := inst.Devices[dev]
+	switch d["type"] {
+	case DeviceNIC:
+		nic, err := e.nicOf(inst, dev)
+		if err != nil {
+			return err
+		}
+		if err := network.Detach(run.Pid, nic); err != nil {
+			return fmt.Errorf("device %s: %w", dev, err)
+		}
+	case DeviceProxy:
+		if d["nat"] != "true" {
+			return proxy.Stop(e.proxyPidFile(inst.Name, dev))
+		}
+	}
+	return nil
+}
+
+// plugAll sets up the network of instance name's container, created and
+// not yet started, whose init is pid: its networks on the host, its nics
+// inside, and its forwarders. Init then finds the network ready from its
+// first instruction.
+func (e *Engine) plugAll(ctx context.Context, name string, pid int) error {
+	var inst *store.Instance
+	err := e.store.View(func(tx *store.Tx) error {
+		raw, err := tx.Instance(name)
+		if err != nil {
+			return err
+		}
+		inst, err = expanded(tx, raw)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// A reboot from inside makes a new namespace: the forwarders of the
+	// last boot connect into the old one.
+	e.stopProxies(name)
+	for _, dev := range slices.Sorted(maps.Keys(inst.Devices)) {
+		if err := e.plug(ctx, pid, inst, dev); err != nil {
+			e.stopProxies(name)
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// ensureNetworksOf brings up the networks inst (expanded) has nics on.
+func (e *Engine) ensureNetworksOf(ctx context.Context, inst *store.Instance) error {
+	nets := map[string]bool{}
+	for _, d := range inst.Devices {
+		if d["type"] == DeviceNIC && nicType(d) == nicBridged {
+			nets[d["network"]] = true
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(nets)) {
+		if err := e.ensureNetwork(ctx, n); err != nil {
+			return fmt.Errorf("start %s: network %s: %w", inst.Name, n, err)
+		}
+	}
+	return nil
+}
+
+// stopProxies stops the forwarders of instance name's run.
+func (e *Engine) stopProxies(name string) {
+	files, _ := filepath.Glob(filepath.Join(e.runDir(name), "proxy-*.pid"))
+	for _, f := range files {
+		if err := proxy.Stop(f); err != nil {
+			slog.Warn("stop a port forwarder", "instance", name, "pidfile", f, "error", err)
+		}
+		os.Remove(f)
+	}
+}
+
+// unplugRun removes what a run that ended left on the host: its
+// forwarders, and the host side of any veth that a start cut short left
+// behind (the kernel removes the others with the container's namespace).
+func (e *Engine) unplugRun(name string) {
+	e.stopProxies(name)
+	var links []string
+	_ = e.store.View(func(tx *store.Tx) error {
+		inst, err := tx.Instance(name)
+		if err != nil {
+			return err
+		}
+		for k, v := range inst.Config {
+			if strings.HasPrefix(k, "volatile.") && strings.HasSuffix(k, "."+volHostName) {
+				links = append(links, v)
+			}
+		}
+		return nil
+	})
+	for _, l := range links {
+		if err := network.DeleteVeth(l); err != nil {
+			slog.Warn("remove a veth left behind", "instance", name, "link", l, "error", err)
+		}
+	}
+}
+
+// resolvConf is the resolver config of inst (expanded): the dnsmasq of
+// the network of its first nic, by the name inside; nil without one.
+func (e *Engine) resolvConf(inst *store.Instance) ([]byte, error) {
+	byInside := map[string]string{}
+	for dev, d := range inst.Devices {
+		if d["type"] == DeviceNIC && nicType(d) == nicBridged {
+			byInside[nicName(dev, d)] = d["network"]
+		}
+	}
+	if len(byInside) == 0 {
+		return nil, nil
+	}
+	var n *store.Network
+	err := e.store.View(func(tx *store.Tx) (err error) {
+		n, err = tx.Network(byInside[slices.Sorted(maps.Keys(byInside))[0]])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	b.WriteString("# silo's dnsmasq on network " + n.Name + ", written at each start\n")
+	for _, k := range []string{netIPv4, netIPv6} {
+		if p, _ := netConfigPrefix(n, k); p.IsValid() {
+			b.WriteString("nameserver " + p.Addr().String() + "\n")
+		}
+	}
+	if d := n.Config[netDomain]; d != "" {
+		b.WriteString("search " + d + "\n")
+	}
+	return []byte(b.String()), nil
+}
