@@ -17,7 +17,7 @@ func TestPureCgroupV2(t *testing.T) {
 	testutil.NeedCommand(t, "unshare")
 	e := newEnv(t, "btrfs")
 	e.ok("image", "import", testImage(t, "debian-image.sh"), "--alias", "debian")
-	silo := siloBin + " --state-dir " + e.state
+	silo := strings.Join(e.silo("--state-dir", e.state), " ")
 	script := strings.Join([]string{
 		"set -e",
 		"umount -l /sys/fs/cgroup",

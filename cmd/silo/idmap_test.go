@@ -304,7 +304,7 @@ func TestSubordinateRange(t *testing.T) {
 		t.Helper()
 		f := writeFile(t, []byte(text))
 		script := `mount --bind "$1" /etc/subuid && mount --bind "$1" /etc/subgid && shift && exec "$@"`
-		cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh", f, siloBin}, args...)...)
+		cmd := exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", script, "sh", f}, e.silo(args...)...)...)
 		cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+e.state)
 		out, err := cmd.Output()
 		r := result{out: string(out)}

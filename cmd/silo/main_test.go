@@ -42,13 +42,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// env is one state directory and the pool the test works on.
+// env is one state directory and the pool the test works on, and the
+// network namespace that silo runs in: its bridges, rules and dnsmasq
+// never touch the host's network.
 type env struct {
 	t      *testing.T
 	state  string
 	driver string
 	pool   string // "" for the default pool
 	extra  []string
+	netns  string // its name under /run/netns
+}
+
+// silo is the command line that runs silo in the env's network namespace.
+func (e *env) silo(args ...string) []string {
+	return append([]string{"nsenter", "--net=/run/netns/" + e.netns, siloBin}, args...)
 }
 
 type result struct {
@@ -64,7 +72,8 @@ func (e *env) run(args ...string) result {
 
 func (e *env) runIn(stdin []byte, args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(siloBin, args...)
+	argv := e.silo(args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append(os.Environ(), "SILO_STATE_DIR="+e.state), e.extra...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
@@ -244,7 +253,7 @@ func (e *env) poolArgs() []string {
 // pool for "dir"), removed when the test ends.
 func newEnv(t *testing.T, driver string) *env {
 	testutil.NeedRoot(t, "silo's commands make pools, give files their owners and run containers")
-	e := &env{t: t, state: t.TempDir(), driver: driver}
+	e := &env{t: t, state: t.TempDir(), driver: driver, netns: testutil.NetNS(t)}
 	if driver != "dir" {
 		needDriver(t, driver)
 		e.pool = "p" + driver
@@ -266,6 +275,22 @@ func (e *env) teardown() {
 	e.json(&pools, "pool", "list")
 	for _, p := range pools {
 		e.ok("pool", "delete", p.Name)
+	}
+	// The networks go with every trace of them: first the profiles'
+	// nics, which keep them in use.
+	var profiles []api.Profile
+	e.json(&profiles, "profile", "list")
+	for _, p := range profiles {
+		for name, d := range p.Devices {
+			if d["type"] == "nic" {
+				e.ok("profile", "device", "remove", p.Name, name)
+			}
+		}
+	}
+	var nets []struct{ Name string }
+	e.json(&nets, "network", "list")
+	for _, n := range nets {
+		e.ok("network", "delete", n.Name)
 	}
 }
 
