@@ -212,20 +212,7 @@ func Detach(pid int, nic NIC) error {
 		return err
 	}
 	if nic.Bridge != "" {
-		link, err := netlink.LinkByName(nic.HostName)
-		if errors.As(err, &netlink.LinkNotFoundError{}) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("nic %s: %w", nic.HostName, err)
-		}
-		if link.Type() != "veth" {
-			return errkind.Wrap(errkind.Invalid, "%s is not the veth of a nic", nic.HostName)
-		}
-		if err := netlink.LinkDel(link); err != nil {
-			return fmt.Errorf("delete nic %s: %w", nic.HostName, err)
-		}
-		return nil
+		return DeleteVeth(nic.HostName)
 	}
 	_, h, release, err := openNetns(pid)
 	if errors.Is(err, errkind.NotFound) {
@@ -244,6 +231,26 @@ func Detach(pid int, nic NIC) error {
 	}
 	if err := h.LinkDel(link); err != nil {
 		return fmt.Errorf("delete nic %s: %w", nic.Name, err)
+	}
+	return nil
+}
+
+// DeleteVeth removes a veth pair through its host side, hostName: a nic
+// of a running instance, or what a start cut short left behind. One that
+// is already gone is no error.
+func DeleteVeth(hostName string) error {
+	link, err := netlink.LinkByName(hostName)
+	if errors.As(err, &netlink.LinkNotFoundError{}) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("nic %s: %w", hostName, err)
+	}
+	if link.Type() != "veth" {
+		return errkind.Wrap(errkind.Invalid, "%s is not the veth of a nic", hostName)
+	}
+	if err := netlink.LinkDel(link); err != nil {
+		return fmt.Errorf("delete nic %s: %w", hostName, err)
 	}
 	return nil
 }
