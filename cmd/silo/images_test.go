@@ -247,7 +247,7 @@ func TestImageBuild(t *testing.T) {
 			t.Parallel()
 			e := *parent
 			e.t = t
-			e.ok("image", "build", "debian/"+release, "--alias", release, "--include", "less")
+			e.onHostNetwork(func() { e.ok("image", "build", "debian/"+release, "--alias", release, "--include", "less") })
 			var info struct{ Properties map[string]string }
 			e.json(&info, "image", "info", release)
 			if info.Properties["release"] != release || info.Properties["os"] != "debian" {

@@ -56,7 +56,19 @@ type env struct {
 
 // silo is the command line that runs silo in the env's network namespace.
 func (e *env) silo(args ...string) []string {
+	if e.netns == "" {
+		return append([]string{siloBin}, args...)
+	}
 	return append([]string{"nsenter", "--net=/run/netns/" + e.netns, siloBin}, args...)
+}
+
+// onHostNetwork runs fn with silo on the host's network: for a command
+// that fetches from Debian's mirror (image build), and starts nothing.
+func (e *env) onHostNetwork(fn func()) {
+	ns := e.netns
+	e.netns = ""
+	defer func() { e.netns = ns }()
+	fn()
 }
 
 type result struct {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -126,6 +127,13 @@ func Spec(c Config) (*specs.Spec, error) {
 	s.Linux.Resources.Devices = c.Devices.rules()
 	if c.Nesting {
 		s.Mounts = append(s.Mounts, nestingMounts...)
+	}
+	if c.Idmap != nil {
+		// In a user namespace the kernel itself keeps the host's
+		// settings from the instance's root, and leaves it those of its
+		// own network namespace (ip_forward, for a silo inside it), as
+		// LXD's proc:rw does.
+		s.Linux.ReadonlyPaths = slices.DeleteFunc(s.Linux.ReadonlyPaths, func(p string) bool { return p == "/proc/sys" })
 	}
 	withUserNamespace(s, c.Idmap)
 	if c.Notify != "" {
