@@ -172,7 +172,7 @@ func pickIPv4(n *store.Network, dev, asked, had string, taken map[string]string)
 			return a.String(), nil
 		}
 	}
-	return "", errkind.Wrap(errkind.NoSpace, "network %s has no free IPv4 address left in %s", n.Name, subnet)
+	return "", errkind.Wrap(errkind.Unavailable, "network %s has no free IPv4 address left in %s", n.Name, subnet)
 }
 
 // pickIPv6 is a nic's IPv6 address on n: the one asked for, else the one

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,7 +13,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
+	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/network"
 	"github.com/silo-dev/silo/network/proxy"
@@ -78,6 +81,9 @@ func (e *Engine) plug(ctx context.Context, pid int, inst *store.Instance, dev st
 			}
 		}
 		if err := network.Attach(pid, nic); err != nil {
+			if errors.Is(err, syscall.EXFULL) {
+				return errkind.Wrap(errkind.Unavailable, "device %s: bridge %s has all the 1023 ports a Linux bridge takes: put this instance on another network", dev, nic.Bridge)
+			}
 			return fmt.Errorf("device %s: %w", dev, err)
 		}
 	case DeviceProxy:
