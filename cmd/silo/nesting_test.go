@@ -59,7 +59,8 @@ func TestNesting(t *testing.T) {
 	}
 
 	nest("outer", "-c", "security.nesting=true")
-	inside("outer", "launch", "bb", "u", "--pool", "own", "-c", "security.idmap.isolated=true", "--wait")
+	// The outer image has no dnsmasq: the inner instances have no network.
+	inside("outer", "launch", "bb", "u", "--pool", "own", "-c", "security.idmap.isolated=true", "--wait", "--no-network")
 	if got := inside("outer", "exec", "u", "--", "hostname"); got != "u\n" {
 		t.Fatalf("hostname of the inner instance: %q", got)
 	}
@@ -77,10 +78,10 @@ func TestNesting(t *testing.T) {
 	// on any pool.
 	for _, pool := range []string{"default", "own"} {
 		e.fails(2, fmt.Sprintf("maps IDs 0-%d only", size-1),
-			"exec", "outer", "--", "silo", "launch", "bb", "too-wide-"+pool, "--pool", pool)
+			"exec", "outer", "--", "silo", "launch", "bb", "too-wide-"+pool, "--pool", pool, "--no-network")
 	}
 	// A privileged one runs there: root of the outer instance's namespace.
-	inside("outer", "launch", "bb", "p", "-c", "security.privileged=true", "--wait")
+	inside("outer", "launch", "bb", "p", "-c", "security.privileged=true", "--wait", "--no-network")
 	if got := inside("outer", "exec", "p", "--", "cat", "/proc/1/comm"); got != "init\n" {
 		t.Fatalf("PID 1 of the privileged inner instance is %q", got)
 	}
@@ -88,7 +89,7 @@ func TestNesting(t *testing.T) {
 	inside("outer", "stop", "p")
 
 	nest("plain")
-	r := e.run("exec", "plain", "--", "silo", "launch", "bb", "u", "--pool", "own", "-c", "security.idmap.isolated=true", "--wait")
+	r := e.run("exec", "plain", "--", "silo", "launch", "bb", "u", "--pool", "own", "-c", "security.idmap.isolated=true", "--wait", "--no-network")
 	if r.code == 0 || !strings.Contains(r.err, "mount proc:/proc") || !strings.Contains(r.err, "operation not permitted") {
 		t.Fatalf("an instance without nesting launched one of its own: exit %d, %s", r.code, r.err)
 	}
@@ -99,7 +100,7 @@ func TestNesting(t *testing.T) {
 	if warned := nest("priv", "-c", "security.privileged=true", "-c", "security.nesting=true"); !strings.Contains(warned, "security.nesting on a privileged instance") {
 		t.Fatalf("no warning for a privileged instance that nests: %q", warned)
 	}
-	inside("priv", "launch", "bb", "u", "--wait")
+	inside("priv", "launch", "bb", "u", "--wait", "--no-network")
 	if _, _, ok := idmap.Parse(inside("priv", "exec", "u", "--", "cat", "/proc/self/uid_map")); !ok {
 		t.Fatal("the inner instance of the privileged one is privileged")
 	}
