@@ -52,6 +52,9 @@ var migrations = []migration{
 		}
 		for _, inst := range insts {
 			inst.Profiles = []string{DefaultProfile}
+			if inst.Pool != "default" {
+				inst.Devices = Devices{"root": {"type": "disk", "path": "/", "pool": inst.Pool}}
+			}
 			if err := t.PutInstance(inst); err != nil {
 				return err
 			}

@@ -256,6 +256,10 @@ func TestMigration3AddsDefaultProfile(t *testing.T) {
 		if len(inst.Profiles) != 1 || inst.Profiles[0] != DefaultProfile {
 			return fmt.Errorf("instance a applies %v", inst.Profiles)
 		}
+		// Its root is on pool p, not the default profile's.
+		if inst.Devices["root"]["pool"] != "p" {
+			return fmt.Errorf("instance a's devices %v", inst.Devices)
+		}
 		return nil
 	})
 	if err != nil {
