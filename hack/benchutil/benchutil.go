@@ -87,6 +87,7 @@ func Stat(ds []time.Duration) string {
 // returns how many the waves that fully succeeded launched, and the
 // failures.
 func Waves(total, wave int, launch func(i int) error) (int, error) {
+	wave = max(wave, 1)
 	done := 0
 	for done < total {
 		n := min(wave, total-done)
