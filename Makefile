@@ -6,7 +6,7 @@ GO ?= go
 export GOFLAGS := -tags=urfave_cli_no_docs,netgo,osusergo -ldflags=-extldflags=-static
 BIN ?= bin/silo
 
-.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree
+.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net
 
 build:
 	$(GO) build -o $(BIN) ./cmd/silo
@@ -67,3 +67,10 @@ bench-tree: deps
 
 bench-backup: deps
 	$(GO) run ./hack/backupbench
+
+# Network readiness, throughput, the nic's cost at launch, and with
+# BENCH_ARGS="-density N" how many Debian instances one network holds
+# (which needs the inotify limits that bench-run raises).
+bench-net: deps
+	sysctl -qw fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576
+	$(GO) run ./hack/netbench $(BENCH_ARGS)

@@ -14,11 +14,9 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -34,7 +32,7 @@ func main() {
 	flag.Parse()
 	bench := benchutil.NewDebian("backupbench")
 	defer bench.Close()
-	silo, work, state, run := bench.Silo, bench.Work, bench.State, bench.Run
+	work, run := bench.Work, bench.Run
 	benchutil.Check(run("create", "debian", "plain", "--pool", "bench"))
 	benchutil.Check(run("create", "debian", "snapped", "--pool", "bench"))
 	bench.Names = append(bench.Names, "plain", "snapped")
@@ -46,12 +44,8 @@ func main() {
 		}
 		benchutil.Check(run("snapshot", "create", "snapped"))
 	}
-	cmd := exec.Command(silo, "info", "plain", "--format", "json")
-	cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+state)
-	infoOut, err := cmd.Output()
-	benchutil.Check(err)
 	var info api.Instance
-	benchutil.Check(json.Unmarshal(infoOut, &info))
+	benchutil.Check(bench.JSON(&info, "info", "plain"))
 	fmt.Printf("btrfs loop pool, Debian bookworm minbase with systemd (%d MB on disk), medians of %d runs\n", info.State.Disk[api.RootDevice].Usage/1e6, *runs)
 
 	k := 0
@@ -69,11 +63,11 @@ func main() {
 		var times []time.Duration
 		var peak int64
 		for range *runs {
-			d, rss := measure(silo, state, "/dev/null", "", exp...)
+			d, rss := measure(bench.Silo, "/dev/null", "", exp...)
 			times, peak = append(times, d), max(peak, rss)
 		}
 		file := filepath.Join(work, fmt.Sprintf("backup%d", k))
-		measure(silo, state, file, "", exp...)
+		measure(bench.Silo, file, "", exp...)
 		st, err := os.Stat(file)
 		benchutil.Check(err)
 		fmt.Printf("export %-20s %s, %.1f MB, peak memory %d MB\n", label, benchutil.Stat(times), float64(st.Size())/1e6, peak>>10)
@@ -81,7 +75,7 @@ func main() {
 		times, peak = nil, 0
 		for i := range *runs {
 			name := fmt.Sprintf("imported%d-%d", k, i)
-			d, rss := measure(silo, state, "", file, "import", "-", name, "--pool", "bench")
+			d, rss := measure(bench.Silo, "", file, "import", "-", name, "--pool", "bench")
 			times, peak = append(times, d), max(peak, rss)
 			bench.Names = append(bench.Names, name)
 		}
@@ -96,9 +90,8 @@ func main() {
 
 // measure runs silo with stdout to out and stdin from in (when not
 // empty), and returns its wall time and peak resident set in KiB.
-func measure(silo, state, out, in string, args ...string) (time.Duration, int64) {
-	cmd := exec.Command(silo, args...)
-	cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+state)
+func measure(silo *benchutil.Silo, out, in string, args ...string) (time.Duration, int64) {
+	cmd := silo.Command(args...)
 	cmd.Stderr = os.Stderr
 	if out != "" {
 		f, err := os.Create(out)
@@ -113,7 +106,7 @@ func measure(silo, state, out, in string, args ...string) (time.Duration, int64)
 		cmd.Stdin = f
 	}
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := silo.NS.Run(cmd); err != nil {
 		benchutil.Check(fmt.Errorf("silo %s: %w", strings.Join(args, " "), err))
 	}
 	d := time.Since(start)

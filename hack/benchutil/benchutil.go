@@ -4,6 +4,7 @@ package benchutil
 
 import (
 	"archive/tar"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -79,11 +82,67 @@ func Stat(ds []time.Duration) string {
 	return fmt.Sprintf("%s ms [%s-%s]", ms(Median(s)), ms(s[0]), ms(s[len(s)-1]))
 }
 
-// Check stops the benchmark on an error.
+// Waves runs launch(i) for i from 0 to total-1, wave of them at once and
+// one wave after another, until all succeed or a wave has a failure. It
+// returns how many the waves that fully succeeded launched, and the
+// failures.
+func Waves(total, wave int, launch func(i int) error) (int, error) {
+	wave = max(wave, 1)
+	done := 0
+	for done < total {
+		n := min(wave, total-done)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for k := range n {
+			wg.Go(func() { errs[k] = launch(done + k) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// MemAvailable is the host's available memory, as /proc/meminfo says.
+func MemAvailable() string {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+// Check stops the benchmark on an error, after undoing what must not
+// outlive it.
 func Check(err error) {
 	if err != nil {
+		failing.Do(func() {
+			failureMu.Lock()
+			defer failureMu.Unlock()
+			for _, fn := range slices.Backward(onFailure) {
+				fn()
+			}
+		})
 		log.Fatal(err)
 	}
+}
+
+var (
+	failureMu sync.Mutex
+	onFailure []func()
+	failing   sync.Once
+)
+
+// atFailure has Check run fn before it stops the benchmark: network
+// namespaces, whose dnsmasq would keep running.
+func atFailure(fn func()) {
+	failureMu.Lock()
+	defer failureMu.Unlock()
+	onFailure = append(onFailure, fn)
 }
 
 // AddTree writes the tree at root into tw, its names under prefix.

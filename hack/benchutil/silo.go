@@ -1,11 +1,16 @@
 package benchutil
 
 import (
+	"encoding/json"
 	"fmt"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+
+	"github.com/silo-dev/silo/api"
 )
 
 // BuildSilo builds the silo command into dir with the Makefile, so that
@@ -18,35 +23,116 @@ func BuildSilo(dir string) string {
 	return silo
 }
 
-// Runner runs silo commands on state directory state. A warning on stderr
-// (something left to clean up) counts as a failure too.
-func Runner(silo, state string) func(args ...string) error {
-	return runner(silo, state, true)
+// Silo runs the silo binary Bin on state directory State, always in a
+// network namespace of its own, NS: the default profile gives every
+// instance a nic on a bridge with NAT and a dnsmasq, which must never be
+// made on the host's network.
+type Silo struct {
+	Bin, State string
+	NS         *NetNS
 }
 
-// LenientRunner is Runner for commands whose warnings are expected, such
-// as putting an image on zfs-fuse, which drops its extended attributes.
-func LenientRunner(silo, state string) func(args ...string) error {
-	return runner(silo, state, false)
+// NewSilo makes the network namespace for bin on state.
+func NewSilo(bin, state string) *Silo {
+	return &Silo{Bin: bin, State: state, NS: NewNetNS("silo-bench")}
 }
 
-func runner(silo, state string, strict bool) func(args ...string) error {
-	return func(args ...string) error {
-		cmd := exec.Command(silo, args...)
-		cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+state)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil || strict && stderr.Len() > 0 {
-			return fmt.Errorf("silo %s: %v: %s", strings.Join(args, " "), err, stderr.String())
-		}
-		return nil
+// Command is silo with args on s's state directory; start it with s.NS.
+func (s *Silo) Command(args ...string) *exec.Cmd {
+	cmd := exec.Command(s.Bin, args...)
+	cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+s.State)
+	return cmd
+}
+
+// Run runs a silo command. A warning on stderr (something left to clean
+// up) counts as a failure too.
+func (s *Silo) Run(args ...string) error {
+	_, err := s.run(true, args)
+	return err
+}
+
+// RunLenient is Run for commands whose warnings are expected, such as
+// putting an image on zfs-fuse, which drops its extended attributes.
+func (s *Silo) RunLenient(args ...string) error {
+	_, err := s.run(false, args)
+	return err
+}
+
+// JSON runs a silo command (strictly) and decodes its output into v.
+func (s *Silo) JSON(v any, args ...string) error {
+	out, err := s.run(true, append(args, "--format", "json"))
+	if err != nil {
+		return err
 	}
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("silo %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+func (s *Silo) run(strict bool, args []string) ([]byte, error) {
+	cmd := s.Command(args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := s.NS.Output(cmd)
+	if err != nil || strict && stderr.Len() > 0 {
+		return nil, fmt.Errorf("silo %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out, nil
+}
+
+// DeleteNetworks deletes every network, first taking the profiles' nics
+// off them, which keep them in use. The instances must be gone.
+func (s *Silo) DeleteNetworks() error {
+	var profiles []api.Profile
+	if err := s.JSON(&profiles, "profile", "list"); err != nil {
+		return err
+	}
+	for _, p := range profiles {
+		for name, d := range p.Devices {
+			if d["type"] == "nic" {
+				if err := s.Run("profile", "device", "remove", p.Name, name); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	var nets []api.Network
+	if err := s.JSON(&nets, "network", "list"); err != nil {
+		return err
+	}
+	for _, n := range nets {
+		if err := s.Run("network", "delete", n.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close deletes silo's networks, then the namespace with whatever still
+// runs in it. The instances must be gone.
+func (s *Silo) Close() {
+	if err := s.DeleteNetworks(); err != nil {
+		log.Printf("delete the networks: %v", err)
+	}
+	s.NS.Close()
 }
 
 // DebianImage returns the Debian bookworm minbase image with systemd,
 // which hack/debian-image.sh builds once and caches.
 func DebianImage() string {
-	out, err := exec.Command("hack/debian-image.sh").Output()
+	return hackImage("hack/debian-image.sh")
+}
+
+// BusyboxImage returns the busybox image with busybox's init, which
+// hack/busybox-image.sh builds once and caches.
+func BusyboxImage() string {
+	return hackImage("hack/busybox-image.sh")
+}
+
+// hackImage runs the script that builds an image, and returns its path.
+func hackImage(script string) string {
+	out, err := exec.Command(script).Output()
 	Check(err)
 	return strings.TrimSpace(string(out))
 }
@@ -55,28 +141,36 @@ func DebianImage() string {
 // (hack/debian-image.sh) imported as "debian" and a btrfs loop pool
 // "bench", for benchmarks of whole commands.
 type Debian struct {
-	Work, Silo, State string
-	Run               func(args ...string) error
+	*Silo
+	Work string
 	// Names lists the instances that Close deletes.
 	Names []string
+	mu    sync.Mutex
+}
+
+// Track adds name to the instances that Close deletes, from any goroutine.
+func (d *Debian) Track(name string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.Names = append(d.Names, name)
 }
 
 // NewDebian sets a Debian benchmark up under a new directory named for prefix.
 func NewDebian(prefix string) *Debian {
 	work, err := os.MkdirTemp("/var/tmp", prefix+"-")
 	Check(err)
-	d := &Debian{Work: work, Silo: BuildSilo(work), State: filepath.Join(work, "state")}
-	d.Run = Runner(d.Silo, d.State)
+	d := &Debian{Work: work, Silo: NewSilo(BuildSilo(work), filepath.Join(work, "state"))}
 	Check(d.Run("image", "import", DebianImage(), "--alias", "debian"))
 	Check(d.Run("pool", "create", "bench", "--driver", "btrfs", "--size", "20GiB"))
 	return d
 }
 
-// Close deletes the instances, the pool and the directory.
+// Close deletes the instances, the pool, the networks and the directory.
 func (d *Debian) Close() {
 	for _, n := range d.Names {
 		_ = d.Run("delete", "--force", n)
 	}
 	_ = d.Run("pool", "delete", "bench")
+	d.Silo.Close()
 	os.RemoveAll(d.Work)
 }

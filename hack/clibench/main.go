@@ -37,10 +37,10 @@ var (
 
 // subject is one silo binary under test, with its own state directory.
 type subject struct {
-	label, silo, state string
-	run                func(args ...string) error
-	create, snap       []time.Duration
-	restore, list      []time.Duration
+	label, bin string
+	*benchutil.Silo
+	create, snap  []time.Duration
+	restore, list []time.Duration
 }
 
 func main() {
@@ -49,11 +49,11 @@ func main() {
 	benchutil.Check(err)
 	defer os.RemoveAll(work)
 
-	subjects := []*subject{{label: "silo", silo: benchutil.BuildSilo(work)}}
+	subjects := []*subject{{label: "silo", bin: benchutil.BuildSilo(work)}}
 	if *baseline != "" {
 		abs, err := filepath.Abs(*baseline)
 		benchutil.Check(err)
-		subjects = append(subjects, &subject{label: "baseline", silo: abs})
+		subjects = append(subjects, &subject{label: "baseline", bin: abs})
 	}
 	image, what := "", ""
 	if *treeMB > 0 {
@@ -66,9 +66,9 @@ func main() {
 		image, what = benchutil.DebianImage(), "Debian bookworm minbase"
 	}
 	for i, s := range subjects {
-		s.state = filepath.Join(work, fmt.Sprintf("state%d", i))
-		s.run = benchutil.Runner(s.silo, s.state)
-		benchutil.Check(s.run("image", "import", image, "--alias", "bench"))
+		s.Silo = benchutil.NewSilo(s.bin, filepath.Join(work, fmt.Sprintf("state%d", i)))
+		defer s.Close()
+		benchutil.Check(s.Run("image", "import", image, "--alias", "bench"))
 	}
 	fmt.Printf("image: %s; %d runs per figure; whole commands, medians [min-max]\n\n", what, *runs)
 
@@ -81,11 +81,11 @@ func main() {
 		var floor *benchutil.ZFSFloor
 		for _, s := range subjects {
 			s.create, s.snap, s.restore, s.list = nil, nil, nil, nil
-			benchutil.Check(s.run(args...))
+			benchutil.Check(s.Run(args...))
 			// The first create puts the image on the pool; it is not timed.
-			benchutil.Check(benchutil.LenientRunner(s.silo, s.state)("create", "bench", "w-"+driver, "--pool", pool))
+			benchutil.Check(s.RunLenient("create", "bench", "w-"+driver, "--pool", pool))
 			if driver == "zfs" && floor == nil {
-				floor = benchutil.NewZFSFloor(zpoolIn(s.state))
+				floor = benchutil.NewZFSFloor(zpoolIn(s.State))
 			}
 		}
 		// Round by round, so that the machine's drift weighs on every
@@ -93,11 +93,11 @@ func main() {
 		for i := range *runs {
 			for _, s := range subjects {
 				name := fmt.Sprintf("c%d-%s", i, driver)
-				s.create = append(s.create, benchutil.Timed(func() error { return s.run("create", "bench", name, "--pool", pool) }))
-				s.snap = append(s.snap, benchutil.Timed(func() error { return s.run("snapshot", "create", "w-"+driver) }))
+				s.create = append(s.create, benchutil.Timed(func() error { return s.Run("create", "bench", name, "--pool", pool) }))
+				s.snap = append(s.snap, benchutil.Timed(func() error { return s.Run("snapshot", "create", "w-"+driver) }))
 				// Restore the oldest snapshot: every newer one is kept.
-				s.restore = append(s.restore, benchutil.Timed(func() error { return s.run("snapshot", "restore", "w-"+driver, "snap0") }))
-				s.list = append(s.list, benchutil.Timed(func() error { return s.run("list") }))
+				s.restore = append(s.restore, benchutil.Timed(func() error { return s.Run("snapshot", "restore", "w-"+driver, "snap0") }))
+				s.list = append(s.list, benchutil.Timed(func() error { return s.Run("list") }))
 			}
 			if floor != nil {
 				floor.Run()
@@ -115,11 +115,11 @@ func main() {
 			fmt.Printf("      %s\n", floor)
 		}
 		for _, s := range subjects {
-			benchutil.Check(s.run("delete", "w-"+driver))
+			benchutil.Check(s.Run("delete", "w-"+driver))
 			for i := range *runs {
-				benchutil.Check(s.run("delete", fmt.Sprintf("c%d-%s", i, driver)))
+				benchutil.Check(s.Run("delete", fmt.Sprintf("c%d-%s", i, driver)))
 			}
-			benchutil.Check(s.run("pool", "delete", pool))
+			benchutil.Check(s.Run("pool", "delete", pool))
 		}
 	}
 	fmt.Println("\nLXD 5.0 on this kind of machine: create 396 ms, snapshot 215 ms, restore 275 ms")

@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/silo-dev/silo/hack/benchutil"
@@ -85,36 +84,15 @@ func main() {
 	}
 
 	// Ramp up: waves of launches, each instance waited for.
-	running := 0
-	var failed error
-	for running < *max && failed == nil {
-		n := min(*wave, *max-running)
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for k := range n {
-			name := fmt.Sprintf("m%d", running+k)
-			mu.Lock()
-			bench.Names = append(bench.Names, name)
-			mu.Unlock()
-			wg.Add(1)
-			args := []string{"launch", "debian", name, "--pool", "bench", "--wait", "--timeout", "5m"}
-			if k%2 == 1 {
-				args = append(args, "-c", "security.idmap.isolated=true")
-			}
-			go func() {
-				defer wg.Done()
-				if err := run(args...); err != nil {
-					mu.Lock()
-					failed = err
-					mu.Unlock()
-				}
-			}()
+	running, failed := benchutil.Waves(*max, *wave, func(i int) error {
+		name := fmt.Sprintf("m%d", i)
+		bench.Track(name)
+		args := []string{"launch", "debian", name, "--pool", "bench", "--wait", "--timeout", "5m"}
+		if i%2 == 1 {
+			args = append(args, "-c", "security.idmap.isolated=true")
 		}
-		wg.Wait()
-		if failed == nil {
-			running += n
-		}
-	}
+		return run(args...)
+	})
 	pss, dirty, monitors := monitorMemory()
 	fmt.Printf("\ninstances running at once: %d of %d asked", running, *max)
 	if failed != nil {
@@ -122,7 +100,7 @@ func main() {
 	}
 	fmt.Printf("\nmemory outside the containers, per instance: %.2f MiB proportional (%.2f MiB private) over %d monitors\n",
 		float64(pss)/float64(monitors)/(1<<20), float64(dirty)/float64(monitors)/(1<<20), monitors)
-	fmt.Printf("host memory available with them running: %s\n", memAvailable())
+	fmt.Printf("host memory available with them running: %s\n", benchutil.MemAvailable())
 }
 
 // monitorMemory sums the proportional and private dirty memory of every
@@ -156,14 +134,4 @@ func monitorMemory() (pss, private int64, n int) {
 		f.Close()
 	}
 	return pss, private, n
-}
-
-func memAvailable() string {
-	b, _ := os.ReadFile("/proc/meminfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
 }

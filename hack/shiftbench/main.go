@@ -29,8 +29,8 @@ func main() {
 	work, err := os.MkdirTemp("/var/tmp", "shiftbench-")
 	benchutil.Check(err)
 	defer os.RemoveAll(work)
-	silo, state := benchutil.BuildSilo(work), filepath.Join(work, "state")
-	run := benchutil.LenientRunner(silo, state) // zfs-fuse drops the image's xattrs with a warning
+	silo := benchutil.NewSilo(benchutil.BuildSilo(work), filepath.Join(work, "state"))
+	run := silo.RunLenient // zfs-fuse drops the image's xattrs with a warning
 	benchutil.Check(run("image", "import", benchutil.DebianImage(), "--alias", "debian"))
 	benchutil.Check(run("pool", "create", "zbench", "--driver", "zfs", "--size", "8GiB"))
 	var names []string
@@ -39,6 +39,7 @@ func main() {
 			_ = run("delete", "--force", n)
 		}
 		_ = run("pool", "delete", "zbench")
+		silo.Close()
 	}()
 	// The first create unpacks the base: not timed.
 	benchutil.Check(run("create", "debian", "p", "--pool", "zbench", "-c", "security.privileged=true"))
@@ -58,11 +59,11 @@ func main() {
 	for i := range shifted {
 		shift[i] = shifted[i] - benchutil.Median(clone)
 	}
-	fmt.Printf("zfs pool, Debian bookworm minbase with systemd (%d entries), %d runs\n", entries(state), *runs)
+	fmt.Printf("zfs pool, Debian bookworm minbase with systemd (%d entries), %d runs\n", entries(silo.State), *runs)
 	fmt.Printf("create, privileged (a clone):          %s\n", benchutil.Stat(clone))
 	fmt.Printf("create, isolated (a clone of a new shifted base): %s\n", benchutil.Stat(shifted))
 	fmt.Printf("the base's shift alone:                %s  (each: %v)\n", benchutil.Stat(shift), shift)
-	fmt.Printf("space of each image volume (zfs used): %s\n", shiftedUsed(zpool(state)))
+	fmt.Printf("space of each image volume (zfs used): %s\n", shiftedUsed(zpool(silo.State)))
 }
 
 // entries counts the entries of the privileged instance's tree, which are

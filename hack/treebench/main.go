@@ -17,9 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/silo-dev/silo/hack/benchutil"
@@ -36,11 +34,10 @@ func main() {
 	work, err := os.MkdirTemp("/var/tmp", "treebench-")
 	benchutil.Check(err)
 	defer os.RemoveAll(work)
-	silo := benchutil.BuildSilo(work)
-	run := benchutil.Runner(silo, filepath.Join(work, "state"))
-	out, err := exec.Command("hack/busybox-image.sh").Output()
-	benchutil.Check(err)
-	busybox := strings.TrimSpace(string(out))
+	silo := benchutil.NewSilo(benchutil.BuildSilo(work), filepath.Join(work, "state"))
+	defer silo.Close()
+	run := silo.Run
+	busybox := benchutil.BusyboxImage()
 	benchutil.Check(run("pool", "create", "bench", "--driver", "btrfs", "--size", fmt.Sprintf("%dMiB", *large*2+2048)))
 	defer run("pool", "delete", "bench")
 
