@@ -274,9 +274,14 @@ func desired(tx *store.Tx, e *Engine, n *store.Network) (network.Net, error) {
 		for _, dev := range nicsOn(x.Devices, n.Name) {
 			h, d := nicHost(x, dev), x.Devices[dev]
 			want.Hosts = append(want.Hosts, h.Host)
-			want.Filters = append(want.Filters, network.Filter{HostName: x.Config[volatileKey(dev, volHostName)],
+			f := network.Filter{HostName: x.Config[volatileKey(dev, volHostName)],
 				MAC: h.MAC, IPv4: h.IPv4, IPv6: h.IPv6, MACFiltering: d["security.mac_filtering"] == "true",
-				IPv4Filtering: d["security.ipv4_filtering"] == "true", IPv6Filtering: d["security.ipv6_filtering"] == "true"})
+				IPv4Filtering: d["security.ipv4_filtering"] == "true", IPv6Filtering: d["security.ipv6_filtering"] == "true"}
+			// A nic that filters nothing has no rules: the others' stay
+			// as they are when it comes or goes.
+			if f.MACFiltering || f.IPv4Filtering || f.IPv6Filtering {
+				want.Filters = append(want.Filters, f)
+			}
 		}
 		fw, err := natForwards(x, n.Name)
 		if err != nil {
