@@ -17,7 +17,7 @@ func expand(tx *store.Tx, inst *store.Instance) (map[string]string, store.Device
 			return nil, nil, fmt.Errorf("instance %s: %w", inst.Name, err)
 		}
 		maps.Copy(cfg, p.Config)
-		maps.Copy(devs, p.Devices.Clone())
+		maps.Copy(devs, p.Devices) // a copy already
 	}
 	maps.Copy(cfg, inst.Config)
 	maps.Copy(devs, inst.Devices.Clone())

@@ -102,7 +102,7 @@ func writeIn(root, p string, r io.Reader, mode os.FileMode, uid, gid int) error 
 		return err
 	}
 	defer unix.Close(pfd)
-	return writeAt(pfd, base, p, r, mode, uid, gid)
+	return writeAt(pfd, base, p, r, mode, uid, gid, true)
 }
 
 // writeAt writes r as the file base in directory dirfd, atomically and
@@ -110,7 +110,7 @@ func writeIn(root, p string, r io.Reader, mode os.FileMode, uid, gid int) error 
 // directory synced, so that neither a crash nor a power loss leaves a
 // half-written file, and a clone's new identity is on disk before the
 // store records the clone. p names it in errors.
-func writeAt(dirfd int, base, p string, r io.Reader, mode os.FileMode, uid, gid int) error {
+func writeAt(dirfd int, base, p string, r io.Reader, mode os.FileMode, uid, gid int, durable bool) error {
 	tmp := ".silo-push-" + newID("")
 	fd, err := unix.Openat(dirfd, tmp, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -129,11 +129,16 @@ func writeAt(dirfd int, base, p string, r io.Reader, mode os.FileMode, uid, gid 
 		if err := f.Chmod(mode); err != nil {
 			return err
 		}
-		if err := f.Sync(); err != nil {
-			return err
+		if durable {
+			if err := f.Sync(); err != nil {
+				return err
+			}
 		}
 		if err := unix.Renameat(dirfd, tmp, dirfd, base); err != nil {
 			return err
+		}
+		if !durable {
+			return nil
 		}
 		return fsutil.SyncDirAt(dirfd, ".")
 	}()

@@ -30,7 +30,7 @@ func giveIdentity(root, name string, s idmap.Shift) error {
 	if _, err := rand.Read(id); err != nil {
 		return err
 	}
-	if err := writeAt(etc, "machine-id", "/etc/machine-id", bytes.NewReader([]byte(hex.EncodeToString(id)+"\n")), 0o444, int(s.UID(0)), int(s.GID(0))); err != nil {
+	if err := writeAt(etc, "machine-id", "/etc/machine-id", bytes.NewReader([]byte(hex.EncodeToString(id)+"\n")), 0o444, int(s.UID(0)), int(s.GID(0)), true); err != nil {
 		return err
 	}
 	return hostnameAt(etc, name, s)
@@ -63,12 +63,13 @@ func openEtc(root string) (int, error) {
 // hostnameAt writes hostname in the /etc directory etc unless it already
 // says name, as root's for a volume shifted by s.
 func hostnameAt(etc int, name string, s idmap.Shift) error {
-	return etcFileAt(etc, "hostname", []byte(name+"\n"), s)
+	return etcFileAt(etc, "hostname", []byte(name+"\n"), s, true)
 }
 
 // etcFileAt writes file name in the /etc directory etc unless it already
-// holds want, as root's for a volume shifted by s.
-func etcFileAt(etc int, name string, want []byte, s idmap.Shift) error {
+// holds want, as root's for a volume shifted by s; durably unless every
+// start writes it anew.
+func etcFileAt(etc int, name string, want []byte, s idmap.Shift, durable bool) error {
 	if fd, err := unix.Openat(etc, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
 		f := os.NewFile(uintptr(fd), name)
 		buf := make([]byte, len(want)+1)
@@ -78,7 +79,7 @@ func etcFileAt(etc int, name string, want []byte, s idmap.Shift) error {
 			return nil
 		}
 	}
-	return writeAt(etc, name, "/etc/"+name, bytes.NewReader(want), 0o644, int(s.UID(0)), int(s.GID(0)))
+	return writeAt(etc, name, "/etc/"+name, bytes.NewReader(want), 0o644, int(s.UID(0)), int(s.GID(0)), durable)
 }
 
 // setResolvConf points the resolver of root at silo's dnsmasq, so that
@@ -96,5 +97,5 @@ func setResolvConf(root string, text []byte, s idmap.Shift) error {
 	if err := unix.Fstatat(etc, "resolv.conf", &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return nil
 	}
-	return etcFileAt(etc, "resolv.conf", text, s)
+	return etcFileAt(etc, "resolv.conf", text, s, false)
 }

@@ -43,16 +43,36 @@ type Network struct {
 	Created time.Time         `json:"created"`
 }
 
-// Profile returns the profile called name.
+// Profile returns the profile called name: a copy of its own, which the
+// caller may change.
 func (t *Tx) Profile(name string) (*Profile, error) {
-	return get[Profile](t, bucketProfiles, name, "profile")
+	p, ok := t.profiles[name]
+	if !ok {
+		var err error
+		if p, err = get[Profile](t, bucketProfiles, name, "profile"); err != nil {
+			return nil, err
+		}
+		if t.profiles == nil {
+			t.profiles = map[string]*Profile{}
+		}
+		t.profiles[name] = p
+	}
+	c := *p
+	c.Config, c.Devices = maps.Clone(p.Config), p.Devices.Clone()
+	return &c, nil
 }
 
 // PutProfile writes p.
-func (t *Tx) PutProfile(p *Profile) error { return put(t, bucketProfiles, p.Name, p) }
+func (t *Tx) PutProfile(p *Profile) error {
+	delete(t.profiles, p.Name)
+	return put(t, bucketProfiles, p.Name, p)
+}
 
 // DeleteProfile removes the profile called name.
-func (t *Tx) DeleteProfile(name string) error { return del(t, bucketProfiles, name, "profile") }
+func (t *Tx) DeleteProfile(name string) error {
+	delete(t.profiles, name)
+	return del(t, bucketProfiles, name, "profile")
+}
 
 // HasProfile reports whether a profile is called name.
 func (t *Tx) HasProfile(name string) bool { return has(t, bucketProfiles, name) }

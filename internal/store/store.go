@@ -76,7 +76,12 @@ func (s *Store) Update(fn func(*Tx) error) error {
 }
 
 // Tx is one transaction, with typed access to the records.
-type Tx struct{ tx *bolt.Tx }
+type Tx struct {
+	tx *bolt.Tx
+	// profiles caches the profiles read in this transaction: every
+	// instance's config is expanded through them, hundreds at a time.
+	profiles map[string]*Profile
+}
 
 var (
 	bucketMeta      = []byte("meta")
