@@ -131,6 +131,35 @@ func TestAttachBridged(t *testing.T) {
 	}
 }
 
+// A second nic, on another network, joins a namespace that has its
+// default routes already: it gets its addresses, and the routes stay.
+func TestAttachSecondNIC(t *testing.T) {
+	_, pid, first := instance(t, "silotn6", 36)
+	n2 := testNet(t, "silotn7", 37)
+	mustEnsure(t, n2)
+	second := bridged(n2, "vsilotn7", 10)
+	second.Name = "eth1"
+	if err := Attach(pid, second); err != nil {
+		t.Fatalf("a second nic: %v", err)
+	}
+	if out, err := inNS(pid, "ip", "-o", "addr", "show", "dev", "eth1"); err != nil || !strings.Contains(out, second.IPv4.String()) || !strings.Contains(out, second.IPv6.String()) {
+		t.Errorf("eth1's addresses: %s %v", out, err)
+	}
+	for _, family := range []string{"-4", "-6"} {
+		out, err := inNS(pid, "ip", family, "route", "show", "default")
+		gw := first.Gateway4
+		if family == "-6" {
+			gw = first.Gateway6
+		}
+		if err != nil || strings.Count(out, "default") != 1 || !strings.Contains(out, "via "+gw.String()+" dev eth0") {
+			t.Errorf("default routes %s with two nics: %s %v; want the first's alone", family, out, err)
+		}
+	}
+	if !ping(pid, netip.Addr{}, n2.IPv4.Addr()) {
+		t.Errorf("no answer from the second network's gateway %s", n2.IPv4.Addr())
+	}
+}
+
 func TestAttachUndoesOnFailure(t *testing.T) {
 	n := testNet(t, "silotn1", 31)
 	mustEnsure(t, n)
