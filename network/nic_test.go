@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -157,6 +158,34 @@ func TestAttachSecondNIC(t *testing.T) {
 	}
 	if !ping(pid, netip.Addr{}, n2.IPv4.Addr()) {
 		t.Errorf("no answer from the second network's gateway %s", n2.IPv4.Addr())
+	}
+}
+
+// The first nic on a new bridge has a default route from dnsmasq's router
+// advertisements at once: its solicitation is answered from the bridge's
+// link-local address, as router advertisements must come, even when it
+// comes as soon as the bridge has its first port (here, from a nic that
+// skips duplicate detection).
+func TestRouterAdvertisement(t *testing.T) {
+	n := testNet(t, "silotn8", 38)
+	mustEnsure(t, n)
+	pid := sandbox(t, true)
+	if out, err := inNS(pid, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if err := Attach(pid, bridged(n, "vsilotn8", 10)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	for {
+		out, err := inNS(pid, "ip", "-6", "route", "show", "default")
+		if err == nil && strings.Contains(out, "proto ra") && strings.Contains(out, "via fe80::") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no default route from a router advertisement after 4 s: %s %v", out, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
