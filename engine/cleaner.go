@@ -9,7 +9,6 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/network"
-	"github.com/silo-dev/silo/network/proxy"
 	"github.com/silo-dev/silo/storage"
 )
 
@@ -38,9 +37,11 @@ func (cl cleaner) Cleanup(ctx context.Context, c store.Cleanup) error {
 			errs = append(errs, fmt.Errorf("remove %s on pool %s: %w", ref.Volume, ref.Pool, err))
 		}
 	}
+	// Before the records are restored: they say what to take out.
+	if err := cl.e.unplugRefs(ctx, c.Devices); err != nil {
+		errs = append(errs, err)
+	}
 	if r := c.Restore; r != nil {
-		// Before the links and forwarders go: the records then no longer
-		// name them.
 		err := cl.e.store.Update(func(tx *store.Tx) error {
 			for _, inst := range r.Instances {
 				if err := tx.PutInstance(inst); err != nil {
@@ -61,15 +62,8 @@ func (cl cleaner) Cleanup(ctx context.Context, c store.Cleanup) error {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Bridge, err))
 		}
 	}
-	for _, l := range c.Links {
-		if err := network.DeleteVeth(l); err != nil {
-			errs = append(errs, fmt.Errorf("remove link %s: %w", l, err))
-		}
-	}
-	for _, p := range c.Proxies {
-		if err := proxy.Stop(p); err != nil {
-			errs = append(errs, err)
-		}
+	if err := cl.e.replugRefs(ctx, c.Devices); err != nil {
+		errs = append(errs, err)
 	}
 	for _, f := range c.Files {
 		if err := os.RemoveAll(f); err != nil {

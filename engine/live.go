@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -58,16 +59,8 @@ func (e *Engine) update(ctx context.Context, kind, target string, change func(tx
 			return err
 		}
 		for _, c := range changes {
-			for dev, d := range liveDevices(c.new) {
-				if _, had := liveDevices(c.old)[dev]; had {
-					continue
-				}
-				switch {
-				case d["type"] == DeviceNIC && nicType(d) == nicBridged:
-					rec.Undo.Links = append(rec.Undo.Links, c.new.Config[volatileKey(dev, volHostName)])
-				case d["type"] == DeviceProxy && d["nat"] != "true":
-					rec.Undo.Proxies = append(rec.Undo.Proxies, e.proxyPidFile(c.new.Name, dev))
-				}
+			for _, dev := range c.changed() {
+				rec.Undo.Devices = append(rec.Undo.Devices, store.DeviceRef{Instance: c.new.Name, Device: dev})
 			}
 		}
 		return nil
@@ -152,7 +145,7 @@ func checkInstance(tx *store.Tx, inst *store.Instance) error {
 }
 
 // applyLive carries changes out on the instances that run; on failure it
-// undoes what it did.
+// undoes the limits it changed, and the journal's undo the devices.
 func (e *Engine) applyLive(ctx context.Context, changes []liveChange) error {
 	undo := revert.New()
 	defer undo.Fail()
@@ -168,7 +161,7 @@ func (e *Engine) applyLive(ctx context.Context, changes []liveChange) error {
 			}
 			undo.Add(func() { _ = e.applyLimits(context.WithoutCancel(ctx), c.run, oldLimits) })
 		}
-		if err := e.replug(ctx, c, undo); err != nil {
+		if err := e.replug(ctx, c); err != nil {
 			return err
 		}
 	}
@@ -176,10 +169,30 @@ func (e *Engine) applyLive(ctx context.Context, changes []liveChange) error {
 	return nil
 }
 
+// changed lists the live devices that changed, came or went, by name.
+func (c liveChange) changed() []string {
+	oldDevs, newDevs := liveDevices(c.old), liveDevices(c.new)
+	all := map[string]bool{}
+	for _, devs := range []store.Devices{oldDevs, newDevs} {
+		for dev := range devs {
+			all[dev] = true
+		}
+	}
+	var out []string
+	for _, dev := range slices.Sorted(maps.Keys(all)) {
+		od, hadOld := oldDevs[dev]
+		nd, hasNew := newDevs[dev]
+		if !hadOld || !hasNew || !maps.Equal(od, nd) || !sameVolatile(c.old, c.new, dev) {
+			out = append(out, dev)
+		}
+	}
+	return out
+}
+
 // replug unplugs the devices of a running instance that changed or went,
 // and plugs those that changed or came, then brings its networks up to
-// date.
-func (e *Engine) replug(ctx context.Context, c liveChange, undo *revert.List) error {
+// date. On failure the journal's undo puts them back (see replugRefs).
+func (e *Engine) replug(ctx context.Context, c liveChange) error {
 	oldDevs, newDevs := liveDevices(c.old), liveDevices(c.new)
 	nets := map[string]bool{}
 	for _, devs := range []store.Devices{oldDevs, newDevs} {
@@ -189,30 +202,84 @@ func (e *Engine) replug(ctx context.Context, c liveChange, undo *revert.List) er
 			}
 		}
 	}
-	for _, dev := range slices.Sorted(maps.Keys(oldDevs)) {
-		if nd, ok := newDevs[dev]; ok && maps.Equal(nd, oldDevs[dev]) && sameVolatile(c.old, c.new, dev) {
-			continue
+	changed := c.changed()
+	for _, dev := range changed {
+		if _, ok := oldDevs[dev]; ok {
+			if err := e.unplug(ctx, c.run, c.old, dev); err != nil {
+				return err
+			}
 		}
-		if err := e.unplug(ctx, c.run, c.old, dev); err != nil {
-			return err
-		}
-		undo.Add(func() { _ = e.plug(context.WithoutCancel(ctx), c.run.Pid, c.old, dev) })
 	}
 	for _, n := range slices.Sorted(maps.Keys(nets)) {
 		if err := e.ensureNetwork(ctx, n); err != nil {
 			return err
 		}
 	}
-	for _, dev := range slices.Sorted(maps.Keys(newDevs)) {
-		if od, ok := oldDevs[dev]; ok && maps.Equal(od, newDevs[dev]) && sameVolatile(c.old, c.new, dev) {
-			continue
+	for _, dev := range changed {
+		if _, ok := newDevs[dev]; ok {
+			if err := e.plug(ctx, c.run.Pid, c.new, dev); err != nil {
+				return err
+			}
 		}
-		if err := e.plug(ctx, c.run.Pid, c.new, dev); err != nil {
-			return err
-		}
-		undo.Add(func() { _ = e.unplug(context.WithoutCancel(ctx), c.run, c.new, dev) })
 	}
 	return nil
+}
+
+// forRecordedDevices calls fn with each device that refs names, of a
+// running instance, as the records have it now; it skips the others.
+func (e *Engine) forRecordedDevices(refs []store.DeviceRef, fn func(run *store.Run, inst *store.Instance, dev string) error) error {
+	var errs []error
+	for _, ref := range refs {
+		var run *store.Run
+		var inst *store.Instance
+		err := e.store.View(func(tx *store.Tx) error {
+			raw, err := tx.Instance(ref.Instance)
+			if err != nil {
+				return err
+			}
+			if inst, err = expanded(tx, raw); err != nil {
+				return err
+			}
+			run, err = liveRun(tx, ref.Instance)
+			return err
+		})
+		if errors.Is(err, errkind.NotFound) || err == nil && (run == nil || inst.Devices[ref.Device] == nil) {
+			continue
+		}
+		if err == nil {
+			err = fn(run, inst, ref.Device)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("instance %s: %w", ref.Instance, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unplugRefs takes the devices refs names out of their running
+// instances, as the records have them now.
+func (e *Engine) unplugRefs(ctx context.Context, refs []store.DeviceRef) error {
+	return e.forRecordedDevices(refs, func(run *store.Run, inst *store.Instance, dev string) error {
+		return e.unplug(ctx, run, inst, dev)
+	})
+}
+
+// replugRefs brings the devices refs names, in their running instances,
+// to what the records now say: each is taken out, as a change that was
+// cut short may have left it, and plugged again if the records have it.
+// The networks follow the records too.
+func (e *Engine) replugRefs(ctx context.Context, refs []store.DeviceRef) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	err := e.forRecordedDevices(refs, func(run *store.Run, inst *store.Instance, dev string) error {
+		if err := e.unplug(ctx, run, inst, dev); err != nil {
+			return err
+		}
+		return e.plug(ctx, run.Pid, inst, dev)
+	})
+	e.refreshNetworks(ctx)
+	return err
 }
 
 // liveDevices are the devices that can change on a running instance.

@@ -131,6 +131,14 @@ func bridgeSysctls(n Net) error {
 	if err := sysctl(filepath.Join("net/ipv6/conf", n.Bridge, "accept_ra"), "0"); err != nil {
 		return err
 	}
+	// Nor wait on duplicate detection for its link-local address, which
+	// comes with the first nic: dnsmasq would answer that nic's router
+	// solicitation from the gateway's global address meanwhile, which
+	// the instance ignores, and it would have no default route until
+	// the next unsolicited advertisement, seconds later.
+	if err := sysctl(filepath.Join("net/ipv6/conf", n.Bridge, "accept_dad"), "0"); err != nil {
+		return err
+	}
 	if n.IPv6.IsValid() {
 		return enableIPv6Forwarding(n.Bridge)
 	}

@@ -29,7 +29,7 @@ import (
 // rulesLayout names the shape of what buildRules makes, and is part of
 // the stamp: bump it whenever that shape changes, so that the tables of
 // an older silo are rebuilt.
-const rulesLayout = "1"
+const rulesLayout = "2"
 
 const (
 	ipsDstNAT     = 0x20 // IPS_DST_NAT, the conntrack status bit of a DNATed connection
@@ -179,7 +179,12 @@ func buildRules(c *nftables.Conn, n Net, stamp string) error {
 		}
 		subnet := fam.subnet.Masked()
 		if fam.nat {
-			masquerade(nfproto(fam.nfproto), inPrefix(expr.PayloadBaseNetworkHeader, fam.saddr, subnet, expr.CmpOpEq), oif(expr.CmpOpNeq, n.Bridge))
+			// Not what the host sends to itself (through lo) from its address
+			// on the bridge: masquerading gives that another of the host's
+			// addresses, and a UDP service answers it from the address its
+			// route picks, which conntrack then takes for a new flow.
+			masquerade(nfproto(fam.nfproto), inPrefix(expr.PayloadBaseNetworkHeader, fam.saddr, subnet, expr.CmpOpEq),
+				oif(expr.CmpOpNeq, n.Bridge), oif(expr.CmpOpNeq, "lo"))
 		}
 		if hasForward(n, fam.subnet.Addr().Is4()) {
 			// Hairpin: an instance that reaches a forward to an instance on

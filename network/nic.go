@@ -197,11 +197,42 @@ func configure(h *netlink.Handle, nic NIC) error {
 		if !gw.IsValid() {
 			continue
 		}
+		// The namespace has one default route per family: a nic plugged
+		// after the one that has it, on another network, leaves it there
+		// and reaches its own subnet only.
+		has, err := hasDefaultRoute(h, gw)
+		if err != nil {
+			return err
+		}
+		if has {
+			continue
+		}
 		if err := h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
 			return fmt.Errorf("add default route via %s: %w", gw, err)
 		}
 	}
 	return nil
+}
+
+// hasDefaultRoute says whether the main table of h's namespace has a
+// default route of gw's family.
+func hasDefaultRoute(h *netlink.Handle, gw netip.Addr) (bool, error) {
+	family := netlink.FAMILY_V4
+	if gw.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	routes, err := dump(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return false, fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil || prefixOf(r.Dst).Bits() == 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Detach removes the nic from a running instance: the veth pair, through

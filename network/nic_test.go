@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -128,6 +129,63 @@ func TestAttachBridged(t *testing.T) {
 	}
 	if _, _, err := Counters(pid, "eth0"); !errors.Is(err, errkind.NotFound) {
 		t.Errorf("counters of a detached nic: %v, want NotFound", err)
+	}
+}
+
+// A second nic, on another network, joins a namespace that has its
+// default routes already: it gets its addresses, and the routes stay.
+func TestAttachSecondNIC(t *testing.T) {
+	_, pid, first := instance(t, "silotn6", 36)
+	n2 := testNet(t, "silotn7", 37)
+	mustEnsure(t, n2)
+	second := bridged(n2, "vsilotn7", 10)
+	second.Name = "eth1"
+	if err := Attach(pid, second); err != nil {
+		t.Fatalf("a second nic: %v", err)
+	}
+	if out, err := inNS(pid, "ip", "-o", "addr", "show", "dev", "eth1"); err != nil || !strings.Contains(out, second.IPv4.String()) || !strings.Contains(out, second.IPv6.String()) {
+		t.Errorf("eth1's addresses: %s %v", out, err)
+	}
+	for _, family := range []string{"-4", "-6"} {
+		out, err := inNS(pid, "ip", family, "route", "show", "default")
+		gw := first.Gateway4
+		if family == "-6" {
+			gw = first.Gateway6
+		}
+		if err != nil || strings.Count(out, "default") != 1 || !strings.Contains(out, "via "+gw.String()+" dev eth0") {
+			t.Errorf("default routes %s with two nics: %s %v; want the first's alone", family, out, err)
+		}
+	}
+	if !ping(pid, netip.Addr{}, n2.IPv4.Addr()) {
+		t.Errorf("no answer from the second network's gateway %s", n2.IPv4.Addr())
+	}
+}
+
+// The first nic on a new bridge has a default route from dnsmasq's router
+// advertisements at once: its solicitation is answered from the bridge's
+// link-local address, as router advertisements must come, even when it
+// comes as soon as the bridge has its first port (here, from a nic that
+// skips duplicate detection).
+func TestRouterAdvertisement(t *testing.T) {
+	n := testNet(t, "silotn8", 38)
+	mustEnsure(t, n)
+	pid := sandbox(t, true)
+	if out, err := inNS(pid, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if err := Attach(pid, bridged(n, "vsilotn8", 10)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	for {
+		out, err := inNS(pid, "ip", "-6", "route", "show", "default")
+		if err == nil && strings.Contains(out, "proto ra") && strings.Contains(out, "via fe80::") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no default route from a router advertisement after 4 s: %s %v", out, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

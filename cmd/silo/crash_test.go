@@ -12,6 +12,7 @@ import (
 // crashCase is a command and the steps it can be killed after.
 type crashCase struct {
 	kind  string
+	name  string // of its subtests, when kind is not enough; kind if empty
 	steps []string
 	// done lists the steps after which the operation is committed: the
 	// next command finishes it rather than undoing it.
@@ -154,12 +155,30 @@ func testCrashes(t *testing.T, e *env, driver string) {
 			state: func(e *env, n int) bool { return e.run("pool", "info", fmt.Sprintf("pd%d", n)).code == 3 },
 		},
 	}
+	runCrashes(t, e, cases, nil)
+}
+
+// runCrashes kills each case's command after each of its steps, then runs
+// any silo command, and checks that the records and the pools agree, that
+// check holds (if not nil), and that the operation is either done or
+// undone; undone, the same command then works.
+func runCrashes(t *testing.T, e *env, cases []crashCase, check func(e *env)) {
 	defer func() { e.t = t }()
+	checks := func() {
+		if check != nil {
+			check(e)
+		}
+		e.consistent()
+	}
 	n := 0
 	for _, c := range cases {
+		name := c.name
+		if name == "" {
+			name = c.kind
+		}
 		for _, step := range c.steps {
 			n++
-			t.Run(c.kind+"/"+step, func(t *testing.T) {
+			t.Run(name+"/"+step, func(t *testing.T) {
 				e.t = t
 				if c.setup != nil {
 					c.setup(e, n)
@@ -170,7 +189,7 @@ func testCrashes(t *testing.T, e *env, driver string) {
 					t.Fatalf("silo %v was not killed at %s/%s: exit %d, %s", c.cmd(n), c.kind, step, r.code, r.err)
 				}
 				e.ok("list") // any command recovers
-				e.consistent()
+				checks()
 				want := slices.Contains(c.done, step)
 				if got := c.state(e, n); got != want {
 					t.Fatalf("after a crash at %s/%s the operation is done: %v, want %v", c.kind, step, got, want)
@@ -178,7 +197,7 @@ func testCrashes(t *testing.T, e *env, driver string) {
 				if !want {
 					// Undone: the same command now works.
 					e.ok(c.cmd(n)...)
-					e.consistent()
+					checks()
 				}
 			})
 		}

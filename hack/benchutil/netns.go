@@ -7,13 +7,12 @@ import (
 	"log"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/silo-dev/silo/internal/testutil"
 )
 
 // NetNS is a network namespace: one that a benchmark made (under
@@ -57,31 +56,9 @@ func OpenNetNS(path string) (*NetNS, error) {
 }
 
 // Do runs fn on a thread in the namespace: the sockets fn opens and the
-// processes it starts are in it. The thread goes back to its own
-// namespace before other goroutines may run on it.
+// processes it starts are in it.
 func (n *NetNS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		own, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer own.Close()
-		if err := unix.Setns(int(n.f.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace %s: %w", n.f.Name(), err)
-			return
-		}
-		errc <- fn()
-		// A thread that cannot go back stays locked, and ends with
-		// the goroutine.
-		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	return <-errc
+	return testutil.DoInNetNS(n.f, fn)
 }
 
 // Start starts cmd in the namespace. A child inherits the namespace of the

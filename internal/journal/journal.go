@@ -199,7 +199,7 @@ func (o *Op) Warn(msg string, err error) {
 
 func isEmpty(c store.Cleanup) bool {
 	return len(c.Volumes) == 0 && len(c.Files) == 0 && c.Pool == nil && len(c.Networks) == 0 &&
-		len(c.Links) == 0 && len(c.Proxies) == 0 && c.Restore == nil
+		len(c.Devices) == 0 && c.Restore == nil
 }
 
 // Recover finishes or undoes each operation whose command died. It returns

@@ -16,10 +16,12 @@ type Cleanup struct {
 	Files   []string    `json:"files,omitempty"`
 	// Networks are managed networks whose every trace on the host goes.
 	Networks []NetworkRef `json:"networks,omitempty"`
-	// Links are host network interfaces (the host side of a veth).
-	Links []string `json:"links,omitempty"`
-	// Proxies are the pid files of port forwarders, which are stopped.
-	Proxies []string `json:"proxies,omitempty"`
+	// Devices are devices of running instances that the operation plugs or
+	// unplugs live. Each is taken out of its instance as the records have
+	// it before Restore, and plugged again as they have it after, so that
+	// the instance has it as its records say, whatever step the operation
+	// was at.
+	Devices []DeviceRef `json:"devices,omitempty"`
 	// Restore puts records back as they were before the operation.
 	Restore *Restore `json:"restore,omitempty"`
 	// Pool is destroyed, after the volumes.
@@ -30,6 +32,12 @@ type Cleanup struct {
 type Restore struct {
 	Instances []*Instance `json:"instances,omitempty"`
 	Profile   *Profile    `json:"profile,omitempty"`
+}
+
+// DeviceRef names a device of an instance.
+type DeviceRef struct {
+	Instance string `json:"instance"`
+	Device   string `json:"device"`
 }
 
 // NetworkRef names what a managed network has on the host.

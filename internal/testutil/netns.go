@@ -3,12 +3,16 @@ package testutil
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // NetNS makes a network namespace of its own for a test, with its
@@ -47,4 +51,33 @@ func InNetNS(ns string, argv ...string) *exec.Cmd {
 	cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + ns}, argv...)...)
 	cmd.Env = os.Environ()
 	return cmd
+}
+
+// DoInNetNS runs fn on an OS thread in the network namespace ns (a file
+// under /run/netns, or a process's /proc/PID/ns/net, open): the sockets
+// fn opens, and the processes it starts, are in it. The thread goes back
+// to its own namespace before other goroutines may run on it.
+func DoInNetNS(ns *os.File, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		own, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer own.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter network namespace %s: %w", ns.Name(), err)
+			return
+		}
+		errc <- fn()
+		// A thread that cannot go back stays locked, and ends with the
+		// goroutine.
+		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	return <-errc
 }
