@@ -122,7 +122,11 @@ func (e *Engine) DeleteNetwork(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return o.Commit(ctx, func(tx *store.Tx) error { return tx.DeleteNetwork(name) })
+	if err := o.Commit(ctx, func(tx *store.Tx) error { return tx.DeleteNetwork(name) }); err != nil {
+		return err
+	}
+	// The last network leaves no directory of networks behind.
+	return fsutil.RemoveIfEmpty(filepath.Dir(e.networkDir(name)))
 }
 
 // SetNetwork changes a network's config and brings the host to it. Its
