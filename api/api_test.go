@@ -34,7 +34,7 @@ var shapes = map[string]any{
 			Memory: InstanceStateMemory{Usage: 655360}, Disk: map[string]InstanceStateDisk{RootDevice: {Usage: 1 << 20}},
 			Network: map[string]InstanceStateNetwork{"eth0": {
 				Addresses: []InstanceStateNetworkAddress{{Family: "inet", Address: "10.87.1.10", Netmask: "24", Scope: "global"}},
-				Counters:  InstanceStateNetworkCounters{BytesReceived: 1200, BytesSent: 800, PacketsReceived: 12, PacketsSent: 8},
+				Counters:  InstanceStateNetworkCounters{BytesReceived: 1200, BytesSent: 800},
 				Hwaddr:    "00:16:3e:5a:01:02", HostName: "veth5a0102", State: "up", Type: "broadcast"}},
 			StartedAt: started},
 		Snapshots:  []InstanceSnapshot{{Name: "snap0", CreatedAt: created}},

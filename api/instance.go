@@ -104,8 +104,8 @@ type InstanceState struct {
 	// every tree on dir pools).
 	Disk map[string]InstanceStateDisk `json:"disk,omitempty"`
 	// Network maps each nic, by its name inside, to its addresses and
-	// counters: the addresses silo gave it when stopped, and what the
-	// kernel says when running.
+	// counters: the addresses silo gave it, and, while it runs, the
+	// traffic the kernel counts.
 	Network map[string]InstanceStateNetwork `json:"network,omitempty"`
 	// StartedAt is when the instance's init started; absent when stopped.
 	StartedAt time.Time `json:"started_at,omitzero"`
@@ -143,10 +143,8 @@ type InstanceStateNetworkAddress struct {
 // InstanceStateNetworkCounters are the traffic through a nic, as the
 // instance sees it.
 type InstanceStateNetworkCounters struct {
-	BytesReceived   int64 `json:"bytes_received"`
-	BytesSent       int64 `json:"bytes_sent"`
-	PacketsReceived int64 `json:"packets_received"`
-	PacketsSent     int64 `json:"packets_sent"`
+	BytesReceived int64 `json:"bytes_received"`
+	BytesSent     int64 `json:"bytes_sent"`
 }
 
 // InstanceStateMemory is the memory an instance uses.

@@ -335,7 +335,7 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 	}
 	// Where the pool cannot idmap, an unprivileged instance's trees are
 	// shifted into its map as they are unpacked.
-	m, err := instanceMap(inst)
+	m, err := im.e.instanceMapOf(inst)
 	if err == nil {
 		inst.Shift, err = im.e.diskShift(root, m)
 	}

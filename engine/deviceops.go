@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"maps"
 
 	"github.com/silo-dev/silo/errkind"
@@ -86,6 +87,9 @@ func (e *Engine) SetDevice(ctx context.Context, o Owner, name string, set map[st
 		if err := checkDevice(name, d); err != nil {
 			return err
 		}
+		if err := checkParent(name, d); err != nil {
+			return err
+		}
 		own[name] = d
 		return nil
 	})
@@ -97,7 +101,7 @@ func (e *Engine) RemoveDevice(ctx context.Context, o Owner, name string) error {
 	return e.editDevices(ctx, o, func(own, inherited store.Devices) error {
 		if _, ok := own[name]; !ok {
 			if _, ok := inherited[name]; ok {
-				return errkind.Wrap(errkind.Invalid, "device %s of %s comes from its profiles: change the profile, or hide it with `device add %s %s none`", name, o, o.Name, name)
+				return errkind.Wrap(errkind.Invalid, "device %s of %s comes from its profiles: change the profile, or hide it with `silo config device add %s %s none`", name, o, o.Name, name)
 			}
 			return errkind.Wrap(errkind.NotFound, "%s has no device %s", o, name)
 		}
@@ -106,27 +110,21 @@ func (e *Engine) RemoveDevice(ctx context.Context, o Owner, name string) error {
 	})
 }
 
-// Devices returns o's devices: its own, or with expanded those its
-// profiles give it too.
-func (e *Engine) Devices(o Owner, expandedToo bool) (store.Devices, error) {
+// Devices returns o's own devices.
+func (e *Engine) Devices(o Owner) (store.Devices, error) {
 	var out store.Devices
 	err := e.store.View(func(tx *store.Tx) error {
 		if o.Profile {
 			p, err := tx.Profile(o.Name)
 			if err == nil {
-				out = p.Devices.Clone()
+				out = p.Devices
 			}
 			return err
 		}
 		inst, err := tx.Instance(o.Name)
-		if err != nil {
-			return err
+		if err == nil {
+			out = inst.Devices
 		}
-		if !expandedToo {
-			out = inst.Devices.Clone()
-			return nil
-		}
-		_, out, err = expand(tx, inst)
 		return err
 	})
 	if out == nil {
@@ -157,6 +155,11 @@ func (e *Engine) SetProfileConfig(ctx context.Context, name string, set map[stri
 // ReplaceProfile puts p in place of the profile of its name, as
 // `profile edit` gives it.
 func (e *Engine) ReplaceProfile(ctx context.Context, p *store.Profile) error {
+	for name, d := range p.Devices {
+		if err := checkParent(name, d); err != nil {
+			return fmt.Errorf("profile %s: %w", p.Name, err)
+		}
+	}
 	return e.UpdateProfile(ctx, p.Name, func(cur *store.Profile) error {
 		cur.Description, cur.Config, cur.Devices = p.Description, p.Config, p.Devices
 		return nil

@@ -53,12 +53,19 @@ func ParseDevice(name, typ string, pairs []string) (store.Device, error) {
 	if err := checkDevice(name, d); err != nil {
 		return nil, err
 	}
+	return d, checkParent(name, d)
+}
+
+// checkParent checks, as a device is given, that the host interface a
+// macvlan nic sits on exists. (A parent that goes away later only stops
+// the instance's next start, saying why.)
+func checkParent(name string, d store.Device) error {
 	if p := d["parent"]; p != "" {
 		if _, err := net.InterfaceByName(p); err != nil {
-			return nil, errkind.Wrap(errkind.NotFound, "device %s: the host has no interface %s (parent=)", name, p)
+			return errkind.Wrap(errkind.NotFound, "device %s: the host has no interface %s (parent=)", name, p)
 		}
 	}
-	return d, nil
+	return nil
 }
 
 // checkDevice checks one device on its own: its name, type, keys and

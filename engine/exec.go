@@ -17,10 +17,23 @@ import (
 	"github.com/silo-dev/silo/runtime/monitor"
 )
 
-// runningInstance returns the config and the live run of instance name, or
+// runningInstance returns instance name, expanded, and its live run, or
 // says that it does not run.
 func (e *Engine) runningInstance(name string) (*store.Instance, *store.Run, error) {
-	inst, run, err := e.instanceRun(name)
+	var inst *store.Instance
+	var run *store.Run
+	err := e.store.View(func(tx *store.Tx) error {
+		raw, err := tx.Instance(name)
+		if err != nil {
+			return err
+		}
+		// What it runs with: its profiles' environment too.
+		if inst, err = expanded(tx, raw); err != nil {
+			return err
+		}
+		run, err = tx.Run(name)
+		return err
+	})
 	if err == nil && (run == nil || !live(run)) {
 		err = errkind.Wrap(errkind.Busy, "instance %q is not running", name)
 	}

@@ -37,9 +37,11 @@ func privileged(cfg map[string]string) bool { return cfg[KeyPrivileged] == "true
 // the transaction that writes inst, so that two commands cannot hand out
 // one range twice.
 func allocIdmap(tx *store.Tx, inst *store.Instance) error {
-	cfg := inst.Config
+	cfg, _, err := expand(tx, inst) // a profile may make it isolated
+	if err != nil {
+		return err
+	}
 	var root idmap.Map
-	var err error
 	if !privileged(cfg) {
 		if root, err = rootMap(); err != nil {
 			return err // refused now, not at the instance's start
@@ -129,7 +131,18 @@ func overlappingRanges(insts []*store.Instance) []string {
 	return out
 }
 
-// instanceMap is the map inst boots under: nil when it is privileged.
+// instanceMapOf is the map inst boots under, with its profiles' config.
+func (e *Engine) instanceMapOf(inst *store.Instance) (*idmap.Map, error) {
+	var x *store.Instance
+	err := e.store.View(func(tx *store.Tx) (err error) { x, err = expanded(tx, inst); return err })
+	if err != nil {
+		return nil, err
+	}
+	return instanceMap(x)
+}
+
+// instanceMap is the map inst (expanded) boots under: nil when it is
+// privileged.
 func instanceMap(inst *store.Instance) (*idmap.Map, error) {
 	if privileged(inst.Config) {
 		return nil, nil

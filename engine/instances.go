@@ -97,7 +97,7 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	if err != nil {
 		return nil, err
 	}
-	m, err := instanceMap(inst)
+	m, err := e.instanceMapOf(inst)
 	if err == nil {
 		base, inst.Shift, err = e.cloneBase(ctx, d, pool, fp, base, m)
 	}
@@ -381,7 +381,7 @@ func (e *Engine) copyAcross(ctx context.Context, src storage.Volumes, ref storag
 	if err != nil {
 		return nil, err
 	}
-	m, err := instanceMap(inst)
+	m, err := e.instanceMapOf(inst)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,11 @@ type liveChange struct {
 // devices live, the rest at its next start. A change that cannot be
 // carried out is not recorded.
 func (e *Engine) UpdateInstance(ctx context.Context, name string, fn func(inst *store.Instance) error) error {
+	unlock, err := e.lockInstances([]string{name})
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return e.update(ctx, "update", name, func(tx *store.Tx, undo *store.Restore) ([]*store.Instance, error) {
 		inst, err := tx.Instance(name)
 		if err != nil {
@@ -75,6 +80,27 @@ func (e *Engine) update(ctx context.Context, kind, target string, change func(tx
 	return o.Commit(ctx, func(*store.Tx) error { return nil })
 }
 
+// lockInstances takes the locks of instances names, in order, which
+// starts and stops take too: a change of devices is carried to a running
+// instance whole, never beside a start that reads them. unlock lets go.
+func (e *Engine) lockInstances(names []string) (unlock func(), err error) {
+	var held []interface{ Close() error }
+	unlock = func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}
+	for _, name := range slices.Sorted(slices.Values(names)) {
+		l, err := e.instanceLock(name)
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		held = append(held, l)
+	}
+	return unlock, nil
+}
+
 func cloneInstance(inst *store.Instance) *store.Instance {
 	c := *inst
 	c.Config, c.Devices, c.Profiles = maps.Clone(inst.Config), inst.Devices.Clone(), slices.Clone(inst.Profiles)
@@ -91,30 +117,17 @@ func (e *Engine) settle(tx *store.Tx, before []*store.Instance) ([]liveChange, e
 		if err != nil {
 			return nil, err
 		}
-		if err := checkInstance(tx, inst); err != nil {
-			return nil, err
-		}
-		x, err := expanded(tx, inst)
+		x, err := settleRecord(tx, inst)
 		if err != nil {
 			return nil, err
 		}
-		if err := allocNICs(tx, inst, x.Devices); err != nil {
-			return nil, fmt.Errorf("instance %s: %w", inst.Name, err)
-		}
-		if err := allocIdmap(tx, inst); err != nil {
-			return nil, err
-		}
-		if err := tx.PutInstance(inst); err != nil {
-			return nil, err
-		}
 		run, err := liveRun(tx, inst.Name)
-		if err != nil || run == nil {
-			continue
-		}
-		if x, err = expanded(tx, inst); err != nil {
+		if err != nil {
 			return nil, err
 		}
-		changes = append(changes, liveChange{run: run, old: old, new: x})
+		if run != nil {
+			changes = append(changes, liveChange{run: run, old: old, new: x})
+		}
 	}
 	return changes, nil
 }
@@ -194,14 +207,6 @@ func (c liveChange) changed() []string {
 // date. On failure the journal's undo puts them back (see replugRefs).
 func (e *Engine) replug(ctx context.Context, c liveChange) error {
 	oldDevs, newDevs := liveDevices(c.old), liveDevices(c.new)
-	nets := map[string]bool{}
-	for _, devs := range []store.Devices{oldDevs, newDevs} {
-		for _, d := range devs {
-			if d["type"] == DeviceNIC && nicType(d) == nicBridged {
-				nets[d["network"]] = true
-			}
-		}
-	}
 	changed := c.changed()
 	for _, dev := range changed {
 		if _, ok := oldDevs[dev]; ok {
@@ -210,7 +215,7 @@ func (e *Engine) replug(ctx context.Context, c liveChange) error {
 			}
 		}
 	}
-	for _, n := range slices.Sorted(maps.Keys(nets)) {
+	for _, n := range bridgedNetworks(oldDevs, newDevs) {
 		if err := e.ensureNetwork(ctx, n); err != nil {
 			return err
 		}
@@ -328,18 +333,32 @@ func (e *Engine) SetConfig(ctx context.Context, name string, set map[string]stri
 // for: the one found when its operation began, if no command that
 // committed since took it.
 func putNewInstance(tx *store.Tx, inst *store.Instance) error {
+	_, err := settleRecord(tx, inst)
+	return err
+}
+
+// settleRecord checks inst, gives it what its devices and config ask
+// (nic addresses, an isolated range), checks its kernel forwards, and
+// writes it. It returns inst expanded.
+func settleRecord(tx *store.Tx, inst *store.Instance) (*store.Instance, error) {
 	if err := checkInstance(tx, inst); err != nil {
-		return err
+		return nil, err
 	}
 	x, err := expanded(tx, inst)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := allocNICs(tx, inst, x.Devices); err != nil {
-		return fmt.Errorf("instance %s: %w", inst.Name, err)
+		return nil, fmt.Errorf("instance %s: %w", inst.Name, err)
 	}
 	if err := allocIdmap(tx, inst); err != nil {
-		return err
+		return nil, err
 	}
-	return tx.PutInstance(inst)
+	if x, err = expanded(tx, inst); err != nil {
+		return nil, err
+	}
+	if err := checkNAT(tx, x); err != nil {
+		return nil, err
+	}
+	return x, tx.PutInstance(inst)
 }

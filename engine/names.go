@@ -27,12 +27,15 @@ var nameRules = map[string]nameRule{
 	"snapshot": {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	"alias":    {max: 128, extra: "_./:-", desc: "letters, digits, '.', '_', ':', '/' and '-', at most 128"},
 	"profile":  {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
-	"device":   {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
+	// A device's name is a part of its volatile keys, which dots join.
+	"device": {max: 63, extra: "_-", desc: "letters, digits, '_' and '-', at most 63"},
 	// A network's name is its bridge's, and a nic's name inside is an
 	// interface's: the kernel takes at most 15 characters.
-	"network":   {max: 15, extra: "_-", letterFirst: true, desc: "letters, digits, '_' and '-', starting with a letter, at most 15"},
-	"interface": {max: 15, extra: "_-", letterFirst: true, desc: "letters, digits, '_' and '-', starting with a letter, at most 15"},
+	"network":   ifname,
+	"interface": ifname,
 }
+
+var ifname = nameRule{max: 15, extra: "_-", letterFirst: true, desc: "letters, digits, '_' and '-', starting with a letter, at most 15"}
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 func isAlnum(c byte) bool  { return isLetter(c) || '0' <= c && c <= '9' }

@@ -84,6 +84,13 @@ func isDomain(v string) bool {
 	return true
 }
 
+// newNetwork is the record of a new network as LXD makes one by default:
+// automatic subnets of both families, NAT, and silo's DNS domain.
+func newNetwork(name string) *store.Network {
+	return &store.Network{Name: name, Bridge: name, Created: time.Now().UTC(),
+		Config: map[string]string{netIPv4: "auto", netIPv4NAT: "true", netIPv6: "auto", netIPv6NAT: "true", netDomain: defaultDomain}}
+}
+
 // networkFor returns the record of the network a nic names, making the
 // default network's record on first use.
 func networkFor(tx *store.Tx, name string) (*store.Network, error) {
@@ -91,8 +98,7 @@ func networkFor(tx *store.Tx, name string) (*store.Network, error) {
 	if !errors.Is(err, errkind.NotFound) || name != store.DefaultNetwork {
 		return n, err
 	}
-	n = &store.Network{Name: name, Bridge: name, Created: time.Now().UTC(),
-		Config: map[string]string{netIPv4: "auto", netIPv4NAT: "true", netIPv6: "auto", netIPv6NAT: "true", netDomain: defaultDomain}}
+	n = newNetwork(name)
 	if err := resolveSubnets(tx, n); err != nil {
 		return nil, err
 	}
@@ -119,17 +125,18 @@ func resolveSubnets(tx *store.Tx, n *store.Network) error {
 			}
 		}
 	}
-	for _, k := range []string{netIPv4, netIPv6} {
-		if n.Config[k] == "auto" {
-			v4, v6, err := network.AutoSubnets(avoid...)
-			if err != nil {
-				return fmt.Errorf("network %s: %w", n.Name, err)
-			}
-			if n.Config[k] = v6.String(); k == netIPv4 {
-				n.Config[k] = v4.String()
-			}
-			continue
+	if n.Config[netIPv4] == "auto" || n.Config[netIPv6] == "auto" {
+		v4, v6, err := network.AutoSubnets(avoid...)
+		if err != nil {
+			return fmt.Errorf("network %s: %w", n.Name, err)
 		}
+		for k, p := range map[string]netip.Prefix{netIPv4: v4, netIPv6: v6} {
+			if n.Config[k] == "auto" {
+				n.Config[k] = p.String()
+			}
+		}
+	}
+	for _, k := range []string{netIPv4, netIPv6} {
 		p, err := netConfigPrefix(n, k)
 		if err != nil || !p.IsValid() {
 			continue

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -11,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
-	"time"
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
@@ -21,10 +21,15 @@ import (
 	"github.com/silo-dev/silo/network/proxy"
 )
 
+// user is what has a nic on a network: an instance or a profile.
+type user struct{ kind, name string }
+
+func (u user) String() string { return u.kind + " " + u.name }
+
 // networkUsers lists what has a nic on network name: instances (by their
 // devices once expanded) and profiles.
-func networkUsers(tx *store.Tx, name string) ([]string, error) {
-	var out []string
+func networkUsers(tx *store.Tx, name string) ([]user, error) {
+	var out []user
 	insts, err := tx.Instances()
 	if err != nil {
 		return nil, err
@@ -35,7 +40,7 @@ func networkUsers(tx *store.Tx, name string) ([]string, error) {
 			return nil, err
 		}
 		if len(nicsOn(devs, name)) > 0 {
-			out = append(out, api.Path("instances", inst.Name))
+			out = append(out, user{"instance", inst.Name})
 		}
 	}
 	ps, err := tx.Profiles()
@@ -44,10 +49,24 @@ func networkUsers(tx *store.Tx, name string) ([]string, error) {
 	}
 	for _, p := range ps {
 		if len(nicsOn(p.Devices, name)) > 0 {
-			out = append(out, api.Path("profiles", p.Name))
+			out = append(out, user{"profile", p.Name})
 		}
 	}
 	return out, nil
+}
+
+// bridgedNetworks lists the networks that the bridged nics of the device
+// sets are on.
+func bridgedNetworks(sets ...store.Devices) []string {
+	nets := map[string]bool{}
+	for _, devs := range sets {
+		for _, d := range devs {
+			if d["type"] == DeviceNIC && nicType(d) == nicBridged {
+				nets[d["network"]] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(nets))
 }
 
 // nicsOn names the bridged nics among devs that are on network name.
@@ -72,8 +91,7 @@ func (e *Engine) CreateNetwork(ctx context.Context, name string, cfg map[string]
 	if err := checkName("network", name); err != nil {
 		return err
 	}
-	n := &store.Network{Name: name, Bridge: name, Created: time.Now().UTC(),
-		Config: map[string]string{netIPv4: "auto", netIPv4NAT: "true", netIPv6: "auto", netIPv6NAT: "true", netDomain: defaultDomain}}
+	n := newNetwork(name)
 	for k, v := range cfg {
 		if err := checkNetworkConfig(k, v); err != nil {
 			return err
@@ -94,7 +112,7 @@ func (e *Engine) CreateNetwork(ctx context.Context, name string, cfg map[string]
 	if err != nil {
 		return err
 	}
-	if err := e.ensure(ctx, n); err != nil {
+	if err := e.ensure(ctx, name, n, ""); err != nil {
 		return o.Fail(ctx, fmt.Errorf("create network %s: %w", name, err))
 	}
 	o.Step("ensured")
@@ -103,6 +121,12 @@ func (e *Engine) CreateNetwork(ctx context.Context, name string, cfg map[string]
 
 // DeleteNetwork removes a network nothing uses, and every trace of it.
 func (e *Engine) DeleteNetwork(ctx context.Context, name string) error {
+	// No ensure may bring it back half-way.
+	lock, err := e.networkLock(name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	o, err := e.journal.Begin("network-delete", name, func(tx *store.Tx, rec *store.Op) error {
 		n, err := tx.Network(name)
 		if err != nil {
@@ -138,31 +162,34 @@ func (e *Engine) SetNetwork(ctx context.Context, name string, set map[string]str
 		}
 	}
 	for _, k := range unset {
-		if err := checkNetworkConfig(k, "none"); err != nil && !slices.Contains(networkKeys, k) {
-			return err
+		if !slices.Contains(networkKeys, k) {
+			return checkNetworkConfig(k, "")
 		}
 	}
-	var n *store.Network
+	var before *store.Network
 	err := e.store.Update(func(tx *store.Tx) error {
-		var err error
-		if n, err = tx.Network(name); err != nil {
+		n, err := tx.Network(name)
+		if err != nil {
 			return err
 		}
-		old := maps.Clone(n.Config)
+		before = &store.Network{Name: n.Name, Bridge: n.Bridge, Config: maps.Clone(n.Config), Created: n.Created}
 		maps.Copy(n.Config, set)
 		for _, k := range unset {
 			delete(n.Config, k)
 		}
 		for _, k := range []string{netIPv4, netIPv6} {
-			if n.Config[k] == old[k] {
+			if n.Config[k] == before.Config[k] {
 				continue
 			}
+			// Only instances hold addresses; a profile's nic has none.
 			users, err := networkUsers(tx, name)
 			if err != nil {
 				return err
 			}
-			if len(users) > 0 {
-				return errkind.Wrap(errkind.Busy, "network %s: %s cannot change while %s has a nic on it", name, k, users[0])
+			for _, u := range users {
+				if u.kind == "instance" {
+					return errkind.Wrap(errkind.Busy, "network %s: %s cannot change while %s has an address in it", name, k, u)
+				}
 			}
 		}
 		if err := resolveSubnets(tx, n); err != nil {
@@ -173,7 +200,13 @@ func (e *Engine) SetNetwork(ctx context.Context, name string, set map[string]str
 	if err != nil {
 		return err
 	}
-	return e.ensureNetwork(ctx, name)
+	if err := e.ensureNetwork(ctx, name); err != nil {
+		// The host keeps what it had: so does the record.
+		_ = e.store.Update(func(tx *store.Tx) error { return tx.PutNetwork(before) })
+		_ = e.ensureNetwork(context.WithoutCancel(ctx), name)
+		return err
+	}
+	return nil
 }
 
 // Networks lists the networks.
@@ -215,8 +248,12 @@ func apiNetwork(tx *store.Tx, n *store.Network) (*api.Network, error) {
 	if _, err := net.InterfaceByName(n.Bridge); err != nil {
 		status = "Unavailable"
 	}
+	usedBy := []string{}
+	for _, u := range users {
+		usedBy = append(usedBy, api.Path(u.kind+"s", u.name))
+	}
 	return &api.Network{Name: n.Name, Type: "bridge", Managed: true, Config: orEmpty(maps.Clone(n.Config)),
-		Status: status, UsedBy: append([]string{}, users...), CreatedAt: n.Created}, nil
+		Status: status, UsedBy: usedBy, CreatedAt: n.Created}, nil
 }
 
 // host is a nic on a network, as its dnsmasq and rules know it.
@@ -253,8 +290,9 @@ func nicHost(inst *store.Instance, dev string) host {
 }
 
 // desired is the whole state network n should have on the host, from
-// the records.
-func desired(tx *store.Tx, e *Engine, n *store.Network) (network.Net, error) {
+// the records: the kernel forwards of the instances that run, and of
+// starting, whose start is under way.
+func desired(tx *store.Tx, e *Engine, n *store.Network, starting string) (network.Net, error) {
 	v4, err := netConfigPrefix(n, netIPv4)
 	if err != nil {
 		return network.Net{}, err
@@ -263,7 +301,7 @@ func desired(tx *store.Tx, e *Engine, n *store.Network) (network.Net, error) {
 	if err != nil {
 		return network.Net{}, err
 	}
-	// NAT is on by default, for the families that have a subnet.
+	// NAT only for a family that has a subnet.
 	want := network.Net{Name: n.Name, Bridge: n.Bridge, IPv4: v4, IPv4NAT: v4.IsValid() && n.Config[netIPv4NAT] == "true",
 		IPv6: v6, IPv6NAT: v6.IsValid() && n.Config[netIPv6NAT] == "true", Domain: n.Config[netDomain], Dir: e.networkDir(n.Name)}
 	insts, err := tx.Instances()
@@ -287,18 +325,20 @@ func desired(tx *store.Tx, e *Engine, n *store.Network) (network.Net, error) {
 				want.Filters = append(want.Filters, f)
 			}
 		}
-		fw, err := natForwards(x, n.Name)
-		if err != nil {
-			return want, err
+		if inst.Name != starting {
+			if run, err := liveRun(tx, inst.Name); err != nil || run == nil {
+				continue
+			}
 		}
-		want.Forwards = append(want.Forwards, fw...)
+		want.Forwards = append(want.Forwards, natForwards(x, n.Name)...)
 	}
 	return want, nil
 }
 
 // natForwards are the kernel forwards of inst's proxies with nat=true
-// into its address on network name.
-func natForwards(inst *store.Instance, name string) ([]network.Forward, error) {
+// into its address on network name. checkNAT vetted them when they were
+// recorded.
+func natForwards(inst *store.Instance, name string) []network.Forward {
 	var out []network.Forward
 	nics := nicsOn(inst.Devices, name)
 	for _, dev := range slices.Sorted(maps.Keys(inst.Devices)) {
@@ -310,7 +350,7 @@ func natForwards(inst *store.Instance, name string) ([]network.Forward, error) {
 		c, _ := proxy.ParseEndpoint(d["connect"])
 		target, err := natTarget(inst, dev, c.Addr.Addr())
 		if err != nil {
-			return nil, err
+			continue
 		}
 		for _, nic := range nics {
 			if a, _ := netip.ParseAddr(inst.Config[volatileKey(nic, volIPv4)]); a == target {
@@ -318,7 +358,60 @@ func natForwards(inst *store.Instance, name string) ([]network.Forward, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
+}
+
+// checkNAT checks the proxies with nat=true of inst (expanded, its nics
+// given their addresses): each forwards IPv4 to the instance's own
+// address, and listens where no other instance's does.
+func checkNAT(tx *store.Tx, inst *store.Instance) error {
+	type listen struct {
+		proto string
+		port  uint16
+	}
+	mine := map[listen]netip.Addr{}
+	for _, dev := range slices.Sorted(maps.Keys(inst.Devices)) {
+		d := inst.Devices[dev]
+		if d["type"] != DeviceProxy || d["nat"] != "true" {
+			continue
+		}
+		l, _ := proxy.ParseEndpoint(d["listen"])
+		c, _ := proxy.ParseEndpoint(d["connect"])
+		if !l.Addr.Addr().Is4() || !c.Addr.Addr().Is4() {
+			return errkind.Wrap(errkind.Invalid, "device %s: nat=true forwards IPv4 only: listen and connect on IPv4 addresses, or forward in userspace (nat=false)", dev)
+		}
+		if _, err := natTarget(inst, dev, c.Addr.Addr()); err != nil {
+			return err
+		}
+		mine[listen{l.Proto, l.Addr.Port()}] = l.Addr.Addr()
+	}
+	if len(mine) == 0 {
+		return nil
+	}
+	insts, err := tx.Instances()
+	if err != nil {
+		return err
+	}
+	for _, other := range insts {
+		if other.Name == inst.Name {
+			continue
+		}
+		x, err := expanded(tx, other)
+		if err != nil {
+			return err
+		}
+		for dev, d := range x.Devices {
+			if d["type"] != DeviceProxy || d["nat"] != "true" {
+				continue
+			}
+			l, _ := proxy.ParseEndpoint(d["listen"])
+			a, ok := mine[listen{l.Proto, l.Addr.Port()}]
+			if ok && (a == l.Addr.Addr() || a.IsUnspecified() || l.Addr.Addr().IsUnspecified()) {
+				return errkind.Wrap(errkind.Busy, "listen %s: instance %s forwards it already (device %s)", d["listen"], other.Name, dev)
+			}
+		}
+	}
+	return nil
 }
 
 // natTarget is the address a nat proxy forwards to: the instance's own
@@ -345,27 +438,21 @@ func natTarget(inst *store.Instance, dev string, connect netip.Addr) (netip.Addr
 
 // ensureNetwork brings network name on the host to what the records say.
 func (e *Engine) ensureNetwork(ctx context.Context, name string) error {
-	var n *store.Network
-	err := e.store.View(func(tx *store.Tx) error {
-		var err error
-		n, err = tx.Network(name)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return e.ensure(ctx, n)
+	return e.ensure(ctx, name, nil, "")
 }
 
-// ensure brings network n on the host to what n and the instances'
-// records say, under the network's lock: n may have no record yet.
-func (e *Engine) ensure(ctx context.Context, n *store.Network) error {
-	lock, err := fsutil.LockFile(e.path("locks", "network-"+n.Name+".lock"), syscall.LOCK_EX)
+// ensure brings network name on the host to what the records say, under
+// the network's lock; a network deleted meanwhile is left alone. fresh is
+// the record of a network being made, not yet in the store. starting
+// names an instance whose start is under way: its kernel forwards are
+// installed as a running instance's are.
+func (e *Engine) ensure(ctx context.Context, name string, fresh *store.Network, starting string) error {
+	lock, err := e.networkLock(name)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	nets := filepath.Dir(e.networkDir(n.Name))
+	nets := filepath.Dir(e.networkDir(name))
 	if err := e.makeRunBase(nets); err != nil {
 		return err
 	}
@@ -373,15 +460,31 @@ func (e *Engine) ensure(ctx context.Context, n *store.Network) error {
 		return err
 	}
 	var want network.Net
+	gone := false
 	err = e.store.View(func(tx *store.Tx) error {
+		n := fresh
+		if n == nil {
+			var err error
+			if n, err = tx.Network(name); errors.Is(err, errkind.NotFound) {
+				gone = true
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
 		var err error
-		want, err = desired(tx, e, n)
+		want, err = desired(tx, e, n, starting)
 		return err
 	})
-	if err != nil {
+	if err != nil || gone {
 		return err
 	}
 	return network.Ensure(ctx, want)
+}
+
+// networkLock serializes what changes network name on the host.
+func (e *Engine) networkLock(name string) (*os.File, error) {
+	return fsutil.LockFile(e.path("locks", "network-"+name+".lock"), syscall.LOCK_EX)
 }
 
 // networksByName maps the networks' names to their records.
@@ -418,7 +521,7 @@ func (e *Engine) refreshNetworks(ctx context.Context) {
 		if _, err := net.InterfaceByName(n.Bridge); err != nil {
 			continue
 		}
-		if err := e.ensure(ctx, n); err != nil {
+		if err := e.ensureNetwork(ctx, n.Name); err != nil {
 			slog.Warn("bring a network up to date", "network", n.Name, "error", err)
 		}
 	}

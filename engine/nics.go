@@ -74,13 +74,19 @@ func allocNICs(tx *store.Tx, inst *store.Instance, devs store.Devices) error {
 		}
 		get := func(key string) string { return inst.Config[volatileKey(dev, key)] }
 		mac := d["hwaddr"]
+		if owner, ok := taken[mac]; ok && mac != "" {
+			return errkind.Wrap(errkind.AlreadyExists, "device %s: MAC address %s is taken by instance %s", dev, mac, owner)
+		}
 		if mac == "" {
 			mac = get(volHwaddr)
 		}
-		if mac == "" {
+		// A kept MAC (a copy's, with --keep-addresses) that another
+		// instance holds would put two on one bridge.
+		for taken[mac] != "" || mac == "" {
 			mac = network.RandomMAC().String()
 		}
 		set(volHwaddr, mac)
+		taken[mac] = inst.Name
 		if nicType(d) != nicBridged {
 			set(volHostName, "")
 			set(volIPv4, "")
@@ -120,7 +126,8 @@ func hostName() string {
 	return "veth" + hex.EncodeToString(b)
 }
 
-// takenAddresses maps the addresses other instances hold to their names.
+// takenAddresses maps the addresses and MACs other instances hold to
+// their names.
 func takenAddresses(tx *store.Tx, except string) (map[string]string, error) {
 	insts, err := tx.Instances()
 	if err != nil {
@@ -132,7 +139,7 @@ func takenAddresses(tx *store.Tx, except string) (map[string]string, error) {
 			continue
 		}
 		for k, v := range inst.Config {
-			if isVolatile(k) && (strings.HasSuffix(k, "."+volIPv4) || strings.HasSuffix(k, "."+volIPv6)) {
+			if isVolatile(k) && (strings.HasSuffix(k, "."+volIPv4) || strings.HasSuffix(k, "."+volIPv6) || strings.HasSuffix(k, "."+volHwaddr)) {
 				taken[v] = inst.Name
 			}
 		}
@@ -152,7 +159,7 @@ func pickIPv4(n *store.Network, dev, asked, had string, taken map[string]string)
 	}
 	subnet := gw.Masked()
 	usable := func(a netip.Addr) bool {
-		return subnet.Contains(a) && a != gw.Addr() && a != subnet.Addr() && a != lastAddr(subnet)
+		return subnet.Contains(a) && a != gw.Addr() && a != subnet.Addr() && a != network.LastAddr(subnet)
 	}
 	if asked != "" {
 		a, _ := netip.ParseAddr(asked)
@@ -199,12 +206,4 @@ func pickIPv6(n *store.Network, dev, asked, mac string, taken map[string]string)
 		return "", errkind.Wrap(errkind.AlreadyExists, "device %s: %s is taken by instance %s", dev, a, owner)
 	}
 	return a, nil
-}
-
-// lastAddr is the broadcast address of an IPv4 subnet.
-func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -88,7 +89,9 @@ func (e *Engine) plug(ctx context.Context, pid int, inst *store.Instance, dev st
 		}
 	case DeviceProxy:
 		if d["nat"] == "true" {
-			return nil // a rule of the network's, from the records
+			// A rule of the network's, from the records; but a service
+			// of the host's that listens there would lose its traffic.
+			return checkFree(d["listen"])
 		}
 		l, _ := proxy.ParseEndpoint(d["listen"])
 		c, _ := proxy.ParseEndpoint(d["connect"])
@@ -143,10 +146,15 @@ func (e *Engine) plugAll(ctx context.Context, name string, pid int) error {
 	if err != nil {
 		return err
 	}
+	// Each boot, a reboot from inside too, finds its networks as the
+	// records say, whatever went away behind silo's back.
+	if err := e.ensureNetworksOf(ctx, inst); err != nil {
+		return err
+	}
 	// A reboot from inside makes a new namespace: the forwarders of the
 	// last boot connect into the old one.
 	e.stopProxies(name)
-	for _, dev := range slices.Sorted(maps.Keys(inst.Devices)) {
+	for _, dev := range plugOrder(inst.Devices) {
 		if err := e.plug(ctx, pid, inst, dev); err != nil {
 			e.stopProxies(name)
 			return fmt.Errorf("start %s: %w", name, err)
@@ -155,16 +163,31 @@ func (e *Engine) plugAll(ctx context.Context, name string, pid int) error {
 	return nil
 }
 
+// plugOrder is the order devs are plugged in: the nics by their names
+// inside, the first of which has the default route (and names the
+// resolver: see resolvConf), then the others.
+func plugOrder(devs store.Devices) []string {
+	names := slices.Collect(maps.Keys(devs))
+	slices.SortFunc(names, func(a, b string) int {
+		da, db := devs[a], devs[b]
+		if (da["type"] == DeviceNIC) != (db["type"] == DeviceNIC) {
+			if da["type"] == DeviceNIC {
+				return -1
+			}
+			return 1
+		}
+		if da["type"] == DeviceNIC {
+			return strings.Compare(nicName(a, da), nicName(b, db))
+		}
+		return strings.Compare(a, b)
+	})
+	return names
+}
+
 // ensureNetworksOf brings up the networks inst (expanded) has nics on.
 func (e *Engine) ensureNetworksOf(ctx context.Context, inst *store.Instance) error {
-	nets := map[string]bool{}
-	for _, d := range inst.Devices {
-		if d["type"] == DeviceNIC && nicType(d) == nicBridged {
-			nets[d["network"]] = true
-		}
-	}
-	for _, n := range slices.Sorted(maps.Keys(nets)) {
-		if err := e.ensureNetwork(ctx, n); err != nil {
+	for _, n := range bridgedNetworks(inst.Devices) {
+		if err := e.ensure(ctx, n, nil, inst.Name); err != nil {
 			return fmt.Errorf("start %s: network %s: %w", inst.Name, n, err)
 		}
 	}
@@ -182,29 +205,35 @@ func (e *Engine) stopProxies(name string) {
 	}
 }
 
-// unplugRun removes what a run that ended left on the host: its
-// forwarders, and the host side of any veth that a start cut short left
-// behind (the kernel removes the others with the container's namespace).
-func (e *Engine) unplugRun(name string) {
+// unplugRun removes what a run of instance name that ended left on the
+// host: its forwarders, and the host side of any of its veths, links,
+// that a start cut short left behind (the kernel removes the others with
+// the container's namespace).
+func (e *Engine) unplugRun(name string, links []string) {
 	e.stopProxies(name)
-	var links []string
-	_ = e.store.View(func(tx *store.Tx) error {
-		inst, err := tx.Instance(name)
-		if err != nil {
-			return err
-		}
-		for k, v := range inst.Config {
-			if strings.HasPrefix(k, "volatile.") && strings.HasSuffix(k, "."+volHostName) {
-				links = append(links, v)
-			}
-		}
-		return nil
-	})
 	for _, l := range links {
 		if err := network.DeleteVeth(l); err != nil {
 			slog.Warn("remove a veth left behind", "instance", name, "link", l, "error", err)
 		}
 	}
+}
+
+// hostTraces are what a run of inst may leave on the host: the host
+// sides of its veths, and whether it has kernel forwards.
+func hostTraces(tx *store.Tx, inst *store.Instance) (links []string, forwards bool, err error) {
+	x, err := expanded(tx, inst)
+	if err != nil {
+		return nil, false, err
+	}
+	for dev, d := range x.Devices {
+		switch {
+		case d["type"] == DeviceNIC && x.Config[volatileKey(dev, volHostName)] != "":
+			links = append(links, x.Config[volatileKey(dev, volHostName)])
+		case d["type"] == DeviceProxy && d["nat"] == "true":
+			forwards = true
+		}
+	}
+	return links, forwards, nil
 }
 
 // resolvConf is the resolver config of inst (expanded): the dnsmasq of
@@ -238,4 +267,26 @@ func (e *Engine) resolvConf(inst *store.Instance) ([]byte, error) {
 		b.WriteString("search " + d + "\n")
 	}
 	return []byte(b.String()), nil
+}
+
+// checkFree says whether the host's own services leave listen free, by
+// binding it a moment: nothing is sent.
+func checkFree(listen string) error {
+	l, err := proxy.ParseEndpoint(listen)
+	if err != nil {
+		return err
+	}
+	var c io.Closer
+	if l.Proto == "udp" {
+		c, err = net.ListenPacket("udp4", l.Addr.String())
+	} else {
+		c, err = net.Listen("tcp4", l.Addr.String())
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return errkind.Wrap(errkind.Busy, "listen %s: the address is already in use", listen)
+	}
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", listen, err)
+	}
+	return c.Close()
 }

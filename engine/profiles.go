@@ -139,6 +139,24 @@ func (e *Engine) DeleteProfile(name string) error {
 // applies it as it would then be, and carries the change to those that
 // run, live where the device type allows.
 func (e *Engine) UpdateProfile(ctx context.Context, name string, fn func(p *store.Profile) error) error {
+	var users []string
+	err := e.store.View(func(tx *store.Tx) error {
+		insts, err := tx.Instances()
+		for _, inst := range insts {
+			if slices.Contains(inst.Profiles, name) {
+				users = append(users, inst.Name)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	unlock, err := e.lockInstances(users)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return e.update(ctx, "update-profile", name, func(tx *store.Tx, undo *store.Restore) ([]*store.Instance, error) {
 		p, err := tx.Profile(name)
 		if err != nil {

@@ -122,6 +122,11 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	}
 	if oci.OwnKernel() {
 		m = nil
+		for dev, d := range inst.Devices {
+			if d["type"] == DeviceNIC {
+				return errkind.Wrap(errkind.Invalid, "start %s: runtime %s has no network but loopback, and the instance has nic %s: remove it (config device add %s %s none), or launch with --no-network", name, oci.Binary, dev, name, dev)
+			}
+		}
 	}
 	root, err := e.fitShift(ctx, inst, d, m)
 	if err != nil {
@@ -195,9 +200,6 @@ func (e *Engine) start(ctx context.Context, name string) error {
 		return err
 	}
 	journal.Crashpoint("start", "bundled")
-	if err := e.ensureNetworksOf(ctx, inst); err != nil {
-		return err
-	}
 	mcfg := monitor.Config{Name: name, StateDir: e.stateDir, Dir: dir, OCI: oci, Init: kind}
 	if err := monitor.Spawn(mcfg); err != nil {
 		undo.Fail()
@@ -223,17 +225,23 @@ func (e *Engine) finishRun(ctx context.Context, run *store.Run) error {
 	if err := container.ReleaseRoot(e.runDir(run.Name)); err != nil {
 		return fmt.Errorf("finish the run of %s: %w", run.Name, err)
 	}
-	var matched, ephemeral bool
+	var matched, later, ephemeral, forwards bool
+	var links []string
 	err := e.store.Update(func(tx *store.Tx) error {
 		cur, err := tx.Run(run.Name)
-		if err != nil || cur == nil || cur.Pid != run.Pid || cur.Start != run.Start {
-			return err // already finished, perhaps a later run
-		}
-		matched = true
-		inst, err := tx.Instance(run.Name)
 		if err != nil {
 			return err
 		}
+		later = cur != nil && (cur.Pid != run.Pid || cur.Start != run.Start)
+		inst, err := tx.Instance(run.Name)
+		if err != nil || later {
+			return err
+		}
+		// Read before an ephemeral instance's record goes.
+		if links, forwards, err = hostTraces(tx, inst); err != nil || cur == nil {
+			return err // already finished
+		}
+		matched = true
 		_, err = os.Stat(filepath.Join(e.runDir(run.Name), keepFile))
 		if ephemeral = inst.Ephemeral && err != nil; ephemeral {
 			return nil // the delete below clears the run in its transaction
@@ -250,7 +258,13 @@ func (e *Engine) finishRun(ctx context.Context, run *store.Run) error {
 	} else if matched && err == nil {
 		e.keepConsoleLog(run.Name)
 	}
-	e.unplugRun(run.Name)
+	if !later {
+		// A later run has the same veth names and forwarders.
+		e.unplugRun(run.Name, links)
+	}
+	if forwards {
+		e.refreshNetworks(ctx) // its kernel forwards go with it
+	}
 	if err := removeRunDir(e.runDir(run.Name)); err != nil {
 		return err
 	}

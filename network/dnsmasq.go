@@ -1,7 +1,6 @@
 package network
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -357,57 +355,4 @@ func writeIfChanged(path, content string) error {
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:8])
-}
-
-// Lease is a DHCP lease that dnsmasq has given.
-type Lease struct {
-	Expiry   time.Time // zero: it never expires
-	MAC      net.HardwareAddr
-	Addr     netip.Addr
-	Hostname string // "" if the client gave none and silo set none
-}
-
-// Leases reads the leases that the dnsmasq of the network in dir has
-// given. No file means no leases.
-func Leases(dir string) ([]Lease, error) {
-	f, err := os.Open(filepath.Join(dir, leasesFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var leases []Lease
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// "EXPIRY MAC ADDRESS HOSTNAME CLIENT-ID"; DHCPv6 leases have an
-		// IAID where the MAC is, and follow a "duid" line: neither parses
-		// as a MAC.
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 4 {
-			continue
-		}
-		mac, err := net.ParseMAC(fields[1])
-		if err != nil {
-			continue
-		}
-		addr, err := netip.ParseAddr(fields[2])
-		if err != nil {
-			return nil, fmt.Errorf("%s: bad address in %q", f.Name(), sc.Text())
-		}
-		expiry, err := strconv.ParseInt(fields[0], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s: bad expiry in %q", f.Name(), sc.Text())
-		}
-		l := Lease{MAC: mac, Addr: addr}
-		if expiry != 0 {
-			l.Expiry = time.Unix(expiry, 0)
-		}
-		if fields[3] != "*" {
-			l.Hostname = fields[3]
-		}
-		leases = append(leases, l)
-	}
-	return leases, sc.Err()
 }

@@ -225,7 +225,7 @@ func validGateway4(p netip.Prefix) error {
 	if !p.Addr().Is4() || p.Bits() < 8 || p.Bits() > 30 {
 		return errkind.Wrap(errkind.Invalid, "IPv4 subnet %s: want an IPv4 address with a prefix of 8 to 30 bits", p)
 	}
-	if p.Addr() == p.Masked().Addr() || p.Addr() == lastAddr(p) {
+	if p.Addr() == p.Masked().Addr() || p.Addr() == LastAddr(p) {
 		return errkind.Wrap(errkind.Invalid, "IPv4 subnet %s: the gateway cannot be the network or broadcast address", p)
 	}
 	return nil
@@ -313,8 +313,8 @@ func validLabel(s string) bool {
 
 func isControl(r rune) bool { return r < ' ' || r == 0x7f }
 
-// lastAddr is the highest address of p: IPv4's broadcast address.
-func lastAddr(p netip.Prefix) netip.Addr {
+// LastAddr is the highest address of p: IPv4's broadcast address.
+func LastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
 	for i := p.Bits(); i < len(b)*8; i++ {
 		b[i/8] |= 0x80 >> (i % 8)

@@ -342,6 +342,12 @@ func createInstance(c *cli.Context, e *engine.Engine) (*store.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Bool("no-network") && c.String("network") != "" {
+		return nil, errkind.Wrap(errkind.Invalid, "--network and --no-network: give one")
+	}
+	if c.Bool("no-profiles") && len(c.StringSlice("profile")) > 0 {
+		return nil, errkind.Wrap(errkind.Invalid, "--profile and --no-profiles: give one")
+	}
 	opts := engine.CreateOptions{Config: cfg, Ephemeral: c.Bool("ephemeral"), Profiles: c.StringSlice("profile"),
 		Network: c.String("network"), NoNetwork: c.Bool("no-network")}
 	if c.Bool("no-profiles") {

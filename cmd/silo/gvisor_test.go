@@ -16,7 +16,10 @@ import (
 func TestGVisor(t *testing.T) {
 	testutil.NeedCommand(t, "runsc")
 	e := bootEnv(t, "btrfs")
-	e.launch("bb", "g", "-c", "runtime=runsc", "-c", "limits.memory=256MiB")
+	// gVisor here has no network but loopback: a nic is refused.
+	e.ok("create", "bb", "n", "-c", "runtime=runsc")
+	e.fails(2, "has no network but loopback", "start", "n")
+	e.launch("bb", "g", "-c", "runtime=runsc", "-c", "limits.memory=256MiB", "--no-network")
 	// Its kernel is gVisor's, not the host's.
 	if got := e.ok("exec", "g", "--", "dmesg"); !strings.Contains(got, "Starting gVisor") {
 		t.Fatalf("dmesg in the instance does not tell of gVisor:\n%s", got)

@@ -50,6 +50,8 @@ func deviceCommand(profile bool) *cli.Command {
 	}
 }
 
+// trimArgs drops the empty strings that args pads a command's optional
+// arguments with.
 func trimArgs(a []string) []string {
 	for len(a) > 0 && a[len(a)-1] == "" {
 		a = a[:len(a)-1]
@@ -72,13 +74,9 @@ func deviceAdd(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) err
 
 func deviceSet(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error {
 	a = trimArgs(a)
-	set := map[string]string{}
-	for _, p := range a[1:] {
-		k, v, ok := strings.Cut(p, "=")
-		if !ok {
-			return errkind.Wrap(errkind.Invalid, "device %s: %q: write key=value", a[0], p)
-		}
-		set[k] = v
+	set, err := keyValues(a[1:])
+	if err != nil {
+		return fmt.Errorf("device %s: %w", a[0], err)
 	}
 	return e.SetDevice(c.Context, o, a[0], set, nil)
 }
@@ -99,7 +97,7 @@ func deviceRemove(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) 
 }
 
 func deviceList(c *cli.Context, e *engine.Engine, o engine.Owner, _ []string) error {
-	devs, err := e.Devices(o, false)
+	devs, err := e.Devices(o)
 	if err != nil {
 		return err
 	}
@@ -110,7 +108,7 @@ func deviceList(c *cli.Context, e *engine.Engine, o engine.Owner, _ []string) er
 }
 
 func deviceShow(c *cli.Context, e *engine.Engine, o engine.Owner, _ []string) error {
-	devs, err := e.Devices(o, false)
+	devs, err := e.Devices(o)
 	if err != nil {
 		return err
 	}

@@ -462,7 +462,7 @@ func TestNetCommands(t *testing.T) {
 		{3, `network "nope" not found`, []string{"network", "set", "nope", "ipv4.nat=false"}},
 		{3, `network "nope" not found`, []string{"network", "info", "nope"}},
 		{3, `network "nope" not found`, []string{"network", "delete", "nope"}},
-		{5, "in use by /1.0/instances/x", []string{"network", "delete", "lab"}},
+		{5, "in use by instance x", []string{"network", "delete", "lab"}},
 		{4, y.v4 + " is taken by instance y", []string{"config", "device", "set", "x", "eth0", "ipv4.address=" + y.v4}},
 		{2, "not a free host address", []string{"config", "device", "set", "x", "eth0", "ipv4.address=10.99.8.9"}},
 		{3, "no interface nosuch0", []string{"config", "device", "add", "x", "mv", "nic", "nictype=macvlan", "parent=nosuch0"}},

@@ -181,6 +181,6 @@ func TestNICAddresses(t *testing.T) {
 	if len(leases.Leases) != 3 {
 		t.Errorf("leases on lab: %+v", leases.Leases)
 	}
-	e.fails(5, "in use by /1.0/instances/a", "network", "delete", "lab")
+	e.fails(5, "in use by instance a", "network", "delete", "lab")
 	e.consistent()
 }

@@ -133,7 +133,11 @@ func Spawn(cfg Config) error {
 	if len(report) == 0 {
 		return fmt.Errorf("proxy %s: the process died before it listened (%v)", cfg.Listen, cmd.ProcessState)
 	}
-	return decodeError(report)
+	line, ok := strings.CutPrefix(strings.TrimSpace(string(report)), "error ")
+	if !ok {
+		return fmt.Errorf("proxy: unexpected report %q", report)
+	}
+	return errkind.Decode(line)
 }
 
 // FromEnv returns the config this process was spawned with, and whether
@@ -175,7 +179,7 @@ func Main(cfg Config) int {
 	ready := os.NewFile(3, "ready")
 	serve, err := start(cfg)
 	if err != nil {
-		ready.Write(encodeError(err))
+		fmt.Fprintf(ready, "error %s\n", errkind.Encode(err))
 		ready.Close()
 		slog.Error("start", "err", err)
 		return 1
@@ -253,31 +257,6 @@ func listenError(e Endpoint, err error) error {
 		err = serr.Err
 	}
 	return fmt.Errorf("listen %s: %w", e, err)
-}
-
-// A failure reaches Spawn as a line: "error", the name of its kind (empty
-// for none) and its message, separated by tabs.
-var kinds = []error{errkind.Invalid, errkind.NotFound, errkind.AlreadyExists, errkind.Busy, errkind.NoSpace, errkind.Unavailable}
-
-func encodeError(err error) []byte {
-	kind := ""
-	if k := errkind.Of(err); k != nil {
-		kind = k.Error()
-	}
-	return fmt.Appendf(nil, "error\t%s\t%s\n", kind, strings.Join(strings.Fields(err.Error()), " "))
-}
-
-func decodeError(report []byte) error {
-	fields := strings.SplitN(strings.TrimSpace(string(report)), "\t", 3)
-	if len(fields) != 3 || fields[0] != "error" {
-		return fmt.Errorf("proxy: unexpected report %q", report)
-	}
-	for _, k := range kinds {
-		if k.Error() == fields[1] {
-			return errkind.Wrap(k, "%s", fields[2])
-		}
-	}
-	return errors.New(fields[2])
 }
 
 // Stop ends the proxy that pidFile records, and removes the file. A

@@ -55,8 +55,8 @@ func flags(binary string) []string {
 	if !sandboxed(binary) {
 		return nil
 	}
-	// No network but loopback, on gVisor's own network stack: what a
-	// container has under runc too. Debian's runsc cannot copy a network
+	// No network but loopback, on gVisor's own network stack (the engine
+	// refuses nics under it). Debian's runsc cannot copy a network
 	// namespace's interfaces on kernels since 6.11 (it takes every
 	// namespace for the host's: gVisor issue 10704).
 	// --cgroupfs: gVisor ignores the spec's cgroup mount, and mounts a
