@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -170,9 +171,17 @@ func TestNICAddresses(t *testing.T) {
 		t.Errorf("the copy kept its source's MAC or address: %+v", c)
 	}
 	e.ok("delete", "b")
+	// Kept where free: c holds its MAC and address still, and then no more.
 	e.ok("copy", "c", "d", "--keep-addresses")
-	if d := e.instanceOf("d").State.Network["eth0"]; d.Hwaddr != c.Hwaddr {
-		t.Errorf("--keep-addresses: MAC %s, want %s", d.Hwaddr, c.Hwaddr)
+	if d := e.instanceOf("d").State.Network["eth0"]; d.Hwaddr == c.Hwaddr || d.Addresses[0].Address == c.Addresses[0].Address {
+		t.Errorf("--keep-addresses took what c holds: %+v", d)
+	}
+	backup := filepath.Join(t.TempDir(), "c.tar.zst")
+	e.ok("export", "c", "-o", backup)
+	e.ok("delete", "c")
+	e.ok("import", backup, "c", "--keep-addresses")
+	if got := e.instanceOf("c").State.Network["eth0"]; got.Hwaddr != c.Hwaddr || got.Addresses[0].Address != c.Addresses[0].Address {
+		t.Errorf("import --keep-addresses: %+v, want %+v", got, c)
 	}
 	var leases struct {
 		Leases []api.NetworkLease `json:"leases"`
@@ -182,5 +191,32 @@ func TestNICAddresses(t *testing.T) {
 		t.Errorf("leases on lab: %+v", leases.Leases)
 	}
 	e.fails(5, "in use by instance a", "network", "delete", "lab")
+	e.consistent()
+}
+
+// What a profile's config asks counts as the instance's own would: an
+// isolated range; and a kernel forward is checked when it is recorded,
+// not when a network next comes up.
+func TestProfileConfigAndForwardChecks(t *testing.T) {
+	e := bootEnv(t, "dir")
+	e.ok("profile", "create", "iso")
+	e.ok("profile", "set", "iso", "security.idmap.isolated=true")
+	e.ok("create", "bb", "plain")
+	e.ok("create", "bb", "a", "--profile", "default", "--profile", "iso")
+	e.ok("create", "bb", "b", "--profile", "default", "--profile", "iso")
+	plain, a, b := e.instanceOf("plain").Idmap, e.instanceOf("a").Idmap, e.instanceOf("b").Idmap
+	if len(a) == 0 || len(b) == 0 || a[0].HostID == plain[0].HostID || a[0].HostID == b[0].HostID {
+		t.Errorf("isolated through a profile: plain %+v, a %+v, b %+v", plain, a, b)
+	}
+
+	e.fails(2, "--network and --no-network", "create", "bb", "x", "--network", "silobr0", "--no-network")
+	e.fails(2, "--profile and --no-profiles", "create", "bb", "x", "--profile", "iso", "--no-profiles")
+	e.fails(2, "forwards IPv4 only", "config", "device", "add", "a", "v6", "proxy", "listen=tcp:[::]:8080", "connect=tcp:[::1]:80", "nat=true")
+	e.fails(2, "to the instance's own address", "config", "device", "add", "a", "lo", "proxy", "listen=tcp:0.0.0.0:8080", "connect=tcp:127.0.0.1:80", "nat=true")
+	e.ok("create", "bb", "offline", "--no-network")
+	e.fails(2, "to the instance's own address", "config", "device", "add", "offline", "web", "proxy", "listen=tcp:0.0.0.0:8080", "connect=tcp:0.0.0.0:80", "nat=true")
+	e.ok("config", "device", "add", "a", "web", "proxy", "listen=tcp:0.0.0.0:8080", "connect=tcp:0.0.0.0:80", "nat=true")
+	e.fails(5, "instance a forwards it already", "config", "device", "add", "b", "web", "proxy", "listen=tcp:127.0.0.1:8080", "connect=tcp:0.0.0.0:80", "nat=true")
+	e.ok("config", "device", "add", "b", "web", "proxy", "listen=tcp:0.0.0.0:8081", "connect=tcp:0.0.0.0:80", "nat=true")
 	e.consistent()
 }
