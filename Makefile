@@ -72,5 +72,7 @@ bench-backup: deps
 # BENCH_ARGS="-density N" how many Debian instances one network holds
 # (which needs the inotify limits that bench-run raises).
 bench-net: deps
-	sysctl -qw fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576
+	# Hundreds of instances: systemd's inotify instances, and a session
+	# keyring each, charged to the host user their root is.
+	sysctl -qw fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576 kernel.keys.maxkeys=2000 kernel.keys.maxbytes=2000000
 	$(GO) run ./hack/netbench $(BENCH_ARGS)

@@ -81,7 +81,14 @@ func (r *OCI) Create(ctx context.Context, id, bundle, consoleSocket, pidFile str
 	if sandboxed(r.Binary) {
 		return r.createSandbox(ctx, id, bundle, consoleSocket, pidFile)
 	}
-	return r.run(ctx, "create", "--bundle", bundle, "--console-socket", consoleSocket, "--pid-file", pidFile, id)
+	err := r.run(ctx, "create", "--bundle", bundle, "--console-socket", consoleSocket, "--pid-file", pidFile, id)
+	if err != nil && strings.Contains(err.Error(), "unable to create session key") {
+		// Each container gets a session keyring, charged to the host
+		// user its root is: the instances that share a range of host IDs
+		// share the kernel's quota of keys per user, 200 by default.
+		return errkind.Wrap(errkind.Unavailable, "%w: the host's quota of kernel keys per user is spent (kernel.keys.maxkeys, maxbytes): raise it as LXD's production set-up does, sysctl kernel.keys.maxkeys=2000 kernel.keys.maxbytes=2000000, or isolate instances (security.idmap.isolated=true)", err)
+	}
+	return err
 }
 
 // Start runs the process of a created container.
