@@ -10,6 +10,7 @@ import (
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/internal/testutil"
+	"github.com/silo-dev/silo/internal/units"
 )
 
 // A root disk's size caps what the instance writes: past it, writes fail
@@ -185,10 +186,43 @@ func (e *env) fileSize(name, path string) int64 {
 // rootTotal checks the cap silo info shows on the root disk of name.
 func (e *env) rootTotal(name string, want int64) {
 	e.t.Helper()
-	var info api.Instance
-	e.apiJSON(&info, "info", name)
-	d := info.State.Disk[api.RootDevice]
+	d := e.rootDisk(name)
 	if d.Total != want || d.Usage <= 0 {
 		e.t.Fatalf("silo info %s: root disk %+v, want total %d", name, d, want)
 	}
+}
+
+// A kill -9 at any step of a change of size leaves the cap the records
+// say, on a running instance.
+func TestQuotaCrash(t *testing.T) {
+	for _, driver := range []string{"btrfs", "zfs"} {
+		t.Run(driver, func(t *testing.T) {
+			e := bootEnv(t, driver)
+			e.launch("bb", "r")
+			e.ok("config", "device", "set", "r", "root", "size=64MiB")
+			size := func(n int) int64 { return int64(64+n) << 20 }
+			cases := []crashCase{{
+				name: "size", kind: "update", steps: []string{"begun", "resized", "applied", "committed"}, done: []string{"committed"},
+				cmd: func(n int) []string {
+					return []string{"config", "device", "set", "r", "root", fmt.Sprintf("size=%d", size(n))}
+				},
+				state: func(e *env, n int) bool { return e.rootDisk("r").Total == size(n) },
+			}}
+			runCrashes(t, e, cases, func(e *env) {
+				var info api.Instance
+				e.apiJSON(&info, "info", "r")
+				want, err := units.ParseSize(info.ExpandedDevices[api.RootDevice]["size"])
+				if err != nil || info.State.Disk[api.RootDevice].Total != want {
+					e.t.Fatalf("the records say size=%s, the pool has a cap of %d", info.ExpandedDevices[api.RootDevice]["size"], info.State.Disk[api.RootDevice].Total)
+				}
+			})
+		})
+	}
+}
+
+func (e *env) rootDisk(name string) api.InstanceStateDisk {
+	e.t.Helper()
+	var info api.Instance
+	e.apiJSON(&info, "info", name)
+	return info.State.Disk[api.RootDevice]
 }
