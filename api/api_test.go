@@ -31,7 +31,7 @@ var shapes = map[string]any{
 			"eth0": {"type": "nic", "network": "silobr0", "ipv4.address": "10.87.1.10"}},
 		Ephemeral: true, CreatedAt: created,
 		State: &InstanceState{Status: Running.String(), StatusCode: Running, Pid: 4242, Processes: 7,
-			Memory: InstanceStateMemory{Usage: 655360}, Disk: map[string]InstanceStateDisk{RootDevice: {Usage: 1 << 20}},
+			Memory: InstanceStateMemory{Usage: 655360}, Disk: map[string]InstanceStateDisk{RootDevice: {Usage: 1 << 20, Total: 10 << 30}},
 			Network: map[string]InstanceStateNetwork{"eth0": {
 				Addresses: []InstanceStateNetworkAddress{{Family: "inet", Address: "10.87.1.10", Netmask: "24", Scope: "global"}},
 				Counters:  InstanceStateNetworkCounters{BytesReceived: 1200, BytesSent: 800},

@@ -157,6 +157,8 @@ type InstanceStateMemory struct {
 type InstanceStateDisk struct {
 	// Usage is the bytes the device's volume takes.
 	Usage int64 `json:"usage"`
+	// Total is the cap on the volume's size (size=), 0 when it has none.
+	Total int64 `json:"total"`
 }
 
 // InstanceSnapshot is a point in time of an instance, which it can be

@@ -57,6 +57,9 @@ func (cl cleaner) Cleanup(ctx context.Context, c store.Cleanup) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := cl.e.refitQuotas(ctx, c.Quotas); err != nil {
+		errs = append(errs, err)
+	}
 	for _, n := range c.Networks {
 		if err := network.Remove(ctx, n.Bridge, n.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Bridge, err))

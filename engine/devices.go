@@ -11,6 +11,7 @@ import (
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/internal/units"
 )
 
 // Device types.
@@ -27,7 +28,7 @@ var deviceKeys = map[string][]string{
 	DeviceNIC: {"name", "network", "nictype", "parent", "hwaddr", "mtu", "ipv4.address", "ipv6.address",
 		"security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering"},
 	DeviceProxy: {"listen", "connect", "nat", "bind"},
-	DeviceDisk:  {"path", "pool"},
+	DeviceDisk:  {"path", "pool", "size"},
 	deviceNone:  {},
 }
 
@@ -104,6 +105,11 @@ func checkDevice(name string, d store.Device) error {
 		}
 		if d["pool"] == "" {
 			return errkind.Wrap(errkind.Invalid, "device %s: the root disk names its pool (pool=)", name)
+		}
+		if v, ok := d["size"]; ok {
+			if _, err := units.ParseSize(v); err != nil || v == "" {
+				return bad("size", "give bytes or a number with KiB, MiB, GiB or TiB")
+			}
 		}
 	}
 	return nil

@@ -70,6 +70,7 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	}
 	vol := newID("i-")
 	var fp, base string
+	var size int64
 	inst := &store.Instance{Name: name, Pool: pool, Volume: vol, Created: time.Now().UTC(),
 		Config: opts.Config, Ephemeral: opts.Ephemeral, Profiles: profiles, Devices: opts.Devices.Clone()}
 	o, err := e.journal.Begin("create", name, func(tx *store.Tx, rec *store.Op) error {
@@ -82,6 +83,11 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 		if err := checkInstance(tx, inst); err != nil {
 			return err
 		}
+		x, err := expanded(tx, inst)
+		if err != nil {
+			return err
+		}
+		size = rootSize(x.Devices)
 		img, err := tx.FindImage(imageRef)
 		if err != nil {
 			return err
@@ -107,6 +113,9 @@ func (e *Engine) Create(ctx context.Context, imageRef, name, pool string, opts C
 	err = d.CloneVolume(ctx, storage.Ref{Volume: base}, vol)
 	if err == nil {
 		err = identify(ctx, d, inst, image.WhenCreate)
+	}
+	if err == nil && size > 0 {
+		err = setRootQuota(ctx, inst, d, size, true)
 	}
 	if err != nil {
 		return nil, o.Fail(ctx, fmt.Errorf("create %s: %w", name, err))
@@ -191,9 +200,15 @@ func (e *Engine) Instance(ctx context.Context, name string) (*api.Instance, erro
 	if err != nil {
 		return nil, fmt.Errorf("usage of %s: %w", name, err)
 	}
+	var total int64
+	if q, ok := d.(storage.Quota); ok && rootSize(x.Devices) > 0 {
+		if total, err = q.Quota(ctx, inst.Volume); err != nil {
+			return nil, fmt.Errorf("size of %s: %w", name, err)
+		}
+	}
 	out := e.apiInstance(inst, x, run, nets)
 	root, _ := rootDisk(x.Devices)
-	out.State.Disk = map[string]api.InstanceStateDisk{root: {Usage: usage}}
+	out.State.Disk = map[string]api.InstanceStateDisk{root: {Usage: usage, Total: total}}
 	if out.State.Pid != 0 {
 		nicCounters(int(out.State.Pid), out.State.Network)
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/silo-dev/silo/internal/store"
 )
 
-// liveChange is a running instance whose config or devices, once
-// expanded, changed.
+// liveChange is an instance whose config or devices, once expanded, may
+// have changed; run is set when it runs.
 type liveChange struct {
 	run      *store.Run
 	old, new *store.Instance // expanded
@@ -21,8 +21,9 @@ type liveChange struct {
 
 // UpdateInstance changes an instance's own config, devices or profiles
 // with fn, checks what results, gives new nics their addresses, and
-// carries the change to the instance if it runs: limits and nic and proxy
-// devices live, the rest at its next start. A change that cannot be
+// carries the change to the instance: the size of its root disk at once,
+// and if it runs, limits and nic and proxy devices live, the rest at its
+// next start. A change that cannot be
 // carried out is not recorded.
 func (e *Engine) UpdateInstance(ctx context.Context, name string, fn func(inst *store.Instance) error) error {
 	unlock, err := e.lockInstances([]string{name})
@@ -64,6 +65,12 @@ func (e *Engine) update(ctx context.Context, kind, target string, change func(tx
 			return err
 		}
 		for _, c := range changes {
+			if c.resized() {
+				rec.Undo.Quotas = append(rec.Undo.Quotas, c.new.Name)
+			}
+			if c.run == nil {
+				continue
+			}
 			for _, dev := range c.changed() {
 				rec.Undo.Devices = append(rec.Undo.Devices, store.DeviceRef{Instance: c.new.Name, Device: dev})
 			}
@@ -73,6 +80,10 @@ func (e *Engine) update(ctx context.Context, kind, target string, change func(tx
 	if err != nil {
 		return err
 	}
+	if err := e.applyQuotas(ctx, changes); err != nil {
+		return o.Fail(ctx, err)
+	}
+	o.Step("resized")
 	if err := e.applyLive(ctx, changes); err != nil {
 		return o.Fail(ctx, err)
 	}
@@ -108,8 +119,8 @@ func cloneInstance(inst *store.Instance) *store.Instance {
 }
 
 // settle checks, after a change, each instance in before (as it was,
-// expanded) as it now is; gives its nics what they lack; and lists those
-// that run, whose change is to be carried out live.
+// expanded) as it now is; gives its nics what they lack; and lists them
+// as they were and are, with their runs, to carry the change out on.
 func (e *Engine) settle(tx *store.Tx, before []*store.Instance) ([]liveChange, error) {
 	var changes []liveChange
 	for _, old := range before {
@@ -125,9 +136,7 @@ func (e *Engine) settle(tx *store.Tx, before []*store.Instance) ([]liveChange, e
 		if err != nil {
 			return nil, err
 		}
-		if run != nil {
-			changes = append(changes, liveChange{run: run, old: old, new: x})
-		}
+		changes = append(changes, liveChange{run: run, old: old, new: x})
 	}
 	return changes, nil
 }
@@ -163,6 +172,9 @@ func (e *Engine) applyLive(ctx context.Context, changes []liveChange) error {
 	undo := revert.New()
 	defer undo.Fail()
 	for _, c := range changes {
+		if c.run == nil {
+			continue
+		}
 		oldLimits, _ := limits(c.old.Config)
 		newLimits, err := limits(c.new.Config)
 		if err != nil {
@@ -180,6 +192,30 @@ func (e *Engine) applyLive(ctx context.Context, changes []liveChange) error {
 	}
 	undo.Success()
 	return nil
+}
+
+// applyQuotas carries the changes of root disk size in changes out on
+// the volumes. On failure the journal's undo puts the caps back as the
+// records were (refitQuotas).
+func (e *Engine) applyQuotas(ctx context.Context, changes []liveChange) error {
+	for _, c := range changes {
+		if !c.resized() {
+			continue
+		}
+		d, _, err := e.driver(ctx, c.new.Pool)
+		if err == nil {
+			err = setRootQuota(ctx, c.new, d, rootSize(c.new.Devices), true)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resized says whether the change is one of root disk size.
+func (c liveChange) resized() bool {
+	return rootSize(c.old.Devices) != rootSize(c.new.Devices)
 }
 
 // changed lists the live devices that changed, came or went, by name.

@@ -129,6 +129,9 @@ func (e *Engine) start(ctx context.Context, name string) error {
 		}
 	}
 	root, err := e.fitShift(ctx, inst, d, m)
+	if err == nil {
+		err = fitQuota(ctx, inst, d)
+	}
 	if err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}

@@ -112,6 +112,18 @@ type Volumes interface {
 	Receive(ctx context.Context, dst Ref, parent string, r io.Reader) error
 }
 
+// Quota is what a driver that can cap the size of a volume does. The cap
+// is on what the volume's head holds, as the driver's filesystem counts
+// it; writing past it fails with ENOSPC or EDQUOT.
+type Quota interface {
+	// SetQuota caps volume vol at bytes; 0 lifts the cap. A filesystem that
+	// cannot cap volumes gives an errkind.Invalid error that says why; lifting
+	// a cap that was never set always works.
+	SetQuota(ctx context.Context, vol string, bytes int64) error
+	// Quota returns the cap of vol, 0 when it has none.
+	Quota(ctx context.Context, vol string) (int64, error)
+}
+
 // Driver is one storage backend serving one pool.
 type Driver interface {
 	Pool

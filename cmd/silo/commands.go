@@ -426,7 +426,7 @@ func info(c *cli.Context, e *engine.Engine) error {
 		"State", strings.ToLower(i.Status), "PID", whileRunning(i, pid), "Uptime", whileRunning(i, uptime),
 		"Memory", whileRunning(i, memory), "Processes", whileRunning(i, processes),
 		"Image", i.Image[:12], "Pool", i.Pool(), "Ephemeral", strconv.FormatBool(i.Ephemeral),
-		"Created", when(i.CreatedAt), "Disk usage", humanSize(rootUsage(i)),
+		"Created", when(i.CreatedAt), "Disk usage", rootUsage(i),
 		"Config", orDash(strings.Join(cfg, ", ")), "Snapshots", orDash(strings.Join(snaps, ", ")),
 		"Privileged", strconv.FormatBool(i.Privileged), "Idmap", idmapText(i.Idmap),
 		"Profiles", orDash(strings.Join(i.Profiles, ", ")), "Network", nicsText(i)))
@@ -646,12 +646,17 @@ func snapshotDelete(c *cli.Context, e *engine.Engine) error {
 	return e.DeleteSnapshot(c.Context, a[0], a[1])
 }
 
-// rootUsage is what the root disk of i holds.
-func rootUsage(i *api.Instance) int64 {
+// rootUsage is what the root disk of i holds, and of how much when it
+// has a cap.
+func rootUsage(i *api.Instance) string {
 	for name, d := range i.ExpandedDevices {
 		if d["type"] == "disk" && d["path"] == "/" {
-			return i.State.Disk[name].Usage
+			s := i.State.Disk[name]
+			if s.Total > 0 {
+				return humanSize(s.Usage) + " of " + humanSize(s.Total)
+			}
+			return humanSize(s.Usage)
 		}
 	}
-	return 0
+	return humanSize(0)
 }

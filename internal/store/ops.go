@@ -22,6 +22,9 @@ type Cleanup struct {
 	// the instance has it as its records say, whatever step the operation
 	// was at.
 	Devices []DeviceRef `json:"devices,omitempty"`
+	// Quotas are instances whose root volume the operation gives another
+	// cap: after Restore, each gets the cap its records say.
+	Quotas []string `json:"quotas,omitempty"`
 	// Restore puts records back as they were before the operation.
 	Restore *Restore `json:"restore,omitempty"`
 	// Pool is destroyed, after the volumes.

@@ -226,7 +226,15 @@ func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
 	if err != nil {
 		return err
 	}
-	return deleteSubvol(p)
+	info, err := cbtrfs.SubvolInfo(p)
+	if err != nil {
+		return fmt.Errorf("subvolume of %s: %w", vol, err)
+	}
+	if err := deleteSubvol(p); err != nil {
+		return err
+	}
+	d.dropQuota(info.ID)
+	return nil
 }
 
 func (d *driver) VolumePath(ctx context.Context, vol string) (string, error) {

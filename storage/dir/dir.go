@@ -151,6 +151,10 @@ func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
 	if err != nil {
 		return err
 	}
+	// A limit left on the project would keep its ID from being picked again.
+	if err := d.SetQuota(ctx, vol, 0); err != nil && !errors.Is(err, errkind.Invalid) {
+		return err
+	}
 	if err := d.trash(p); err != nil {
 		return fmt.Errorf("delete %s: %w", vol, err)
 	}
