@@ -23,8 +23,7 @@ type liveChange struct {
 // with fn, checks what results, gives new nics their addresses, and
 // carries the change to the instance: the size of its root disk at once,
 // and if it runs, limits and nic and proxy devices live, the rest at its
-// next start. A change that cannot be
-// carried out is not recorded.
+// next start. A change that cannot be carried out is not recorded.
 func (e *Engine) UpdateInstance(ctx context.Context, name string, fn func(inst *store.Instance) error) error {
 	unlock, err := e.lockInstances([]string{name})
 	if err != nil {
