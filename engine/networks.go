@@ -149,8 +149,13 @@ func (e *Engine) DeleteNetwork(ctx context.Context, name string) error {
 	if err := o.Commit(ctx, func(tx *store.Tx) error { return tx.DeleteNetwork(name) }); err != nil {
 		return err
 	}
-	// The last network leaves no directory of networks behind.
-	return fsutil.RemoveIfEmpty(filepath.Dir(e.networkDir(name)))
+	// The last network leaves no directory of networks behind, nor,
+	// with no run left either, the run base it was made in.
+	if err := fsutil.RemoveIfEmpty(filepath.Dir(e.networkDir(name))); err != nil {
+		return err
+	}
+	e.removeRunBaseIfEmpty()
+	return nil
 }
 
 // SetNetwork changes a network's config and brings the host to it. Its

@@ -275,8 +275,6 @@ func (e *Engine) finishRun(ctx context.Context, run *store.Run) error {
 	return nil
 }
 
-func (e *Engine) runsLock() string { return e.path("locks", "runs.lock") }
-
 // tidyRuns removes what the runs of this state directory share once the
 // last of them is gone, unless a start is under way.
 func (e *Engine) tidyRuns(name, ociBinary string) {

@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/runtime/container"
@@ -112,3 +114,18 @@ func notRunning(tx *store.Tx, name, what string) error {
 
 // consoleLog is where the console log of an instance's last run is kept.
 func (e *Engine) consoleLog(name string) string { return e.path("logs", name+".console.log") }
+
+// runsLock is held shared by a start until its monitor has made the
+// container, and exclusive by what removes the places runs share.
+func (e *Engine) runsLock() string { return e.path("locks", "runs.lock") }
+
+// removeRunBaseIfEmpty removes the run base once nothing is left in it,
+// unless a start is under way.
+func (e *Engine) removeRunBaseIfEmpty() {
+	lock, err := fsutil.LockFile(e.runsLock(), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err != nil {
+		return
+	}
+	defer lock.Close()
+	_ = fsutil.RemoveIfEmpty(e.runBase())
+}
