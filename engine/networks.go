@@ -340,26 +340,42 @@ func desired(tx *store.Tx, e *Engine, n *store.Network, starting string) (networ
 	return want, nil
 }
 
+// natProxy is a proxy device that forwards in the kernel (nat=true).
+type natProxy struct {
+	dev             string
+	listen, connect proxy.Endpoint
+}
+
+// natProxies lists the proxies of devs that forward in the kernel, by
+// device name. checkDevice has parsed their endpoints already.
+func natProxies(devs store.Devices) []natProxy {
+	var out []natProxy
+	for _, dev := range slices.Sorted(maps.Keys(devs)) {
+		d := devs[dev]
+		if d["type"] != DeviceProxy || d["nat"] != "true" {
+			continue
+		}
+		l, _ := proxy.ParseEndpoint(d["listen"])
+		c, _ := proxy.ParseEndpoint(d["connect"])
+		out = append(out, natProxy{dev, l, c})
+	}
+	return out
+}
+
 // natForwards are the kernel forwards of inst's proxies with nat=true
 // into its address on network name. checkNAT vetted them when they were
 // recorded.
 func natForwards(inst *store.Instance, name string) []network.Forward {
 	var out []network.Forward
 	nics := nicsOn(inst.Devices, name)
-	for _, dev := range slices.Sorted(maps.Keys(inst.Devices)) {
-		d := inst.Devices[dev]
-		if d["type"] != DeviceProxy || d["nat"] != "true" {
-			continue
-		}
-		l, _ := proxy.ParseEndpoint(d["listen"])
-		c, _ := proxy.ParseEndpoint(d["connect"])
-		target, err := natTarget(inst, dev, c.Addr.Addr())
+	for _, p := range natProxies(inst.Devices) {
+		target, err := natTarget(inst, p.dev, p.connect.Addr.Addr())
 		if err != nil {
 			continue
 		}
 		for _, nic := range nics {
 			if a, _ := netip.ParseAddr(inst.Config[volatileKey(nic, volIPv4)]); a == target {
-				out = append(out, network.Forward{Proto: l.Proto, Listen: l.Addr, Target: netip.AddrPortFrom(target, c.Addr.Port())})
+				out = append(out, network.Forward{Proto: p.listen.Proto, Listen: p.listen.Addr, Target: netip.AddrPortFrom(target, p.connect.Addr.Port())})
 			}
 		}
 	}
@@ -370,25 +386,14 @@ func natForwards(inst *store.Instance, name string) []network.Forward {
 // given their addresses): each forwards IPv4 to the instance's own
 // address, and listens where no other instance's does.
 func checkNAT(tx *store.Tx, inst *store.Instance) error {
-	type listen struct {
-		proto string
-		port  uint16
-	}
-	mine := map[listen]netip.Addr{}
-	for _, dev := range slices.Sorted(maps.Keys(inst.Devices)) {
-		d := inst.Devices[dev]
-		if d["type"] != DeviceProxy || d["nat"] != "true" {
-			continue
+	mine := natProxies(inst.Devices)
+	for _, p := range mine {
+		if !p.listen.Addr.Addr().Is4() || !p.connect.Addr.Addr().Is4() {
+			return errkind.Wrap(errkind.Invalid, "device %s: nat=true forwards IPv4 only: listen and connect on IPv4 addresses, or forward in userspace (nat=false)", p.dev)
 		}
-		l, _ := proxy.ParseEndpoint(d["listen"])
-		c, _ := proxy.ParseEndpoint(d["connect"])
-		if !l.Addr.Addr().Is4() || !c.Addr.Addr().Is4() {
-			return errkind.Wrap(errkind.Invalid, "device %s: nat=true forwards IPv4 only: listen and connect on IPv4 addresses, or forward in userspace (nat=false)", dev)
-		}
-		if _, err := natTarget(inst, dev, c.Addr.Addr()); err != nil {
+		if _, err := natTarget(inst, p.dev, p.connect.Addr.Addr()); err != nil {
 			return err
 		}
-		mine[listen{l.Proto, l.Addr.Port()}] = l.Addr.Addr()
 	}
 	if len(mine) == 0 {
 		return nil
@@ -405,18 +410,22 @@ func checkNAT(tx *store.Tx, inst *store.Instance) error {
 		if err != nil {
 			return err
 		}
-		for dev, d := range x.Devices {
-			if d["type"] != DeviceProxy || d["nat"] != "true" {
-				continue
-			}
-			l, _ := proxy.ParseEndpoint(d["listen"])
-			a, ok := mine[listen{l.Proto, l.Addr.Port()}]
-			if ok && (a == l.Addr.Addr() || a.IsUnspecified() || l.Addr.Addr().IsUnspecified()) {
-				return errkind.Wrap(errkind.Busy, "listen %s: instance %s forwards it already (device %s)", d["listen"], other.Name, dev)
+		for _, theirs := range natProxies(x.Devices) {
+			for _, p := range mine {
+				if clashes(p.listen, theirs.listen) {
+					return errkind.Wrap(errkind.Busy, "listen %s: instance %s forwards it already (device %s)", x.Devices[theirs.dev]["listen"], other.Name, theirs.dev)
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// clashes says whether two listen endpoints take the same port: the same
+// protocol and port, and the same address or a wildcard on either side.
+func clashes(a, b proxy.Endpoint) bool {
+	return a.Proto == b.Proto && a.Addr.Port() == b.Addr.Port() &&
+		(a.Addr.Addr() == b.Addr.Addr() || a.Addr.Addr().IsUnspecified() || b.Addr.Addr().IsUnspecified())
 }
 
 // natTarget is the address a nat proxy forwards to: the instance's own
