@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/runtime/container"
+)
+
+// A disk device other than the root mounts a custom volume, or a
+// directory of the host's, in the instance: at each start, before init
+// runs, and at once in a running instance when it is added. The volume
+// or directory stays as it is on disk; an unprivileged instance sees it
+// through a mount idmapped by its own user namespace.
+
+// isDisk says whether d is a disk other than the root.
+func isDisk(d store.Device) bool { return d["type"] == DeviceDisk && d["path"] != "/" }
+
+// diskSource is the directory on the host that disk d mounts: its custom
+// volume's, or the host's directory, checked.
+func (e *Engine) diskSource(ctx context.Context, d store.Device) (string, error) {
+	if d["pool"] != "" {
+		return e.customVolumePath(ctx, d["pool"], d["source"])
+	}
+	return e.hostDir(d["source"])
+}
+
+// hostDir resolves src, a directory of the host's for a disk, through
+// its symlinks, and refuses one that is not a directory, or that lies in
+// silo's state directory or holds it: the instance would reach the
+// volumes and records of every other.
+func (e *Engine) hostDir(src string) (string, error) {
+	p, err := filepath.EvalSymlinks(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", errkind.Wrap(errkind.NotFound, "source %s: no such directory on the host", src)
+	}
+	if err != nil {
+		return "", fmt.Errorf("source %s: %w", src, err)
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+		return "", errkind.Wrap(errkind.Invalid, "source %s is not a directory", src)
+	}
+	state, err := filepath.Abs(e.stateDir)
+	if err == nil {
+		state, err = filepath.EvalSymlinks(state)
+	}
+	if err != nil {
+		return "", err
+	}
+	if within(p, state) || within(state, p) {
+		return "", errkind.Wrap(errkind.Invalid, "source %s: %s is silo's state directory or in it, or holds it: an instance must not reach other instances' volumes and silo's records", src, p)
+	}
+	return p, nil
+}
+
+// within says whether path p is dir or lies under it; both are absolute
+// and clean.
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// checkDiskSource checks, as disk device name is given, that its source
+// is there and may be mounted.
+func (e *Engine) checkDiskSource(ctx context.Context, name string, d store.Device) error {
+	if !isDisk(d) {
+		return nil
+	}
+	if _, err := e.diskSource(ctx, d); err != nil {
+		return fmt.Errorf("device %s: %w", name, err)
+	}
+	return nil
+}
+
+// checkDisks checks the disks among devs, devices of inst (expanded)
+// that came or changed, run set when it runs: their sources, and for an
+// unprivileged instance, that the kernel can idmap their filesystems:
+// else the instance would see their files owned by nobody, and could not
+// write them.
+func (e *Engine) checkDisks(ctx context.Context, inst *store.Instance, run *store.Run, devs []string) error {
+	for _, dev := range devs {
+		d, ok := inst.Devices[dev]
+		if !ok || !isDisk(d) {
+			continue
+		}
+		if run != nil && e.oci(run.Runtime).OwnKernel() {
+			return errkind.Wrap(errkind.Invalid, "device %s: runtime %s of running instance %s mounts no disk but the root", dev, run.Runtime, inst.Name)
+		}
+		src, err := e.diskSource(ctx, d)
+		if err != nil {
+			return fmt.Errorf("device %s: %w", dev, err)
+		}
+		if privileged(inst.Config) {
+			continue
+		}
+		ok, err = e.canIdmap(src)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errkind.Wrap(errkind.Invalid, "device %s: %s is on a filesystem the kernel cannot idmap (FUSE, as zfs-fuse is), so unprivileged instance %s could not see its files with its own IDs: attach it to a privileged instance, or use a volume on a btrfs or dir pool", dev, d["source"], inst.Name)
+		}
+	}
+	return nil
+}
+
+// mountDisk mounts disk dev of inst (expanded) in the container whose
+// init is pid, or with unmount set, takes it out.
+func (e *Engine) mountDisk(ctx context.Context, pid int, inst *store.Instance, dev string, unmount bool) error {
+	d := inst.Devices[dev]
+	src, err := e.diskSource(ctx, d)
+	if err == nil {
+		disk := container.Disk{Source: src, Path: d["path"], ReadOnly: d["readonly"] == "true"}
+		if unmount {
+			err = container.UnmountDisk(pid, disk)
+		} else {
+			err = container.MountDisk(pid, disk)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("device %s: %w", dev, err)
+	}
+	return nil
+}
+
+// customVolumePath is the directory of custom volume name on pool.
+func (e *Engine) customVolumePath(ctx context.Context, pool, name string) (string, error) {
+	return "", errkind.Wrap(errkind.NotFound, "custom volume %s not found on pool %s", name, pool)
+}
