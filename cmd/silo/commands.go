@@ -110,6 +110,7 @@ func commands() []*cli.Command {
 		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: withEngine(rename)},
 		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag, keepAddressesFlag}, Action: withEngine(copyInstance)},
 		profileCommand(), networkCommand(),
+		{Name: "volume", Usage: "manage custom volumes", Subcommands: volumeAttachCommands()},
 		{
 			Name:  "file",
 			Usage: "move files in and out of instances",
