@@ -110,17 +110,21 @@ func (e *Engine) checkDisks(ctx context.Context, inst *store.Instance, run *stor
 }
 
 // mountDisk mounts disk dev of inst (expanded) in the container whose
-// init is pid, or with unmount set, takes it out.
+// init is pid, or with unmount set, takes it out: also when its source
+// has gone from the host since.
 func (e *Engine) mountDisk(ctx context.Context, pid int, inst *store.Instance, dev string, unmount bool) error {
 	d := inst.Devices[dev]
+	disk := container.Disk{Path: d["path"], ReadOnly: d["readonly"] == "true"}
 	src, err := e.diskSource(ctx, d)
-	if err == nil {
-		disk := container.Disk{Source: src, Path: d["path"], ReadOnly: d["readonly"] == "true"}
-		if unmount {
-			err = container.UnmountDisk(pid, disk)
-		} else {
-			err = container.MountDisk(pid, disk)
-		}
+	switch {
+	case err == nil && unmount:
+		disk.Source = src
+		err = container.UnmountDisk(pid, disk)
+	case err == nil:
+		disk.Source = src
+		err = container.MountDisk(pid, disk)
+	case unmount && errors.Is(err, errkind.NotFound):
+		err = container.UnmountDisk(pid, disk)
 	}
 	if err != nil {
 		return fmt.Errorf("device %s: %w", dev, err)

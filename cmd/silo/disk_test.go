@@ -84,6 +84,15 @@ func TestDiskHostDir(t *testing.T) {
 			}
 			e.ok("config", "device", "remove", "r", "esc")
 
+			// A source removed from the host leaves a device that can
+			// still be removed.
+			gone := t.TempDir()
+			e.ok("config", "device", "add", "r", "gone", "disk", "source="+gone, "path=/mnt/gone")
+			if err := os.Remove(gone); err != nil {
+				t.Fatal(err)
+			}
+			e.ok("config", "device", "remove", "r", "gone")
+
 			// A stopped instance's disk is mounted at its start, the
 			// missing path made and owned by the instance's root.
 			e.ok("stop", "r", "--force")

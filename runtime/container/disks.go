@@ -81,11 +81,15 @@ func MountDisk(pid int, d Disk) error {
 }
 
 // UnmountDisk takes disk d out of the container whose init is pid: each
-// mount of its source stacked on its path, if any.
+// mount of its source stacked on its path, if any. A disk whose source
+// is gone from the host (Source empty) has the one mount on its path
+// taken out, if there is one.
 func UnmountDisk(pid int, d Disk) error {
 	var src unix.Stat_t
-	if err := unix.Stat(d.Source, &src); err != nil {
-		return fmt.Errorf("disk source %s: %w", d.Source, err)
+	if d.Source != "" {
+		if err := unix.Stat(d.Source, &src); err != nil {
+			return fmt.Errorf("disk source %s: %w", d.Source, err)
+		}
 	}
 	return inMountNS(pid, func(root int) error {
 		for {
@@ -102,16 +106,17 @@ func UnmountDisk(pid int, d Disk) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", d.Path, err)
 			}
-			if st.Dev != src.Dev || st.Ino != src.Ino {
+			if d.Source != "" && (st.Dev != src.Dev || st.Ino != src.Ino) {
 				return nil // not (or no longer) the disk there
 			}
 			// The path was resolved in the root: the thread's root is
 			// the container's, so the kernel resolves it there again.
-			if err := unix.Unmount(d.Path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
-				if errors.Is(err, unix.EINVAL) {
-					return nil // the source's own directory, not a mount of it
-				}
-				return fmt.Errorf("unmount %s: %w", d.Path, err)
+			err = unix.Unmount(d.Path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+			if errors.Is(err, unix.EINVAL) {
+				return nil // not a mount point
+			}
+			if err != nil || d.Source == "" {
+				return err
 			}
 		}
 	})
