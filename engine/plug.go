@@ -166,7 +166,7 @@ func (e *Engine) plugAll(ctx context.Context, name string, pid int) error {
 	for _, dev := range plugOrder(inst.Devices) {
 		if err := e.plug(ctx, pid, inst, dev); err != nil {
 			e.stopProxies(name)
-			return fmt.Errorf("start %s: %w", name, err)
+			return err // the start names the instance
 		}
 	}
 	return nil

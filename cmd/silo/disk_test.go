@@ -101,9 +101,15 @@ func TestDiskHostDir(t *testing.T) {
 			if got := e.sh("r", "cat /a/b/c/hello; stat -c %u /a/b"); got != "from the host\n0\n" {
 				t.Fatalf("disk at start: %q", got)
 			}
-			if strings.Contains(e.ok("config", "device", "show", "r"), "later") == false {
+			if !strings.Contains(e.ok("config", "device", "show", "r"), "later") {
 				t.Fatal("the disk is not shown")
 			}
+			// Where the path inside is no directory, the start says so.
+			e.ok("stop", "r", "--force")
+			e.ok("config", "device", "add", "r", "file", "disk", "source="+dir, "path=/etc/passwd")
+			e.fails(2, "start r: device file: /etc/passwd in the instance is not a directory", "start", "r")
+			e.ok("config", "device", "remove", "r", "file")
+			e.ok("start", "r")
 		})
 	}
 }
