@@ -132,7 +132,22 @@ func (e *Engine) mountDisk(ctx context.Context, pid int, inst *store.Instance, d
 	return nil
 }
 
-// customVolumePath is the directory of custom volume name on pool.
+// customVolumePath is the directory of custom volume name on pool: its
+// head's, mounted if need be.
 func (e *Engine) customVolumePath(ctx context.Context, pool, name string) (string, error) {
-	return "", errkind.Wrap(errkind.NotFound, "custom volume %s not found on pool %s", name, pool)
+	var id string
+	if err := e.store.View(func(tx *store.Tx) error {
+		v, err := tx.CustomVolume(pool, name)
+		if err == nil {
+			id = v.Volume
+		}
+		return err
+	}); err != nil {
+		return "", err
+	}
+	d, _, err := e.driver(ctx, pool)
+	if err != nil {
+		return "", err
+	}
+	return d.VolumePath(ctx, id)
 }
