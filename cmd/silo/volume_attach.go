@@ -8,6 +8,12 @@ import (
 	"github.com/silo-dev/silo/engine"
 )
 
+// withAttach gives the volume command c attach and detach.
+func withAttach(c *cli.Command) *cli.Command {
+	c.Subcommands = append(c.Subcommands, volumeAttachCommands()...)
+	return c
+}
+
 // volumeAttachCommands are `volume attach` and `volume detach`: a disk
 // device that mounts a custom volume in an instance, added or removed.
 func volumeAttachCommands() []*cli.Command {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"fmt"
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
@@ -22,6 +23,11 @@ type CustomVolume struct {
 	// Retired lists earlier heads that restores left in place for the
 	// snapshots that live in them, as an instance's do.
 	Retired []string `json:"retired,omitempty"`
+}
+
+// Snapshot returns the snapshot called name.
+func (v *CustomVolume) Snapshot(name string) (*Snapshot, error) {
+	return findSnapshot(v.Snapshots, name, fmt.Sprintf("volume %q in pool %q", v.Name, v.Pool))
 }
 
 // Names never hold a slash, so pool/name keys sort a pool's volumes
