@@ -174,19 +174,29 @@ func (e *Engine) plugAll(ctx context.Context, name string, pid int) error {
 
 // plugOrder is the order devs are plugged in: the nics by their names
 // inside, the first of which has the default route (and names the
-// resolver: see resolvConf), then the others.
+// resolver: see resolvConf); then the disks by their paths, so that one
+// mounted inside another's path comes after it; then the others.
 func plugOrder(devs store.Devices) []string {
+	rank := func(d store.Device) int {
+		switch {
+		case d["type"] == DeviceNIC:
+			return 0
+		case isDisk(d):
+			return 1
+		}
+		return 2
+	}
 	names := slices.Collect(maps.Keys(devs))
 	slices.SortFunc(names, func(a, b string) int {
 		da, db := devs[a], devs[b]
-		if (da["type"] == DeviceNIC) != (db["type"] == DeviceNIC) {
-			if da["type"] == DeviceNIC {
-				return -1
-			}
-			return 1
+		if c := rank(da) - rank(db); c != 0 {
+			return c
 		}
-		if da["type"] == DeviceNIC {
+		switch rank(da) {
+		case 0:
 			return strings.Compare(nicName(a, da), nicName(b, db))
+		case 1:
+			return strings.Compare(da["path"], db["path"])
 		}
 		return strings.Compare(a, b)
 	})

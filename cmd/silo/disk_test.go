@@ -97,9 +97,13 @@ func TestDiskHostDir(t *testing.T) {
 			// missing path made and owned by the instance's root.
 			e.ok("stop", "r", "--force")
 			e.ok("config", "device", "add", "r", "later", "disk", "source="+dir, "path=/a/b/c")
+			// One disk inside another's path, whatever their names.
+			outer := t.TempDir()
+			e.ok("config", "device", "add", "r", "a-inner", "disk", "source="+dir, "path=/n/inner")
+			e.ok("config", "device", "add", "r", "b-outer", "disk", "source="+outer, "path=/n")
 			e.ok("start", "r")
-			if got := e.sh("r", "cat /a/b/c/hello; stat -c %u /a/b"); got != "from the host\n0\n" {
-				t.Fatalf("disk at start: %q", got)
+			if got := e.sh("r", "cat /a/b/c/hello; stat -c %u /a/b; cat /n/inner/hello"); got != "from the host\n0\nfrom the host\n" {
+				t.Fatalf("disks at start: %q", got)
 			}
 			if !strings.Contains(e.ok("config", "device", "show", "r"), "later") {
 				t.Fatal("the disk is not shown")
