@@ -43,6 +43,10 @@ func TestDiskHostDir(t *testing.T) {
 				if r := e.run("exec", "r", "--", "touch", "/srv/ro/x"); r.code == 0 {
 					t.Fatal("a read-only disk took a write")
 				}
+				// Its root holds its mount namespace, but not the flag.
+				if r := e.run("exec", "r", "--", "mount", "-o", "remount,bind,rw", "/srv/ro"); r.code == 0 {
+					t.Fatal("the instance's root made a read-only disk writable")
+				}
 				if got := e.sh("r", "cat /srv/ro/hello"); got != "from the host\n" {
 					t.Fatalf("read-only disk: %q", got)
 				}

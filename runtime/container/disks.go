@@ -62,6 +62,14 @@ func MountDisk(pid int, d Disk) error {
 			return fmt.Errorf("set the mount of %s: %w", d.Source, err)
 		}
 	}
+	if d.ReadOnly && attr.Attr_set&unix.MOUNT_ATTR_IDMAP != 0 {
+		locked, err := lockedReadOnly(tree, owner[0])
+		if err != nil {
+			return err
+		}
+		defer unix.Close(locked)
+		tree = locked
+	}
 	return inMountNS(pid, func(root int) error {
 		// Directories made inside belong to the container's root: its
 		// own root filesystem may be idmapped, which maps no file of
