@@ -19,8 +19,9 @@ import (
 )
 
 var (
-	runs    = flag.Int("runs", 21, "timed attaches and detaches per driver")
-	drivers = flag.String("drivers", "dir,btrfs,zfs", "drivers to measure")
+	runs     = flag.Int("runs", 21, "timed attaches and detaches per driver")
+	drivers  = flag.String("drivers", "dir,btrfs,zfs", "drivers to measure")
+	readonly = flag.Bool("readonly", false, "attach read-only (config device add ... readonly=true), which an unprivileged instance gets locked")
 )
 
 func main() {
@@ -43,9 +44,13 @@ func main() {
 		}
 		benchutil.Check(s.RunLenient(launch...))
 		benchutil.Check(s.Run("volume", "create", pool, "v"))
+		attachArgs := []string{"volume", "attach", pool, "v", inst, "/data"}
+		if *readonly {
+			attachArgs = []string{"config", "device", "add", inst, "v", "disk", "pool=" + pool, "source=v", "path=/data", "readonly=true"}
+		}
 		var attach, detach []time.Duration
 		for range *runs {
-			attach = append(attach, benchutil.Timed(func() error { return s.Run("volume", "attach", pool, "v", inst, "/data") }))
+			attach = append(attach, benchutil.Timed(func() error { return s.Run(attachArgs...) }))
 			benchutil.Check(s.Run("exec", inst, "--", "sh", "-c", "grep -q ' /data ' /proc/mounts"))
 			detach = append(detach, benchutil.Timed(func() error { return s.Run("volume", "detach", pool, "v", inst) }))
 		}
