@@ -33,8 +33,8 @@ func (e *Engine) diskSource(ctx context.Context, d store.Device) (string, error)
 
 // hostDir resolves src, a directory of the host's for a disk, through
 // its symlinks, and refuses one that is not a directory, or that lies in
-// silo's state directory or holds it: the instance would reach the
-// volumes and records of every other.
+// silo's state directory or a pool's directory, or holds one: the
+// instance would reach the volumes and records of every other.
 func (e *Engine) hostDir(src string) (string, error) {
 	p, err := filepath.EvalSymlinks(src)
 	if errors.Is(err, os.ErrNotExist) {
@@ -55,6 +55,20 @@ func (e *Engine) hostDir(src string) (string, error) {
 	}
 	if within(p, state) || within(state, p) {
 		return "", errkind.Wrap(errkind.Invalid, "source %s: %s is silo's state directory or in it, or holds it: an instance must not reach other instances' volumes and silo's records", src, p)
+	}
+	// A pool made on a directory or a btrfs mount of the host's holds
+	// volumes outside the state directory.
+	var pools []*store.Pool
+	if err := e.store.View(func(tx *store.Tx) (err error) { pools, err = tx.Pools(); return err }); err != nil {
+		return "", err
+	}
+	for _, pool := range pools {
+		if !filepath.IsAbs(pool.Source) {
+			continue // none, or a zfs dataset
+		}
+		if at, err := filepath.EvalSymlinks(pool.Source); err == nil && (within(p, at) || within(at, p)) {
+			return "", errkind.Wrap(errkind.Invalid, "source %s: %s is pool %s's directory or in it, or holds it: an instance must not reach other instances' volumes", src, p, pool.Name)
+		}
 	}
 	return p, nil
 }
