@@ -63,7 +63,7 @@ func MountDisk(pid int, d Disk) error {
 		}
 	}
 	if d.ReadOnly && attr.Attr_set&unix.MOUNT_ATTR_IDMAP != 0 {
-		locked, err := lockedReadOnly(tree, owner[0])
+		locked, err := lockedReadOnly(tree, owner)
 		if err != nil {
 			return err
 		}

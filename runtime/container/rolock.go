@@ -27,9 +27,9 @@ const (
 )
 
 // lockedReadOnly returns a clone of the detached read-only tree whose
-// read-only flag no user namespace below the host's can clear; uid is
-// the host's ID the child runs as.
-func lockedReadOnly(tree int, uid int) (int, error) {
+// read-only flag no user namespace below the host's can clear; owner is
+// the host's UID and GID the child runs as.
+func lockedReadOnly(tree int, owner [2]int) (int, error) {
 	type result struct {
 		fd  int
 		err error
@@ -54,7 +54,7 @@ func lockedReadOnly(tree int, uid int) (int, error) {
 			if err := unix.MoveMount(tree, "", unix.AT_FDCWD, at, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 				return -1, fmt.Errorf("stage the disk: %w", err)
 			}
-			return cloneLocked(at, uid)
+			return cloneLocked(at, owner)
 		}()
 		done <- result{fd, err}
 	}()
@@ -65,7 +65,7 @@ func lockedReadOnly(tree int, uid int) (int, error) {
 // cloneLocked runs a child in a user and mount namespace of its own,
 // which clones the mount at path in its copy of this thread's mount
 // namespace and sends it back.
-func cloneLocked(path string, uid int) (int, error) {
+func cloneLocked(path string, owner [2]int) (int, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
@@ -78,8 +78,8 @@ func cloneLocked(path string, uid int) (int, error) {
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}},
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: owner[0], Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: owner[1], Size: 1}},
 		// Root in its namespace, so that its exec keeps the capabilities.
 		Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
 		Pdeathsig:  syscall.SIGKILL,
