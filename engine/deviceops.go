@@ -53,8 +53,11 @@ func (e *Engine) editDevices(ctx context.Context, o Owner, fn func(own store.Dev
 }
 
 // AddDevice gives o device name, checked with ParseDevice. On a running
-// instance, a nic or a proxy is plugged at once.
+// instance, a nic, a proxy or a disk is plugged at once.
 func (e *Engine) AddDevice(ctx context.Context, o Owner, name string, d store.Device) error {
+	if err := e.checkDiskSource(ctx, name, d); err != nil {
+		return err
+	}
 	return e.editDevices(ctx, o, func(own, _ store.Devices) error {
 		if _, ok := own[name]; ok {
 			return errkind.Wrap(errkind.AlreadyExists, "%s already has a device %s", o, name)
@@ -157,6 +160,9 @@ func (e *Engine) SetProfileConfig(ctx context.Context, name string, set map[stri
 func (e *Engine) ReplaceProfile(ctx context.Context, p *store.Profile) error {
 	for name, d := range p.Devices {
 		if err := checkParent(name, d); err != nil {
+			return fmt.Errorf("profile %s: %w", p.Name, err)
+		}
+		if err := e.checkDiskSource(ctx, name, d); err != nil {
 			return fmt.Errorf("profile %s: %w", p.Name, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ var deviceKeys = map[string][]string{
 	DeviceNIC: {"name", "network", "nictype", "parent", "hwaddr", "mtu", "ipv4.address", "ipv6.address",
 		"security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering"},
 	DeviceProxy: {"listen", "connect", "nat", "bind"},
-	DeviceDisk:  {"path", "pool", "size"},
+	DeviceDisk:  {"path", "pool", "size", "source", "readonly"},
 	deviceNone:  {},
 }
 
@@ -89,7 +90,7 @@ func checkDevice(name string, d store.Device) error {
 	bad := func(key, why string) error {
 		return errkind.Wrap(errkind.Invalid, "device %s: %s=%q: %s", name, key, d[key], why)
 	}
-	for _, k := range []string{"security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering", "nat"} {
+	for _, k := range []string{"security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering", "nat", "readonly"} {
 		if v, ok := d[k]; ok && v != "true" && v != "false" {
 			return bad(k, "give true or false")
 		}
@@ -100,17 +101,44 @@ func checkDevice(name string, d store.Device) error {
 	case DeviceProxy:
 		return checkProxy(name, d, bad)
 	case DeviceDisk:
-		if d["path"] != "/" {
-			return errkind.Wrap(errkind.Invalid, "device %s: a disk is the root filesystem (path=/): other disks come with custom volumes", name)
-		}
+		return checkDisk(name, d, bad)
+	}
+	return nil
+}
+
+// checkDisk checks a disk device: the root filesystem (path=/ on a pool),
+// a custom volume (pool= and source=) or a directory of the host's
+// (source=) mounted at path in the instance.
+func checkDisk(name string, d store.Device, bad func(key, why string) error) error {
+	p := d["path"]
+	if p == "/" {
 		if d["pool"] == "" {
 			return errkind.Wrap(errkind.Invalid, "device %s: the root disk names its pool (pool=)", name)
+		}
+		for _, k := range []string{"source", "readonly"} {
+			if _, ok := d[k]; ok {
+				return bad(k, "the root disk is the instance's own volume")
+			}
 		}
 		if v, ok := d["size"]; ok {
 			if _, err := units.ParseSize(v); err != nil || v == "" {
 				return bad("size", "give bytes or a number with KiB, MiB, GiB or TiB")
 			}
 		}
+		return nil
+	}
+	if !path.IsAbs(p) || path.Clean(p) != p {
+		return bad("path", "give an absolute path in the instance, like /data")
+	}
+	if _, ok := d["size"]; ok {
+		return bad("size", "a disk's size is its volume's: set it on the volume")
+	}
+	src := d["source"]
+	switch {
+	case src == "":
+		return errkind.Wrap(errkind.Invalid, "device %s: a disk at %s names its source: a directory of the host's, or a custom volume with pool=", name, p)
+	case d["pool"] == "" && !path.IsAbs(src):
+		return bad("source", "give an absolute path on the host, or a custom volume with pool=")
 	}
 	return nil
 }
@@ -200,7 +228,7 @@ func checkExpanded(inst *store.Instance, devs store.Devices) error {
 	if d["pool"] != inst.Pool {
 		return errkind.Wrap(errkind.Invalid, "instance %s lives on pool %q, not %q: its root disk cannot move by a change of config", inst.Name, inst.Pool, d["pool"])
 	}
-	inside, listens := map[string]string{}, map[string]string{}
+	inside, listens, mounts := map[string]string{}, map[string]string{}, map[string]string{}
 	for _, name := range slices.Sorted(maps.Keys(devs)) {
 		d := devs[name]
 		switch d["type"] {
@@ -208,6 +236,10 @@ func checkExpanded(inst *store.Instance, devs store.Devices) error {
 			if name != root && d["path"] == "/" {
 				return errkind.Wrap(errkind.Invalid, "instance %s has two root disks: %s and %s", inst.Name, root, name)
 			}
+			if other, ok := mounts[d["path"]]; ok {
+				return errkind.Wrap(errkind.Invalid, "instance %s: disks %s and %s are both mounted at %s", inst.Name, other, name, d["path"])
+			}
+			mounts[d["path"]] = name
 		case DeviceNIC:
 			n := nicName(name, d)
 			if other, ok := inside[n]; ok {

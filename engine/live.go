@@ -22,8 +22,8 @@ type liveChange struct {
 // UpdateInstance changes an instance's own config, devices or profiles
 // with fn, checks what results, gives new nics their addresses, and
 // carries the change to the instance: the size of its root disk at once,
-// and if it runs, limits and nic and proxy devices live, the rest at its
-// next start. A change that cannot be carried out is not recorded.
+// and if it runs, limits and nic, proxy and disk devices live, the rest
+// at its next start. A change that cannot be carried out is not recorded.
 func (e *Engine) UpdateInstance(ctx context.Context, name string, fn func(inst *store.Instance) error) error {
 	unlock, err := e.lockInstances([]string{name})
 	if err != nil {
@@ -78,6 +78,11 @@ func (e *Engine) update(ctx context.Context, kind, target string, change func(tx
 	})
 	if err != nil {
 		return err
+	}
+	for _, c := range changes {
+		if err := e.checkDisks(ctx, c.new, c.run, c.changed()); err != nil {
+			return o.Fail(ctx, err)
+		}
 	}
 	if err := e.applyQuotas(ctx, changes); err != nil {
 		return o.Fail(ctx, err)
@@ -326,7 +331,7 @@ func (e *Engine) replugRefs(ctx context.Context, refs []store.DeviceRef) error {
 func liveDevices(inst *store.Instance) store.Devices {
 	out := store.Devices{}
 	for name, d := range inst.Devices {
-		if d["type"] == DeviceNIC || d["type"] == DeviceProxy {
+		if d["type"] == DeviceNIC || d["type"] == DeviceProxy || isDisk(d) {
 			out[name] = d
 		}
 	}

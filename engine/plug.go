@@ -65,10 +65,15 @@ func (e *Engine) proxyPidFile(name, dev string) string {
 }
 
 // plug adds device dev of inst (expanded) to the container whose init is
-// pid: a nic, or the forwarder of a proxy that forwards in userspace.
+// pid: a nic, the forwarder of a proxy that forwards in userspace, or a
+// disk other than the root.
 func (e *Engine) plug(ctx context.Context, pid int, inst *store.Instance, dev string) error {
 	d := inst.Devices[dev]
 	switch d["type"] {
+	case DeviceDisk:
+		if isDisk(d) {
+			return e.mountDisk(ctx, pid, inst, dev, false)
+		}
 	case DeviceNIC:
 		nic, err := e.nicOf(inst, dev)
 		if err != nil {
@@ -113,6 +118,10 @@ func (e *Engine) plug(ctx context.Context, pid int, inst *store.Instance, dev st
 func (e *Engine) unplug(ctx context.Context, run *store.Run, inst *store.Instance, dev string) error {
 	d := inst.Devices[dev]
 	switch d["type"] {
+	case DeviceDisk:
+		if isDisk(d) {
+			return e.mountDisk(ctx, run.Pid, inst, dev, true)
+		}
 	case DeviceNIC:
 		nic, err := e.nicOf(inst, dev)
 		if err != nil {
@@ -129,10 +138,10 @@ func (e *Engine) unplug(ctx context.Context, run *store.Run, inst *store.Instanc
 	return nil
 }
 
-// plugAll sets up the network of instance name's container, created and
+// plugAll sets up the devices of instance name's container, created and
 // not yet started, whose init is pid: its networks on the host, its nics
-// inside, and its forwarders. Init then finds the network ready from its
-// first instruction.
+// inside, its forwarders and its disks. Init then finds them ready from
+// its first instruction.
 func (e *Engine) plugAll(ctx context.Context, name string, pid int) error {
 	var inst *store.Instance
 	err := e.store.View(func(tx *store.Tx) error {
@@ -157,7 +166,7 @@ func (e *Engine) plugAll(ctx context.Context, name string, pid int) error {
 	for _, dev := range plugOrder(inst.Devices) {
 		if err := e.plug(ctx, pid, inst, dev); err != nil {
 			e.stopProxies(name)
-			return fmt.Errorf("start %s: %w", name, err)
+			return err // the start names the instance
 		}
 	}
 	return nil
@@ -165,19 +174,29 @@ func (e *Engine) plugAll(ctx context.Context, name string, pid int) error {
 
 // plugOrder is the order devs are plugged in: the nics by their names
 // inside, the first of which has the default route (and names the
-// resolver: see resolvConf), then the others.
+// resolver: see resolvConf); then the disks by their paths, so that one
+// mounted inside another's path comes after it; then the others.
 func plugOrder(devs store.Devices) []string {
+	rank := func(d store.Device) int {
+		switch {
+		case d["type"] == DeviceNIC:
+			return 0
+		case isDisk(d):
+			return 1
+		}
+		return 2
+	}
 	names := slices.Collect(maps.Keys(devs))
 	slices.SortFunc(names, func(a, b string) int {
 		da, db := devs[a], devs[b]
-		if (da["type"] == DeviceNIC) != (db["type"] == DeviceNIC) {
-			if da["type"] == DeviceNIC {
-				return -1
-			}
-			return 1
+		if c := rank(da) - rank(db); c != 0 {
+			return c
 		}
-		if da["type"] == DeviceNIC {
+		switch rank(da) {
+		case 0:
 			return strings.Compare(nicName(a, da), nicName(b, db))
+		case 1:
+			return strings.Compare(da["path"], db["path"])
 		}
 		return strings.Compare(a, b)
 	})

@@ -126,6 +126,9 @@ func (e *Engine) start(ctx context.Context, name string) error {
 			if d["type"] == DeviceNIC {
 				return errkind.Wrap(errkind.Invalid, "start %s: runtime %s has no network but loopback, and the instance has nic %s: remove it (config device add %s %s none), or launch with --no-network", name, oci.Binary, dev, name, dev)
 			}
+			if isDisk(d) {
+				return errkind.Wrap(errkind.Invalid, "start %s: runtime %s mounts no disk but the root, and the instance has disk %s: remove it", name, oci.Binary, dev)
+			}
 		}
 	}
 	root, err := e.fitShift(ctx, inst, d, m)

@@ -109,7 +109,7 @@ func commands() []*cli.Command {
 		}, Action: withEngine(deleteInstance)},
 		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: withEngine(rename)},
 		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag, keepAddressesFlag}, Action: withEngine(copyInstance)},
-		profileCommand(), networkCommand(),
+		profileCommand(), networkCommand(), withAttach(volumeCommand()),
 		{
 			Name:  "file",
 			Usage: "move files in and out of instances",
@@ -623,9 +623,16 @@ func snapshotList(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
+	return snapshotTable(c, snaps, func(s api.InstanceSnapshot) (string, time.Time) { return s.Name, s.CreatedAt })
+}
+
+// snapshotTable prints snaps, an instance's or a volume's, each of which
+// has a name and a time of creation.
+func snapshotTable[S any](c *cli.Context, snaps []S, nameTime func(S) (string, time.Time)) error {
 	var rows [][]string
 	for _, s := range snaps {
-		rows = append(rows, []string{s.Name, when(s.CreatedAt)})
+		name, t := nameTime(s)
+		rows = append(rows, []string{name, when(t)})
 	}
 	return output(c, snaps, []string{"NAME", "CREATED"}, rows)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/network/proxy"
+	"github.com/silo-dev/silo/runtime/container"
 	"github.com/silo-dev/silo/runtime/monitor"
 )
 
@@ -35,6 +36,9 @@ func main() {
 	}
 	if cfg, ok := monitor.FromEnv(); ok {
 		os.Exit(monitor.Main(cfg, engine.MonitorHost))
+	}
+	if ran, code := container.LockedCloneMain(); ran {
+		os.Exit(code)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp()

@@ -38,7 +38,7 @@ func deviceCommand(profile bool) *cli.Command {
 	}
 	return &cli.Command{
 		Name:  "device",
-		Usage: "manage devices: nic, proxy, disk (nics and proxies change live on a running instance)",
+		Usage: "manage devices: nic, proxy, disk (each changes live on a running instance)",
 		Subcommands: []*cli.Command{
 			{Name: "add", Usage: "add a device", ArgsUsage: what + " DEVICE TYPE [KEY=VALUE...]", Action: act(deviceAdd, 3, 64)},
 			{Name: "set", Usage: "set keys of a device", ArgsUsage: what + " DEVICE KEY=VALUE...", Action: act(deviceSet, 3, 64)},

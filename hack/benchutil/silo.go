@@ -37,6 +37,19 @@ func NewSilo(bin, state string) *Silo {
 	return &Silo{Bin: bin, State: state, NS: NewNetNS("silo-bench")}
 }
 
+// TempSilo builds silo and gives it a state directory under /var/tmp,
+// named after the benchmark; done deletes silo's networks and the
+// directory. The instances must be gone by then.
+func TempSilo(bench string) (s *Silo, done func()) {
+	work, err := os.MkdirTemp("/var/tmp", bench+"-")
+	Check(err)
+	s = NewSilo(BuildSilo(work), filepath.Join(work, "state"))
+	return s, func() {
+		s.Close()
+		os.RemoveAll(work)
+	}
+}
+
 // Command is silo with args on s's state directory; start it with s.NS.
 func (s *Silo) Command(args ...string) *exec.Cmd {
 	cmd := exec.Command(s.Bin, args...)

@@ -98,7 +98,7 @@ func idmappedTree(src string, userns int) (int, error) {
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns)}
 	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &attr); err != nil {
 		unix.Close(tree)
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP) {
+		if noIdmap(err) {
 			return -1, fmt.Errorf("%w (%w)", errNoIdmap, err)
 		}
 		return -1, fmt.Errorf("idmap the mount of %s: %w", src, err)

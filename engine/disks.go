@@ -1,0 +1,167 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/runtime/container"
+)
+
+// A disk device other than the root mounts a custom volume, or a
+// directory of the host's, in the instance: at each start, before init
+// runs, and at once in a running instance when it is added. The volume
+// or directory stays as it is on disk; an unprivileged instance sees it
+// through a mount idmapped by its own user namespace.
+
+// isDisk says whether d is a disk other than the root.
+func isDisk(d store.Device) bool { return d["type"] == DeviceDisk && d["path"] != "/" }
+
+// diskSource is the directory on the host that disk d mounts: its custom
+// volume's, or the host's directory, checked.
+func (e *Engine) diskSource(ctx context.Context, d store.Device) (string, error) {
+	if d["pool"] != "" {
+		return e.customVolumePath(ctx, d["pool"], d["source"])
+	}
+	return e.hostDir(d["source"])
+}
+
+// hostDir resolves src, a directory of the host's for a disk, through
+// its symlinks, and refuses one that is not a directory, or that lies in
+// silo's state directory or a pool's directory, or holds one: the
+// instance would reach the volumes and records of every other.
+func (e *Engine) hostDir(src string) (string, error) {
+	p, err := filepath.EvalSymlinks(src)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", errkind.Wrap(errkind.NotFound, "source %s: no such directory on the host", src)
+	}
+	if err != nil {
+		return "", fmt.Errorf("source %s: %w", src, err)
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+		return "", errkind.Wrap(errkind.Invalid, "source %s is not a directory", src)
+	}
+	state, err := filepath.Abs(e.stateDir)
+	if err == nil {
+		state, err = filepath.EvalSymlinks(state)
+	}
+	if err != nil {
+		return "", err
+	}
+	if within(p, state) || within(state, p) {
+		return "", errkind.Wrap(errkind.Invalid, "source %s: %s is silo's state directory or in it, or holds it: an instance must not reach other instances' volumes and silo's records", src, p)
+	}
+	// A pool made on a directory or a btrfs mount of the host's holds
+	// volumes outside the state directory.
+	var pools []*store.Pool
+	if err := e.store.View(func(tx *store.Tx) (err error) { pools, err = tx.Pools(); return err }); err != nil {
+		return "", err
+	}
+	for _, pool := range pools {
+		if !filepath.IsAbs(pool.Source) {
+			continue // none, or a zfs dataset
+		}
+		if at, err := filepath.EvalSymlinks(pool.Source); err == nil && (within(p, at) || within(at, p)) {
+			return "", errkind.Wrap(errkind.Invalid, "source %s: %s is pool %s's directory or in it, or holds it: an instance must not reach other instances' volumes", src, p, pool.Name)
+		}
+	}
+	return p, nil
+}
+
+// within says whether path p is dir or lies under it; both are absolute
+// and clean.
+func within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
+// checkDiskSource checks, as disk device name is given, that its source
+// is there and may be mounted.
+func (e *Engine) checkDiskSource(ctx context.Context, name string, d store.Device) error {
+	if !isDisk(d) {
+		return nil
+	}
+	if _, err := e.diskSource(ctx, d); err != nil {
+		return fmt.Errorf("device %s: %w", name, err)
+	}
+	return nil
+}
+
+// checkDisks checks the disks among devs, devices of inst (expanded)
+// that came or changed, run set when it runs: their sources, and for an
+// unprivileged instance, that the kernel can idmap their filesystems:
+// else the instance would see their files owned by nobody, and could not
+// write them.
+func (e *Engine) checkDisks(ctx context.Context, inst *store.Instance, run *store.Run, devs []string) error {
+	for _, dev := range devs {
+		d, ok := inst.Devices[dev]
+		if !ok || !isDisk(d) {
+			continue
+		}
+		if run != nil && e.oci(run.Runtime).OwnKernel() {
+			return errkind.Wrap(errkind.Invalid, "device %s: runtime %s of running instance %s mounts no disk but the root", dev, run.Runtime, inst.Name)
+		}
+		src, err := e.diskSource(ctx, d)
+		if err != nil {
+			return fmt.Errorf("device %s: %w", dev, err)
+		}
+		if privileged(inst.Config) {
+			continue
+		}
+		ok, err = e.canIdmap(src)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errkind.Wrap(errkind.Invalid, "device %s: %s is on a filesystem the kernel cannot idmap (FUSE, as zfs-fuse is), so unprivileged instance %s could not see its files with its own IDs: attach it to a privileged instance, or use a volume on a btrfs or dir pool", dev, d["source"], inst.Name)
+		}
+	}
+	return nil
+}
+
+// mountDisk mounts disk dev of inst (expanded) in the container whose
+// init is pid, or with unmount set, takes it out: also when its source
+// has gone from the host since.
+func (e *Engine) mountDisk(ctx context.Context, pid int, inst *store.Instance, dev string, unmount bool) error {
+	d := inst.Devices[dev]
+	disk := container.Disk{Path: d["path"], ReadOnly: d["readonly"] == "true"}
+	src, err := e.diskSource(ctx, d)
+	switch {
+	case err == nil && unmount:
+		disk.Source = src
+		err = container.UnmountDisk(pid, disk)
+	case err == nil:
+		disk.Source = src
+		err = container.MountDisk(pid, disk)
+	case unmount && errors.Is(err, errkind.NotFound):
+		err = container.UnmountDisk(pid, disk)
+	}
+	if err != nil {
+		return fmt.Errorf("device %s: %w", dev, err)
+	}
+	return nil
+}
+
+// customVolumePath is the directory of custom volume name on pool: its
+// head's, mounted if need be.
+func (e *Engine) customVolumePath(ctx context.Context, pool, name string) (string, error) {
+	var id string
+	if err := e.store.View(func(tx *store.Tx) error {
+		v, err := tx.CustomVolume(pool, name)
+		if err == nil {
+			id = v.Volume
+		}
+		return err
+	}); err != nil {
+		return "", err
+	}
+	d, _, err := e.driver(ctx, pool)
+	if err != nil {
+		return "", err
+	}
+	return d.VolumePath(ctx, id)
+}
