@@ -15,6 +15,7 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/archive"
+	"github.com/silo-dev/silo/internal/compression"
 	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/iopipe"
@@ -291,11 +292,22 @@ func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 	return err
 }
 
-// Copy makes dst, a new instance holding the state of src or of its
-// snapshot snap, on pool (src's pool when empty). Within a pool it is a
-// clone; between pools of one driver, a send and receive; between drivers,
-// a tar stream.
-func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string, keepAddresses bool) (*store.Instance, error) {
+// CopyOptions tune Copy.
+type CopyOptions struct {
+	Snapshot      string // copy this snapshot of the source, alone, rather than its head
+	Pool          string // the copy's pool; the source's when empty
+	KeepAddresses bool   // keep the MACs and addresses of the source's nics
+	InstanceOnly  bool   // leave the source's snapshots out
+}
+
+// Copy makes dst, a new instance holding the state of src, with its
+// snapshots (which keep their names, creation times and UUIDs), or of one
+// of its snapshots, on a pool. With snapshots, it is an export piped into
+// an import: the driver's streams, each incremental against the snapshot
+// before, between pools of one driver, and differences of the trees
+// between drivers. Without: within a pool a clone; between pools of one
+// driver, a send and receive; between drivers, a tar stream.
+func (e *Engine) Copy(ctx context.Context, src, dst string, opts CopyOptions) (*store.Instance, error) {
 	if err := checkName("instance", dst); err != nil {
 		return nil, err
 	}
@@ -303,6 +315,7 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string, keepAddr
 	if err != nil {
 		return nil, err
 	}
+	snap, pool, keepAddresses := opts.Snapshot, opts.Pool, opts.KeepAddresses
 	ref, shift := storage.Ref{Volume: from.Volume}, from.Shift
 	if snap != "" {
 		s, err := from.Snapshot(snap)
@@ -321,6 +334,11 @@ func (e *Engine) Copy(ctx context.Context, src, snap, dst, pool string, keepAddr
 	dstD, dstPool, err := e.driver(ctx, pool)
 	if err != nil {
 		return nil, err
+	}
+	if snap == "" && !opts.InstanceOnly && len(from.Snapshots) > 0 {
+		// Files shifted on disk go the portable way, which unshifts them.
+		optimized := srcPool.Driver == dstPool.Driver && !shifted(from, from.Snapshots)
+		return e.copyWithSnapshots(ctx, from, dst, pool, keepAddresses, optimized)
 	}
 	vol := newID("i-")
 	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol,
@@ -411,4 +429,20 @@ func syncVolume(ctx context.Context, d storage.Volumes, vol string) error {
 		return err
 	}
 	return fsutil.SyncFS(root)
+}
+
+// copyWithSnapshots copies from, with its snapshots, to dst on pool;
+// optimized sends the driver's streams.
+func (e *Engine) copyWithSnapshots(ctx context.Context, from *store.Instance, dst, pool string, keepAddresses, optimized bool) (*store.Instance, error) {
+	opts := ExportOptions{Compression: compression.None, Optimized: optimized}
+	var inst *store.Instance
+	err := iopipe.Run(func(w io.Writer) error { return e.Export(ctx, from.Name, w, opts) },
+		func(r io.Reader) (err error) {
+			inst, err = e.importInstance(ctx, r, dst, pool, keepAddresses, true)
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("copy %s to %s: %w", from.Name, dst, err)
+	}
+	return inst, nil
 }

@@ -26,7 +26,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.
 	if err != nil {
 		return nil, err
 	}
-	s := &store.Snapshot{ID: newID("s-")}
+	s := &store.Snapshot{ID: newID("s-"), UUID: newUUID()}
 	o, err := e.journal.Begin("snapshot", name, func(tx *store.Tx, rec *store.Op) error {
 		inst, err := tx.Instance(name)
 		if err != nil {

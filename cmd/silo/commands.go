@@ -108,7 +108,8 @@ func commands() []*cli.Command {
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running instance first"},
 		}, Action: withEngine(deleteInstance)},
 		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: withEngine(rename)},
-		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag, keepAddressesFlag}, Action: withEngine(copyInstance)},
+		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, with its snapshots, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag, keepAddressesFlag,
+			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"}}, Action: withEngine(copyInstance)},
 		profileCommand(), networkCommand(),
 		{
 			Name:  "file",
@@ -486,7 +487,8 @@ func copyInstance(c *cli.Context, e *engine.Engine) error {
 		return err
 	}
 	src, snap, _ := strings.Cut(a[0], "/")
-	inst, err := e.Copy(c.Context, src, snap, a[1], c.String("pool"), c.Bool(keepAddressesFlag.Name))
+	inst, err := e.Copy(c.Context, src, a[1], engine.CopyOptions{Snapshot: snap, Pool: c.String("pool"),
+		KeepAddresses: c.Bool(keepAddressesFlag.Name), InstanceOnly: c.Bool("instance-only")})
 	if err != nil {
 		return err
 	}
