@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,5 +69,112 @@ func TestCopyCarriesSnapshots(t *testing.T) {
 		}
 		requireHead(t, e, only, "changed\n")
 	}
+	e.consistent()
+}
+
+// refreshed runs copy --refresh and returns the bytes it says it moved.
+func refreshed(t *testing.T, e *env, args ...string) int64 {
+	t.Helper()
+	out := e.ok(append([]string{"copy", "--refresh"}, args...)...)
+	var dst, src string
+	var added, replaced int
+	var n int64
+	if _, err := fmt.Sscanf(out, "Instance %s refreshed from %s %d snapshots added, %d replaced, %d bytes moved", &dst, &src, &added, &replaced, &n); err != nil {
+		t.Fatalf("copy --refresh said %q: %v", out, err)
+	}
+	return n
+}
+
+// writeIn writes size random bytes to path in instance name.
+func writeIn(t *testing.T, e *env, name, path string, size int) []byte {
+	b := make([]byte, size)
+	rand.Read(b)
+	withTree(t, e, name, "", func(root string) {
+		if err := os.WriteFile(filepath.Join(root, path), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return b
+}
+
+func requireFile(t *testing.T, e *env, name, snap, path string, want []byte) {
+	t.Helper()
+	withTree(t, e, name, snap, func(root string) {
+		if b, err := os.ReadFile(filepath.Join(root, path)); err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("%s/%s: %s holds %d bytes, not the %d expected (%v)", name, snap, path, len(b), len(want), err)
+		}
+	})
+}
+
+// copy --refresh, within a pool, between pools of one driver and across
+// drivers: it adds the snapshots the target lacks, keeps the target's
+// own, moves only what changed, refuses a target that has diverged
+// unless --force, and works from a copy without snapshots.
+func TestCopyRefresh(t *testing.T) {
+	e, pools := backupEnv(t)
+	const big = 4 << 20 // what a refresh that resent everything would move, at least
+	for _, src := range drivers {
+		name := "r-" + src
+		e.ok("create", "tiny", name, "--pool", pools[src], "-c", "security.privileged=true")
+		writeIn(t, e, name, "big", big)
+		e.ok("snapshot", "create", name, "a")
+		for _, dst := range drivers {
+			cp := name + "-" + dst
+			e.ok("copy", name, cp, "--pool", pools[dst])
+			if n := refreshed(t, e, name, cp); n > 64<<10 {
+				t.Fatalf("%s: a refresh with nothing new moved %d bytes", cp, n)
+			}
+			e.ok("snapshot", "create", cp, "own")
+		}
+		b := writeIn(t, e, name, "etc/small", 100<<10)
+		e.ok("snapshot", "create", name, "b")
+		head := writeIn(t, e, name, "etc/small", 50<<10)
+		for _, dst := range drivers {
+			cp := name + "-" + dst
+			if n := refreshed(t, e, name, cp); n < 150<<10 || n > 1<<20 {
+				t.Fatalf("%s: a refresh after 150 KiB of changes moved %d bytes", cp, n)
+			}
+			if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a own b" {
+				t.Fatalf("%s has snapshots %q after the refresh", cp, got)
+			}
+			requireFile(t, e, cp, "b", "etc/small", b)
+			requireFile(t, e, cp, "", "etc/small", head)
+			sameTrees(t, e, name, name, cp, false, "a", "b")
+		}
+
+		// Diverged: a snapshot c on both sides, taken apart.
+		e.ok("snapshot", "create", name, "c")
+		for _, dst := range drivers {
+			cp := name + "-" + dst
+			e.ok("snapshot", "create", cp, "c")
+			e.fails(2, "has diverged", "copy", name, cp, "--refresh")
+			if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a own b c" {
+				t.Fatalf("%s has snapshots %q after a refused refresh", cp, got)
+			}
+			refreshed(t, e, name, cp, "--force")
+			if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a own b c" {
+				t.Fatalf("%s has snapshots %q after a forced refresh", cp, got)
+			}
+			sameTrees(t, e, name, name, cp, false, "c")
+			// Now c is shared: the next refresh is quiet.
+			if n := refreshed(t, e, name, cp); n > 64<<10 {
+				t.Fatalf("%s: a refresh with nothing new moved %d bytes", cp, n)
+			}
+		}
+
+		// From a copy that shares no snapshot, the trees are compared.
+		only := name + "-only"
+		e.ok("copy", name, only, "--instance-only")
+		head = writeIn(t, e, name, "etc/small", 20<<10)
+		if n := refreshed(t, e, name, only); n < 20<<10 || n > 1<<20 {
+			t.Fatalf("%s: a refresh after 20 KiB of changes moved %d bytes", only, n)
+		}
+		requireFile(t, e, only, "", "etc/small", head)
+		if got := strings.Join(snapshotNames(t, e, only), " "); got != "a b c" {
+			t.Fatalf("%s has snapshots %q after its refresh", only, got)
+		}
+	}
+	e.fails(2, "leave out /SNAP", "copy", "r-dir/a", "r-dir-dir", "--refresh")
+	e.fails(3, "not found", "copy", "r-dir", "nothing", "--refresh")
 	e.consistent()
 }
