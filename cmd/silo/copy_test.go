@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +178,38 @@ func TestCopyRefresh(t *testing.T) {
 	e.fails(2, "leave out /SNAP", "copy", "r-dir/a", "r-dir-dir", "--refresh")
 	e.fails(3, "not found", "copy", "r-dir", "nothing", "--refresh")
 	e.consistent()
+}
+
+// A kill -9 after any step of a copy with snapshots or of a refresh
+// leaves the copy whole or absent, the target as it was or refreshed.
+func TestCopyRefreshCrashes(t *testing.T) {
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			e := newEnv(t, driver)
+			e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+			e.ok(append([]string{"create", "tiny", "base"}, e.poolArgs()...)...)
+			e.ok("snapshot", "create", "base", "s")
+			has := func(list []string, name string) bool { return slices.Contains(list, name) }
+			runCrashes(t, e, []crashCase{
+				{
+					kind: "copy", name: "copy-with-snapshots", steps: []string{"begun", "received", "committed"}, done: []string{"committed"},
+					cmd: func(n int) []string { return []string{"copy", "base", fmt.Sprintf("cs%d", n)} },
+					state: func(e *env, n int) bool {
+						return e.run("info", fmt.Sprintf("cs%d", n)).code == 0 && has(snapshotNames(t, e, fmt.Sprintf("cs%d", n)), "s")
+					},
+				},
+				{
+					kind: "refresh", steps: []string{"begun", "refreshed", "committed"}, done: []string{"committed"},
+					setup: func(e *env, n int) {
+						e.ok("copy", "base", fmt.Sprintf("rf%d", n))
+						e.ok("snapshot", "create", "base", fmt.Sprintf("x%d", n))
+					},
+					cmd: func(n int) []string { return []string{"copy", "base", fmt.Sprintf("rf%d", n), "--refresh"} },
+					state: func(e *env, n int) bool {
+						return has(snapshotNames(t, e, fmt.Sprintf("rf%d", n)), fmt.Sprintf("x%d", n))
+					},
+				},
+			}, nil)
+		})
+	}
 }
