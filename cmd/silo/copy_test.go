@@ -213,3 +213,30 @@ func TestCopyRefreshCrashes(t *testing.T) {
 		})
 	}
 }
+
+// A running source is copied and refreshed from a snapshot taken for the
+// purpose; a running target is refused.
+func TestCopyRefreshRunning(t *testing.T) {
+	e := bootEnv(t, "btrfs")
+	e.launch("bb", "a")
+	e.ok("snapshot", "create", "a", "s")
+	e.ok("copy", "a", "b")
+	if got := strings.Join(snapshotNames(t, e, "b"), " "); got != "s" {
+		t.Fatalf("the copy of a running instance has snapshots %q", got)
+	}
+	e.ok("start", "b")
+	e.fails(5, "is running", "copy", "a", "b", "--refresh")
+	e.ok("stop", "b", "--force")
+	e.ok("exec", "a", "--", "sh", "-c", "echo fresh > /root/marker")
+	refreshed(t, e, "a", "b")
+	e.ok("start", "b")
+	if got := e.ok("exec", "b", "--", "cat", "/root/marker"); got != "fresh\n" {
+		t.Fatalf("the refreshed copy holds %q", got)
+	}
+	if got := e.ok("exec", "b", "--", "hostname"); got != "b\n" {
+		t.Fatalf("the refreshed copy is called %q", got)
+	}
+	e.ok("stop", "a", "--force")
+	e.ok("stop", "b", "--force")
+	e.consistent()
+}
