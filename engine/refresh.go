@@ -37,11 +37,19 @@ type RefreshResult struct {
 // That head replaces the old one in one commit, as a restore's does, so
 // that a refresh cut short leaves dst as it was.
 func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*RefreshResult, error) {
-	lock, err := e.instanceLock(dst)
-	if err != nil {
-		return nil, err
+	if src == dst {
+		return nil, errkind.Wrap(errkind.Invalid, "refresh %s from itself", dst)
 	}
-	defer lock.Close()
+	// Both stay as they are while the refresh reads one and replaces the
+	// other; the locks are taken in the order of the names, so that two
+	// refreshes the other way round cannot wait on each other.
+	for _, name := range slices.Sorted(slices.Values([]string{src, dst})) {
+		lock, err := e.instanceLock(name)
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Close()
+	}
 	from, srcD, err := e.instanceDriver(ctx, src)
 	if err != nil {
 		return nil, err
@@ -49,9 +57,6 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 	to, dstD, err := e.instanceDriver(ctx, dst)
 	if err != nil {
 		return nil, err
-	}
-	if src == dst {
-		return nil, errkind.Wrap(errkind.Invalid, "refresh %s from itself", dst)
 	}
 	if run, err := e.liveRun(dst); err != nil || run != nil {
 		if err == nil {
@@ -92,6 +97,7 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 		return nil, o.Fail(ctx, fmt.Errorf("refresh %s from %s: %w", dst, src, err))
 	}
 	o.Step("refreshed")
+	oldKept := false // the old head stays, retired, for its snapshots
 	err = o.Commit(ctx, func(tx *store.Tx) error {
 		rec := o.Rec
 		cur, err := tx.Instance(dst)
@@ -119,12 +125,16 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 		t.Retired, t.Head = append(slices.Clone(t.Retired), t.Head), vol
 		t, gone := snapshot.Collect(t, holds)
 		retire(rec, cur.Pool, gone)
+		oldKept = slices.Contains(t.Retired, to.Volume)
 		setTree(cur, t)
 		cur.Shift = plan.shift
 		return tx.PutInstance(cur)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if oldKept {
+		retireHead(ctx, dstD, dst, to.Volume)
 	}
 	for _, s := range added {
 		res.Added = append(res.Added, s.Name)

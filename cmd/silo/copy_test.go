@@ -122,8 +122,13 @@ func TestCopyRefresh(t *testing.T) {
 		for _, dst := range drivers {
 			cp := name + "-" + dst
 			e.ok("copy", name, cp, "--pool", pools[dst])
+			mounts := e.mounts()
 			if n := refreshed(t, e, name, cp); n > 64<<10 {
 				t.Fatalf("%s: a refresh with nothing new moved %d bytes", cp, n)
+			}
+			// The head it replaced, kept for its snapshots, is no mount.
+			if got := e.mounts(); got != mounts {
+				t.Fatalf("%s: %d mounts below the state directory after a refresh, %d before", cp, got, mounts)
 			}
 			e.ok("snapshot", "create", cp, "own")
 		}
