@@ -33,8 +33,9 @@ type RefreshResult struct {
 // Only what changed moves. The new head starts as a clone, in dst's pool,
 // of dst's copy of the newest snapshot both share (of dst's head when they
 // share none), and each snapshot to add, then src's head, comes as the
-// difference between its tree and the tree before it on the target side.
-// That head replaces the old one in one commit, as a restore's does, so
+// difference between its tree and the one before it: src's copy of that
+// shared snapshot, then the snapshot added before it (dst's head, by the
+// quick check, when they share none). That head replaces the old one in one commit, as a restore's does, so
 // that a refresh cut short leaves dst as it was.
 func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*RefreshResult, error) {
 	if src == dst {
