@@ -78,7 +78,7 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 		return err
 	}
 	for _, s := range snaps {
-		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created})
+		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created, UUID: s.UUID})
 	}
 	var add func(int)
 	if opts.Progress != nil {
@@ -215,6 +215,12 @@ func exportStreams(ctx context.Context, bw *backup.Writer, x *backup.Index, driv
 // pool when empty), called name or, when empty, as in the backup. It
 // unpacks as it reads; a bad stream leaves nothing behind.
 func (e *Engine) Import(ctx context.Context, r io.Reader, name, pool string, keepAddresses bool) (*store.Instance, error) {
+	return e.importInstance(ctx, r, name, pool, keepAddresses, false)
+}
+
+// importInstance is Import; asCopy makes the instance a copy instead,
+// created now, with the identity and templates of a copy.
+func (e *Engine) importInstance(ctx context.Context, r io.Reader, name, pool string, keepAddresses, asCopy bool) (*store.Instance, error) {
 	if name != "" {
 		if err := checkName("instance", name); err != nil {
 			return nil, err
@@ -228,10 +234,13 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, name, pool string, kee
 	if err != nil {
 		return nil, err
 	}
-	im := &importer{e: e, ctx: ctx, d: d, pool: p, name: name, keepAddresses: keepAddresses}
+	im := &importer{e: e, ctx: ctx, d: d, pool: p, name: name, keepAddresses: keepAddresses, asCopy: asCopy}
 	err = backup.Read(ctx, r, im)
 	if im.o == nil {
 		return nil, err
+	}
+	if err == nil && asCopy {
+		err = identify(ctx, d, im.inst, image.WhenCopy)
 	}
 	if err != nil {
 		return nil, im.o.Fail(ctx, fmt.Errorf("import %s: %w", im.inst.Name, err))
@@ -249,6 +258,7 @@ type importer struct {
 	name string
 	// keepAddresses keeps the MACs and addresses the backup's nics had.
 	keepAddresses bool
+	asCopy        bool
 	o             *journal.Op
 	inst          *store.Instance
 	// receives says where each optimized stream lands.
@@ -273,7 +283,7 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 	}
 	inst := &store.Instance{Name: im.name, Image: x.Image, Pool: im.pool.Name,
 		Config: maps.Clone(x.Config), Created: x.Created}
-	if inst.Created.IsZero() {
+	if inst.Created.IsZero() || im.asCopy {
 		inst.Created = time.Now().UTC()
 	}
 	if len(x.Extra) > 0 {
@@ -297,7 +307,10 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 		if err := checkName("snapshot", s.Name); err != nil {
 			return "", idmap.Shift{}, fmt.Errorf("the backup's snapshots: %w", err)
 		}
-		inst.Snapshots = append(inst.Snapshots, store.Snapshot{Name: s.Name, ID: newID("s-"), Created: s.Created})
+		if s.UUID == "" {
+			s.UUID = newUUID() // a backup silo wrote before snapshots had one
+		}
+		inst.Snapshots = append(inst.Snapshots, store.Snapshot{Name: s.Name, ID: newID("s-"), Created: s.Created, UUID: s.UUID})
 	}
 	streams := make([]snapshot.Stream, len(x.Streams))
 	for k, st := range x.Streams {
@@ -309,7 +322,11 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 	}
 	setTree(inst, t)
 	im.receives = receives
-	o, err := im.e.journal.Begin("import", im.name, func(tx *store.Tx, rec *store.Op) error {
+	kind := "import"
+	if im.asCopy {
+		kind = "copy"
+	}
+	o, err := im.e.journal.Begin(kind, im.name, func(tx *store.Tx, rec *store.Op) error {
 		rec.Undo.Volumes = append(rec.Undo.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
 		for _, v := range inst.Retired {
 			rec.Undo.Volumes = append(rec.Undo.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: v})
