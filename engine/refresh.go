@@ -12,6 +12,7 @@ import (
 	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/internal/idmap"
 	"github.com/silo-dev/silo/internal/iopipe"
+	"github.com/silo-dev/silo/internal/journal"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/snapshot"
 	"github.com/silo-dev/silo/storage"
@@ -22,6 +23,7 @@ type RefreshResult struct {
 	Added    []string // snapshots the target lacked, now copied
 	Replaced []string // snapshots of the target that had diverged, replaced (--force)
 	Bytes    int64    // bytes of differences moved from the source to the target
+	By       string   // what carried them: the driver's streams or differences of the trees
 }
 
 // Refresh brings dst, an earlier copy of src that does not run, up to
@@ -51,11 +53,19 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 		}
 		defer lock.Close()
 	}
-	from, srcD, err := e.instanceDriver(ctx, src)
+	from, err := e.instance(src)
 	if err != nil {
 		return nil, err
 	}
-	to, dstD, err := e.instanceDriver(ctx, dst)
+	to, err := e.instance(dst)
+	if err != nil {
+		return nil, err
+	}
+	srcD, srcPool, err := e.driver(ctx, from.Pool)
+	if err != nil {
+		return nil, err
+	}
+	dstD, dstPool, err := e.driver(ctx, to.Pool)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +104,7 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 		return nil, err
 	}
 	res := &RefreshResult{Replaced: plan.diverged}
-	if err := e.refreshVolume(ctx, from, srcD, head, to, dstD, vol, plan, added, &res.Bytes); err != nil {
+	if res.By, err = e.refreshVolume(ctx, o, from, srcD, head, to, dstD, srcPool.Driver == dstPool.Driver, vol, plan, added, &res.Bytes); err != nil {
 		return nil, o.Fail(ctx, fmt.Errorf("refresh %s from %s: %w", dst, src, err))
 	}
 	o.Step("refreshed")
@@ -185,29 +195,128 @@ func planRefresh(from, to *store.Instance, force bool) (*refreshPlan, error) {
 	return p, nil
 }
 
-// refreshVolume makes vol, on to's pool, a clone of plan.base brought to
-// each snapshot to add (kept as added says) and then to the source's head.
-func (e *Engine) refreshVolume(ctx context.Context, from *store.Instance, srcD storage.Driver, head storage.Ref, to *store.Instance, dstD storage.Driver, vol string, plan *refreshPlan, added []store.Snapshot, moved *int64) error {
-	if err := dstD.CloneVolume(ctx, plan.base, vol); err != nil {
+// streamRefresher is what a driver does whose streams can refresh a copy
+// into a new volume, leaving the copy's volumes as they are until the
+// refresh commits.
+type streamRefresher interface {
+	// StreamID names the point in time a snapshot holds as the driver's
+	// streams know it: a stream made against a snapshot with one ID can
+	// be received onto a snapshot with the same ID, on any pool.
+	StreamID(ctx context.Context, snap storage.Ref) (string, error)
+	// ReceiveOnto reads, as the new volume dst.Volume (and its snapshot
+	// dst.Snapshot when set), a stream made against a snapshot whose
+	// StreamID is that of base, a snapshot of another volume.
+	ReceiveOnto(ctx context.Context, dst, base storage.Ref, r io.Reader) error
+}
+
+// streamsFit returns the driver of the target when its streams can carry
+// the refresh: both pools have that driver; the target's copy of the
+// shared snapshot has the stream ID of the source's; nothing is shifted on
+// disk, as streams carry files as they are; and the source's snapshots to
+// send and its head live in the volume of the shared snapshot, as each
+// stream is made against a snapshot of its own volume.
+func streamsFit(ctx context.Context, srcD, dstD storage.Driver, sameDriver bool, from *store.Instance, head storage.Ref, p *refreshPlan) (streamRefresher, error) {
+	rd, ok := dstD.(streamRefresher)
+	rs, _ := srcD.(streamRefresher)
+	if !ok || rs == nil || !sameDriver || p.srcBase.Volume == "" || p.shift != nil || shifted(from, from.Snapshots) || head.Volume != p.srcBase.Volume {
+		return nil, nil
+	}
+	for _, s := range p.missing {
+		if s.Volume != p.srcBase.Volume {
+			return nil, nil
+		}
+	}
+	want, err := rs.StreamID(ctx, p.srcBase)
+	if err != nil {
+		return nil, err
+	}
+	have, err := rd.StreamID(ctx, p.base)
+	if err != nil || have != want {
+		return nil, err
+	}
+	return rd, nil
+}
+
+// refreshVolume makes vol, on to's pool, hold each snapshot to add (kept
+// as added says) and then the source's head, each from the one before:
+// by the driver's streams where they fit, by differences of the trees
+// otherwise. It says which.
+func (e *Engine) refreshVolume(ctx context.Context, o *journal.Op, from *store.Instance, srcD storage.Driver, head storage.Ref, to *store.Instance, dstD storage.Driver, sameDriver bool, vol string, plan *refreshPlan, added []store.Snapshot, moved *int64) (string, error) {
+	rd, err := streamsFit(ctx, srcD, dstD, sameDriver, from, head, plan)
+	if err != nil {
+		return "", err
+	}
+	by := "differences of the trees"
+	var next func(src storage.Ref, shift *store.Shift, dst storage.Ref) error
+	if rd != nil {
+		by, next = "the driver's streams", refreshStreams(ctx, srcD, dstD, rd, plan, moved)
+	} else {
+		var release func()
+		if next, release, err = refreshTrees(ctx, srcD, dstD, vol, plan, moved); err != nil {
+			return "", err
+		}
+		defer release()
+	}
+	for i, s := range plan.missing {
+		if err := next(storage.Ref{Volume: s.Volume, Snapshot: s.ID}, s.Shift, storage.Ref{Volume: vol, Snapshot: added[i].ID}); err != nil {
+			return "", fmt.Errorf("snapshot %s: %w", s.Name, err)
+		}
+	}
+	o.Step("snapshots")
+	if err := next(head, from.Shift, storage.Ref{Volume: vol}); err != nil {
+		return "", err
+	}
+	// The head is the copy's own, as any copy's.
+	ident := *to
+	ident.Volume, ident.Shift = vol, plan.shift
+	if err := identify(ctx, dstD, &ident, image.WhenCopy); err != nil {
+		return "", err
+	}
+	return by, syncVolume(ctx, dstD, vol)
+}
+
+// refreshStreams returns what brings the new volume to each state in
+// turn by the driver's incremental streams: the first is received onto
+// the target's copy of the shared snapshot, each other onto the state
+// before it.
+func refreshStreams(ctx context.Context, srcD, dstD storage.Driver, rd streamRefresher, plan *refreshPlan, moved *int64) func(storage.Ref, *store.Shift, storage.Ref) error {
+	parent, onto := plan.srcBase.Snapshot, ""
+	return func(src storage.Ref, _ *store.Shift, dst storage.Ref) error {
+		err := iopipe.Run(func(w io.Writer) error { return srcD.Send(ctx, src, parent, countWriter{w, moved}) },
+			func(r io.Reader) error {
+				if onto == "" {
+					return rd.ReceiveOnto(ctx, dst, plan.base, r)
+				}
+				return dstD.Receive(ctx, dst, onto, r)
+			})
+		parent, onto = src.Snapshot, dst.Snapshot
 		return err
+	}
+}
+
+// refreshTrees makes vol a clone of plan.base and returns what brings it
+// to each state in turn by the difference of the source's trees, each
+// from the one before, and what releases the last tree.
+func refreshTrees(ctx context.Context, srcD, dstD storage.Driver, vol string, plan *refreshPlan, moved *int64) (func(storage.Ref, *store.Shift, storage.Ref) error, func(), error) {
+	if err := dstD.CloneVolume(ctx, plan.base, vol); err != nil {
+		return nil, nil, err
 	}
 	root, err := dstD.VolumePath(ctx, vol)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	// prev is the tree that vol holds, on the source when it can be.
 	var prev string
-	release := func() error { return nil }
+	var release func() error
 	if plan.srcBase.Volume != "" {
 		prev, release, err = openRef(ctx, srcD, plan.srcBase)
 	} else {
 		prev, release, err = openRef(ctx, dstD, plan.base)
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer func() { release() }()
-	step := func(src storage.Ref, shift *store.Shift) error {
+	next := func(src storage.Ref, shift *store.Shift, dst storage.Ref) error {
 		tree, rel, err := openRef(ctx, srcD, src)
 		if err != nil {
 			return err
@@ -218,26 +327,12 @@ func (e *Engine) refreshVolume(ctx context.Context, from *store.Instance, srcD s
 		}
 		release()
 		prev, release = tree, rel
-		return nil
-	}
-	for i, s := range plan.missing {
-		if err := step(storage.Ref{Volume: s.Volume, Snapshot: s.ID}, s.Shift); err != nil {
-			return fmt.Errorf("snapshot %s: %w", s.Name, err)
+		if dst.Snapshot == "" {
+			return nil
 		}
-		if err := dstD.CreateSnapshot(ctx, storage.Ref{Volume: vol, Snapshot: added[i].ID}); err != nil {
-			return err
-		}
+		return dstD.CreateSnapshot(ctx, dst)
 	}
-	if err := step(head, from.Shift); err != nil {
-		return err
-	}
-	// The head is the copy's own, as any copy's.
-	ident := *to
-	ident.Volume, ident.Shift = vol, plan.shift
-	if err := identify(ctx, dstD, &ident, image.WhenCopy); err != nil {
-		return err
-	}
-	return syncVolume(ctx, dstD, vol)
+	return next, func() { release() }, nil
 }
 
 // applyDifference brings the tree at root, which holds what base holds,

@@ -515,7 +515,7 @@ func refreshInstance(c *cli.Context, e *engine.Engine, src, snap, dst string) er
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Instance %s refreshed from %s: %d snapshots added, %d replaced, %d bytes moved\n", dst, src, len(res.Added), len(res.Replaced), res.Bytes)
+	fmt.Printf("Instance %s refreshed from %s: %d snapshots added, %d replaced, %d bytes moved by %s\n", dst, src, len(res.Added), len(res.Replaced), res.Bytes, res.By)
 	return nil
 }
 

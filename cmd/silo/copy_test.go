@@ -76,14 +76,23 @@ func TestCopyCarriesSnapshots(t *testing.T) {
 // refreshed runs copy --refresh and returns the bytes it says it moved.
 func refreshed(t *testing.T, e *env, args ...string) int64 {
 	t.Helper()
+	n, _ := refreshedBy(t, e, args...)
+	return n
+}
+
+// refreshedBy runs copy --refresh and returns the bytes it says it moved
+// and what moved them.
+func refreshedBy(t *testing.T, e *env, args ...string) (int64, string) {
+	t.Helper()
 	out := e.ok(append([]string{"copy", "--refresh"}, args...)...)
 	var dst, src string
 	var added, replaced int
 	var n int64
-	if _, err := fmt.Sscanf(out, "Instance %s refreshed from %s %d snapshots added, %d replaced, %d bytes moved", &dst, &src, &added, &replaced, &n); err != nil {
+	if _, err := fmt.Sscanf(out, "Instance %s refreshed from %s %d snapshots added, %d replaced, %d bytes moved by ", &dst, &src, &added, &replaced, &n); err != nil {
 		t.Fatalf("copy --refresh said %q: %v", out, err)
 	}
-	return n
+	_, by, _ := strings.Cut(strings.TrimSpace(out), " bytes moved by ")
+	return n, by
 }
 
 // writeIn writes size random bytes to path in instance name.
@@ -109,22 +118,35 @@ func requireFile(t *testing.T, e *env, name, snap, path string, want []byte) {
 
 // copy --refresh, within a pool, between pools of one driver and across
 // drivers: it adds the snapshots the target lacks, keeps the target's
-// own, moves only what changed, refuses a target that has diverged
+// own, moves only what changed (by btrfs's incremental streams between
+// btrfs pools, as copies with snapshots are sends and receives; by the
+// differences of the trees otherwise), refuses a target that has diverged
 // unless --force, and works from a copy without snapshots.
 func TestCopyRefresh(t *testing.T) {
 	e, pools := backupEnv(t)
+	e.ok("pool", "create", "pbtrfs2", "--driver", "btrfs", "--size", "1GiB")
+	targets := append(slices.Clone(drivers), "btrfs2")
+	pools["btrfs2"] = "pbtrfs2"
+	// wantBy says what should move a refresh from src's pool to dst's,
+	// when they share a snapshot.
+	wantBy := func(src, dst string) string {
+		if src == "btrfs" && strings.TrimSuffix(dst, "2") == "btrfs" {
+			return "the driver's streams"
+		}
+		return "differences of the trees"
+	}
 	const big = 4 << 20 // what a refresh that resent everything would move, at least
 	for _, src := range drivers {
 		name := "r-" + src
 		e.ok("create", "tiny", name, "--pool", pools[src], "-c", "security.privileged=true")
 		writeIn(t, e, name, "big", big)
 		e.ok("snapshot", "create", name, "a")
-		for _, dst := range drivers {
+		for _, dst := range targets {
 			cp := name + "-" + dst
 			e.ok("copy", name, cp, "--pool", pools[dst])
 			mounts := e.mounts()
-			if n := refreshed(t, e, name, cp); n > 64<<10 {
-				t.Fatalf("%s: a refresh with nothing new moved %d bytes", cp, n)
+			if n, by := refreshedBy(t, e, name, cp); n > 64<<10 || by != wantBy(src, dst) {
+				t.Fatalf("%s: a refresh with nothing new moved %d bytes by %s", cp, n, by)
 			}
 			// The head it replaced, kept for its snapshots, is no mount.
 			if got := e.mounts(); got != mounts {
@@ -132,13 +154,13 @@ func TestCopyRefresh(t *testing.T) {
 			}
 			e.ok("snapshot", "create", cp, "own")
 		}
-		b := writeIn(t, e, name, "etc/small", 100<<10)
+		b := writeIn(t, e, name, "etc/small", 1<<20)
 		e.ok("snapshot", "create", name, "b")
 		head := writeIn(t, e, name, "etc/small", 50<<10)
-		for _, dst := range drivers {
+		for _, dst := range targets {
 			cp := name + "-" + dst
-			if n := refreshed(t, e, name, cp); n < 150<<10 || n > 1<<20 {
-				t.Fatalf("%s: a refresh after 150 KiB of changes moved %d bytes", cp, n)
+			if n, by := refreshedBy(t, e, name, cp); n < 1<<20+50<<10 || n > 3<<19 || by != wantBy(src, dst) {
+				t.Fatalf("%s: a refresh after 1 MiB and 50 KiB of changes moved %d bytes by %s", cp, n, by)
 			}
 			if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a own b" {
 				t.Fatalf("%s has snapshots %q after the refresh", cp, got)
@@ -150,14 +172,16 @@ func TestCopyRefresh(t *testing.T) {
 
 		// Diverged: a snapshot c on both sides, taken apart.
 		e.ok("snapshot", "create", name, "c")
-		for _, dst := range drivers {
+		for _, dst := range targets {
 			cp := name + "-" + dst
 			e.ok("snapshot", "create", cp, "c")
 			e.fails(2, "has diverged", "copy", name, cp, "--refresh")
 			if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a own b c" {
 				t.Fatalf("%s has snapshots %q after a refused refresh", cp, got)
 			}
-			refreshed(t, e, name, cp, "--force")
+			if _, by := refreshedBy(t, e, name, cp, "--force"); by != wantBy(src, dst) {
+				t.Fatalf("%s: a forced refresh went by %s", cp, by)
+			}
 			if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a own b c" {
 				t.Fatalf("%s has snapshots %q after a forced refresh", cp, got)
 			}
@@ -168,12 +192,13 @@ func TestCopyRefresh(t *testing.T) {
 			}
 		}
 
-		// From a copy that shares no snapshot, the trees are compared.
+		// From a copy that shares no snapshot, the trees are compared: the
+		// snapshots it lacks come as differences from its head.
 		only := name + "-only"
 		e.ok("copy", name, only, "--instance-only")
 		head = writeIn(t, e, name, "etc/small", 20<<10)
-		if n := refreshed(t, e, name, only); n < 20<<10 || n > 1<<20 {
-			t.Fatalf("%s: a refresh after 20 KiB of changes moved %d bytes", only, n)
+		if n, by := refreshedBy(t, e, name, only); n < 20<<10 || n > 3<<19 || by != "differences of the trees" {
+			t.Fatalf("%s: a refresh after 20 KiB of changes moved %d bytes by %s", only, n, by)
 		}
 		requireFile(t, e, only, "", "etc/small", head)
 		if got := strings.Join(snapshotNames(t, e, only), " "); got != "a b c" {
@@ -204,7 +229,7 @@ func TestCopyRefreshCrashes(t *testing.T) {
 					},
 				},
 				{
-					kind: "refresh", steps: []string{"begun", "refreshed", "committed"}, done: []string{"committed"},
+					kind: "refresh", steps: []string{"begun", "snapshots", "refreshed", "committed"}, done: []string{"committed"},
 					setup: func(e *env, n int) {
 						e.ok("copy", "base", fmt.Sprintf("rf%d", n))
 						e.ok("snapshot", "create", "base", fmt.Sprintf("x%d", n))
