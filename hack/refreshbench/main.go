@@ -51,9 +51,10 @@ func main() {
 		benchutil.Check(s.Run("copy", src, dst))
 		var times []time.Duration
 		var moved []int64
+		var by string
 		for i := range *runs {
 			benchutil.Check(s.Run("snapshot", "create", src))
-			_, err := refresh(s, src, dst)
+			_, _, err := refresh(s, src, dst)
 			benchutil.Check(err)
 			b := make([]byte, 1<<20)
 			rand.Read(b)
@@ -61,12 +62,12 @@ func main() {
 			benchutil.Check(s.Run("file", "push", change, fmt.Sprintf("%s/root/change%d", src, i)))
 			var n int64
 			times = append(times, benchutil.Timed(func() (err error) {
-				n, err = refresh(s, src, dst)
+				n, by, err = refresh(s, src, dst)
 				return err
 			}))
 			moved = append(moved, n)
 		}
-		fmt.Printf("%-6s %s, bytes moved %v\n", driver, benchutil.Stat(times), moved)
+		fmt.Printf("%-6s %s, bytes moved %v, by %s\n", driver, benchutil.Stat(times), moved, by)
 		for _, n := range []string{src, dst} {
 			benchutil.Check(s.Run("delete", n))
 		}
@@ -74,19 +75,21 @@ func main() {
 	}
 }
 
-// refresh runs copy --refresh and returns the bytes it says it moved.
-func refresh(s *benchutil.Silo, src, dst string) (int64, error) {
+// refresh runs copy --refresh and returns the bytes it says it moved,
+// and what moved them.
+func refresh(s *benchutil.Silo, src, dst string) (int64, string, error) {
 	cmd := s.Command("copy", src, dst, "--refresh")
 	cmd.Stderr = os.Stderr
 	out, err := s.NS.Output(cmd)
 	if err != nil {
-		return 0, fmt.Errorf("copy --refresh: %w", err)
+		return 0, "", fmt.Errorf("copy --refresh: %w", err)
 	}
 	var a, b string
 	var added, replaced int
 	var n int64
-	if _, err := fmt.Sscanf(string(out), "Instance %s refreshed from %s %d snapshots added, %d replaced, %d bytes moved", &a, &b, &added, &replaced, &n); err != nil {
-		return 0, fmt.Errorf("copy --refresh said %q: %w", out, err)
+	if _, err := fmt.Sscanf(string(out), "Instance %s refreshed from %s %d snapshots added, %d replaced, %d bytes moved by ", &a, &b, &added, &replaced, &n); err != nil {
+		return 0, "", fmt.Errorf("copy --refresh said %q: %w", out, err)
 	}
-	return n, nil
+	_, by, _ := strings.Cut(strings.TrimSpace(string(out)), " bytes moved by ")
+	return n, by, nil
 }
