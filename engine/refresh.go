@@ -32,12 +32,12 @@ type RefreshResult struct {
 // src's. A snapshot of dst with the name of one of src's but another UUID
 // has diverged: the refresh is refused, unless force, which replaces it.
 //
-// Only what changed moves. The new head starts as a clone, in dst's pool,
-// of dst's copy of the newest snapshot both share (of dst's head when they
-// share none), and each snapshot to add, then src's head, comes as the
-// difference between its tree and the one before it: src's copy of that
-// shared snapshot, then the snapshot added before it (dst's head, by the
-// quick check, when they share none). That head replaces the old one in one commit, as a restore's does, so
+// Only what changed moves, into a new volume on dst's pool: each snapshot
+// to add, then src's head, from the state before it, starting from dst's
+// copy of the newest snapshot both share (from dst's head when they share
+// none). The driver's incremental streams carry them where they fit
+// (streamsFit); the differences of the trees otherwise (refreshTrees).
+// The new head replaces the old one in one commit, as a restore's does, so
 // that a refresh cut short leaves dst as it was.
 func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*RefreshResult, error) {
 	if src == dst {
