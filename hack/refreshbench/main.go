@@ -7,6 +7,8 @@
 // snapshots the source and refreshes the copy (untimed), then writes 1 MB
 // into the source and times the refresh.
 //
+// With -to, the copy is on a second pool, of that driver.
+//
 // It needs root, btrfs-progs and a ZFS that answers (make bench-refresh
 // provides them).
 package main
@@ -17,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +29,7 @@ import (
 var (
 	runs    = flag.Int("runs", 5, "timed runs per figure")
 	drivers = flag.String("drivers", "btrfs,zfs,dir", "drivers to measure, comma-separated")
+	to      = flag.String("to", "", "make the copy on a second pool of this driver, rather than on the source's")
 )
 
 func main() {
@@ -39,12 +43,11 @@ func main() {
 	change := filepath.Join(work, "change")
 	fmt.Printf("Debian bookworm minbase with systemd; copy --refresh after a 1 MB change; %d runs, medians [min-max]\n", *runs)
 	for _, driver := range strings.Split(*drivers, ",") {
-		pool := "p-" + driver
-		args := []string{"pool", "create", pool, "--driver", driver}
-		if driver != "dir" {
-			args = append(args, "--size", "4GiB")
+		pool := createPool(s, "p-", driver)
+		dstPool, name := pool, driver
+		if *to != "" {
+			dstPool, name = createPool(s, "q-", *to), driver+">"+*to
 		}
-		benchutil.Check(s.Run(args...))
 		src := "src-" + driver
 		// zfs-fuse drops the image's extended attributes, and says so.
 		benchutil.Check(s.RunLenient("create", "debian", src, "--pool", pool))
@@ -53,7 +56,7 @@ func main() {
 		// later refreshes start from.
 		dst := "copy-" + driver
 		benchutil.Check(s.Run("snapshot", "create", src))
-		benchutil.Check(s.Run("copy", src, dst))
+		benchutil.Check(s.Run("copy", src, dst, "--pool", dstPool))
 		var times []time.Duration
 		var moved []int64
 		var by string
@@ -72,12 +75,25 @@ func main() {
 			}))
 			moved = append(moved, n)
 		}
-		fmt.Printf("%-6s %s, bytes moved %v, by %s\n", driver, benchutil.Stat(times), moved, by)
+		fmt.Printf("%-6s %s, bytes moved %v, by %s\n", name, benchutil.Stat(times), moved, by)
 		for _, n := range []string{src, dst} {
 			benchutil.Check(s.Run("delete", n))
 		}
-		benchutil.Check(s.Run("pool", "delete", pool))
+		for _, p := range slices.Compact([]string{pool, dstPool}) {
+			benchutil.Check(s.Run("pool", "delete", p))
+		}
 	}
+}
+
+// createPool makes a pool of driver called prefix+driver, and returns its name.
+func createPool(s *benchutil.Silo, prefix, driver string) string {
+	pool := prefix + driver
+	args := []string{"pool", "create", pool, "--driver", driver}
+	if driver != "dir" {
+		args = append(args, "--size", "4GiB")
+	}
+	benchutil.Check(s.Run(args...))
+	return pool
 }
 
 // refresh runs copy --refresh and returns the bytes it says it moved,
