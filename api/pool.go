@@ -21,7 +21,8 @@ type StoragePool struct {
 	// Status is "Created".
 	Status string `json:"status"`
 	// UsedBy lists the paths of the instances on the pool, then of the
-	// images that have a base volume there, each by name.
+	// images that have a base volume there, each by name, then of its
+	// custom volumes.
 	UsedBy []string `json:"used_by"`
 	// CreatedAt is when the pool was made.
 	CreatedAt time.Time `json:"created_at"`

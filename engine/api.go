@@ -123,6 +123,9 @@ func apiPool(tx *store.Tx, p *store.Pool) (*api.StoragePool, error) {
 	for _, fp := range users.images {
 		out.UsedBy = append(out.UsedBy, api.Path("images", fp))
 	}
+	for _, v := range users.volumes {
+		out.UsedBy = append(out.UsedBy, api.VolumePath(p.Name, v))
+	}
 	return out, nil
 }
 

@@ -77,13 +77,22 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	if x.Extra, err = json.Marshal(extra); err != nil {
 		return err
 	}
+	if err := writeBackup(ctx, w, x, pool.Driver, d, snaps, head, inst.Shift, opts); err != nil {
+		return fmt.Errorf("export %s: %w", name, err)
+	}
+	return nil
+}
+
+// writeBackup writes x, with snaps and then head (its files shifted on
+// disk by headShift), to w as opts say; driver is the pool's.
+func writeBackup(ctx context.Context, w io.Writer, x *backup.Index, driver string, d storage.Driver, snaps []store.Snapshot, head storage.Ref, headShift *store.Shift, opts ExportOptions) error {
 	for _, s := range snaps {
 		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created, UUID: s.UUID})
 	}
 	var add func(int)
 	if opts.Progress != nil {
 		// The head's size: the snapshots add only their differences.
-		if n, err := d.Usage(ctx, storage.Ref{Volume: inst.Volume}); err == nil {
+		if n, err := d.Usage(ctx, storage.Ref{Volume: head.Volume}); err == nil {
 			opts.Progress.Expect(n)
 		}
 		add = opts.Progress.Add
@@ -93,17 +102,14 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 		return err
 	}
 	if opts.Optimized {
-		err = exportStreams(ctx, bw, x, pool.Driver, d, snaps, head.Volume)
+		err = exportStreams(ctx, bw, x, driver, d, snaps, head.Volume)
 	} else {
-		err = exportTrees(ctx, bw, x, d, snaps, head, inst.Shift)
+		err = exportTrees(ctx, bw, x, d, snaps, head, headShift)
 	}
 	if err == nil {
 		err = bw.Close()
 	}
-	if err != nil {
-		return fmt.Errorf("export %s: %w", name, err)
-	}
-	return nil
+	return err
 }
 
 // shifted says whether the head of inst or one of snaps carries its
@@ -129,21 +135,26 @@ type backupExtra struct {
 // instance is snapshotted first when snapshot is set, so that its tree
 // holds still while it is read; release removes that snapshot.
 func (e *Engine) frozenHead(ctx context.Context, inst *store.Instance, d storage.Driver, snapshot bool) (storage.Ref, func(), error) {
-	head := storage.Ref{Volume: inst.Volume}
 	run, err := e.liveRun(inst.Name)
 	if err != nil || run == nil || !snapshot {
-		return head, func() {}, err
+		return storage.Ref{Volume: inst.Volume}, func() {}, err
 	}
-	head.Snapshot = newID("x-")
-	o, err := e.journal.Begin("freeze", inst.Name, func(tx *store.Tx, rec *store.Op) error {
-		rec.Undo.Volumes = []store.VolumeRef{{Pool: inst.Pool, Volume: head.Volume, Snapshot: head.Snapshot}}
+	return e.freeze(ctx, d, inst.Pool, inst.Volume, inst.Name)
+}
+
+// freeze snapshots volume vol on pool, which target names, for a read;
+// release removes the snapshot.
+func (e *Engine) freeze(ctx context.Context, d storage.Driver, pool, vol, target string) (storage.Ref, func(), error) {
+	head := storage.Ref{Volume: vol, Snapshot: newID("x-")}
+	o, err := e.journal.Begin("freeze", target, func(tx *store.Tx, rec *store.Op) error {
+		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: head.Volume, Snapshot: head.Snapshot}}
 		return nil
 	})
 	if err != nil {
 		return head, nil, err
 	}
 	if err := d.CreateSnapshot(ctx, head); err != nil {
-		return head, nil, o.Fail(ctx, fmt.Errorf("snapshot %s: %w", inst.Name, err))
+		return head, nil, o.Fail(ctx, fmt.Errorf("snapshot %s: %w", target, err))
 	}
 	return head, func() {
 		if err := o.RollBack(ctx); err != nil {
@@ -234,7 +245,7 @@ func (e *Engine) importInstance(ctx context.Context, r io.Reader, name, pool str
 	if err != nil {
 		return nil, err
 	}
-	im := &importer{e: e, ctx: ctx, d: d, pool: p, name: name, keepAddresses: keepAddresses, asCopy: asCopy}
+	im := &importer{e: e, receiver: receiver{ctx: ctx, d: d, pool: p}, name: name, keepAddresses: keepAddresses, asCopy: asCopy}
 	err = backup.Read(ctx, r, im)
 	if im.o == nil {
 		return nil, err
@@ -249,23 +260,89 @@ func (e *Engine) importInstance(ctx context.Context, r io.Reader, name, pool str
 	return im.inst, im.o.Commit(ctx, func(tx *store.Tx) error { return putNewInstance(tx, im.inst) })
 }
 
-// importer builds an instance from a backup as backup.Read hands it over.
-type importer struct {
-	e    *Engine
+// receiver lands the trees and streams of a backup, as backup.Read hands
+// them over, in new volumes of a pool, for an importer that says what
+// they make: an instance or a custom volume.
+type receiver struct {
 	ctx  context.Context
 	d    storage.Driver
 	pool *store.Pool
-	name string
-	// keepAddresses keeps the MACs and addresses the backup's nics had.
-	keepAddresses bool
-	asCopy        bool
-	o             *journal.Op
-	inst          *store.Instance
+	o    *journal.Op
+	// The volumes landed: the head, the heads a restore had retired in
+	// the source, the snapshots.
+	head    string
+	retired []string
+	snaps   []store.Snapshot
 	// receives says where each optimized stream lands.
 	receives []snapshot.Receive
 }
 
+// land maps the snapshots and streams of backup x onto new volumes, whose
+// IDs begin with prefix.
+func (r *receiver) land(x *backup.Index, prefix string) error {
+	if x.Optimized != "" && x.Optimized != r.pool.Driver {
+		return errkind.Wrap(errkind.Invalid, "the backup holds optimized %s streams, which only a %s pool can receive; pool %q is %s: export it again without --optimized",
+			x.Optimized, x.Optimized, r.pool.Name, r.pool.Driver)
+	}
+	var snaps []store.Snapshot
+	for _, s := range x.Snapshots {
+		if err := checkName("snapshot", s.Name); err != nil {
+			return fmt.Errorf("the backup's snapshots: %w", err)
+		}
+		if s.UUID == "" {
+			s.UUID = newUUID() // a backup silo wrote before snapshots had one
+		}
+		snaps = append(snaps, store.Snapshot{Name: s.Name, ID: newID("s-"), Created: s.Created, UUID: s.UUID})
+	}
+	streams := make([]snapshot.Stream, len(x.Streams))
+	for k, st := range x.Streams {
+		streams[k] = snapshot.Stream{Snapshot: st.Snapshot, Parent: st.Parent}
+	}
+	t, receives, err := snapshot.Land(modelSnapshots(snaps), streams, func() string { return newID(prefix) })
+	if err != nil {
+		return err
+	}
+	r.head, r.retired, r.snaps = fromTree(t, snaps)
+	r.receives = receives
+	return nil
+}
+
+// undo lists the volumes that land made up, for the journal to remove if
+// the import fails.
+func (r *receiver) undo() []store.VolumeRef {
+	return treeRefs(r.pool.Name, r.head, r.retired, r.snaps)
+}
+
+func (r *receiver) TreeDone(i int) error {
+	if i >= len(r.snaps) {
+		// The root stays the head; it must be on disk before the
+		// store records it.
+		return syncVolume(r.ctx, r.d, r.head)
+	}
+	s := r.snaps[i]
+	return r.d.CreateSnapshot(r.ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID})
+}
+
+func (r *receiver) Stream(k int, rd io.Reader) error {
+	rc := r.receives[k]
+	return r.d.Receive(r.ctx, storage.Ref{Volume: rc.Volume, Snapshot: rc.ID}, rc.ParentID, rd)
+}
+
+// importer builds an instance from a backup as backup.Read hands it over.
+type importer struct {
+	e *Engine
+	receiver
+	name string
+	// keepAddresses keeps the MACs and addresses the backup's nics had.
+	keepAddresses bool
+	asCopy        bool
+	inst          *store.Instance
+}
+
 func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
+	if x.Type != "" {
+		return "", idmap.Shift{}, errkind.Wrap(errkind.Invalid, "the backup holds %s volume %q, not an instance: import it with silo volume import", x.Type, x.Name)
+	}
 	if im.name == "" {
 		im.name = x.Name
 	}
@@ -276,10 +353,6 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 		if err := checkConfig(k, v); err != nil && !isVolatile(k) {
 			return "", idmap.Shift{}, fmt.Errorf("the backup's config: %w", err)
 		}
-	}
-	if x.Optimized != "" && x.Optimized != im.pool.Driver {
-		return "", idmap.Shift{}, errkind.Wrap(errkind.Invalid, "the backup holds optimized %s streams, which only a %s pool can receive; pool %q is %s: export it again without --optimized",
-			x.Optimized, x.Optimized, im.pool.Name, im.pool.Driver)
 	}
 	inst := &store.Instance{Name: im.name, Image: x.Image, Pool: im.pool.Name,
 		Config: maps.Clone(x.Config), Created: x.Created}
@@ -303,37 +376,16 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 	if err := im.e.store.View(func(tx *store.Tx) error { return fitRoot(tx, inst) }); err != nil {
 		return "", idmap.Shift{}, fmt.Errorf("the backup's instance: %w", err)
 	}
-	for _, s := range x.Snapshots {
-		if err := checkName("snapshot", s.Name); err != nil {
-			return "", idmap.Shift{}, fmt.Errorf("the backup's snapshots: %w", err)
-		}
-		if s.UUID == "" {
-			s.UUID = newUUID() // a backup silo wrote before snapshots had one
-		}
-		inst.Snapshots = append(inst.Snapshots, store.Snapshot{Name: s.Name, ID: newID("s-"), Created: s.Created, UUID: s.UUID})
-	}
-	streams := make([]snapshot.Stream, len(x.Streams))
-	for k, st := range x.Streams {
-		streams[k] = snapshot.Stream{Snapshot: st.Snapshot, Parent: st.Parent}
-	}
-	t, receives, err := snapshot.Land(modelSnapshots(inst.Snapshots), streams, func() string { return newID("i-") })
-	if err != nil {
+	if err := im.land(x, "i-"); err != nil {
 		return "", idmap.Shift{}, err
 	}
-	setTree(inst, t)
-	im.receives = receives
+	inst.Volume, inst.Retired, inst.Snapshots = im.head, im.retired, im.snaps
 	kind := "import"
 	if im.asCopy {
 		kind = "copy"
 	}
 	o, err := im.e.journal.Begin(kind, im.name, func(tx *store.Tx, rec *store.Op) error {
-		rec.Undo.Volumes = append(rec.Undo.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
-		for _, v := range inst.Retired {
-			rec.Undo.Volumes = append(rec.Undo.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: v})
-		}
-		for _, s := range inst.Snapshots {
-			rec.Undo.Volumes = append(rec.Undo.Volumes, snapRef(inst, &s))
-		}
+		rec.Undo.Volumes = im.undo()
 		if err := allocIdmap(tx, inst); err != nil {
 			return err
 		}
@@ -363,21 +415,6 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 		inst.Snapshots[i].Shift = inst.Shift
 	}
 	return root, onDisk(inst.Shift), nil
-}
-
-func (im *importer) TreeDone(i int) error {
-	if i >= len(im.inst.Snapshots) {
-		// The root stays the head; it must be on disk before the
-		// store records the instance.
-		return syncVolume(im.ctx, im.d, im.inst.Volume)
-	}
-	s := im.inst.Snapshots[i]
-	return im.d.CreateSnapshot(im.ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID})
-}
-
-func (im *importer) Stream(k int, r io.Reader) error {
-	rc := im.receives[k]
-	return im.d.Receive(im.ctx, storage.Ref{Volume: rc.Volume, Snapshot: rc.ID}, rc.ParentID, r)
 }
 
 // OpenTree gives the root of instance name, or of its snapshot snap, until

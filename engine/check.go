@@ -68,6 +68,16 @@ func (e *Engine) Check(ctx context.Context) ([]string, error) {
 				add(i.Pool, storage.Ref{Volume: s.Volume, Snapshot: s.ID}, "snapshot "+i.Name+"/"+s.Name)
 			}
 		}
+		vols, err := tx.CustomVolumes("")
+		if err != nil {
+			return err
+		}
+		for _, v := range vols {
+			what := "volume " + v.Name
+			for _, ref := range treeRefs(v.Pool, v.Volume, v.Retired, v.Snapshots) {
+				add(ref.Pool, storage.Ref{Volume: ref.Volume, Snapshot: ref.Snapshot}, what)
+			}
+		}
 		problems = append(problems, overlappingRanges(insts)...)
 		ops, err := tx.Ops()
 		for _, op := range ops {

@@ -48,11 +48,19 @@ func (cl cleaner) Cleanup(ctx context.Context, c store.Cleanup) error {
 					return err
 				}
 			}
+			for _, v := range r.Volumes {
+				if err := tx.PutCustomVolume(v); err != nil {
+					return err
+				}
+			}
 			if r.Profile != nil {
 				return tx.PutProfile(r.Profile)
 			}
 			return nil
 		})
+		if err == nil {
+			err = cl.e.refitVolumeQuotas(ctx, r.Volumes)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}

@@ -24,6 +24,7 @@ var nameRules = map[string]nameRule{
 	"instance": {max: 63, extra: "-", letterFirst: true, alnumLast: true,
 		desc: "letters, digits and inner hyphens, starting with a letter, at most 63"},
 	"pool":     {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
+	"volume":   {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	"snapshot": {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	"alias":    {max: 128, extra: "_./:-", desc: "letters, digits, '.', '_', ':', '/' and '-', at most 128"},
 	"profile":  {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},

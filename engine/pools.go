@@ -247,6 +247,9 @@ func (e *Engine) DeletePool(ctx context.Context, name string) error {
 		if len(users.instances) > 0 {
 			return errkind.Wrap(errkind.Busy, "pool %q is in use by %d instance(s): %v", name, len(users.instances), users.instances)
 		}
+		if len(users.volumes) > 0 {
+			return errkind.Wrap(errkind.Busy, "pool %q holds %d custom volume(s): %v: delete them first", name, len(users.volumes), users.volumes)
+		}
 		ops, err := tx.Ops()
 		if err != nil {
 			return err

@@ -6,10 +6,10 @@ import (
 	"github.com/silo-dev/silo/internal/store"
 )
 
-// poolUsers are the instances on a pool and the images with a base volume
-// there, by name and fingerprint.
+// poolUsers are the instances on a pool, the images with a base volume
+// there and its custom volumes, by name and fingerprint.
 type poolUsers struct {
-	instances, images []string
+	instances, images, volumes []string
 }
 
 func usersOf(tx *store.Tx, p *store.Pool) (*poolUsers, error) {
@@ -31,6 +31,13 @@ func usersOf(tx *store.Tx, p *store.Pool) (*poolUsers, error) {
 		if _, ok := img.Bases[p.Name]; ok {
 			users.images = append(users.images, img.Fingerprint)
 		}
+	}
+	vols, err := tx.CustomVolumes(p.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vols {
+		users.volumes = append(users.volumes, v.Name)
 	}
 	sort.Strings(users.instances)
 	return users, nil

@@ -22,24 +22,33 @@ func rootSize(devs store.Devices) int64 {
 // driver d, which must be able to. A cap below what the volume already
 // holds is refused when check is set.
 func setRootQuota(ctx context.Context, inst *store.Instance, d storage.Volumes, bytes int64, check bool) error {
+	return setQuota(ctx, d, rootWhat(inst), inst.Pool, inst.Volume, bytes, check)
+}
+
+// rootWhat names the root volume of inst in messages.
+func rootWhat(inst *store.Instance) string { return "instance " + inst.Name + "'s root disk" }
+
+// setQuota caps volume vol on pool, which messages call what, as
+// setRootQuota does.
+func setQuota(ctx context.Context, d storage.Volumes, what, pool, vol string, bytes int64, check bool) error {
 	q, ok := d.(storage.Quota)
 	if !ok {
 		if bytes == 0 {
 			return nil
 		}
-		return errkind.Wrap(errkind.Invalid, "instance %s: pool %s cannot cap the size of a volume", inst.Name, inst.Pool)
+		return errkind.Wrap(errkind.Invalid, "%s: pool %s cannot cap the size of a volume", what, pool)
 	}
 	if check && bytes > 0 {
-		used, err := d.Usage(ctx, storage.Ref{Volume: inst.Volume})
+		used, err := d.Usage(ctx, storage.Ref{Volume: vol})
 		if err != nil {
-			return fmt.Errorf("usage of %s: %w", inst.Name, err)
+			return fmt.Errorf("usage of %s: %w", what, err)
 		}
 		if used > bytes {
-			return errkind.Wrap(errkind.Invalid, "instance %s: size=%s is less than the %s its root disk already holds", inst.Name, units.FormatSize(bytes), units.FormatSize(used))
+			return errkind.Wrap(errkind.Invalid, "%s: size=%s is less than the %s it already holds", what, units.FormatSize(bytes), units.FormatSize(used))
 		}
 	}
-	if err := q.SetQuota(ctx, inst.Volume, bytes); err != nil {
-		return fmt.Errorf("instance %s: size=%s: pool %s: %w", inst.Name, units.FormatSize(bytes), inst.Pool, err)
+	if err := q.SetQuota(ctx, vol, bytes); err != nil {
+		return fmt.Errorf("%s: size=%s: pool %s: %w", what, units.FormatSize(bytes), pool, err)
 	}
 	return nil
 }
@@ -52,12 +61,18 @@ func fitQuota(ctx context.Context, inst *store.Instance, d storage.Volumes) erro
 	if want == 0 {
 		return nil
 	}
+	return fitCap(ctx, d, rootWhat(inst), inst.Pool, inst.Volume, want)
+}
+
+// fitCap gives volume vol the cap want, unless it has it already: ZFS
+// refuses to set again a cap that the volume has filled.
+func fitCap(ctx context.Context, d storage.Volumes, what, pool, vol string, want int64) error {
 	if q, ok := d.(storage.Quota); ok {
-		if have, err := q.Quota(ctx, inst.Volume); err == nil && have == want {
+		if have, err := q.Quota(ctx, vol); err == nil && have == want {
 			return nil
 		}
 	}
-	return setRootQuota(ctx, inst, d, want, false)
+	return setQuota(ctx, d, what, pool, vol, want, false)
 }
 
 // refitQuotas gives the root volumes of the named instances the caps
@@ -79,7 +94,7 @@ func (e *Engine) refitQuotas(ctx context.Context, names []string) error {
 		if err == nil {
 			var d storage.Driver
 			if d, _, err = e.driver(ctx, inst.Pool); err == nil {
-				err = setRootQuota(ctx, inst, d, rootSize(inst.Devices), false)
+				err = fitCap(ctx, d, rootWhat(inst), inst.Pool, inst.Volume, rootSize(inst.Devices))
 			}
 		}
 		if err != nil {

@@ -21,15 +21,7 @@ func (e *Engine) remove(ctx context.Context, name string) error {
 			return err
 		}
 		rec.Retire.Files = append(rec.Retire.Files, e.consoleLog(name))
-		// The heads go last (the list is undone from its end): snapshots
-		// first saves ZFS from hiding them.
-		rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: inst.Volume})
-		for _, v := range inst.Retired {
-			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: v})
-		}
-		for _, s := range inst.Snapshots {
-			rec.Retire.Volumes = append(rec.Retire.Volumes, snapRef(inst, &s))
-		}
+		rec.Retire.Volumes = append(rec.Retire.Volumes, treeRefs(inst.Pool, inst.Volume, inst.Retired, inst.Snapshots)...)
 		return tx.DeleteInstance(name)
 	})
 }

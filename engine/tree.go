@@ -6,6 +6,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"slices"
 
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/snapshot"
@@ -64,7 +65,13 @@ func (e *Engine) collect(ctx context.Context, inst *store.Instance, d storage.Dr
 
 // tree is the snapshot model's view of inst's volumes.
 func tree(inst *store.Instance) snapshot.Tree {
-	return snapshot.Tree{Head: inst.Volume, Retired: inst.Retired, Snapshots: modelSnapshots(inst.Snapshots)}
+	return treeOf(inst.Volume, inst.Retired, inst.Snapshots)
+}
+
+// treeOf is the snapshot model's view of a head, the heads that restores
+// retired, and the snapshots: an instance's or a custom volume's.
+func treeOf(head string, retired []string, snaps []store.Snapshot) snapshot.Tree {
+	return snapshot.Tree{Head: head, Retired: retired, Snapshots: modelSnapshots(snaps)}
 }
 
 func modelSnapshots(snaps []store.Snapshot) []snapshot.Snapshot {
@@ -75,16 +82,35 @@ func modelSnapshots(snaps []store.Snapshot) []snapshot.Snapshot {
 	return out
 }
 
-// setTree records t as inst's volumes: its head and retired heads, and
-// which of its snapshots remain, in which volume, under which ID.
+// setTree records t as inst's volumes.
 func setTree(inst *store.Instance, t snapshot.Tree) {
-	inst.Volume, inst.Retired = t.Head, t.Retired
-	kept := make([]store.Snapshot, 0, len(t.Snapshots))
+	inst.Volume, inst.Retired, inst.Snapshots = fromTree(t, inst.Snapshots)
+}
+
+// fromTree returns the head and retired heads of t, and which of snaps
+// remain in it, in which volume, under which ID.
+func fromTree(t snapshot.Tree, snaps []store.Snapshot) (head string, retired []string, kept []store.Snapshot) {
+	kept = make([]store.Snapshot, 0, len(t.Snapshots))
 	for _, s := range t.Snapshots {
-		if k, err := inst.Snapshot(s.Name); err == nil {
+		if i := slices.IndexFunc(snaps, func(k store.Snapshot) bool { return k.Name == s.Name }); i >= 0 {
+			k := snaps[i]
 			k.ID, k.Volume = s.ID, s.Volume
-			kept = append(kept, *k)
+			kept = append(kept, k)
 		}
 	}
-	inst.Snapshots = kept
+	return t.Head, t.Retired, kept
+}
+
+// treeRefs lists the volumes of a tree in the order they are removed: the
+// heads go last (a cleanup goes from the list's end), as snapshots first
+// saves ZFS from hiding them.
+func treeRefs(pool, head string, retired []string, snaps []store.Snapshot) []store.VolumeRef {
+	refs := []store.VolumeRef{{Pool: pool, Volume: head}}
+	for _, v := range retired {
+		refs = append(refs, store.VolumeRef{Pool: pool, Volume: v})
+	}
+	for _, s := range snaps {
+		refs = append(refs, store.VolumeRef{Pool: pool, Volume: s.Volume, Snapshot: s.ID})
+	}
+	return refs
 }

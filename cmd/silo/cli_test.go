@@ -128,6 +128,8 @@ func TestJSONIsTheAPI(t *testing.T) {
 	e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
 	e.ok("create", "tiny", "a", "-c", "user.tier=gold")
 	e.ok("snapshot", "create", "a")
+	e.ok("volume", "create", "default", "vol")
+	e.ok("volume", "snapshot", "create", "default", "vol")
 
 	list := e.instances()
 	if len(list) != 1 {
@@ -162,7 +164,7 @@ func TestJSONIsTheAPI(t *testing.T) {
 	}
 	var pools []api.StoragePool
 	e.apiJSON(&pools, "pool", "list")
-	want := []string{"/1.0/instances/a", "/1.0/images/" + i.Image}
+	want := []string{"/1.0/instances/a", "/1.0/images/" + i.Image, "/1.0/storage-pools/default/volumes/custom/vol"}
 	if len(pools) != 1 || pools[0].Name != "default" || pools[0].Driver != "dir" || !slices.Equal(pools[0].UsedBy, want) ||
 		len(pools[0].Config) != 0 || pools[0].Status != "Created" {
 		t.Fatalf("pool list %+v", pools)
@@ -184,13 +186,19 @@ func TestJSONIsTheAPI(t *testing.T) {
 			return err
 		}
 		private = append(private, e.state, inst.Volume, inst.Snapshots[0].ID, img.Bases["default"])
+		v, err := tx.CustomVolume("default", "vol")
+		if err != nil {
+			return err
+		}
+		private = append(private, v.Volume, v.Snapshots[0].ID)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"list"}, {"info", "a"}, {"snapshot", "list", "a"}, {"image", "list"},
-		{"image", "info", "tiny"}, {"pool", "list"}, {"pool", "info", "default"}} {
+		{"image", "info", "tiny"}, {"pool", "list"}, {"pool", "info", "default"},
+		{"volume", "list"}, {"volume", "info", "default", "vol"}, {"volume", "snapshot", "list", "default", "vol"}} {
 		out := e.ok(append(args, "--format", "json")...)
 		for _, p := range private {
 			if strings.Contains(out, p) {

@@ -112,7 +112,7 @@ func commands() []*cli.Command {
 			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"},
 			&cli.BoolFlag{Name: "refresh", Usage: "bring DST, an earlier copy, up to date: add the snapshots it lacks, keep its own, take SRC's head; only differences move"},
 			&cli.BoolFlag{Name: "force", Usage: "with --refresh: replace the snapshots of DST that have diverged from SRC's"}}, Action: withEngine(copyInstance)},
-		profileCommand(), networkCommand(),
+		profileCommand(), networkCommand(), volumeCommand(),
 		{
 			Name:  "file",
 			Usage: "move files in and out of instances",
@@ -642,9 +642,16 @@ func snapshotList(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
+	return snapshotTable(c, snaps, func(s api.InstanceSnapshot) (string, time.Time) { return s.Name, s.CreatedAt })
+}
+
+// snapshotTable prints snaps, an instance's or a volume's, each of which
+// has a name and a time of creation.
+func snapshotTable[S any](c *cli.Context, snaps []S, nameTime func(S) (string, time.Time)) error {
 	var rows [][]string
 	for _, s := range snaps {
-		rows = append(rows, []string{s.Name, when(s.CreatedAt)})
+		name, t := nameTime(s)
+		rows = append(rows, []string{name, when(t)})
 	}
 	return output(c, snaps, []string{"NAME", "CREATED"}, rows)
 }

@@ -283,6 +283,11 @@ func (e *env) teardown() {
 	for _, i := range insts {
 		e.ok("delete", "--force", i.Name)
 	}
+	var vols []api.StorageVolume
+	e.json(&vols, "volume", "list")
+	for _, v := range vols {
+		e.ok("volume", "delete", v.Pool, v.Name)
+	}
 	var pools []struct{ Name string }
 	e.json(&pools, "pool", "list")
 	for _, p := range pools {
@@ -368,17 +373,30 @@ func writeFile(t *testing.T, data []byte) string {
 // instanceRoot is where the dir pool keeps an instance's root.
 func instanceRoot(t *testing.T, e *env, name string) string {
 	t.Helper()
-	var root string
-	err := openStore(t, e).View(func(tx *store.Tx) error {
+	return volumeDir(t, e, func(tx *store.Tx) (string, string, error) {
 		inst, err := tx.Instance(name)
 		if err != nil {
-			return err
+			return "", "", err
 		}
-		p, err := tx.Pool(inst.Pool)
+		return inst.Pool, inst.Volume, nil
+	})
+}
+
+// volumeDir is the directory on the host of the volume that find names
+// by pool and ID.
+func volumeDir(t *testing.T, e *env, find func(tx *store.Tx) (pool, vol string, err error)) string {
+	t.Helper()
+	var root string
+	err := openStore(t, e).View(func(tx *store.Tx) error {
+		pool, vol, err := find(tx)
 		if err != nil {
 			return err
 		}
-		root = filepath.Join(e.state, "pools", p.ID, "volumes", inst.Volume)
+		p, err := tx.Pool(pool)
+		if err != nil {
+			return err
+		}
+		root = filepath.Join(e.state, "pools", p.ID, "volumes", vol)
 		return nil
 	})
 	if err != nil {

@@ -18,6 +18,12 @@
 // send, zfs send), each incremental against the previous snapshot where it
 // can be; only a pool of the same driver can receive them. A stream's
 // chunks are written as they are read, so its size need not be known first.
+//
+// A custom volume's backup is the same stream, in either form, with
+// "type": "custom" in its index: the index's name and config are the
+// volume's, the snapshots are the volume's, and rootfs/ (or the last
+// stream) holds the volume's tree. Its files keep the IDs they have on
+// disk. An instance's backup has no type.
 package backup
 
 import (
@@ -30,6 +36,9 @@ import (
 
 // Format is the version of the layout this package writes.
 const Format = 1
+
+// TypeCustom is the Index.Type of a custom volume's backup.
+const TypeCustom = "custom"
 
 const (
 	indexName    = "index.json"
@@ -44,7 +53,11 @@ const (
 
 // Index describes the backup; it is the stream's first entry.
 type Index struct {
-	Format    int               `json:"format"`
+	Format int `json:"format"`
+	// Type is empty for an instance's backup, and "custom" for a custom
+	// volume's, whose Config is the volume's and whose root is the
+	// volume's tree.
+	Type      string            `json:"type,omitempty"`
 	Name      string            `json:"name"`
 	Created   time.Time         `json:"created"`
 	Image     string            `json:"image,omitempty"` // fingerprint it was created from
@@ -91,8 +104,11 @@ func (x *Index) check() error {
 	if x.Format != Format {
 		return invalid("backup format %d is not supported (this silo reads format %d)", x.Format, Format)
 	}
+	if x.Type != "" && x.Type != TypeCustom {
+		return invalid("the backup holds a %q, which this silo does not know", x.Type)
+	}
 	if x.Name == "" {
-		return invalid("the backup's index names no instance")
+		return invalid("the backup's index names no instance or volume")
 	}
 	seen := map[string]bool{}
 	for _, s := range x.Snapshots {

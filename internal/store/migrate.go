@@ -61,6 +61,11 @@ var migrations = []migration{
 		}
 		return nil
 	},
+	// 4: custom volumes, keyed pool/name.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketVolumes)
+		return err
+	},
 }
 
 // The profile that the schema starts with, and the network its nic joins,

@@ -35,6 +35,9 @@ type Cleanup struct {
 type Restore struct {
 	Instances []*Instance `json:"instances,omitempty"`
 	Profile   *Profile    `json:"profile,omitempty"`
+	// Volumes are custom volumes, each of which gets again the cap its
+	// record says.
+	Volumes []*CustomVolume `json:"volumes,omitempty"`
 }
 
 // DeviceRef names a device of an instance.

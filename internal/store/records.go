@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
@@ -148,12 +149,18 @@ type Snapshot struct {
 
 // Snapshot returns the snapshot called name.
 func (i *Instance) Snapshot(name string) (*Snapshot, error) {
-	for k := range i.Snapshots {
-		if i.Snapshots[k].Name == name {
-			return &i.Snapshots[k], nil
+	return findSnapshot(i.Snapshots, name, "instance "+strconv.Quote(i.Name))
+}
+
+// findSnapshot returns the snapshot called name among snaps, which are
+// owner's.
+func findSnapshot(snaps []Snapshot, name, owner string) (*Snapshot, error) {
+	for k := range snaps {
+		if snaps[k].Name == name {
+			return &snaps[k], nil
 		}
 	}
-	return nil, errkind.Wrap(errkind.NotFound, "snapshot %q of instance %q not found", name, i.Name)
+	return nil, errkind.Wrap(errkind.NotFound, "snapshot %q of %s not found", name, owner)
 }
 
 // Pool returns the pool called name.

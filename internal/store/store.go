@@ -93,6 +93,7 @@ var (
 	bucketRunning   = []byte("running")
 	bucketProfiles  = []byte("profiles")
 	bucketNetworks  = []byte("networks")
+	bucketVolumes   = []byte("volumes")
 	keyVersion      = []byte("version")
 )
 
@@ -102,6 +103,10 @@ func get[T any](tx *Tx, bucket []byte, key, kind string) (*T, error) {
 	if data == nil {
 		return nil, errkind.Wrap(errkind.NotFound, "%s %q not found", kind, key)
 	}
+	return decode[T](data, kind, key)
+}
+
+func decode[T any](data []byte, kind, key string) (*T, error) {
 	v := new(T)
 	if err := json.Unmarshal(data, v); err != nil {
 		return nil, fmt.Errorf("decode %s %q: %w", kind, key, err)
@@ -128,9 +133,9 @@ func del(tx *Tx, bucket []byte, key, kind string) error {
 func all[T any](tx *Tx, bucket []byte) ([]*T, error) {
 	var out []*T
 	err := tx.tx.Bucket(bucket).ForEach(func(k, data []byte) error {
-		v := new(T)
-		if err := json.Unmarshal(data, v); err != nil {
-			return fmt.Errorf("decode %s %q: %w", bucket, k, err)
+		v, err := decode[T](data, string(bucket), string(k))
+		if err != nil {
+			return err
 		}
 		out = append(out, v)
 		return nil

@@ -266,3 +266,94 @@ func TestMigration3AddsDefaultProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Migration 4 adds the bucket of custom volumes to a version 3 database,
+// and its records keep their instances.
+func TestMigration4AddsVolumes(t *testing.T) {
+	s := &Store{path: filepath.Join(t.TempDir(), "silo.db"), timeout: DefaultTimeout}
+	if err := s.migrate(migrations[:3]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.PutInstance(&Instance{Name: "a", Pool: "p"}) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.migrate(migrations[:4]); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Update(func(tx *Tx) error {
+		if _, err := tx.Instance("a"); err != nil {
+			return err
+		}
+		return tx.PutCustomVolume(&CustomVolume{Pool: "p", Name: "data", Volume: "v-1"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Custom volumes are found by pool and name, listed by pool (a pool whose
+// name begins another's does not list the other's), and deleted.
+func TestCustomVolumes(t *testing.T) {
+	s := open(t)
+	err := s.Update(func(tx *Tx) error {
+		for _, v := range []CustomVolume{
+			{Pool: "p", Name: "b", Volume: "v-2", Config: map[string]string{"size": "1GiB"}},
+			{Pool: "p", Name: "a", Volume: "v-1", Snapshots: []Snapshot{{Name: "snap0", ID: "s-1", Volume: "v-1"}}, NextSnap: 1},
+			{Pool: "p2", Name: "a", Volume: "v-3"},
+		} {
+			if err := tx.PutCustomVolume(&v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(pool string) string {
+		var out []string
+		if err := s.View(func(tx *Tx) error {
+			vols, err := tx.CustomVolumes(pool)
+			for _, v := range vols {
+				out = append(out, v.Pool+"/"+v.Name)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(out)
+	}
+	if got := names("p"); got != "[p/a p/b]" {
+		t.Fatalf("volumes of p: %s", got)
+	}
+	if got := names(""); got != "[p/a p/b p2/a]" {
+		t.Fatalf("every volume: %s", got)
+	}
+	if got := names("q"); got != "[]" {
+		t.Fatalf("volumes of q: %s", got)
+	}
+	err = s.Update(func(tx *Tx) error {
+		v, err := tx.CustomVolume("p", "a")
+		if err != nil {
+			return err
+		}
+		if v.Volume != "v-1" || len(v.Snapshots) != 1 || v.NextSnap != 1 {
+			return fmt.Errorf("read back %+v", v)
+		}
+		if !tx.HasCustomVolume("p2", "a") || tx.HasCustomVolume("p2", "b") {
+			return errors.New("HasCustomVolume is wrong")
+		}
+		return tx.DeleteCustomVolume("p", "a")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(func(tx *Tx) error { _, err := tx.CustomVolume("p", "a"); return err })
+	if !errors.Is(err, errkind.NotFound) || err.Error() != `volume "a" not found in pool "p"` {
+		t.Fatalf("a deleted volume: %v", err)
+	}
+	err = s.Update(func(tx *Tx) error { return tx.DeleteCustomVolume("p", "a") })
+	if !errors.Is(err, errkind.NotFound) {
+		t.Fatalf("deleting it again: %v", err)
+	}
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/progress"
+)
+
+// volumeCommand is `silo volume`: custom volumes and their snapshots.
+func volumeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "volume",
+		Usage: "manage custom volumes: data apart from any instance's root",
+		Subcommands: []*cli.Command{
+			{Name: "create", Usage: "create an empty volume (size=10GiB caps it)", ArgsUsage: "POOL NAME [KEY=VALUE...]", Action: withEngine(volumeCreate)},
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list volumes", ArgsUsage: "[POOL]", Flags: []cli.Flag{formatFlag}, Action: withEngine(volumeList)},
+			{Name: "info", Usage: "show a volume: what it holds, its cap, snapshots and users", ArgsUsage: "POOL NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(volumeInfo)},
+			{Name: "get", Usage: "print a config key of a volume", ArgsUsage: "POOL NAME KEY", Action: withEngine(volumeGet)},
+			{Name: "set", Usage: "set config keys (size= changes the cap at once)", ArgsUsage: "POOL NAME KEY=VALUE...", Action: withEngine(volumeSet)},
+			{Name: "unset", Usage: "remove config keys", ArgsUsage: "POOL NAME KEY...", Action: withEngine(volumeUnset)},
+			{Name: "rename", Aliases: []string{"mv"}, Usage: "rename a volume nothing attaches", ArgsUsage: "POOL OLD NEW", Action: withEngine(volumeRename)},
+			{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a volume nothing attaches, with its snapshots", ArgsUsage: "POOL NAME", Action: withEngine(volumeDelete)},
+			{Name: "export", Usage: "write a volume, with its snapshots, as a backup file (- for stdout)", ArgsUsage: "POOL NAME FILE", Flags: []cli.Flag{
+				compressionFlag,
+				&cli.BoolFlag{Name: "volume-only", Usage: "leave the snapshots out"},
+				&cli.BoolFlag{Name: "optimized", Usage: "the storage driver's own streams: faster, but only a pool of the same driver can import them"},
+			}, Action: withEngine(volumeExport)},
+			{Name: "import", Usage: "make a volume from a backup file (- for stdin)", ArgsUsage: "POOL NAME FILE", Action: withEngine(volumeImport)},
+			{
+				Name:  "snapshot",
+				Usage: "manage volume snapshots",
+				Subcommands: []*cli.Command{
+					{Name: "create", Usage: "snapshot a volume (default names: snap0, snap1...)", ArgsUsage: "POOL NAME [SNAP]", Action: withEngine(volumeSnapshotCreate)},
+					{Name: "list", Aliases: []string{"ls"}, Usage: "list a volume's snapshots", ArgsUsage: "POOL NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(volumeSnapshotList)},
+					{Name: "restore", Usage: "bring a volume back to any of its snapshots, keeping the others", ArgsUsage: "POOL NAME SNAP", Action: withEngine(volumeSnapshotRestore)},
+					{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "POOL NAME SNAP", Action: withEngine(volumeSnapshotDelete)},
+				},
+			},
+		},
+	}
+}
+
+func volumeCreate(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo volume create POOL NAME [KEY=VALUE...]")
+	}
+	cfg, err := keyValues(a[2:])
+	if err != nil {
+		return err
+	}
+	v, err := e.CreateVolume(c.Context, a[0], a[1], cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Volume %s created on pool %s\n", v.Name, v.Pool)
+	return nil
+}
+
+// volumeSize is what v holds, and of how much when it has a cap.
+func volumeSize(v *api.StorageVolume) string {
+	if v.State == nil {
+		return "-"
+	}
+	if u := v.State.Usage; u.Total > 0 {
+		return humanSize(u.Used) + " of " + humanSize(u.Total)
+	}
+	return humanSize(v.State.Usage.Used)
+}
+
+func volumeList(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 0, 1)
+	if err != nil {
+		return err
+	}
+	vols, err := e.Volumes(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, v := range vols {
+		rows = append(rows, []string{v.Pool, v.Name, volumeSize(v), strconv.Itoa(len(v.Snapshots)), strconv.Itoa(len(v.UsedBy))})
+	}
+	return output(c, vols, []string{"POOL", "NAME", "USED", "SNAPSHOTS", "USED BY"}, rows)
+}
+
+func volumeInfo(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	v, err := e.Volume(c.Context, a[0], a[1])
+	if err != nil {
+		return err
+	}
+	var snaps []string
+	for _, s := range v.Snapshots {
+		snaps = append(snaps, s.Name)
+	}
+	var cfg []string
+	for _, k := range slices.Sorted(maps.Keys(v.Config)) {
+		cfg = append(cfg, k+"="+v.Config[k])
+	}
+	return output(c, v, []string{"Name:", v.Name}, fields(
+		"Pool", v.Pool, "Description", orDash(v.Description), "Created", when(v.CreatedAt),
+		"Used", volumeSize(v), "Config", orDash(strings.Join(cfg, ", ")),
+		"Snapshots", orDash(strings.Join(snaps, ", ")), "Used by", orDash(strings.Join(v.UsedBy, ", "))))
+}
+
+func volumeGet(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 3, 3)
+	if err != nil {
+		return err
+	}
+	v, err := e.Volume(c.Context, a[0], a[1])
+	if err != nil {
+		return err
+	}
+	if a[2] == engine.VolumeKeyDescription {
+		fmt.Println(v.Description)
+		return nil
+	}
+	fmt.Println(v.Config[a[2]])
+	return nil
+}
+
+func volumeSet(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) < 3 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo volume set POOL NAME KEY=VALUE...")
+	}
+	set, err := keyValues(a[2:])
+	if err != nil {
+		return err
+	}
+	return e.UpdateVolume(c.Context, a[0], a[1], set, nil)
+}
+
+func volumeUnset(c *cli.Context, e *engine.Engine) error {
+	a := c.Args().Slice()
+	if len(a) < 3 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo volume unset POOL NAME KEY...")
+	}
+	return e.UpdateVolume(c.Context, a[0], a[1], nil, a[2:])
+}
+
+func volumeRename(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 3, 3)
+	if err != nil {
+		return err
+	}
+	return e.RenameVolume(c.Context, a[0], a[1], a[2])
+}
+
+func volumeDelete(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	if err := e.DeleteVolume(c.Context, a[0], a[1]); err != nil {
+		return err
+	}
+	fmt.Printf("Volume %s deleted from pool %s\n", a[1], a[0])
+	return nil
+}
+
+func volumeExport(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 3, 3)
+	if err != nil {
+		return err
+	}
+	opts := engine.ExportOptions{InstanceOnly: c.Bool("volume-only"), Optimized: c.Bool("optimized"), Compression: c.String("compression")}
+	return writeOutput(a[2], "Volume "+a[1], func(w io.Writer) error {
+		if bar := progress.Start(os.Stderr, "export "+a[1]); bar != nil {
+			defer bar.Finish()
+			opts.Progress = bar
+		}
+		return e.ExportVolume(c.Context, a[0], a[1], w, opts)
+	})
+}
+
+func volumeImport(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 3, 3)
+	if err != nil {
+		return err
+	}
+	r, done, err := openInput(a[2], "backup file")
+	if err != nil {
+		return err
+	}
+	v, err := e.ImportVolume(c.Context, r, a[0], a[1])
+	done()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Volume %s imported on pool %s, with %d snapshot(s)\n", v.Name, v.Pool, len(v.Snapshots))
+	return nil
+}
+
+func volumeSnapshotCreate(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 3)
+	if err != nil {
+		return err
+	}
+	s, err := e.CreateVolumeSnapshot(c.Context, a[0], a[1], a[2])
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Snapshot %s/%s created on pool %s\n", a[1], s.Name, a[0])
+	return nil
+}
+
+func volumeSnapshotList(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	snaps, err := e.VolumeSnapshots(c.Context, a[0], a[1])
+	if err != nil {
+		return err
+	}
+	return snapshotTable(c, snaps, func(s api.StorageVolumeSnapshot) (string, time.Time) { return s.Name, s.CreatedAt })
+}
+
+func volumeSnapshotRestore(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 3, 3)
+	if err != nil {
+		return err
+	}
+	return e.RestoreVolumeSnapshot(c.Context, a[0], a[1], a[2])
+}
+
+func volumeSnapshotDelete(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 3, 3)
+	if err != nil {
+		return err
+	}
+	return e.DeleteVolumeSnapshot(c.Context, a[0], a[1], a[2])
+}
