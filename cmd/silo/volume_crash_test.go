@@ -82,6 +82,14 @@ func TestVolumeCrashSafety(t *testing.T) {
 					state: func(e *env, n int) bool { return exists(e, fmt.Sprintf("imp%d", n)) },
 				},
 				{
+					// A copy with snapshots is an export piped into an import.
+					kind: "volume-import", name: "volume-copy", steps: []string{"begun", "received", "committed"}, done: []string{"committed"},
+					cmd: func(n int) []string { return []string{"volume", "copy", p + "/base", fmt.Sprintf("%s/cp%d", p, n)} },
+					state: func(e *env, n int) bool {
+						return exists(e, fmt.Sprintf("cp%d", n)) && len(e.volume(p, fmt.Sprintf("cp%d", n)).Snapshots) == len(e.volume(p, "base").Snapshots)
+					},
+				},
+				{
 					kind: "volume-update", steps: []string{"begun", "resized", "committed"}, done: []string{"committed"},
 					cmd:   update,
 					state: updated,
