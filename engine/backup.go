@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
@@ -61,7 +62,7 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	if opts.InstanceOnly {
 		snaps = nil
 	}
-	if opts.Optimized && shifted(inst, snaps) {
+	if opts.Optimized && shifted(inst.Shift, snaps) {
 		return errkind.Wrap(errkind.Invalid, "export %s: its files are shifted on disk for its user namespace (pool %s cannot idmap), and a driver stream would carry them so: export it without --optimized", name, inst.Pool)
 	}
 	head, release, err := e.frozenHead(ctx, inst, d, !opts.Optimized)
@@ -112,15 +113,10 @@ func writeBackup(ctx context.Context, w io.Writer, x *backup.Index, driver strin
 	return err
 }
 
-// shifted says whether the head of inst or one of snaps carries its
-// instance's host IDs on disk.
-func shifted(inst *store.Instance, snaps []store.Snapshot) bool {
-	for _, s := range snaps {
-		if s.Shift != nil {
-			return true
-		}
-	}
-	return inst.Shift != nil
+// shifted says whether a head shifted on disk by head, or one of snaps,
+// carries its instance's host IDs on disk.
+func shifted(head *store.Shift, snaps []store.Snapshot) bool {
+	return head != nil || slices.ContainsFunc(snaps, func(s store.Snapshot) bool { return s.Shift != nil })
 }
 
 // backupExtra is what a backup's index carries for the engine alone.

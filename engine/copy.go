@@ -64,7 +64,7 @@ func (e *Engine) Copy(ctx context.Context, src, dst string, opts CopyOptions) (*
 	}
 	if snap == "" && !opts.InstanceOnly && len(from.Snapshots) > 0 {
 		// Files shifted on disk go the portable way, which unshifts them.
-		optimized := srcPool.Driver == dstPool.Driver && !shifted(from, from.Snapshots)
+		optimized := srcPool.Driver == dstPool.Driver && !shifted(from.Shift, from.Snapshots)
 		return e.copyWithSnapshots(ctx, from, dst, pool, keepAddresses, optimized)
 	}
 	vol := newID("i-")

@@ -61,11 +61,7 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 	if err != nil {
 		return nil, err
 	}
-	srcD, srcPool, err := e.driver(ctx, from.Pool)
-	if err != nil {
-		return nil, err
-	}
-	dstD, dstPool, err := e.driver(ctx, to.Pool)
+	srcD, _, err := e.driver(ctx, from.Pool)
 	if err != nil {
 		return nil, err
 	}
@@ -75,77 +71,143 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 		}
 		return nil, err
 	}
-	plan, err := planRefresh(from, to, force)
-	if err != nil {
-		return nil, err
-	}
 	head, release, err := e.frozenHead(ctx, from, srcD, true)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	vol := newID("i-")
+	return e.refresh(ctx, &refreshOp{kind: "refresh", target: dst, prefix: "i-", from: instanceLineage(from), to: instanceLineage(to), head: head, force: force,
+		prepare: func(tx *store.Tx) error { return notRunning(tx, dst, "refresh") },
+		adopt: func(ctx context.Context, d storage.Volumes, vol string, shift *store.Shift) error {
+			// The head is the copy's own, as any copy's.
+			ident := *to
+			ident.Volume, ident.Shift = vol, shift
+			return identify(ctx, d, &ident, image.WhenCopy)
+		},
+		load: func(tx *store.Tx) (*lineage, error) {
+			cur, err := tx.Instance(dst)
+			if err != nil {
+				return nil, err
+			}
+			return instanceLineage(cur), nil
+		},
+		save: func(tx *store.Tx, l *lineage) error {
+			cur, err := tx.Instance(dst)
+			if err != nil {
+				return err
+			}
+			cur.Volume, cur.Retired, cur.Snapshots, cur.Shift = l.head, l.retired, l.snaps, l.shift
+			return tx.PutInstance(cur)
+		}})
+}
+
+// lineage is what a refresh reads of its source and replaces of its
+// target, an instance or a custom volume: the pool, the head, the heads
+// that restores retired, the snapshots, and how the head's files are
+// shifted on disk.
+type lineage struct {
+	what    string // for messages
+	pool    string
+	head    string
+	retired []string
+	snaps   []store.Snapshot
+	shift   *store.Shift
+}
+
+func instanceLineage(i *store.Instance) *lineage {
+	return &lineage{what: fmt.Sprintf("instance %q", i.Name), pool: i.Pool, head: i.Volume, retired: i.Retired, snaps: i.Snapshots, shift: i.Shift}
+}
+
+// refreshOp is one refresh: what it reads and replaces, and how the
+// target's records are checked, read and written.
+type refreshOp struct {
+	kind, target string // the journal's
+	prefix       string // of the IDs of the target's volumes
+	from, to     *lineage
+	head         storage.Ref // the source's state to take, held still
+	force        bool
+	// prepare checks, as the refresh begins, that the target may change.
+	prepare func(tx *store.Tx) error
+	// adopt, when set, makes the new head the target's own.
+	adopt func(ctx context.Context, d storage.Volumes, vol string, shift *store.Shift) error
+	load     func(tx *store.Tx) (*lineage, error)
+	save     func(tx *store.Tx, l *lineage) error
+}
+
+// refresh carries out op, as Refresh says, the target's locks held.
+func (e *Engine) refresh(ctx context.Context, op *refreshOp) (*RefreshResult, error) {
+	from, to := op.from, op.to
+	srcD, srcPool, err := e.driver(ctx, from.pool)
+	if err != nil {
+		return nil, err
+	}
+	dstD, dstPool, err := e.driver(ctx, to.pool)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planRefresh(from, to, op.force)
+	if err != nil {
+		return nil, err
+	}
+	vol := newID(op.prefix)
 	added := make([]store.Snapshot, len(plan.missing))
 	for i, s := range plan.missing {
 		added[i] = store.Snapshot{Name: s.Name, ID: newID("s-"), Volume: vol, Created: s.Created, UUID: s.UUID, Shift: plan.shift}
 	}
-	o, err := e.journal.Begin("refresh", dst, func(tx *store.Tx, rec *store.Op) error {
-		if err := notRunning(tx, dst, "refresh"); err != nil {
+	o, err := e.journal.Begin(op.kind, op.target, func(tx *store.Tx, rec *store.Op) error {
+		if err := op.prepare(tx); err != nil {
 			return err
 		}
-		rec.Reserved = []string{store.Reservation("refresh", dst)}
-		rec.Undo.Volumes = []store.VolumeRef{{Pool: to.Pool, Volume: vol}}
-		for i := range added {
-			rec.Undo.Volumes = append(rec.Undo.Volumes, snapRef(to, &added[i]))
-		}
+		rec.Reserved = []string{store.Reservation(op.kind, op.target)}
+		rec.Undo.Volumes = treeRefs(to.pool, vol, nil, added)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	res := &RefreshResult{Replaced: plan.diverged}
-	if res.By, err = e.refreshVolume(ctx, o, from, srcD, head, to, dstD, srcPool.Driver == dstPool.Driver, vol, plan, added, &res.Bytes); err != nil {
-		return nil, o.Fail(ctx, fmt.Errorf("refresh %s from %s: %w", dst, src, err))
+	if res.By, err = e.refreshVolume(ctx, o, op, srcD, dstD, srcPool.Driver == dstPool.Driver, vol, plan, added, &res.Bytes); err != nil {
+		return nil, o.Fail(ctx, fmt.Errorf("refresh %s from %s: %w", to.what, from.what, err))
 	}
 	o.Step("refreshed")
 	oldKept := false // the old head stays, retired, for its snapshots
 	err = o.Commit(ctx, func(tx *store.Tx) error {
 		rec := o.Rec
-		cur, err := tx.Instance(dst)
+		cur, err := op.load(tx)
 		if err != nil {
 			return err
 		}
-		if cur.Volume != to.Volume || !slices.EqualFunc(cur.Snapshots, to.Snapshots, func(a, b store.Snapshot) bool { return a.ID == b.ID }) {
-			return errkind.Wrap(errkind.Busy, "refresh %s: another command changed the instance meanwhile", dst)
+		if cur.head != to.head || !slices.EqualFunc(cur.snaps, to.snaps, func(a, b store.Snapshot) bool { return a.ID == b.ID }) {
+			return errkind.Wrap(errkind.Busy, "refresh %s: another command changed it meanwhile", to.what)
 		}
 		holds := holdsSnapshots(dstD)
-		t := tree(cur)
+		t := treeOf(cur.head, cur.retired, cur.snaps)
 		for _, name := range plan.diverged {
 			var s snapshot.Snapshot
 			var gone []string
 			if t, s, gone, err = snapshot.DeleteSnapshot(t, name, holds); err != nil {
 				return err
 			}
-			retire(rec, cur.Pool, gone)
-			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: cur.Pool, Volume: s.Volume, Snapshot: s.ID})
+			retire(rec, cur.pool, gone)
+			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: cur.pool, Volume: s.Volume, Snapshot: s.ID})
 		}
-		setTree(cur, t)
-		cur.Snapshots = append(cur.Snapshots, added...)
-		slices.SortStableFunc(cur.Snapshots, func(a, b store.Snapshot) int { return a.Created.Compare(b.Created) })
-		t = tree(cur)
+		cur.head, cur.retired, cur.snaps = fromTree(t, cur.snaps)
+		cur.snaps = append(cur.snaps, added...)
+		slices.SortStableFunc(cur.snaps, func(a, b store.Snapshot) int { return a.Created.Compare(b.Created) })
+		t = treeOf(cur.head, cur.retired, cur.snaps)
 		t.Retired, t.Head = append(slices.Clone(t.Retired), t.Head), vol
 		t, gone := snapshot.Collect(t, holds)
-		retire(rec, cur.Pool, gone)
-		oldKept = slices.Contains(t.Retired, to.Volume)
-		setTree(cur, t)
-		cur.Shift = plan.shift
-		return tx.PutInstance(cur)
+		retire(rec, cur.pool, gone)
+		oldKept = slices.Contains(t.Retired, to.head)
+		cur.head, cur.retired, cur.snaps = fromTree(t, cur.snaps)
+		cur.shift = plan.shift
+		return op.save(tx, cur)
 	})
 	if err != nil {
 		return nil, err
 	}
 	if oldKept {
-		retireHead(ctx, dstD, dst, to.Volume)
+		retireHead(ctx, dstD, op.target, to.head)
 	}
 	for _, s := range added {
 		res.Added = append(res.Added, s.Name)
@@ -174,23 +236,23 @@ type refreshPlan struct {
 }
 
 // planRefresh compares the snapshots of from and to by UUID.
-func planRefresh(from, to *store.Instance, force bool) (*refreshPlan, error) {
-	p := &refreshPlan{base: storage.Ref{Volume: to.Volume}, shift: to.Shift}
-	for _, s := range from.Snapshots {
-		i := slices.IndexFunc(to.Snapshots, func(k store.Snapshot) bool { return s.UUID != "" && k.UUID == s.UUID })
+func planRefresh(from, to *lineage, force bool) (*refreshPlan, error) {
+	p := &refreshPlan{base: storage.Ref{Volume: to.head}, shift: to.shift}
+	for _, s := range from.snaps {
+		i := slices.IndexFunc(to.snaps, func(k store.Snapshot) bool { return s.UUID != "" && k.UUID == s.UUID })
 		if i >= 0 {
-			k := to.Snapshots[i]
+			k := to.snaps[i]
 			p.base, p.shift = storage.Ref{Volume: k.Volume, Snapshot: k.ID}, k.Shift
 			p.srcBase = storage.Ref{Volume: s.Volume, Snapshot: s.ID}
 			continue
 		}
-		if _, err := to.Snapshot(s.Name); err == nil {
+		if slices.ContainsFunc(to.snaps, func(k store.Snapshot) bool { return k.Name == s.Name }) {
 			p.diverged = append(p.diverged, s.Name)
 		}
 		p.missing = append(p.missing, s)
 	}
 	if len(p.diverged) > 0 && !force {
-		return nil, errkind.Wrap(errkind.Invalid, "instance %q has diverged from %q: its snapshots %v are not those of the source; refresh with --force to replace them", to.Name, from.Name, p.diverged)
+		return nil, errkind.Wrap(errkind.Invalid, "%s has diverged from %s: its snapshots %v are not those of the source; refresh with --force to replace them", to.what, from.what, p.diverged)
 	}
 	return p, nil
 }
@@ -215,10 +277,10 @@ type streamRefresher interface {
 // disk, as streams carry files as they are; and the source's snapshots to
 // send and its head live in the volume of the shared snapshot, as each
 // stream is made against a snapshot of its own volume.
-func streamsFit(ctx context.Context, srcD, dstD storage.Driver, sameDriver bool, from *store.Instance, head storage.Ref, p *refreshPlan) (streamRefresher, error) {
+func streamsFit(ctx context.Context, srcD, dstD storage.Driver, sameDriver bool, from *lineage, head storage.Ref, p *refreshPlan) (streamRefresher, error) {
 	rd, ok := dstD.(streamRefresher)
 	rs, _ := srcD.(streamRefresher)
-	if !ok || rs == nil || !sameDriver || p.srcBase.Volume == "" || p.shift != nil || shifted(from, from.Snapshots) || head.Volume != p.srcBase.Volume {
+	if !ok || rs == nil || !sameDriver || p.srcBase.Volume == "" || p.shift != nil || shifted(from.shift, from.snaps) || head.Volume != p.srcBase.Volume {
 		return nil, nil
 	}
 	for _, s := range p.missing {
@@ -237,12 +299,12 @@ func streamsFit(ctx context.Context, srcD, dstD storage.Driver, sameDriver bool,
 	return rd, nil
 }
 
-// refreshVolume makes vol, on to's pool, hold each snapshot to add (kept
+// refreshVolume makes vol, on the target's pool, hold each snapshot to add (kept
 // as added says) and then the source's head, each from the one before:
 // by the driver's streams where they fit, by differences of the trees
 // otherwise. It says which.
-func (e *Engine) refreshVolume(ctx context.Context, o *journal.Op, from *store.Instance, srcD storage.Driver, head storage.Ref, to *store.Instance, dstD storage.Driver, sameDriver bool, vol string, plan *refreshPlan, added []store.Snapshot, moved *int64) (string, error) {
-	rd, err := streamsFit(ctx, srcD, dstD, sameDriver, from, head, plan)
+func (e *Engine) refreshVolume(ctx context.Context, o *journal.Op, op *refreshOp, srcD, dstD storage.Driver, sameDriver bool, vol string, plan *refreshPlan, added []store.Snapshot, moved *int64) (string, error) {
+	rd, err := streamsFit(ctx, srcD, dstD, sameDriver, op.from, op.head, plan)
 	if err != nil {
 		return "", err
 	}
@@ -263,14 +325,13 @@ func (e *Engine) refreshVolume(ctx context.Context, o *journal.Op, from *store.I
 		}
 	}
 	o.Step("snapshots")
-	if err := next(head, from.Shift, storage.Ref{Volume: vol}); err != nil {
+	if err := next(op.head, op.from.shift, storage.Ref{Volume: vol}); err != nil {
 		return "", err
 	}
-	// The head is the copy's own, as any copy's.
-	ident := *to
-	ident.Volume, ident.Shift = vol, plan.shift
-	if err := identify(ctx, dstD, &ident, image.WhenCopy); err != nil {
-		return "", err
+	if op.adopt != nil {
+		if err := op.adopt(ctx, dstD, vol, plan.shift); err != nil {
+			return "", err
+		}
 	}
 	return by, syncVolume(ctx, dstD, vol)
 }

@@ -23,7 +23,7 @@ func TestPlanRefresh(t *testing.T) {
 	to := &store.Instance{Name: "b", Volume: "vb", Snapshots: []store.Snapshot{
 		snap("s0", "u0", "vb", "b0"), snap("s1", "u1", "vb", "b1"), snap("mine", "u9", "vb", "b9"),
 	}}
-	p, err := planRefresh(from, to, false)
+	p, err := planRefresh(instanceLineage(from), instanceLineage(to), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +41,10 @@ func TestPlanRefresh(t *testing.T) {
 	// The same names, other points in time; a snapshot without a UUID
 	// (from before they had one) shares nothing.
 	to.Snapshots = []store.Snapshot{snap("s0", "u0", "vb", "b0"), snap("s1", "x1", "vb", "b1"), snap("old", "", "vb", "b3")}
-	if _, err := planRefresh(from, to, false); !errors.Is(err, errkind.Invalid) {
+	if _, err := planRefresh(instanceLineage(from), instanceLineage(to), false); !errors.Is(err, errkind.Invalid) {
 		t.Fatalf("a diverged target: %v", err)
 	}
-	p, err = planRefresh(from, to, true)
+	p, err = planRefresh(instanceLineage(from), instanceLineage(to), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestPlanRefresh(t *testing.T) {
 
 	// Nothing shared: the target's head is the base.
 	to.Snapshots = nil
-	if p, err = planRefresh(from, to, false); err != nil || p.base != (storage.Ref{Volume: "vb"}) || p.srcBase != (storage.Ref{}) {
+	if p, err = planRefresh(instanceLineage(from), instanceLineage(to), false); err != nil || p.base != (storage.Ref{Volume: "vb"}) || p.srcBase != (storage.Ref{}) {
 		t.Fatalf("nothing shared: %+v, %v", p, err)
 	}
 }
