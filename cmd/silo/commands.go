@@ -515,8 +515,13 @@ func refreshInstance(c *cli.Context, e *engine.Engine, src, snap, dst string) er
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Instance %s refreshed from %s: %d snapshots added, %d replaced, %d bytes moved by %s\n", dst, src, len(res.Added), len(res.Replaced), res.Bytes, res.By)
+	printRefreshed("Instance", dst, src, res)
 	return nil
+}
+
+// printRefreshed says what a refresh of dst from src did.
+func printRefreshed(what, dst, src string, res *engine.RefreshResult) {
+	fmt.Printf("%s %s refreshed from %s: %d snapshots added, %d replaced, %d bytes moved by %s\n", what, dst, src, len(res.Added), len(res.Replaced), res.Bytes, res.By)
 }
 
 // instancePath splits NAME/PATH.

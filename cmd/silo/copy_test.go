@@ -84,15 +84,30 @@ func refreshed(t *testing.T, e *env, args ...string) int64 {
 // and what moved them.
 func refreshedBy(t *testing.T, e *env, args ...string) (int64, string) {
 	t.Helper()
-	out := e.ok(append([]string{"copy", "--refresh"}, args...)...)
-	var dst, src string
+	return parseRefreshed(t, e.ok(append([]string{"copy", "--refresh"}, args...)...))
+}
+
+// parseRefreshed reads what a refresh said: the bytes it moved and what
+// moved them.
+func parseRefreshed(t *testing.T, out string) (int64, string) {
+	t.Helper()
+	var what, dst, src string
 	var added, replaced int
 	var n int64
-	if _, err := fmt.Sscanf(out, "Instance %s refreshed from %s %d snapshots added, %d replaced, %d bytes moved by ", &dst, &src, &added, &replaced, &n); err != nil {
-		t.Fatalf("copy --refresh said %q: %v", out, err)
+	if _, err := fmt.Sscanf(out, "%s %s refreshed from %s %d snapshots added, %d replaced, %d bytes moved by ", &what, &dst, &src, &added, &replaced, &n); err != nil {
+		t.Fatalf("a refresh said %q: %v", out, err)
 	}
 	_, by, _ := strings.Cut(strings.TrimSpace(out), " bytes moved by ")
 	return n, by
+}
+
+// refreshBy is what should move a refresh from a pool of driver src to
+// one of dst (btrfs2: a second btrfs pool), when they share a snapshot.
+func refreshBy(src, dst string) string {
+	if src == "btrfs" && strings.TrimSuffix(dst, "2") == "btrfs" {
+		return "the driver's streams"
+	}
+	return "differences of the trees"
 }
 
 // writeIn writes size random bytes to path in instance name.
@@ -127,14 +142,6 @@ func TestCopyRefresh(t *testing.T) {
 	e.ok("pool", "create", "pbtrfs2", "--driver", "btrfs", "--size", "1GiB")
 	targets := append(slices.Clone(drivers), "btrfs2")
 	pools["btrfs2"] = "pbtrfs2"
-	// wantBy says what should move a refresh from src's pool to dst's,
-	// when they share a snapshot.
-	wantBy := func(src, dst string) string {
-		if src == "btrfs" && strings.TrimSuffix(dst, "2") == "btrfs" {
-			return "the driver's streams"
-		}
-		return "differences of the trees"
-	}
 	const big = 4 << 20 // what a refresh that resent everything would move, at least
 	for _, src := range drivers {
 		name := "r-" + src
@@ -145,7 +152,7 @@ func TestCopyRefresh(t *testing.T) {
 			cp := name + "-" + dst
 			e.ok("copy", name, cp, "--pool", pools[dst])
 			mounts := e.mounts()
-			if n, by := refreshedBy(t, e, name, cp); n > 64<<10 || by != wantBy(src, dst) {
+			if n, by := refreshedBy(t, e, name, cp); n > 64<<10 || by != refreshBy(src, dst) {
 				t.Fatalf("%s: a refresh with nothing new moved %d bytes by %s", cp, n, by)
 			}
 			// The head it replaced, kept for its snapshots, is no mount.
@@ -159,7 +166,7 @@ func TestCopyRefresh(t *testing.T) {
 		head := writeIn(t, e, name, "etc/small", 50<<10)
 		for _, dst := range targets {
 			cp := name + "-" + dst
-			if n, by := refreshedBy(t, e, name, cp); n < 1<<20+50<<10 || n > 3<<19 || by != wantBy(src, dst) {
+			if n, by := refreshedBy(t, e, name, cp); n < 1<<20+50<<10 || n > 3<<19 || by != refreshBy(src, dst) {
 				t.Fatalf("%s: a refresh after 1 MiB and 50 KiB of changes moved %d bytes by %s", cp, n, by)
 			}
 			if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a own b" {
@@ -179,7 +186,7 @@ func TestCopyRefresh(t *testing.T) {
 			if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a own b c" {
 				t.Fatalf("%s has snapshots %q after a refused refresh", cp, got)
 			}
-			if _, by := refreshedBy(t, e, name, cp, "--force"); by != wantBy(src, dst) {
+			if _, by := refreshedBy(t, e, name, cp, "--force"); by != refreshBy(src, dst) {
 				t.Fatalf("%s: a forced refresh went by %s", cp, by)
 			}
 			if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a own b c" {

@@ -16,6 +16,8 @@ func volumeCopyCommands() []*cli.Command {
 	return []*cli.Command{
 		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy a volume, with its snapshots, or one of its snapshots, to a new volume on any pool", ArgsUsage: "POOL/NAME[/SNAP] POOL2/NAME2", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "volume-only", Usage: "leave the snapshots out"},
+			&cli.BoolFlag{Name: "refresh", Usage: "bring POOL2/NAME2, an earlier copy, up to date: add the snapshots it lacks, keep its own, take the source's head; only differences move"},
+			&cli.BoolFlag{Name: "force", Usage: "with --refresh: replace the snapshots of the copy that have diverged from the source's"},
 		}, Action: withEngine(volumeCopy)},
 	}
 }
@@ -47,6 +49,17 @@ func volumeCopy(c *cli.Context, e *engine.Engine) error {
 	}
 	if err != nil {
 		return err
+	}
+	if c.Bool("refresh") {
+		if snap != "" || c.Bool("volume-only") {
+			return errkind.Wrap(errkind.Invalid, "volume copy --refresh takes a whole volume and the copy's snapshots: leave out /SNAP and --volume-only")
+		}
+		res, err := e.RefreshVolume(c.Context, pool, name, dstPool, dstName, c.Bool("force"))
+		if err != nil {
+			return err
+		}
+		printRefreshed("Volume", a[1], a[0], res)
+		return nil
 	}
 	v, err := e.CopyVolume(c.Context, pool, name, snap, dstPool, dstName, c.Bool("volume-only"))
 	if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,5 +55,76 @@ func TestVolumeCopy(t *testing.T) {
 	e.fails(3, "not found", "volume", "copy", "default/v-dir/nosnap", "default/x")
 	e.fails(2, "is not POOL/NAME", "volume", "copy", "default", "default/x")
 	e.fails(2, "not a snapshot", "volume", "copy", "default/v-dir", "default/x/s0")
+	e.consistent()
+}
+
+// volumeRefreshed runs volume copy --refresh and returns the bytes it
+// says it moved and what moved them.
+func volumeRefreshed(t *testing.T, e *env, args ...string) (int64, string) {
+	t.Helper()
+	return parseRefreshed(t, e.ok(append([]string{"volume", "copy", "--refresh"}, args...)...))
+}
+
+// volume copy --refresh, within a pool, between pools of one driver and
+// across drivers: it adds the snapshots the copy lacks, keeps its own,
+// moves only what changed (by btrfs's streams between btrfs pools),
+// and refuses a copy that has diverged unless --force.
+func TestVolumeRefresh(t *testing.T) {
+	e, pools := backupEnv(t)
+	e.ok("pool", "create", "pbtrfs2", "--driver", "btrfs", "--size", "1GiB")
+	targets := append(slices.Clone(drivers), "btrfs2")
+	pools["btrfs2"] = "pbtrfs2"
+	random := func(n int) string {
+		b := make([]byte, n)
+		rand.Read(b)
+		return string(b)
+	}
+	for _, src := range drivers {
+		p, name := pools[src], "r-"+src
+		e.ok("volume", "create", p, name)
+		writeVolumeFile(t, e, p, name, "big", random(4<<20))
+		e.ok("volume", "snapshot", "create", p, name, "a")
+		for _, dst := range targets {
+			cp := name + "-" + dst
+			e.ok("volume", "copy", p+"/"+name, pools[dst]+"/"+cp)
+			if n, by := volumeRefreshed(t, e, p+"/"+name, pools[dst]+"/"+cp); n > 64<<10 || by != refreshBy(src, dst) {
+				t.Fatalf("%s: a refresh with nothing new moved %d bytes by %s", cp, n, by)
+			}
+			e.ok("volume", "snapshot", "create", pools[dst], cp, "own")
+		}
+		b := random(1 << 20)
+		writeVolumeFile(t, e, p, name, "small", b)
+		e.ok("volume", "snapshot", "create", p, name, "b")
+		head := random(50 << 10)
+		writeVolumeFile(t, e, p, name, "small", head)
+		for _, dst := range targets {
+			cp := name + "-" + dst
+			if n, by := volumeRefreshed(t, e, p+"/"+name, pools[dst]+"/"+cp); n < 1<<20+50<<10 || n > 3<<19 || by != refreshBy(src, dst) {
+				t.Fatalf("%s: a refresh after 1 MiB and 50 KiB of changes moved %d bytes by %s", cp, n, by)
+			}
+			if got := strings.Join(volumeSnapshotNames(e.volume(pools[dst], cp)), " "); got != "a own b" {
+				t.Fatalf("%s has snapshots %q after the refresh", cp, got)
+			}
+			if volumeFile(t, e, pools[dst], cp, "small") != head {
+				t.Fatalf("%s: the head was not refreshed", cp)
+			}
+		}
+		e.ok("volume", "snapshot", "create", p, name, "c")
+		for _, dst := range targets {
+			cp := name + "-" + dst
+			e.ok("volume", "snapshot", "create", pools[dst], cp, "c")
+			e.fails(2, "has diverged", "volume", "copy", p+"/"+name, pools[dst]+"/"+cp, "--refresh")
+			volumeRefreshed(t, e, p+"/"+name, pools[dst]+"/"+cp, "--force")
+			if got := strings.Join(volumeSnapshotNames(e.volume(pools[dst], cp)), " "); got != "a own b c" {
+				t.Fatalf("%s has snapshots %q after a forced refresh", cp, got)
+			}
+			e.ok("volume", "snapshot", "restore", pools[dst], cp, "b")
+			if volumeFile(t, e, pools[dst], cp, "small") != b {
+				t.Fatalf("%s/b does not hold the source's b", cp)
+			}
+		}
+	}
+	e.fails(2, "leave out /SNAP", "volume", "copy", "default/r-dir/a", "default/r-dir-dir", "--refresh")
+	e.fails(3, "not found", "volume", "copy", "default/r-dir", "default/nothing", "--refresh")
 	e.consistent()
 }
