@@ -130,8 +130,8 @@ type refreshOp struct {
 	prepare func(tx *store.Tx) error
 	// adopt, when set, makes the new head the target's own.
 	adopt func(ctx context.Context, d storage.Volumes, vol string, shift *store.Shift) error
-	load     func(tx *store.Tx) (*lineage, error)
-	save     func(tx *store.Tx, l *lineage) error
+	load  func(tx *store.Tx) (*lineage, error)
+	save  func(tx *store.Tx, l *lineage) error
 }
 
 // refresh carries out op, as Refresh says, the target's locks held.
