@@ -6,7 +6,7 @@ GO ?= go
 export GOFLAGS := -tags=urfave_cli_no_docs,netgo,osusergo -ldflags=-extldflags=-static
 BIN ?= bin/silo
 
-.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach
+.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh
 
 build:
 	$(GO) build -o $(BIN) ./cmd/silo
@@ -80,6 +80,11 @@ bench-quota: deps
 bench-attach: deps
 	hack/zfs-fuse.sh start
 	$(GO) run ./hack/attachbench $(BENCH_ARGS)
+
+# Time and bytes moved of copy --refresh after a 1 MB change.
+bench-refresh: deps
+	hack/zfs-fuse.sh start
+	$(GO) run ./hack/refreshbench $(BENCH_ARGS)
 
 # Network readiness, throughput, the nic's cost at launch, and with
 # BENCH_ARGS="-density N" how many Debian instances one network holds

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/silo-dev/silo/errkind"
@@ -61,7 +62,7 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	if opts.InstanceOnly {
 		snaps = nil
 	}
-	if opts.Optimized && shifted(inst, snaps) {
+	if opts.Optimized && shifted(inst.Shift, snaps) {
 		return errkind.Wrap(errkind.Invalid, "export %s: its files are shifted on disk for its user namespace (pool %s cannot idmap), and a driver stream would carry them so: export it without --optimized", name, inst.Pool)
 	}
 	head, release, err := e.frozenHead(ctx, inst, d, !opts.Optimized)
@@ -87,7 +88,7 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 // disk by headShift), to w as opts say; driver is the pool's.
 func writeBackup(ctx context.Context, w io.Writer, x *backup.Index, driver string, d storage.Driver, snaps []store.Snapshot, head storage.Ref, headShift *store.Shift, opts ExportOptions) error {
 	for _, s := range snaps {
-		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created})
+		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created, UUID: s.UUID})
 	}
 	var add func(int)
 	if opts.Progress != nil {
@@ -112,15 +113,10 @@ func writeBackup(ctx context.Context, w io.Writer, x *backup.Index, driver strin
 	return err
 }
 
-// shifted says whether the head of inst or one of snaps carries its
-// instance's host IDs on disk.
-func shifted(inst *store.Instance, snaps []store.Snapshot) bool {
-	for _, s := range snaps {
-		if s.Shift != nil {
-			return true
-		}
-	}
-	return inst.Shift != nil
+// shifted says whether a head shifted on disk by head, or one of snaps,
+// carries its instance's host IDs on disk.
+func shifted(head *store.Shift, snaps []store.Snapshot) bool {
+	return head != nil || slices.ContainsFunc(snaps, func(s store.Snapshot) bool { return s.Shift != nil })
 }
 
 // backupExtra is what a backup's index carries for the engine alone.
@@ -226,6 +222,12 @@ func exportStreams(ctx context.Context, bw *backup.Writer, x *backup.Index, driv
 // pool when empty), called name or, when empty, as in the backup. It
 // unpacks as it reads; a bad stream leaves nothing behind.
 func (e *Engine) Import(ctx context.Context, r io.Reader, name, pool string, keepAddresses bool) (*store.Instance, error) {
+	return e.importInstance(ctx, r, name, pool, keepAddresses, false)
+}
+
+// importInstance is Import; asCopy makes the instance a copy instead,
+// created now, with the identity and templates of a copy.
+func (e *Engine) importInstance(ctx context.Context, r io.Reader, name, pool string, keepAddresses, asCopy bool) (*store.Instance, error) {
 	if name != "" {
 		if err := checkName("instance", name); err != nil {
 			return nil, err
@@ -239,10 +241,13 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, name, pool string, kee
 	if err != nil {
 		return nil, err
 	}
-	im := &importer{e: e, receiver: receiver{ctx: ctx, d: d, pool: p}, name: name, keepAddresses: keepAddresses}
+	im := &importer{e: e, receiver: receiver{ctx: ctx, d: d, pool: p}, name: name, keepAddresses: keepAddresses, asCopy: asCopy}
 	err = backup.Read(ctx, r, im)
 	if im.o == nil {
 		return nil, err
+	}
+	if err == nil && asCopy {
+		err = identify(ctx, d, im.inst, image.WhenCopy)
 	}
 	if err != nil {
 		return nil, im.o.Fail(ctx, fmt.Errorf("import %s: %w", im.inst.Name, err))
@@ -280,7 +285,10 @@ func (r *receiver) land(x *backup.Index, prefix string) error {
 		if err := checkName("snapshot", s.Name); err != nil {
 			return fmt.Errorf("the backup's snapshots: %w", err)
 		}
-		snaps = append(snaps, store.Snapshot{Name: s.Name, ID: newID("s-"), Created: s.Created})
+		if s.UUID == "" {
+			s.UUID = newUUID() // a backup silo wrote before snapshots had one
+		}
+		snaps = append(snaps, store.Snapshot{Name: s.Name, ID: newID("s-"), Created: s.Created, UUID: s.UUID})
 	}
 	streams := make([]snapshot.Stream, len(x.Streams))
 	for k, st := range x.Streams {
@@ -323,6 +331,7 @@ type importer struct {
 	name string
 	// keepAddresses keeps the MACs and addresses the backup's nics had.
 	keepAddresses bool
+	asCopy        bool
 	inst          *store.Instance
 }
 
@@ -343,7 +352,7 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 	}
 	inst := &store.Instance{Name: im.name, Image: x.Image, Pool: im.pool.Name,
 		Config: maps.Clone(x.Config), Created: x.Created}
-	if inst.Created.IsZero() {
+	if inst.Created.IsZero() || im.asCopy {
 		inst.Created = time.Now().UTC()
 	}
 	if len(x.Extra) > 0 {
@@ -367,7 +376,11 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 		return "", idmap.Shift{}, err
 	}
 	inst.Volume, inst.Retired, inst.Snapshots = im.head, im.retired, im.snaps
-	o, err := im.e.journal.Begin("import", im.name, func(tx *store.Tx, rec *store.Op) error {
+	kind := "import"
+	if im.asCopy {
+		kind = "copy"
+	}
+	o, err := im.e.journal.Begin(kind, im.name, func(tx *store.Tx, rec *store.Op) error {
 		rec.Undo.Volumes = im.undo()
 		if err := allocIdmap(tx, inst); err != nil {
 			return err

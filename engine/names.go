@@ -67,6 +67,15 @@ func checkName(kind, name string) error {
 	return nil
 }
 
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
 // newID returns a fresh ID for something on disk.
 func newID(prefix string) string {
 	b := make([]byte, 8)

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -26,7 +25,7 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.
 	if err != nil {
 		return nil, err
 	}
-	s := &store.Snapshot{ID: newID("s-")}
+	s := &store.Snapshot{ID: newID("s-"), UUID: newUUID()}
 	o, err := e.journal.Begin("snapshot", name, func(tx *store.Tx, rec *store.Op) error {
 		inst, err := tx.Instance(name)
 		if err != nil {
@@ -164,11 +163,8 @@ func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Dr
 		cur.Shift = chosen.Shift // the clone's files are as the snapshot's
 		return tx.PutInstance(cur)
 	})
-	if r, ok := d.(headRetirer); ok && err == nil {
-		// The restore is done; a head left mounted only clutters the host.
-		if err := r.RetireHead(ctx, inst.Volume); err != nil {
-			slog.Warn("could not unmount the head the restore replaced", "instance", name, "volume", inst.Volume, "error", err)
-		}
+	if err == nil {
+		retireHead(ctx, d, name, inst.Volume)
 	}
 	return err
 }

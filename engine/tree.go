@@ -20,6 +20,17 @@ type headRetirer interface {
 	RetireHead(ctx context.Context, vol string) error
 }
 
+// retireHead unmounts vol, the head of instance name that a restore or a
+// refresh replaced, where the driver keeps it for its snapshots: a head
+// left mounted only clutters the host. A failure is logged only.
+func retireHead(ctx context.Context, d storage.Volumes, name, vol string) {
+	if r, ok := d.(headRetirer); ok {
+		if err := r.RetireHead(ctx, vol); err != nil {
+			slog.Warn("could not unmount the head that was replaced", "instance", name, "volume", vol, "error", err)
+		}
+	}
+}
+
 // holdsSnapshots reports whether d's snapshots need their head.
 func holdsSnapshots(d storage.Volumes) bool {
 	_, ok := d.(headRetirer)

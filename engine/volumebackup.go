@@ -20,6 +20,12 @@ import (
 // format with a type of custom. A volume that a running instance attaches
 // is read from a snapshot taken for the export.
 func (e *Engine) ExportVolume(ctx context.Context, pool, name string, w io.Writer, opts ExportOptions) error {
+	return e.exportVolume(ctx, pool, name, "", w, opts)
+}
+
+// exportVolume is ExportVolume; with snap, it writes that snapshot alone
+// as the head.
+func (e *Engine) exportVolume(ctx context.Context, pool, name, snap string, w io.Writer, opts ExportOptions) error {
 	if opts.Compression == "" {
 		opts.Compression = compression.Zstd
 	}
@@ -40,6 +46,13 @@ func (e *Engine) ExportVolume(ctx context.Context, pool, name string, w io.Write
 		return err
 	}
 	head, release := storage.Ref{Volume: v.Volume}, func() {}
+	if snap != "" {
+		s, err := v.Snapshot(snap)
+		if err != nil {
+			return err
+		}
+		head, running, opts.InstanceOnly = storage.Ref{Volume: s.Volume, Snapshot: s.ID}, nil, true
+	}
 	if len(running) > 0 && !opts.Optimized {
 		if head, release, err = e.freeze(ctx, d, pool, v.Volume, volumeTarget(pool, name)); err != nil {
 			return err

@@ -482,7 +482,7 @@ func (e *Engine) CreateVolumeSnapshot(ctx context.Context, pool, name, snap stri
 		return nil, err
 	}
 	defer unlock()
-	s := &store.Snapshot{ID: newID("s-")}
+	s := &store.Snapshot{ID: newID("s-"), UUID: newUUID()}
 	o, err := e.journal.Begin("volume-snapshot", volumeTarget(pool, name), func(tx *store.Tx, rec *store.Op) error {
 		v, err := tx.CustomVolume(pool, name)
 		if err != nil {

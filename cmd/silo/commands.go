@@ -108,7 +108,10 @@ func commands() []*cli.Command {
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running instance first"},
 		}, Action: withEngine(deleteInstance)},
 		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: withEngine(rename)},
-		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag, keepAddressesFlag}, Action: withEngine(copyInstance)},
+		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, with its snapshots, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag, keepAddressesFlag,
+			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"},
+			&cli.BoolFlag{Name: "refresh", Usage: "bring DST, an earlier copy, up to date: add the snapshots it lacks, keep its own, take SRC's head; only differences move"},
+			&cli.BoolFlag{Name: "force", Usage: "with --refresh: replace the snapshots of DST that have diverged from SRC's"}}, Action: withEngine(copyInstance)},
 		profileCommand(), networkCommand(), withAttach(volumeCommand()),
 		{
 			Name:  "file",
@@ -492,12 +495,33 @@ func copyInstance(c *cli.Context, e *engine.Engine) error {
 		return err
 	}
 	src, snap, _ := strings.Cut(a[0], "/")
-	inst, err := e.Copy(c.Context, src, snap, a[1], c.String("pool"), c.Bool(keepAddressesFlag.Name))
+	if c.Bool("refresh") {
+		return refreshInstance(c, e, src, snap, a[1])
+	}
+	inst, err := e.Copy(c.Context, src, a[1], engine.CopyOptions{Snapshot: snap, Pool: c.String("pool"),
+		KeepAddresses: c.Bool(keepAddressesFlag.Name), InstanceOnly: c.Bool("instance-only")})
 	if err != nil {
 		return err
 	}
 	fmt.Printf("Instance %s created on pool %s\n", inst.Name, inst.Pool)
 	return nil
+}
+
+func refreshInstance(c *cli.Context, e *engine.Engine, src, snap, dst string) error {
+	if snap != "" || c.IsSet("pool") || c.Bool("instance-only") {
+		return errkind.Wrap(errkind.Invalid, "copy --refresh takes a whole instance, the target's pool, and its snapshots: leave out /SNAP, --pool and --instance-only")
+	}
+	res, err := e.Refresh(c.Context, src, dst, c.Bool("force"))
+	if err != nil {
+		return err
+	}
+	printRefreshed("Instance", dst, src, res)
+	return nil
+}
+
+// printRefreshed says what a refresh of dst from src did.
+func printRefreshed(what, dst, src string, res *engine.RefreshResult) {
+	fmt.Printf("%s %s refreshed from %s: %d snapshots added, %d replaced, %d bytes moved by %s\n", what, dst, src, len(res.Added), len(res.Replaced), res.Bytes, res.By)
 }
 
 // instancePath splits NAME/PATH.

@@ -170,6 +170,19 @@ func TestNICAddresses(t *testing.T) {
 	if c.Hwaddr == e.instanceOf("b").State.Network["eth0"].Hwaddr || c.Addresses[0].Address == "10.99.7.50" {
 		t.Errorf("the copy kept its source's MAC or address: %+v", c)
 	}
+	// A copy with snapshots, an export piped into an import, gets its own
+	// too, and a refresh leaves them.
+	e.ok("snapshot", "create", "b", "s")
+	e.ok("copy", "b", "c2")
+	c2 := e.instanceOf("c2").State.Network["eth0"]
+	if c2.Hwaddr == e.instanceOf("b").State.Network["eth0"].Hwaddr || c2.Hwaddr == c.Hwaddr || c2.Addresses[0].Address == "10.99.7.50" || c2.Addresses[0].Address == c.Addresses[0].Address {
+		t.Errorf("the copy with snapshots took another's MAC or address: %+v", c2)
+	}
+	refreshed(t, e, "b", "c2")
+	if got := e.instanceOf("c2").State.Network["eth0"]; got.Hwaddr != c2.Hwaddr || got.Addresses[0].Address != c2.Addresses[0].Address {
+		t.Errorf("a refresh changed the MAC or address of its target: %+v, was %+v", got, c2)
+	}
+	e.ok("delete", "c2")
 	e.ok("delete", "b")
 	// Kept where free: c holds its MAC and address still, and then no more.
 	e.ok("copy", "c", "d", "--keep-addresses")

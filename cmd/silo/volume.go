@@ -23,7 +23,7 @@ func volumeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "volume",
 		Usage: "manage custom volumes: data apart from any instance's root",
-		Subcommands: []*cli.Command{
+		Subcommands: append([]*cli.Command{
 			{Name: "create", Usage: "create an empty volume (size=10GiB caps it)", ArgsUsage: "POOL NAME [KEY=VALUE...]", Action: withEngine(volumeCreate)},
 			{Name: "list", Aliases: []string{"ls"}, Usage: "list volumes", ArgsUsage: "[POOL]", Flags: []cli.Flag{formatFlag}, Action: withEngine(volumeList)},
 			{Name: "info", Usage: "show a volume: what it holds, its cap, snapshots and users", ArgsUsage: "POOL NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(volumeInfo)},
@@ -48,7 +48,7 @@ func volumeCommand() *cli.Command {
 					{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "POOL NAME SNAP", Action: withEngine(volumeSnapshotDelete)},
 				},
 			},
-		},
+		}, volumeCopyCommands()...),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -80,6 +81,27 @@ func TestVolumeCrashSafety(t *testing.T) {
 					},
 					cmd:   func(n int) []string { return []string{"volume", "import", p, fmt.Sprintf("imp%d", n), files[n]} },
 					state: func(e *env, n int) bool { return exists(e, fmt.Sprintf("imp%d", n)) },
+				},
+				{
+					// A copy with snapshots is an export piped into an import.
+					kind: "volume-import", name: "volume-copy", steps: []string{"begun", "received", "committed"}, done: []string{"committed"},
+					cmd: func(n int) []string { return []string{"volume", "copy", p + "/base", fmt.Sprintf("%s/cp%d", p, n)} },
+					state: func(e *env, n int) bool {
+						return exists(e, fmt.Sprintf("cp%d", n)) && len(e.volume(p, fmt.Sprintf("cp%d", n)).Snapshots) == len(e.volume(p, "base").Snapshots)
+					},
+				},
+				{
+					kind: "volume-refresh", steps: []string{"begun", "snapshots", "refreshed", "committed"}, done: []string{"committed"},
+					setup: func(e *env, n int) {
+						e.ok("volume", "copy", p+"/base", fmt.Sprintf("%s/rf%d", p, n))
+						e.ok("volume", "snapshot", "create", p, "base", fmt.Sprintf("x%d", n))
+					},
+					cmd: func(n int) []string {
+						return []string{"volume", "copy", p + "/base", fmt.Sprintf("%s/rf%d", p, n), "--refresh"}
+					},
+					state: func(e *env, n int) bool {
+						return slices.Contains(volumeSnapshotNames(e.volume(p, fmt.Sprintf("rf%d", n))), fmt.Sprintf("x%d", n))
+					},
 				},
 				{
 					kind: "volume-update", steps: []string{"begun", "resized", "committed"}, done: []string{"committed"},

@@ -76,6 +76,8 @@ type Index struct {
 type Snapshot struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// UUID names the point in time the snapshot holds; an import keeps it.
+	UUID string `json:"uuid,omitempty"`
 }
 
 // Stream is one driver stream of the optimized form, in the order written.

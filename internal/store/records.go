@@ -138,6 +138,11 @@ type Snapshot struct {
 	ID      string    `json:"id"`
 	Volume  string    `json:"volume"`
 	Created time.Time `json:"created"`
+	// UUID names the point in time the snapshot holds, wherever it is
+	// copied: a copy or an import keeps it, so that a refresh can tell
+	// which snapshots both sides share. Older records have none and share
+	// nothing.
+	UUID string `json:"uuid,omitempty"`
 	// Shift is the instance's shift when it was taken.
 	Shift *Shift `json:"shift,omitempty"`
 }

@@ -310,6 +310,54 @@ func (d *driver) Receive(ctx context.Context, dst storage.Ref, parent string, r 
 			return err
 		}
 	}
+	return d.receive(ctx, dst, parent != "", r)
+}
+
+// StreamID names the state snapshot snap holds as btrfs's streams name
+// it: by the UUID of the subvolume it was received from, or by its own.
+// btrfs receive finds an incremental stream's parent so, on the
+// filesystem it receives into.
+func (d *driver) StreamID(ctx context.Context, snap storage.Ref) (string, error) {
+	if err := storage.CheckRef(snap, true); err != nil {
+		return "", err
+	}
+	p, err := d.layout.Existing(snap)
+	if err != nil {
+		return "", err
+	}
+	info, err := cbtrfs.SubvolInfo(p)
+	if err != nil {
+		return "", fmt.Errorf("subvolume of %s: %w", snap, err)
+	}
+	if info.ReceivedUUID != "" {
+		return info.ReceivedUUID, nil
+	}
+	return info.UUID, nil
+}
+
+// ReceiveOnto receives, as the new volume dst.Volume, a stream made
+// against a snapshot whose StreamID is base's: btrfs receive starts from
+// whichever subvolume of the pool has that ID, base or one as good.
+func (d *driver) ReceiveOnto(ctx context.Context, dst, base storage.Ref, r io.Reader) error {
+	if err := storage.CheckRef(dst, false); err != nil {
+		return err
+	}
+	if err := d.layout.Absent(storage.Ref{Volume: dst.Volume}); err != nil {
+		return err
+	}
+	if err := storage.CheckRef(base, true); err != nil {
+		return err
+	}
+	if _, err := d.layout.Existing(base); err != nil {
+		return err
+	}
+	return d.receive(ctx, dst, false, r)
+}
+
+// receive reads a stream into dst.Volume, as its new head (replacing the
+// one it has when swap is set), and as snapshot dst.Snapshot when set.
+func (d *driver) receive(ctx context.Context, dst storage.Ref, swap bool, r io.Reader) error {
+	head := storage.Ref{Volume: dst.Volume}
 	if dst.Snapshot != "" {
 		if err := d.layout.Absent(dst); err != nil {
 			return err
@@ -355,7 +403,7 @@ func (d *driver) Receive(ctx context.Context, dst storage.Ref, parent string, r 
 		return fmt.Errorf("receive %s: %w", dst, err)
 	}
 	rv.Add(func() { _ = deleteSubvol(staged) })
-	if parent == "" {
+	if !swap {
 		if err := d.layout.Publish(staged, head); err != nil {
 			return err
 		}
