@@ -85,7 +85,11 @@ func (d *driver) project(vol string) (*os.File, uint32, error) {
 }
 
 func (d *driver) noProjects(err error) error {
-	return errkind.Wrap(errkind.Invalid, "its filesystem has no project quotas: make it ext4 with -O quota,project or xfs, mounted with prjquota (%v)", err)
+	why := err.Error()
+	if errors.Is(err, unix.ESRCH) { // quotactl's way of saying the quota is off, not a process
+		why = "project quotas are off"
+	}
+	return errkind.Wrap(errkind.Invalid, "its filesystem has no project quotas: make it ext4 with -O quota,project or xfs, mounted with prjquota (%s)", why)
 }
 
 func (d *driver) SetQuota(ctx context.Context, vol string, bytes int64) error {
