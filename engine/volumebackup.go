@@ -80,12 +80,15 @@ func (e *Engine) ImportVolume(ctx context.Context, r io.Reader, pool, name strin
 	}
 	pool = p.Name
 	im := &volumeImporter{e: e, receiver: receiver{ctx: ctx, d: d, pool: p}, name: name}
-	err = backup.Read(ctx, r, im)
-	if im.o == nil {
-		return nil, err
+	if err := backup.Read(ctx, r, im); err != nil {
+		err = fmt.Errorf("import volume %s: %w", name, err)
+		if im.o == nil { // refused before anything was made
+			return nil, err
+		}
+		return nil, im.o.Fail(ctx, err)
 	}
-	if err != nil {
-		return nil, im.o.Fail(ctx, fmt.Errorf("import volume %s: %w", name, err))
+	if im.o == nil {
+		return nil, errkind.Wrap(errkind.Invalid, "import volume %s: the backup holds no volume", name)
 	}
 	if err := setQuota(ctx, d, volumeWhat(im.vol), pool, im.vol.Volume, volumeSize(im.vol.Config), false); err != nil {
 		return nil, im.o.Fail(ctx, err)
