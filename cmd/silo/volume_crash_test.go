@@ -49,7 +49,9 @@ func TestVolumeCrashSafety(t *testing.T) {
 				},
 				{
 					kind: "volume-snapshot", steps: []string{"begun", "snapshotted", "committed"}, done: []string{"committed"},
-					cmd:   func(n int) []string { return []string{"volume", "snapshot", "create", p, "base", fmt.Sprintf("sn%d", n)} },
+					cmd: func(n int) []string {
+						return []string{"volume", "snapshot", "create", p, "base", fmt.Sprintf("sn%d", n)}
+					},
 					state: func(e *env, n int) bool { return hasSnap(e, fmt.Sprintf("sn%d", n)) },
 				},
 				{
@@ -62,7 +64,9 @@ func TestVolumeCrashSafety(t *testing.T) {
 				{
 					kind: "volume-snapshot-delete", steps: []string{"begun"}, done: []string{"begun"},
 					setup: func(e *env, n int) { e.ok("volume", "snapshot", "create", p, "base", fmt.Sprintf("ds%d", n)) },
-					cmd:   func(n int) []string { return []string{"volume", "snapshot", "delete", p, "base", fmt.Sprintf("ds%d", n)} },
+					cmd: func(n int) []string {
+						return []string{"volume", "snapshot", "delete", p, "base", fmt.Sprintf("ds%d", n)}
+					},
 					state: func(e *env, n int) bool { return !hasSnap(e, fmt.Sprintf("ds%d", n)) },
 				},
 				{
