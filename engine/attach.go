@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/silo-dev/silo/errkind"
@@ -29,18 +27,9 @@ func (e *Engine) AttachVolume(ctx context.Context, pool, vol, inst, path, dev st
 func (e *Engine) DetachVolume(ctx context.Context, pool, vol, inst string) error {
 	o := Owner{Name: inst}
 	return e.editDevices(ctx, o, func(own, inherited store.Devices) error {
-		mounts := func(devs store.Devices) []string {
-			var out []string
-			for _, name := range slices.Sorted(maps.Keys(devs)) {
-				if d := devs[name]; isDisk(d) && d["pool"] == pool && d["source"] == vol {
-					out = append(out, name)
-				}
-			}
-			return out
-		}
-		switch found := mounts(own); len(found) {
+		switch found := volumeDisks(own, pool, vol); len(found) {
 		case 0:
-			if from := mounts(inherited); len(from) > 0 {
+			if from := volumeDisks(inherited, pool, vol); len(from) > 0 {
 				return errkind.Wrap(errkind.Invalid, "%s has volume %s/%s from its profiles (device %s): change the profile", o, pool, vol, from[0])
 			}
 			return errkind.Wrap(errkind.NotFound, "%s has no disk of volume %s/%s", o, pool, vol)

@@ -29,7 +29,7 @@ var deviceKeys = map[string][]string{
 	DeviceNIC: {"name", "network", "nictype", "parent", "hwaddr", "mtu", "ipv4.address", "ipv6.address",
 		"security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering"},
 	DeviceProxy: {"listen", "connect", "nat", "bind"},
-	DeviceDisk:  {"path", "pool", "size", "source", "readonly"},
+	DeviceDisk:  {"path", "pool", "size", "source", "readonly", "shift"},
 	deviceNone:  {},
 }
 
@@ -90,7 +90,7 @@ func checkDevice(name string, d store.Device) error {
 	bad := func(key, why string) error {
 		return errkind.Wrap(errkind.Invalid, "device %s: %s=%q: %s", name, key, d[key], why)
 	}
-	for _, k := range []string{"security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering", "nat", "readonly"} {
+	for _, k := range []string{"security.mac_filtering", "security.ipv4_filtering", "security.ipv6_filtering", "nat", "readonly", "shift"} {
 		if v, ok := d[k]; ok && v != "true" && v != "false" {
 			return bad(k, "give true or false")
 		}
@@ -115,7 +115,7 @@ func checkDisk(name string, d store.Device, bad func(key, why string) error) err
 		if d["pool"] == "" {
 			return errkind.Wrap(errkind.Invalid, "device %s: the root disk names its pool (pool=)", name)
 		}
-		for _, k := range []string{"source", "readonly"} {
+		for _, k := range []string{"source", "readonly", "shift"} {
 			if _, ok := d[k]; ok {
 				return bad(k, "the root disk is the instance's own volume")
 			}
@@ -139,6 +139,8 @@ func checkDisk(name string, d store.Device, bad func(key, why string) error) err
 		return errkind.Wrap(errkind.Invalid, "device %s: a disk at %s names its source: a directory of the host's, or a custom volume with pool=", name, p)
 	case d["pool"] == "" && !path.IsAbs(src):
 		return bad("source", "give an absolute path on the host, or a custom volume with pool=")
+	case d["pool"] != "" && d["shift"] != "":
+		return bad("shift", "a custom volume is always shown to an instance with its own IDs")
 	}
 	return nil
 }

@@ -16,11 +16,19 @@ import (
 // A disk device other than the root mounts a custom volume, or a
 // directory of the host's, in the instance: at each start, before init
 // runs, and at once in a running instance when it is added. The volume
-// or directory stays as it is on disk; an unprivileged instance sees it
-// through a mount idmapped by its own user namespace.
+// or directory stays as it is on disk. An unprivileged instance sees a
+// volume through a mount idmapped by its own user namespace; a host
+// directory only with shift=true (as LXD's), since its root then writes
+// files as the host's root there. No disk mount honours setuid bits or
+// device nodes: a volume shared with a privileged instance must not carry
+// an unprivileged one's setuid program into it.
 
 // isDisk says whether d is a disk other than the root.
 func isDisk(d store.Device) bool { return d["type"] == DeviceDisk && d["path"] != "/" }
+
+// idmapped says whether an unprivileged instance sees the files of disk d
+// with its own IDs, through an idmapped mount.
+func idmapped(d store.Device) bool { return d["pool"] != "" || d["shift"] == "true" }
 
 // diskSource is the directory on the host that disk d mounts: its custom
 // volume's, or the host's directory, checked.
@@ -46,15 +54,22 @@ func (e *Engine) hostDir(src string) (string, error) {
 	if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
 		return "", errkind.Wrap(errkind.Invalid, "source %s is not a directory", src)
 	}
-	state, err := filepath.Abs(e.stateDir)
-	if err == nil {
-		state, err = filepath.EvalSymlinks(state)
-	}
-	if err != nil {
-		return "", err
-	}
-	if within(p, state) || within(state, p) {
-		return "", errkind.Wrap(errkind.Invalid, "source %s: %s is silo's state directory or in it, or holds it: an instance must not reach other instances' volumes and silo's records", src, p)
+	// The run base holds every instance's bundle and the pid files silo
+	// acts on.
+	for _, own := range []string{e.stateDir, filepath.Dir(e.runBase())} {
+		at, err := filepath.Abs(own)
+		if err == nil {
+			at, err = filepath.EvalSymlinks(at)
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if within(p, at) || within(at, p) {
+			return "", errkind.Wrap(errkind.Invalid, "source %s: %s is silo's state directory or run directory, or lies in one, or holds one: an instance must not reach other instances' volumes and silo's records", src, p)
+		}
 	}
 	// A pool made on a directory or a btrfs mount of the host's holds
 	// volumes outside the state directory.
@@ -92,10 +107,12 @@ func (e *Engine) checkDiskSource(ctx context.Context, name string, d store.Devic
 }
 
 // checkDisks checks the disks among devs, devices of inst (expanded)
-// that came or changed, run set when it runs: their sources, and for an
-// unprivileged instance, that the kernel can idmap their filesystems:
-// else the instance would see their files owned by nobody, and could not
-// write them.
+// that came or changed, run set when it runs: their sources; for a
+// stopped instance, that their paths can be directories in its root (a
+// running one's are made as they are mounted); and for an unprivileged
+// instance, that the kernel can idmap their filesystems: else the
+// instance would see their files owned by nobody, and could not write
+// them.
 func (e *Engine) checkDisks(ctx context.Context, inst *store.Instance, run *store.Run, devs []string) error {
 	for _, dev := range devs {
 		d, ok := inst.Devices[dev]
@@ -109,7 +126,12 @@ func (e *Engine) checkDisks(ctx context.Context, inst *store.Instance, run *stor
 		if err != nil {
 			return fmt.Errorf("device %s: %w", dev, err)
 		}
-		if privileged(inst.Config) {
+		if run == nil {
+			if err := e.checkDiskPath(ctx, inst, d["path"]); err != nil {
+				return fmt.Errorf("device %s: %w", dev, err)
+			}
+		}
+		if privileged(inst.Config) || !idmapped(d) {
 			continue
 		}
 		ok, err = e.canIdmap(src)
@@ -123,12 +145,26 @@ func (e *Engine) checkDisks(ctx context.Context, inst *store.Instance, run *stor
 	return nil
 }
 
+// checkDiskPath checks that path p can be a directory in the root of
+// inst, stopped.
+func (e *Engine) checkDiskPath(ctx context.Context, inst *store.Instance, p string) error {
+	d, _, err := e.driver(ctx, inst.Pool)
+	if err != nil {
+		return err
+	}
+	root, err := d.VolumePath(ctx, inst.Volume)
+	if err != nil {
+		return err
+	}
+	return container.CheckPath(root, p)
+}
+
 // mountDisk mounts disk dev of inst (expanded) in the container whose
 // init is pid, or with unmount set, takes it out: also when its source
 // has gone from the host since.
 func (e *Engine) mountDisk(ctx context.Context, pid int, inst *store.Instance, dev string, unmount bool) error {
 	d := inst.Devices[dev]
-	disk := container.Disk{Path: d["path"], ReadOnly: d["readonly"] == "true"}
+	disk := container.Disk{Path: d["path"], ReadOnly: d["readonly"] == "true", Shift: idmapped(d)}
 	src, err := e.diskSource(ctx, d)
 	switch {
 	case err == nil && unmount:

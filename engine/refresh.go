@@ -126,7 +126,8 @@ type refreshOp struct {
 	from, to     *lineage
 	head         storage.Ref // the source's state to take, held still
 	force        bool
-	// prepare checks, as the refresh begins, that the target may change.
+	// prepare checks, as the refresh begins and again as it commits,
+	// that the target may change.
 	prepare func(tx *store.Tx) error
 	// adopt, when set, makes the new head the target's own.
 	adopt func(ctx context.Context, d storage.Volumes, vol string, shift *store.Shift) error
@@ -179,6 +180,9 @@ func (e *Engine) refresh(ctx context.Context, op *refreshOp) (*RefreshResult, er
 		}
 		if cur.head != to.head || !slices.EqualFunc(cur.snaps, to.snaps, func(a, b store.Snapshot) bool { return a.ID == b.ID }) {
 			return errkind.Wrap(errkind.Busy, "refresh %s: another command changed it meanwhile", to.what)
+		}
+		if err := op.prepare(tx); err != nil {
+			return err
 		}
 		holds := holdsSnapshots(dstD)
 		t := treeOf(cur.head, cur.retired, cur.snaps)

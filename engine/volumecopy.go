@@ -63,9 +63,15 @@ func (e *Engine) RefreshVolume(ctx context.Context, pool, name, dstPool, dstName
 		}
 		defer lock.Close()
 	}
+	// The target's instances stay stopped: none mounts the head replaced.
+	users, unlockUsers, err := e.lockUsers(dstPool, dstName)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockUsers()
 	var from, to *store.CustomVolume
 	var running []string
-	err := e.store.View(func(tx *store.Tx) (err error) {
+	err = e.store.View(func(tx *store.Tx) (err error) {
 		if from, err = tx.CustomVolume(pool, name); err != nil {
 			return err
 		}
@@ -91,13 +97,7 @@ func (e *Engine) RefreshVolume(ctx context.Context, pool, name, dstPool, dstName
 	}
 	defer release()
 	return e.refresh(ctx, &refreshOp{kind: "volume-refresh", target: dst, prefix: "v-", from: volumeLineage(from), to: volumeLineage(to), head: head, force: force,
-		prepare: func(tx *store.Tx) error {
-			users, err := runningUsers(tx, dstPool, dstName)
-			if err == nil && len(users) > 0 {
-				err = errkind.Wrap(errkind.Busy, "%s is attached to running instances %s: stop them before you refresh it", volumeWhat(to), strings.Join(users, ", "))
-			}
-			return err
-		},
+		prepare: func(tx *store.Tx) error { return replaceable(tx, dstPool, dstName, users, "refresh") },
 		adopt: func(ctx context.Context, d storage.Volumes, vol string, _ *store.Shift) error {
 			// The new head takes the target's cap, as an import's does.
 			return setQuota(ctx, d, volumeWhat(to), dstPool, vol, volumeSize(to.Config), false)

@@ -94,12 +94,19 @@ func (e *Engine) lockedVolume(ctx context.Context, pool, name string) (*store.Cu
 // attaches says whether devs attach custom volume name on pool: a disk
 // with pool= and source= naming it.
 func attaches(devs store.Devices, pool, name string) bool {
-	for _, d := range devs {
-		if d["type"] == DeviceDisk && d["pool"] == pool && d["source"] == name {
-			return true
+	return len(volumeDisks(devs, pool, name)) > 0
+}
+
+// volumeDisks lists, in order, the names of the devices among devs that
+// mount custom volume name on pool.
+func volumeDisks(devs store.Devices, pool, name string) []string {
+	var out []string
+	for _, dev := range slices.Sorted(maps.Keys(devs)) {
+		if d := devs[dev]; isDisk(d) && d["pool"] == pool && d["source"] == name {
+			out = append(out, dev)
 		}
 	}
-	return false
+	return out
 }
 
 // volumeUsers lists the paths of the instances that attach custom volume
@@ -144,19 +151,31 @@ func notAttached(tx *store.Tx, pool, name, what string) error {
 	return nil
 }
 
-// runningUsers lists the running instances that attach custom volume
-// name on pool.
-func runningUsers(tx *store.Tx, pool, name string) ([]string, error) {
+// instanceUsers lists the instances that attach custom volume name on
+// pool, by their own devices or their profiles'.
+func instanceUsers(tx *store.Tx, pool, name string) ([]string, error) {
 	users, err := volumeUsers(tx, pool, name)
 	if err != nil {
 		return nil, err
 	}
-	var running []string
+	var insts []string
 	for _, u := range users {
-		inst, ok := strings.CutPrefix(u, api.Path("instances", ""))
-		if !ok {
-			continue
+		if inst, ok := strings.CutPrefix(u, api.Path("instances", "")); ok {
+			insts = append(insts, inst)
 		}
+	}
+	return insts, nil
+}
+
+// runningUsers lists the running instances that attach custom volume
+// name on pool.
+func runningUsers(tx *store.Tx, pool, name string) ([]string, error) {
+	users, err := instanceUsers(tx, pool, name)
+	if err != nil {
+		return nil, err
+	}
+	var running []string
+	for _, inst := range users {
 		r, err := liveRun(tx, inst)
 		if err != nil {
 			return nil, err
@@ -168,16 +187,38 @@ func runningUsers(tx *store.Tx, pool, name string) ([]string, error) {
 	return running, nil
 }
 
-// restorable refuses to restore a volume that a running instance
-// attaches: the instance has its head mounted, and cannot be moved onto
-// a new one under its feet.
-func restorable(tx *store.Tx, pool, name string) error {
+// lockUsers takes the locks of the instances that attach custom volume
+// name on pool, which their starts hold until their runs are recorded:
+// no start mounts the head that a restore or a refresh is replacing.
+// It returns the instances locked; unlock lets go.
+func (e *Engine) lockUsers(pool, name string) (locked []string, unlock func(), err error) {
+	if err := e.store.View(func(tx *store.Tx) (err error) { locked, err = instanceUsers(tx, pool, name); return err }); err != nil {
+		return nil, nil, err
+	}
+	unlock, err = e.lockInstances(locked)
+	return locked, unlock, err
+}
+
+// replaceable refuses to replace the head of a volume that a running
+// instance attaches (the instance has it mounted, and cannot be moved
+// onto a new one under its feet), or that an instance not in locked
+// attaches: it came since lockUsers, and may be starting.
+func replaceable(tx *store.Tx, pool, name string, locked []string, what string) error {
+	users, err := instanceUsers(tx, pool, name)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if !slices.Contains(locked, u) {
+			return errkind.Wrap(errkind.Busy, "%s volume %s: instance %s attached it meanwhile", what, name, u)
+		}
+	}
 	running, err := runningUsers(tx, pool, name)
 	if err != nil {
 		return err
 	}
 	if len(running) > 0 {
-		return errkind.Wrap(errkind.Busy, "volume %q in pool %q is attached to running instance(s) %s, which have it mounted: stop them before you restore it", name, pool, strings.Join(running, ", "))
+		return errkind.Wrap(errkind.Busy, "volume %q in pool %q is attached to running instance(s) %s, which have it mounted: stop them before you %s it", name, pool, strings.Join(running, ", "), what)
 	}
 	return nil
 }
@@ -551,10 +592,15 @@ func (e *Engine) RestoreVolumeSnapshot(ctx context.Context, pool, name, snap str
 	if err != nil {
 		return err
 	}
+	users, unlockUsers, err := e.lockUsers(pool, name)
+	if err != nil {
+		return err
+	}
+	defer unlockUsers()
 	head := newID("v-")
 	kept := false // the old head stays for its snapshots
 	o, err := e.journal.Begin("volume-restore", volumeTarget(pool, name), func(tx *store.Tx, rec *store.Op) error {
-		if err := restorable(tx, pool, name); err != nil {
+		if err := replaceable(tx, pool, name, users, "restore"); err != nil {
 			return err
 		}
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: head}}
@@ -579,7 +625,7 @@ func (e *Engine) RestoreVolumeSnapshot(ctx context.Context, pool, name, snap str
 		if cur.Volume != v.Volume {
 			return errkind.Wrap(errkind.Busy, "restore volume %s: another command changed it meanwhile", name)
 		}
-		if err := restorable(tx, pool, name); err != nil {
+		if err := replaceable(tx, pool, name, users, "restore"); err != nil {
 			return err
 		}
 		t, _, err := snapshot.Restore(treeOf(cur.Volume, cur.Retired, cur.Snapshots), snap, head)

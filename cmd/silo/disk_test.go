@@ -9,9 +9,11 @@ import (
 )
 
 // A directory of the host's, as a disk: hot-plugged into a running
-// unprivileged instance and mounted again at its next start, where its
-// root sees the host's root's files as its own and writes them as the
-// host's root on disk; read-only when asked; gone when removed. Refused
+// unprivileged instance and mounted again at its next start. With
+// shift=true its root sees the host's root's files as its own and writes
+// them as the host's root on disk; without, they are nobody's and it
+// cannot write them. Read-only when asked, never setuid nor with devices,
+// and the instance's root can change neither; gone when removed. Refused
 // with one line: a source in the state directory (through a symlink too),
 // a source that is no directory, a path inside that is no directory, and
 // a path whose symlink inside points out of the instance stays in it.
@@ -20,14 +22,29 @@ func TestDiskHostDir(t *testing.T) {
 		t.Run(driver, func(t *testing.T) {
 			e := bootEnv(t, driver)
 			dir := t.TempDir()
+			if err := os.Chmod(dir, 0o755); err != nil { // for the instance that sees it as nobody's
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(filepath.Join(dir, "hello"), []byte("from the host\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			e.launch("bb", "r")
-			e.ok("config", "device", "add", "r", "data", "disk", "source="+dir, "path=/mnt/data")
-			e.ok("config", "device", "add", "r", "ro", "disk", "source="+dir, "path=/srv/ro", "readonly=true")
+			e.ok("config", "device", "add", "r", "data", "disk", "source="+dir, "path=/mnt/data", "shift=true")
+			e.ok("config", "device", "add", "r", "ro", "disk", "source="+dir, "path=/srv/ro", "readonly=true", "shift=true")
+			e.ok("config", "device", "add", "r", "plain", "disk", "source="+dir, "path=/mnt/plain")
 			check := func() {
 				t.Helper()
+				if got := e.sh("r", "stat -c %u /mnt/plain/hello; touch /mnt/plain/x 2>/dev/null || echo refused"); got != "65534\nrefused\n" {
+					t.Fatalf("a host directory without shift, inside: %q", got)
+				}
+				for _, m := range []string{"/mnt/data", "/mnt/plain", "/srv/ro"} {
+					if opts := e.sh("r", "grep ' "+m+" ' /proc/mounts"); !strings.Contains(opts, "nosuid") || !strings.Contains(opts, "nodev") {
+						t.Fatalf("disk at %s: %q", m, opts)
+					}
+					if r := e.run("exec", "r", "--", "mount", "-o", "remount,bind,suid,dev", m); r.code == 0 {
+						t.Fatalf("the instance's root let setuid programs run from %s", m)
+					}
+				}
 				if got := e.sh("r", "cat /mnt/data/hello; stat -c %u:%g /mnt/data/hello; id -u"); got != "from the host\n0:0\n0\n" {
 					t.Fatalf("the disk inside: %q", got)
 				}
@@ -59,6 +76,7 @@ func TestDiskHostDir(t *testing.T) {
 				t.Fatalf("the disk removed, /mnt/data holds %q", got)
 			}
 			e.ok("config", "device", "remove", "r", "ro")
+			e.ok("config", "device", "remove", "r", "plain")
 
 			// Refusals, each with one line and nothing recorded.
 			link := filepath.Join(t.TempDir(), "link")
@@ -72,7 +90,9 @@ func TestDiskHostDir(t *testing.T) {
 			e.ok("pool", "create", "ext", "--driver", "dir", "--source", ext)
 			e.fails(2, "pool ext's directory", "config", "device", "add", "r", "bad", "disk", "source="+ext, "path=/x")
 			e.fails(3, "no such directory", "config", "device", "add", "r", "bad", "disk", "source="+dir+"/none", "path=/x")
-			e.fails(2, "unknown key", "config", "device", "add", "r", "bad", "disk", "source="+dir, "path=/x", "shift=true")
+			e.fails(2, "unknown key", "config", "device", "add", "r", "bad", "disk", "source="+dir, "path=/x", "propagation=shared")
+			e.fails(2, "state directory", "config", "device", "add", "r", "bad", "disk", "source=/run/silo", "path=/x")
+			e.fails(2, "always shown to an instance with its own IDs", "config", "device", "add", "r", "bad", "disk", "pool=default", "source=v", "path=/x", "shift=true")
 			e.fails(2, "absolute path", "config", "device", "add", "r", "bad", "disk", "source="+dir, "path=x")
 			e.fails(2, "true or false", "config", "device", "add", "r", "bad", "disk", "source="+dir, "path=/x", "readonly=yes")
 			e.fails(2, "/etc/passwd in the instance is not a directory", "config", "device", "add", "r", "bad", "disk", "source="+dir, "path=/etc/passwd")
@@ -107,7 +127,7 @@ func TestDiskHostDir(t *testing.T) {
 			// One disk inside another's path, whatever their names.
 			outer := t.TempDir()
 			e.ok("config", "device", "add", "r", "a-inner", "disk", "source="+dir, "path=/n/inner")
-			e.ok("config", "device", "add", "r", "b-outer", "disk", "source="+outer, "path=/n")
+			e.ok("config", "device", "add", "r", "b-outer", "disk", "source="+outer, "path=/n", "shift=true")
 			e.ok("start", "r")
 			if got := e.sh("r", "cat /a/b/c/hello; stat -c %u /a/b; cat /n/inner/hello"); got != "from the host\n0\nfrom the host\n" {
 				t.Fatalf("disks at start: %q", got)
@@ -115,10 +135,16 @@ func TestDiskHostDir(t *testing.T) {
 			if !strings.Contains(e.ok("config", "device", "show", "r"), "later") {
 				t.Fatal("the disk is not shown")
 			}
-			// Where the path inside is no directory, the start says so.
+			// Where the path inside is no directory, a stopped instance
+			// refuses the disk, and a start says so when the instance
+			// made it a file since.
 			e.ok("stop", "r", "--force")
-			e.ok("config", "device", "add", "r", "file", "disk", "source="+dir, "path=/etc/passwd")
-			e.fails(2, "start r: device file: /etc/passwd in the instance is not a directory", "start", "r")
+			e.fails(2, "device file: /etc/passwd in the instance is not a directory", "config", "device", "add", "r", "file", "disk", "source="+dir, "path=/etc/passwd")
+			e.ok("config", "device", "add", "r", "file", "disk", "source="+dir, "path=/etc/later")
+			e.ok("start", "r")
+			e.sh("r", "umount /etc/later && rmdir /etc/later && touch /etc/later")
+			e.ok("stop", "r", "--force")
+			e.fails(2, "start r: device file: /etc/later in the instance is not a directory", "start", "r")
 			e.ok("config", "device", "remove", "r", "file")
 			e.ok("start", "r")
 		})

@@ -15,8 +15,9 @@ import (
 )
 
 // A disk reaches a container, created or running, as a detached copy of
-// the mount of its source made in the host's mount namespace (idmapped
-// by the container's own user namespace, read-only if asked), moved onto
+// the mount of its source made in the host's mount namespace (nosuid and
+// nodev, idmapped by the container's own user namespace when asked,
+// read-only if asked), moved onto
 // its path from a thread that has entered the container's mount
 // namespace. The path is resolved in the container's root, never out of
 // it, and the source stays as it is on disk.
@@ -26,23 +27,33 @@ type Disk struct {
 	Source   string // on the host
 	Path     string // in the container, absolute
 	ReadOnly bool
+	// Shift shows the files to a container with a user namespace of its
+	// own with its IDs, as they are on disk: its root is the host's root
+	// on the disk's files.
+	Shift bool
 }
 
 // MountDisk mounts disk d in the container whose init is pid, making its
-// path inside if it is missing. The mount is idmapped by the container's
-// user namespace when it has one of its own.
+// path inside if it is missing. With Shift, the mount is idmapped by the
+// container's user namespace when it has one of its own.
 func MountDisk(pid int, d Disk) error {
 	tree, err := cloneTree(d.Source)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(tree)
-	attr := unix.MountAttr{}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 	if d.ReadOnly {
 		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
 	}
 	owner := [2]int{0, 0}
-	if ownUserns(pid) {
+	unprivileged := ownUserns(pid)
+	if unprivileged {
+		if owner, err = rootOwner(pid); err != nil {
+			return err
+		}
+	}
+	if unprivileged && d.Shift {
 		userns, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("open the user namespace of %d: %w", pid, err)
@@ -50,20 +61,15 @@ func MountDisk(pid int, d Disk) error {
 		defer unix.Close(userns)
 		attr.Attr_set |= unix.MOUNT_ATTR_IDMAP
 		attr.Userns_fd = uint64(userns)
-		if owner, err = rootOwner(pid); err != nil {
-			return err
-		}
 	}
-	if attr.Attr_set != 0 {
-		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &attr); err != nil {
-			if attr.Attr_set&unix.MOUNT_ATTR_IDMAP != 0 && noIdmap(err) {
-				return errkind.Wrap(errkind.Invalid, "%s: %v (%v): its files cannot be shown to an unprivileged instance with its own IDs", d.Source, errNoIdmap, err)
-			}
-			return fmt.Errorf("set the mount of %s: %w", d.Source, err)
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		if attr.Attr_set&unix.MOUNT_ATTR_IDMAP != 0 && noIdmap(err) {
+			return errkind.Wrap(errkind.Invalid, "%s: %v (%v): its files cannot be shown to an unprivileged instance with its own IDs", d.Source, errNoIdmap, err)
 		}
+		return fmt.Errorf("set the mount of %s: %w", d.Source, err)
 	}
-	if d.ReadOnly && attr.Attr_set&unix.MOUNT_ATTR_IDMAP != 0 {
-		locked, err := lockedReadOnly(tree, owner)
+	if unprivileged {
+		locked, err := lockedFlags(tree, owner)
 		if err != nil {
 			return err
 		}
@@ -100,8 +106,13 @@ func UnmountDisk(pid int, d Disk) error {
 		}
 	}
 	return inMountNS(pid, func(root int) error {
+		// The unmount goes by the last name only, from the parent held
+		// open: the instance cannot swap a symlink into the path between
+		// the check and the unmount, and a mount point cannot be renamed.
+		p := filepath.Clean("/" + d.Path)
+		base := filepath.Base(p)
 		for {
-			fd, err := resolve(root, d.Path)
+			parent, err := resolve(root, filepath.Dir(p))
 			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 				return nil
 			}
@@ -109,17 +120,21 @@ func UnmountDisk(pid int, d Disk) error {
 				return fmt.Errorf("%s: %w", d.Path, err)
 			}
 			var st unix.Stat_t
-			err = unix.Fstat(fd, &st)
-			unix.Close(fd)
+			err = unix.Fstatat(parent, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+			if err == nil {
+				err = unix.Fchdir(parent) // this thread's alone: it unshared CLONE_FS
+			}
+			unix.Close(parent)
+			if errors.Is(err, unix.ENOENT) {
+				return nil
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", d.Path, err)
 			}
-			if d.Source != "" && (st.Dev != src.Dev || st.Ino != src.Ino) {
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR || d.Source != "" && (st.Dev != src.Dev || st.Ino != src.Ino) {
 				return nil // not (or no longer) the disk there
 			}
-			// The path was resolved in the root: the thread's root is
-			// the container's, so the kernel resolves it there again.
-			err = unix.Unmount(d.Path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+			err = unix.Unmount(base, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
 			if errors.Is(err, unix.EINVAL) {
 				return nil // not a mount point
 			}
@@ -177,6 +192,32 @@ func resolve(root int, p string) (int, error) {
 		fd, err := unix.Openat2(root, rel, &how)
 		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
 			return fd, err
+		}
+	}
+}
+
+// CheckPath checks that directory p, in the container whose root
+// filesystem is rootDir, is one or could be made: a part of it that
+// exists and is not a directory is an Invalid error.
+func CheckPath(rootDir, p string) error {
+	root, err := unix.Open(rootDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("the instance's root: %w", err)
+	}
+	defer unix.Close(root)
+	p = filepath.Clean("/" + p)
+	for q := p; ; q = filepath.Dir(q) {
+		fd, err := resolve(root, q)
+		switch {
+		case err == nil:
+			unix.Close(fd)
+			return nil
+		case errors.Is(err, unix.ENOTDIR):
+			return errkind.Wrap(errkind.Invalid, "%s in the instance is not a directory", q)
+		case !errors.Is(err, unix.ENOENT):
+			return fmt.Errorf("%s in the instance: %w", q, err)
+		case q == "/":
+			return nil
 		}
 	}
 }

@@ -11,9 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A read-only mount that silo moves into an unprivileged container is
-// not locked: the container's root, which holds its mount namespace,
-// could remount it read-write. The kernel locks a mount's flags only when
+// The flags of a mount that silo moves into an unprivileged container
+// (read-only, nosuid, nodev) are not locked: the container's root, which
+// holds its mount namespace, could remount it read-write, or with setuid
+// bits honoured. The kernel locks a mount's flags only when
 // it copies a mount namespace into one owned by a less privileged user
 // namespace. So the tree is attached in a private namespace of a thread
 // of silo's, a child in a user namespace of its own copies that
@@ -26,10 +27,10 @@ const (
 	stagingDir     = "/tmp"              // a tmpfs over it, in the private namespace only
 )
 
-// lockedReadOnly returns a clone of the detached read-only tree whose
-// read-only flag no user namespace below the host's can clear; owner is
-// the host's UID and GID the child runs as.
-func lockedReadOnly(tree int, owner [2]int) (int, error) {
+// lockedFlags returns a clone of the detached tree whose flags no user
+// namespace below the host's can clear; owner is the host's UID and GID
+// the child runs as.
+func lockedFlags(tree int, owner [2]int) (int, error) {
 	type result struct {
 		fd  int
 		err error
