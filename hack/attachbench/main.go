@@ -19,9 +19,8 @@ import (
 )
 
 var (
-	runs     = flag.Int("runs", 21, "timed attaches and detaches per driver")
-	drivers  = flag.String("drivers", "dir,btrfs,zfs", "drivers to measure")
-	readonly = flag.Bool("readonly", false, "attach read-only (config device add ... readonly=true), which an unprivileged instance gets locked")
+	runs    = flag.Int("runs", 21, "timed attaches and detaches per driver")
+	drivers = flag.String("drivers", "dir,btrfs,zfs", "drivers to measure")
 )
 
 func main() {
@@ -45,9 +44,6 @@ func main() {
 		benchutil.Check(s.RunLenient(launch...))
 		benchutil.Check(s.Run("volume", "create", pool, "v"))
 		attachArgs := []string{"volume", "attach", pool, "v", inst, "/data"}
-		if *readonly {
-			attachArgs = []string{"config", "device", "add", inst, "v", "disk", "pool=" + pool, "source=v", "path=/data", "readonly=true"}
-		}
 		var attach, detach []time.Duration
 		for range *runs {
 			attach = append(attach, benchutil.Timed(func() error { return s.Run(attachArgs...) }))
