@@ -58,13 +58,14 @@ func (e *Engine) hostDir(src string) (string, error) {
 	// acts on.
 	for _, own := range []string{e.stateDir, filepath.Dir(e.runBase())} {
 		at, err := filepath.Abs(own)
-		if err == nil {
-			at, err = filepath.EvalSymlinks(at)
-		}
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
 		if err != nil {
+			return "", err
+		}
+		// The run directory is made at the first start after a boot:
+		// until then, its path as it will be.
+		if real, err := filepath.EvalSymlinks(at); err == nil {
+			at = real
+		} else if !errors.Is(err, os.ErrNotExist) {
 			return "", err
 		}
 		if within(p, at) || within(at, p) {

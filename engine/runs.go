@@ -107,7 +107,11 @@ func notRunning(tx *store.Tx, name, what string) error {
 		return err
 	}
 	if r != nil {
-		return errkind.Wrap(errkind.Busy, "instance %q is running: stop it before you %s it, or use --force", name, what)
+		hint := ""
+		if what == "delete" || what == "restore" { // whose --force stops it first
+			hint = ", or use --force"
+		}
+		return errkind.Wrap(errkind.Busy, "instance %q is running: stop it before you %s it%s", name, what, hint)
 	}
 	return nil
 }

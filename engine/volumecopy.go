@@ -97,7 +97,7 @@ func (e *Engine) RefreshVolume(ctx context.Context, pool, name, dstPool, dstName
 	}
 	defer release()
 	return e.refresh(ctx, &refreshOp{kind: "volume-refresh", target: dst, prefix: "v-", from: volumeLineage(from), to: volumeLineage(to), head: head, force: force,
-		prepare: func(tx *store.Tx) error { return replaceable(tx, dstPool, dstName, users, "refresh") },
+		prepare: func(tx *store.Tx) error { return e.replaceable(tx, dstPool, dstName, users, "refresh") },
 		adopt: func(ctx context.Context, d storage.Volumes, vol string, _ *store.Shift) error {
 			// The new head takes the target's cap, as an import's does.
 			return setQuota(ctx, d, volumeWhat(to), dstPool, vol, volumeSize(to.Config), false)

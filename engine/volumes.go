@@ -20,6 +20,7 @@ import (
 	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/internal/units"
+	"github.com/silo-dev/silo/runtime/monitor"
 	"github.com/silo-dev/silo/snapshot"
 	"github.com/silo-dev/silo/storage"
 )
@@ -203,19 +204,25 @@ func (e *Engine) lockUsers(pool, name string) (locked []string, unlock func(), e
 // instance attaches (the instance has it mounted, and cannot be moved
 // onto a new one under its feet), or that an instance not in locked
 // attaches: it came since lockUsers, and may be starting.
-func replaceable(tx *store.Tx, pool, name string, locked []string, what string) error {
+func (e *Engine) replaceable(tx *store.Tx, pool, name string, locked []string, what string) error {
 	users, err := instanceUsers(tx, pool, name)
 	if err != nil {
 		return err
 	}
+	var running []string
 	for _, u := range users {
 		if !slices.Contains(locked, u) {
 			return errkind.Wrap(errkind.Busy, "%s volume %s: instance %s attached it meanwhile", what, name, u)
 		}
-	}
-	running, err := runningUsers(tx, pool, name)
-	if err != nil {
-		return err
+		r, err := tx.Run(u)
+		if err != nil {
+			return err
+		}
+		// A run whose monitor lives may be between the two boots of a
+		// reboot from inside, which mounts the disks without the lock.
+		if r != nil && (live(r) || monitor.Alive(e.runDir(u))) {
+			running = append(running, u)
+		}
 	}
 	if len(running) > 0 {
 		return errkind.Wrap(errkind.Busy, "volume %q in pool %q is attached to running instance(s) %s, which have it mounted: stop them before you %s it", name, pool, strings.Join(running, ", "), what)
@@ -600,7 +607,7 @@ func (e *Engine) RestoreVolumeSnapshot(ctx context.Context, pool, name, snap str
 	head := newID("v-")
 	kept := false // the old head stays for its snapshots
 	o, err := e.journal.Begin("volume-restore", volumeTarget(pool, name), func(tx *store.Tx, rec *store.Op) error {
-		if err := replaceable(tx, pool, name, users, "restore"); err != nil {
+		if err := e.replaceable(tx, pool, name, users, "restore"); err != nil {
 			return err
 		}
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: head}}
@@ -625,7 +632,7 @@ func (e *Engine) RestoreVolumeSnapshot(ctx context.Context, pool, name, snap str
 		if cur.Volume != v.Volume {
 			return errkind.Wrap(errkind.Busy, "restore volume %s: another command changed it meanwhile", name)
 		}
-		if err := replaceable(tx, pool, name, users, "restore"); err != nil {
+		if err := e.replaceable(tx, pool, name, users, "restore"); err != nil {
 			return err
 		}
 		t, _, err := snapshot.Restore(treeOf(cur.Volume, cur.Retired, cur.Snapshots), snap, head)

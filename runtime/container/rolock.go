@@ -88,20 +88,20 @@ func cloneLocked(path string, owner [2]int) (int, error) {
 	out, err := cmd.CombinedOutput()
 	theirs.Close()
 	if err != nil {
-		return -1, fmt.Errorf("lock the read-only disk: %w: %s", err, out)
+		return -1, fmt.Errorf("lock the flags of the disk: %w: %s", err, out)
 	}
 	oob := make([]byte, unix.CmsgSpace(4))
 	_, oobn, _, _, err := unix.Recvmsg(pair[0], make([]byte, 1), oob, unix.MSG_DONTWAIT)
 	if err != nil {
-		return -1, fmt.Errorf("lock the read-only disk: receive: %w", err)
+		return -1, fmt.Errorf("lock the flags of the disk: receive: %w", err)
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) != 1 {
-		return -1, errors.New("lock the read-only disk: no tree received")
+		return -1, errors.New("lock the flags of the disk: no tree received")
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
 	if err != nil || len(fds) != 1 {
-		return -1, errors.New("lock the read-only disk: no tree received")
+		return -1, errors.New("lock the flags of the disk: no tree received")
 	}
 	return fds[0], nil
 }
