@@ -19,6 +19,15 @@ type cleaner struct{ e *Engine }
 // Cleanup removes what c lists, skipping what is already gone.
 func (cl cleaner) Cleanup(ctx context.Context, c store.Cleanup) error {
 	var errs []error
+	for _, f := range c.Forks {
+		if err := cl.e.unfork(ctx, f, c.Pool); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		// The volumes hold snapshots of others until they are given back.
+		return errors.Join(errs...)
+	}
 	for i := len(c.Volumes) - 1; i >= 0; i-- {
 		ref := c.Volumes[i]
 		d, err := cl.e.volumes(ctx, ref.Pool, c.Pool)

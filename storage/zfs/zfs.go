@@ -323,6 +323,7 @@ type dsProps struct {
 	deleted   bool   // a deleted head kept for its snapshots: mountpoint=none
 	sealed    bool   // an image base
 	snapshots int    // how many snapshots it has, deferred ones included
+	received  bool   // a receive cut short left its snapshot of the head
 }
 
 // props reads them, and counts the snapshots, in one command.
@@ -340,6 +341,7 @@ func (d *driver) props(ctx context.Context, ds string) (dsProps, error) {
 		if f[0] != ds {
 			if f[1] == "origin" && strings.HasPrefix(f[0], ds+"@") {
 				p.snapshots++
+				p.received = p.received || f[0] == ds+"@"+recvSnap
 			}
 			continue
 		}
@@ -369,6 +371,13 @@ func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
 	}
 	if p.deleted {
 		return notFound(errkind.NotFound, ref)
+	}
+	if p.received {
+		// Nothing else holds it: it would keep the head for good.
+		if _, err := zfs(ctx, "destroy", ds+"@"+recvSnap); err != nil {
+			return fmt.Errorf("delete %s: %w", vol, err)
+		}
+		p.snapshots--
 	}
 	if p.sealed {
 		// An image base's own snapshot goes with its last clone, or now.
