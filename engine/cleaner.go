@@ -98,6 +98,24 @@ func (cl cleaner) Cleanup(ctx context.Context, c store.Cleanup) error {
 	return errors.Join(errs...)
 }
 
+// unfork undoes f, on f's pool or on fallback (see volumes).
+func (e *Engine) unfork(ctx context.Context, f store.Fork, fallback *store.Pool) error {
+	d, err := e.volumes(ctx, f.Pool, fallback)
+	if errors.Is(err, errkind.NotFound) {
+		return nil // the pool, and so the volumes, are gone
+	}
+	if err != nil {
+		return err
+	}
+	if fk, ok := d.(forker); ok {
+		err = fk.Unfork(ctx, f.Volume, f.From)
+	}
+	if err != nil {
+		return fmt.Errorf("give %s back its snapshots on pool %s: %w", f.From, f.Pool, err)
+	}
+	return nil
+}
+
 // volumes returns the driver of pool name; fallback serves a pool that has
 // no record (yet, or any more) in the store.
 func (e *Engine) volumes(ctx context.Context, name string, fallback *store.Pool) (storage.Volumes, error) {

@@ -3,7 +3,6 @@ package engine
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -314,42 +313,24 @@ type forker interface {
 	Unfork(ctx context.Context, vol, from string) error
 }
 
-// unfork undoes f, on f's pool or on fallback (see volumes).
-func (e *Engine) unfork(ctx context.Context, f store.Fork, fallback *store.Pool) error {
-	d, err := e.volumes(ctx, f.Pool, fallback)
-	if errors.Is(err, errkind.NotFound) {
-		return nil // the pool, and so the volumes, are gone
-	}
-	if err != nil {
-		return err
-	}
-	if fk, ok := d.(forker); ok {
-		err = fk.Unfork(ctx, f.Volume, f.From)
-	}
-	if err != nil {
-		return fmt.Errorf("give %s back its snapshots on pool %s: %w", f.From, f.Pool, err)
-	}
-	return nil
-}
-
 // streamsFit reports whether the driver's incremental streams can carry
 // the refresh: both pools have a driver that names the states its streams
 // start from (streamIDer) and can receive them for a refresh (ontoReceiver
 // or forker); the target's copy of the shared snapshot has the stream ID
-// of the source's; nothing is shifted on disk, as streams carry files as
-// they are; and the source's snapshots to send and its head live in the
-// volume of the shared snapshot, as each stream is made against a snapshot
-// of its own volume.
+// of the source's; the files to send are shifted on disk as those of that
+// copy, or none are, as streams carry files as they are; and the source's
+// snapshots to send and its head live in the volume of the shared
+// snapshot, as each stream is made against a snapshot of its own volume.
 func streamsFit(ctx context.Context, srcD, dstD storage.Driver, sameDriver bool, from *lineage, head storage.Ref, p *refreshPlan) (bool, error) {
 	rd, ok := dstD.(streamIDer)
 	rs, _ := srcD.(streamIDer)
 	_, onto := dstD.(ontoReceiver)
 	_, fork := dstD.(forker)
-	if !ok || rs == nil || !(onto || fork) || !sameDriver || p.srcBase.Volume == "" || p.shift != nil || shifted(from.shift, from.snaps) || head.Volume != p.srcBase.Volume {
+	if !ok || rs == nil || !(onto || fork) || !sameDriver || p.srcBase.Volume == "" || !sameShift(from.shift, p.shift) || head.Volume != p.srcBase.Volume {
 		return false, nil
 	}
 	for _, s := range p.missing {
-		if s.Volume != p.srcBase.Volume {
+		if s.Volume != p.srcBase.Volume || !sameShift(s.Shift, p.shift) {
 			return false, nil
 		}
 	}

@@ -262,6 +262,37 @@ func TestCopyRefreshCrashes(t *testing.T) {
 	}
 }
 
+// An unprivileged instance on zfs-fuse, which cannot idmap, has its files
+// shifted on disk: its copies within the pool and to another zfs pool
+// carry them so, by zfs's streams, and so do their refreshes.
+func TestCopyRefreshShifted(t *testing.T) {
+	e := newEnv(t, "zfs")
+	e.ok("pool", "create", "pzfs2", "--driver", "zfs", "--size", "1GiB")
+	e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+	e.ok("create", "tiny", "u", "--pool", e.pool)
+	e.ok("snapshot", "create", "u", "a")
+	for _, pool := range []string{e.pool, "pzfs2"} {
+		cp := "u-" + pool
+		e.ok("copy", "u", cp, "--pool", pool)
+		if n, by := refreshedBy(t, e, "u", cp); n > 64<<10 || by != "the driver's streams" {
+			t.Fatalf("%s: a refresh with nothing new moved %d bytes by %s", cp, n, by)
+		}
+	}
+	b := writeIn(t, e, "u", "etc/small", 1<<20)
+	e.ok("snapshot", "create", "u", "b")
+	head := writeIn(t, e, "u", "etc/small", 50<<10)
+	for _, pool := range []string{e.pool, "pzfs2"} {
+		cp := "u-" + pool
+		if n, by := refreshedBy(t, e, "u", cp); n < 1<<20+50<<10 || n > 3<<19 || by != "the driver's streams" {
+			t.Fatalf("%s: a refresh after 1 MiB and 50 KiB of changes moved %d bytes by %s", cp, n, by)
+		}
+		requireFile(t, e, cp, "b", "etc/small", b)
+		requireFile(t, e, cp, "", "etc/small", head)
+		sameTrees(t, e, "u", "u", cp, false, "a", "b")
+	}
+	e.consistent()
+}
+
 // refreshSteps are the steps of a refresh within a pool of driver, whose
 // copy shares a snapshot with its source: on ZFS, the new head first
 // takes over the copy's snapshots up to the shared one.
