@@ -289,6 +289,21 @@ func TestCopyRefreshShifted(t *testing.T) {
 		requireFile(t, e, cp, "b", "etc/small", b)
 		requireFile(t, e, cp, "", "etc/small", head)
 		sameTrees(t, e, "u", "u", cp, false, "a", "b")
+		// Restored, the copy's shared snapshot lives in a head the restore
+		// retired: the new volume takes it over from there.
+		e.ok("snapshot", "restore", cp, "a")
+	}
+	head = writeIn(t, e, "u", "etc/small", 20<<10)
+	for _, pool := range []string{e.pool, "pzfs2"} {
+		cp := "u-" + pool
+		if n, by := refreshedBy(t, e, "u", cp); n < 20<<10 || n > 3<<19 || by != "the driver's streams" {
+			t.Fatalf("%s: a refresh of a restored copy moved %d bytes by %s", cp, n, by)
+		}
+		requireFile(t, e, cp, "", "etc/small", head)
+		requireFile(t, e, cp, "b", "etc/small", b)
+		if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a b" {
+			t.Fatalf("%s has snapshots %q after its refresh", cp, got)
+		}
 	}
 	e.consistent()
 }
