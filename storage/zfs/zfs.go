@@ -181,6 +181,17 @@ func (d *driver) Mount(ctx context.Context) error {
 			}
 		}
 	}
+	// Snapshots of heads that killed sends took.
+	if out, err = zfs(ctx, "list", "-H", "-o", "name", "-t", "snapshot", "-r", d.volumesDS()); err != nil {
+		return fmt.Errorf("mount pool: %w", err)
+	}
+	for _, snap := range strings.Fields(out) {
+		if _, name, _ := strings.Cut(snap, "@"); strings.HasPrefix(name, sendPrefix) {
+			if _, err := zfs(ctx, "destroy", snap); err != nil {
+				return fmt.Errorf("mount pool: %w", err)
+			}
+		}
+	}
 	return nil
 }
 

@@ -150,7 +150,7 @@ func TestRetireHead(t *testing.T) {
 // takes incremental streams made against that one while the other keeps
 // its head and newer snapshots; Unfork gives the snapshots back, once
 // only. A volume that a receive cut short left with its snapshot of the
-// head is deleted whole.
+// head is deleted whole, and a mount sweeps the snapshot a killed send took.
 func TestFork(t *testing.T) {
 	ctx := context.Background()
 	d, cfg := smallPool(t, "fk")
@@ -243,6 +243,15 @@ func TestFork(t *testing.T) {
 	must(d.DeleteVolume(ctx, "n"))
 	if out, err := exec.Command("zfs", "list", "silo-"+cfg.ID+"/volumes/n").CombinedOutput(); err == nil {
 		t.Fatalf("n is still there: %s", out)
+	}
+	// As a send killed leaves it: the next mount of the pool sweeps it.
+	sent := "silo-" + cfg.ID + "/volumes/b@_send-x"
+	if out, err := exec.Command("zfs", "snapshot", sent).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	must(d.Mount(ctx))
+	if out, err := exec.Command("zfs", "list", sent).CombinedOutput(); err == nil {
+		t.Fatalf("%s is still there after a mount: %s", sent, out)
 	}
 	for ref, want := range map[storage.Ref]string{{Volume: "a"}: "a's head", {Volume: "a", Snapshot: "s2"}: "own"} {
 		if got := read(ref); got != want {
