@@ -7,7 +7,9 @@
 // (`zfs destroy -d`), so ZFS itself removes it with its last clone; a
 // deleted head that still has snapshots gets mountpoint=none, which both
 // unmounts it for good and marks it deleted, and is destroyed once its last
-// snapshot goes.
+// snapshot goes. A refresh's new head is a promoted clone that takes over
+// its copy's older snapshots, so that incremental streams land in it
+// (fork.go).
 //
 // The same code runs on OpenZFS and on zfs-fuse: it never relies on
 // `zfs list -p` or on the properties zfs-fuse lacks, and sets one property
