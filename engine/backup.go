@@ -22,9 +22,12 @@ import (
 
 // ExportOptions tune Export.
 type ExportOptions struct {
-	InstanceOnly bool   // leave the snapshots out
-	Optimized    bool   // the driver's own streams, for a pool of the same driver
-	Compression  string // zstd when empty
+	InstanceOnly bool // leave the snapshots out
+	Optimized    bool // the driver's own streams, for a pool of the same driver
+	// KeepShift has optimized streams carry files shifted on disk as they
+	// are, the shift in the index: for a copy on the host, which keeps it.
+	KeepShift   bool
+	Compression string // zstd when empty
 	// Progress, when set, is told the expected number of uncompressed bytes
 	// (an estimate) once, then each byte as it is written.
 	Progress Progress
@@ -62,7 +65,7 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	if opts.InstanceOnly {
 		snaps = nil
 	}
-	if opts.Optimized && shifted(inst.Shift, snaps) {
+	if opts.Optimized && shifted(inst.Shift, snaps) && !(opts.KeepShift && oneShift(inst.Shift, snaps)) {
 		return errkind.Wrap(errkind.Invalid, "export %s: its files are shifted on disk for its user namespace (pool %s cannot idmap), and a driver stream would carry them so: export it without --optimized", name, inst.Pool)
 	}
 	head, release, err := e.frozenHead(ctx, inst, d, !opts.Optimized)
@@ -74,6 +77,9 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	extra := backupExtra{Templates: inst.Templates, Profiles: inst.Profiles, Devices: inst.Devices}
 	if inst.Metadata != nil {
 		extra.Metadata = imageMetadata(inst.Metadata)
+	}
+	if opts.Optimized && opts.KeepShift {
+		extra.Shift = inst.Shift
 	}
 	if x.Extra, err = json.Marshal(extra); err != nil {
 		return err
@@ -119,12 +125,26 @@ func shifted(head *store.Shift, snaps []store.Snapshot) bool {
 	return head != nil || slices.ContainsFunc(snaps, func(s store.Snapshot) bool { return s.Shift != nil })
 }
 
+// oneShift says whether a head shifted on disk by head and snaps all
+// have their files shifted alike, or none of them shifted.
+func oneShift(head *store.Shift, snaps []store.Snapshot) bool {
+	return !slices.ContainsFunc(snaps, func(s store.Snapshot) bool { return !sameShift(s.Shift, head) })
+}
+
+// sameShift says whether a and b shift files alike.
+func sameShift(a, b *store.Shift) bool {
+	return a == b || a != nil && b != nil && *a == *b
+}
+
 // backupExtra is what a backup's index carries for the engine alone.
 type backupExtra struct {
 	Metadata  *image.Metadata   `json:"metadata,omitempty"`
 	Templates map[string]string `json:"templates,omitempty"`
 	Profiles  []string          `json:"profiles,omitempty"`
 	Devices   store.Devices     `json:"devices,omitempty"`
+	// Shift is how the files of optimized streams are shifted on disk
+	// (ExportOptions.KeepShift); only a copy takes it.
+	Shift *store.Shift `json:"shift,omitempty"`
 }
 
 // frozenHead returns a ref to the state of inst to export. A running
@@ -355,8 +375,8 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 	if inst.Created.IsZero() || im.asCopy {
 		inst.Created = time.Now().UTC()
 	}
+	var extra backupExtra
 	if len(x.Extra) > 0 {
-		var extra backupExtra
 		if err := json.Unmarshal(x.Extra, &extra); err != nil {
 			return "", idmap.Shift{}, errkind.Wrap(errkind.Invalid, "the backup's index: %w", err)
 		}
@@ -392,7 +412,16 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 	}
 	im.o, im.inst = o, inst
 	if x.Optimized != "" {
-		return "", idmap.Shift{}, nil // an optimized export is never of shifted files
+		// An optimized export is of unshifted files, but a copy's may
+		// carry them shifted: the copy keeps the shift, which a start
+		// fits to its map as for any instance.
+		if im.asCopy && extra.Shift != nil {
+			inst.Shift = extra.Shift
+			for i := range inst.Snapshots {
+				inst.Snapshots[i].Shift = inst.Shift
+			}
+		}
+		return "", idmap.Shift{}, nil
 	}
 	root, err := im.d.CreateVolume(im.ctx, inst.Volume)
 	if err != nil {

@@ -19,6 +19,15 @@ type cleaner struct{ e *Engine }
 // Cleanup removes what c lists, skipping what is already gone.
 func (cl cleaner) Cleanup(ctx context.Context, c store.Cleanup) error {
 	var errs []error
+	for _, f := range c.Forks {
+		if err := cl.e.unfork(ctx, f, c.Pool); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		// The volumes hold snapshots of others until they are given back.
+		return errors.Join(errs...)
+	}
 	for i := len(c.Volumes) - 1; i >= 0; i-- {
 		ref := c.Volumes[i]
 		d, err := cl.e.volumes(ctx, ref.Pool, c.Pool)
@@ -87,6 +96,24 @@ func (cl cleaner) Cleanup(ctx context.Context, c store.Cleanup) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// unfork undoes f, on f's pool or on fallback (see volumes).
+func (e *Engine) unfork(ctx context.Context, f store.Fork, fallback *store.Pool) error {
+	d, err := e.volumes(ctx, f.Pool, fallback)
+	if errors.Is(err, errkind.NotFound) {
+		return nil // the pool, and so the volumes, are gone
+	}
+	if err != nil {
+		return err
+	}
+	if fk, ok := d.(forker); ok {
+		err = fk.Unfork(ctx, f.Volume, f.From)
+	}
+	if err != nil {
+		return fmt.Errorf("give %s back its snapshots on pool %s: %w", f.From, f.Pool, err)
+	}
+	return nil
 }
 
 // volumes returns the driver of pool name; fallback serves a pool that has

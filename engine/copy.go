@@ -63,8 +63,10 @@ func (e *Engine) Copy(ctx context.Context, src, dst string, opts CopyOptions) (*
 		return nil, err
 	}
 	if snap == "" && !opts.InstanceOnly && len(from.Snapshots) > 0 {
-		// Files shifted on disk go the portable way, which unshifts them.
-		optimized := srcPool.Driver == dstPool.Driver && !shifted(from.Shift, from.Snapshots)
+		// Files shifted on disk alike go by the driver's streams as they
+		// are, the copy keeping their shift; shifted otherwise, the
+		// portable way, which unshifts them.
+		optimized := srcPool.Driver == dstPool.Driver && oneShift(from.Shift, from.Snapshots)
 		return e.copyWithSnapshots(ctx, from, dst, pool, keepAddresses, optimized)
 	}
 	vol := newID("i-")
@@ -150,7 +152,7 @@ func (e *Engine) copyAcross(ctx context.Context, src storage.Volumes, ref storag
 // copyWithSnapshots copies from, with its snapshots, to dst on pool;
 // optimized sends the driver's streams.
 func (e *Engine) copyWithSnapshots(ctx context.Context, from *store.Instance, dst, pool string, keepAddresses, optimized bool) (*store.Instance, error) {
-	opts := ExportOptions{Compression: compression.None, Optimized: optimized}
+	opts := ExportOptions{Compression: compression.None, Optimized: optimized, KeepShift: true}
 	var inst *store.Instance
 	err := iopipe.Run(func(w io.Writer) error { return e.Export(ctx, from.Name, w, opts) },
 		func(r io.Reader) (err error) {

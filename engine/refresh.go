@@ -38,7 +38,10 @@ type RefreshResult struct {
 // none). The driver's incremental streams carry them where they fit
 // (streamsFit); the differences of the trees otherwise (refreshTrees).
 // The new head replaces the old one in one commit, as a restore's does, so
-// that a refresh cut short leaves dst as it was.
+// that a refresh cut short leaves dst as it was. On ZFS, which receives an
+// incremental stream only into the volume of its parent snapshot, the new
+// volume first takes over the target's snapshots up to the shared one
+// (forker); the journal has them given back if the refresh is undone.
 func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*RefreshResult, error) {
 	if src == dst {
 		return nil, errkind.Wrap(errkind.Invalid, "refresh %s from itself", dst)
@@ -150,6 +153,12 @@ func (e *Engine) refresh(ctx context.Context, op *refreshOp) (*RefreshResult, er
 	if err != nil {
 		return nil, err
 	}
+	streams, err := streamsFit(ctx, srcD, dstD, srcPool.Driver == dstPool.Driver, from, op.head, plan)
+	if err != nil {
+		return nil, err
+	}
+	_, fork := dstD.(forker)
+	fork = fork && streams
 	vol := newID(op.prefix)
 	added := make([]store.Snapshot, len(plan.missing))
 	for i, s := range plan.missing {
@@ -161,13 +170,16 @@ func (e *Engine) refresh(ctx context.Context, op *refreshOp) (*RefreshResult, er
 		}
 		rec.Reserved = []string{store.Reservation(op.kind, op.target)}
 		rec.Undo.Volumes = treeRefs(to.pool, vol, nil, added)
+		if fork {
+			rec.Undo.Forks = []store.Fork{{Pool: to.pool, Volume: vol, From: plan.base.Volume}}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	res := &RefreshResult{Replaced: plan.diverged}
-	if res.By, err = e.refreshVolume(ctx, o, op, srcD, dstD, srcPool.Driver == dstPool.Driver, vol, plan, added, &res.Bytes); err != nil {
+	if res.By, err = e.refreshVolume(ctx, o, op, srcD, dstD, streams, vol, plan, added, &res.Bytes); err != nil {
 		return nil, o.Fail(ctx, fmt.Errorf("refresh %s from %s: %w", to.what, from.what, err))
 	}
 	o.Step("refreshed")
@@ -183,6 +195,11 @@ func (e *Engine) refresh(ctx context.Context, op *refreshOp) (*RefreshResult, er
 		}
 		if err := op.prepare(tx); err != nil {
 			return err
+		}
+		for i, s := range cur.snaps {
+			if s.Volume == plan.base.Volume && slices.Contains(plan.forked, s.ID) {
+				cur.snaps[i].Volume = vol
+			}
 		}
 		holds := holdsSnapshots(dstD)
 		t := treeOf(cur.head, cur.retired, cur.snaps)
@@ -237,6 +254,9 @@ type refreshPlan struct {
 	// and exact times, where one across pools would be by the quick check
 	// alone, and across drivers of other time resolutions not at all.
 	srcBase storage.Ref
+	// forked are the IDs of the snapshots of base's volume that the new
+	// volume took over (forker), base's among them.
+	forked []string
 }
 
 // planRefresh compares the snapshots of from and to by UUID.
@@ -261,61 +281,80 @@ func planRefresh(from, to *lineage, force bool) (*refreshPlan, error) {
 	return p, nil
 }
 
-// streamRefresher is what a driver does whose streams can refresh a copy
-// into a new volume, leaving the copy's volumes as they are until the
-// refresh commits.
-type streamRefresher interface {
+// streamIDer is a driver whose incremental streams say which state they
+// were made against.
+type streamIDer interface {
 	// StreamID names the point in time a snapshot holds as the driver's
 	// streams know it: a stream made against a snapshot with one ID can
 	// be received onto a snapshot with the same ID, on any pool.
 	StreamID(ctx context.Context, snap storage.Ref) (string, error)
+}
+
+// ontoReceiver is a driver whose streams can start a new volume from a
+// snapshot of another (btrfs), leaving the copy's volumes as they are
+// until the refresh commits.
+type ontoReceiver interface {
 	// ReceiveOnto reads, as the new volume dst.Volume (and its snapshot
 	// dst.Snapshot when set), a stream made against a snapshot whose
 	// StreamID is that of base, a snapshot of another volume.
 	ReceiveOnto(ctx context.Context, dst, base storage.Ref, r io.Reader) error
 }
 
-// streamsFit returns the driver of the target when its streams can carry
-// the refresh: both pools have that driver; the target's copy of the
-// shared snapshot has the stream ID of the source's; nothing is shifted on
-// disk, as streams carry files as they are; and the source's snapshots to
-// send and its head live in the volume of the shared snapshot, as each
-// stream is made against a snapshot of its own volume.
-func streamsFit(ctx context.Context, srcD, dstD storage.Driver, sameDriver bool, from *lineage, head storage.Ref, p *refreshPlan) (streamRefresher, error) {
-	rd, ok := dstD.(streamRefresher)
-	rs, _ := srcD.(streamRefresher)
-	if !ok || rs == nil || !sameDriver || p.srcBase.Volume == "" || p.shift != nil || shifted(from.shift, from.snaps) || head.Volume != p.srcBase.Volume {
-		return nil, nil
+// forker is a driver that receives an incremental stream only into the
+// volume of the snapshot it was made against, as that volume's newest
+// (ZFS). A refresh receives into a new volume that took over the
+// target's snapshots up to the shared one, and the target's volume keeps
+// its head and its newer snapshots until the refresh commits.
+type forker interface {
+	// Fork makes vol a copy of snapshot base that takes over the
+	// snapshots of base's volume up to base, and returns their IDs.
+	Fork(ctx context.Context, base storage.Ref, vol string) ([]string, error)
+	// Unfork gives from back what Fork had vol take, if it did.
+	Unfork(ctx context.Context, vol, from string) error
+}
+
+// streamsFit reports whether the driver's incremental streams can carry
+// the refresh: both pools have a driver that names the states its streams
+// start from (streamIDer) and can receive them for a refresh (ontoReceiver
+// or forker); the target's copy of the shared snapshot has the stream ID
+// of the source's; the files to send are shifted on disk as those of that
+// copy, or none are, as streams carry files as they are; and the source's
+// snapshots to send and its head live in the volume of the shared
+// snapshot, as each stream is made against a snapshot of its own volume.
+func streamsFit(ctx context.Context, srcD, dstD storage.Driver, sameDriver bool, from *lineage, head storage.Ref, p *refreshPlan) (bool, error) {
+	rd, ok := dstD.(streamIDer)
+	rs, _ := srcD.(streamIDer)
+	_, onto := dstD.(ontoReceiver)
+	_, fork := dstD.(forker)
+	if !ok || rs == nil || !(onto || fork) || !sameDriver || p.srcBase.Volume == "" || !sameShift(from.shift, p.shift) || head.Volume != p.srcBase.Volume {
+		return false, nil
 	}
 	for _, s := range p.missing {
-		if s.Volume != p.srcBase.Volume {
-			return nil, nil
+		if s.Volume != p.srcBase.Volume || !sameShift(s.Shift, p.shift) {
+			return false, nil
 		}
 	}
 	want, err := rs.StreamID(ctx, p.srcBase)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	have, err := rd.StreamID(ctx, p.base)
-	if err != nil || have != want {
-		return nil, err
-	}
-	return rd, nil
+	return err == nil && have == want, err
 }
 
 // refreshVolume makes vol, on the target's pool, hold each snapshot to add (kept
 // as added says) and then the source's head, each from the one before:
 // by the driver's streams where they fit, by differences of the trees
 // otherwise. It says which.
-func (e *Engine) refreshVolume(ctx context.Context, o *journal.Op, op *refreshOp, srcD, dstD storage.Driver, sameDriver bool, vol string, plan *refreshPlan, added []store.Snapshot, moved *int64) (string, error) {
-	rd, err := streamsFit(ctx, srcD, dstD, sameDriver, op.from, op.head, plan)
-	if err != nil {
-		return "", err
-	}
+func (e *Engine) refreshVolume(ctx context.Context, o *journal.Op, op *refreshOp, srcD, dstD storage.Driver, streams bool, vol string, plan *refreshPlan, added []store.Snapshot, moved *int64) (string, error) {
 	by := "differences of the trees"
 	var next func(src storage.Ref, shift *store.Shift, dst storage.Ref) error
-	if rd != nil {
-		by, next = "the driver's streams", refreshStreams(ctx, srcD, dstD, rd, plan, moved)
+	var err error
+	if streams {
+		by = "the driver's streams"
+		if next, err = refreshStreams(ctx, o, srcD, dstD, vol, plan, moved); err != nil {
+			return "", err
+		}
 	} else {
 		var release func()
 		if next, release, err = refreshTrees(ctx, srcD, dstD, vol, plan, moved); err != nil {
@@ -340,23 +379,32 @@ func (e *Engine) refreshVolume(ctx context.Context, o *journal.Op, op *refreshOp
 	return by, syncVolume(ctx, dstD, vol)
 }
 
-// refreshStreams returns what brings the new volume to each state in
+// refreshStreams returns what brings the new volume vol to each state in
 // turn by the driver's incremental streams: the first is received onto
 // the target's copy of the shared snapshot, each other onto the state
-// before it.
-func refreshStreams(ctx context.Context, srcD, dstD storage.Driver, rd streamRefresher, plan *refreshPlan, moved *int64) func(storage.Ref, *store.Shift, storage.Ref) error {
+// before it. A forker first makes vol take over that copy, and each stream
+// lands in vol.
+func refreshStreams(ctx context.Context, o *journal.Op, srcD, dstD storage.Driver, vol string, plan *refreshPlan, moved *int64) (func(storage.Ref, *store.Shift, storage.Ref) error, error) {
 	parent, onto := plan.srcBase.Snapshot, ""
+	if fk, ok := dstD.(forker); ok {
+		ids, err := fk.Fork(ctx, plan.base, vol)
+		if err != nil {
+			return nil, err
+		}
+		plan.forked, onto = ids, plan.base.Snapshot
+		o.Step("forked")
+	}
 	return func(src storage.Ref, _ *store.Shift, dst storage.Ref) error {
 		err := iopipe.Run(func(w io.Writer) error { return srcD.Send(ctx, src, parent, countWriter{w, moved}) },
 			func(r io.Reader) error {
 				if onto == "" {
-					return rd.ReceiveOnto(ctx, dst, plan.base, r)
+					return dstD.(ontoReceiver).ReceiveOnto(ctx, dst, plan.base, r)
 				}
 				return dstD.Receive(ctx, dst, onto, r)
 			})
 		parent, onto = src.Snapshot, dst.Snapshot
 		return err
-	}
+	}, nil
 }
 
 // refreshTrees makes vol a clone of plan.base and returns what brings it

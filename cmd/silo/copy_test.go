@@ -102,12 +102,25 @@ func parseRefreshed(t *testing.T, out string) (int64, string) {
 }
 
 // refreshBy is what should move a refresh from a pool of driver src to
-// one of dst (btrfs2: a second btrfs pool), when they share a snapshot.
+// one of dst (btrfs2, zfs2: a second pool of the driver), when they share
+// a snapshot.
 func refreshBy(src, dst string) string {
-	if src == "btrfs" && strings.TrimSuffix(dst, "2") == "btrfs" {
+	if src != "dir" && strings.TrimSuffix(dst, "2") == src {
 		return "the driver's streams"
 	}
 	return "differences of the trees"
+}
+
+// morePools adds a second btrfs and zfs pool to a backupEnv's, as btrfs2
+// and zfs2, and returns the drivers and those as the targets of copies.
+func morePools(e *env, pools map[string]string) []string {
+	targets := slices.Clone(drivers)
+	for _, d := range []string{"btrfs", "zfs"} {
+		e.ok("pool", "create", "p"+d+"2", "--driver", d, "--size", "1GiB")
+		pools[d+"2"] = "p" + d + "2"
+		targets = append(targets, d+"2")
+	}
+	return targets
 }
 
 // writeIn writes size random bytes to path in instance name.
@@ -133,15 +146,13 @@ func requireFile(t *testing.T, e *env, name, snap, path string, want []byte) {
 
 // copy --refresh, within a pool, between pools of one driver and across
 // drivers: it adds the snapshots the target lacks, keeps the target's
-// own, moves only what changed (by btrfs's incremental streams between
-// btrfs pools, as copies with snapshots are sends and receives; by the
-// differences of the trees otherwise), refuses a target that has diverged
+// own, moves only what changed (by btrfs's or zfs's incremental streams
+// between pools of that driver, as copies with snapshots are sends and
+// receives; by the differences of the trees otherwise), refuses a target that has diverged
 // unless --force, and works from a copy without snapshots.
 func TestCopyRefresh(t *testing.T) {
 	e, pools := backupEnv(t)
-	e.ok("pool", "create", "pbtrfs2", "--driver", "btrfs", "--size", "1GiB")
-	targets := append(slices.Clone(drivers), "btrfs2")
-	pools["btrfs2"] = "pbtrfs2"
+	targets := morePools(e, pools)
 	const big = 4 << 20 // what a refresh that resent everything would move, at least
 	for _, src := range drivers {
 		name := "r-" + src
@@ -236,7 +247,7 @@ func TestCopyRefreshCrashes(t *testing.T) {
 					},
 				},
 				{
-					kind: "refresh", steps: []string{"begun", "snapshots", "refreshed", "committed"}, done: []string{"committed"},
+					kind: "refresh", steps: refreshSteps(driver), done: []string{"committed"},
 					setup: func(e *env, n int) {
 						e.ok("copy", "base", fmt.Sprintf("rf%d", n))
 						e.ok("snapshot", "create", "base", fmt.Sprintf("x%d", n))
@@ -249,6 +260,62 @@ func TestCopyRefreshCrashes(t *testing.T) {
 			}, nil)
 		})
 	}
+}
+
+// An unprivileged instance on zfs-fuse, which cannot idmap, has its files
+// shifted on disk: its copies within the pool and to another zfs pool
+// carry them so, by zfs's streams, and so do their refreshes.
+func TestCopyRefreshShifted(t *testing.T) {
+	e := newEnv(t, "zfs")
+	e.ok("pool", "create", "pzfs2", "--driver", "zfs", "--size", "1GiB")
+	e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+	e.ok("create", "tiny", "u", "--pool", e.pool)
+	e.ok("snapshot", "create", "u", "a")
+	for _, pool := range []string{e.pool, "pzfs2"} {
+		cp := "u-" + pool
+		e.ok("copy", "u", cp, "--pool", pool)
+		if n, by := refreshedBy(t, e, "u", cp); n > 64<<10 || by != "the driver's streams" {
+			t.Fatalf("%s: a refresh with nothing new moved %d bytes by %s", cp, n, by)
+		}
+	}
+	b := writeIn(t, e, "u", "etc/small", 1<<20)
+	e.ok("snapshot", "create", "u", "b")
+	head := writeIn(t, e, "u", "etc/small", 50<<10)
+	for _, pool := range []string{e.pool, "pzfs2"} {
+		cp := "u-" + pool
+		if n, by := refreshedBy(t, e, "u", cp); n < 1<<20+50<<10 || n > 3<<19 || by != "the driver's streams" {
+			t.Fatalf("%s: a refresh after 1 MiB and 50 KiB of changes moved %d bytes by %s", cp, n, by)
+		}
+		requireFile(t, e, cp, "b", "etc/small", b)
+		requireFile(t, e, cp, "", "etc/small", head)
+		sameTrees(t, e, "u", "u", cp, false, "a", "b")
+		// Restored, the copy's shared snapshot lives in a head the restore
+		// retired: the new volume takes it over from there.
+		e.ok("snapshot", "restore", cp, "a")
+	}
+	head = writeIn(t, e, "u", "etc/small", 20<<10)
+	for _, pool := range []string{e.pool, "pzfs2"} {
+		cp := "u-" + pool
+		if n, by := refreshedBy(t, e, "u", cp); n < 20<<10 || n > 3<<19 || by != "the driver's streams" {
+			t.Fatalf("%s: a refresh of a restored copy moved %d bytes by %s", cp, n, by)
+		}
+		requireFile(t, e, cp, "", "etc/small", head)
+		requireFile(t, e, cp, "b", "etc/small", b)
+		if got := strings.Join(snapshotNames(t, e, cp), " "); got != "a b" {
+			t.Fatalf("%s has snapshots %q after its refresh", cp, got)
+		}
+	}
+	e.consistent()
+}
+
+// refreshSteps are the steps of a refresh within a pool of driver, whose
+// copy shares a snapshot with its source: on ZFS, the new head first
+// takes over the copy's snapshots up to the shared one.
+func refreshSteps(driver string) []string {
+	if driver == "zfs" {
+		return []string{"begun", "forked", "snapshots", "refreshed", "committed"}
+	}
+	return []string{"begun", "snapshots", "refreshed", "committed"}
 }
 
 // A running source is copied and refreshed from a snapshot taken for the

@@ -269,6 +269,14 @@ func TestShiftedPool(t *testing.T) {
 	if got := e.ok("exec", "zz", "--", "stat", "-c", "%u %g", "/etc/pushed"); got != "1234 2345\n" {
 		t.Fatalf("zz: /etc/pushed inside is %q", got)
 	}
+	// A copy within the pool goes by zfs's streams, the files shifted as
+	// they are, and keeps their shift.
+	e.ok("copy", "z", "zs")
+	ownersOn(t, "the copy within the zfs pool", instanceRoot(t, e, "zs"), map[string][2]uint32{"root/d/f": {u + 1000, g + 1001}, "etc/pushed": {u + 1234, g + 2345}})
+	e.ok("start", "zs", "--wait")
+	if got := e.ok("exec", "zs", "--", "stat", "-c", "%u %g", "/etc/pushed", "/root/d/f"); got != "1234 2345\n1000 1001\n" {
+		t.Fatalf("zs: owners inside are %q", got)
+	}
 
 	// Privileged, then unprivileged again: the files follow at each restart.
 	e.switchAndBack("z", shared, func() { ownersOn(t, "z privileged", instanceRoot(t, e, "z"), unshifted) })
@@ -282,7 +290,7 @@ func TestShiftedPool(t *testing.T) {
 	e.consistent()
 	e.ok("delete", "z", "--force")
 	e.ok("delete", "z2", "--force")
-	for _, name := range []string{"zz", "zd", "zc"} {
+	for _, name := range []string{"zz", "zd", "zc", "zs"} {
 		e.ok("delete", name, "--force")
 	}
 	if n := e.idmapMounts(); n != 0 {

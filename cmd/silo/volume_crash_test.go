@@ -95,7 +95,7 @@ func TestVolumeCrashSafety(t *testing.T) {
 					},
 				},
 				{
-					kind: "volume-refresh", steps: []string{"begun", "snapshots", "refreshed", "committed"}, done: []string{"committed"},
+					kind: "volume-refresh", steps: refreshSteps(driver), done: []string{"committed"},
 					setup: func(e *env, n int) {
 						e.ok("volume", "copy", p+"/base", fmt.Sprintf("%s/rf%d", p, n))
 						e.ok("volume", "snapshot", "create", p, "base", fmt.Sprintf("x%d", n))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/rand"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -67,13 +66,12 @@ func volumeRefreshed(t *testing.T, e *env, args ...string) (int64, string) {
 
 // volume copy --refresh, within a pool, between pools of one driver and
 // across drivers: it adds the snapshots the copy lacks, keeps its own,
-// moves only what changed (by btrfs's streams between btrfs pools),
+// moves only what changed (by btrfs's or zfs's streams between pools of
+// that driver),
 // and refuses a copy that has diverged unless --force.
 func TestVolumeRefresh(t *testing.T) {
 	e, pools := backupEnv(t)
-	e.ok("pool", "create", "pbtrfs2", "--driver", "btrfs", "--size", "1GiB")
-	targets := append(slices.Clone(drivers), "btrfs2")
-	pools["btrfs2"] = "pbtrfs2"
+	targets := morePools(e, pools)
 	random := func(n int) string {
 		b := make([]byte, n)
 		rand.Read(b)

@@ -52,8 +52,8 @@ func main() {
 		// zfs-fuse drops the image's extended attributes, and says so.
 		benchutil.Check(s.RunLenient("create", "debian", src, "--pool", pool))
 		// A copy with a snapshot, as a user who means to refresh it makes:
-		// on btrfs its snapshot is a received one, which the streams of
-		// later refreshes start from.
+		// on btrfs and zfs its snapshot is a received one, which the
+		// streams of later refreshes start from.
 		dst := "copy-" + driver
 		benchutil.Check(s.Run("snapshot", "create", src))
 		benchutil.Check(s.Run("copy", src, dst, "--pool", dstPool))

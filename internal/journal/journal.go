@@ -198,7 +198,7 @@ func (o *Op) Warn(msg string, err error) {
 }
 
 func isEmpty(c store.Cleanup) bool {
-	return len(c.Volumes) == 0 && len(c.Files) == 0 && c.Pool == nil && len(c.Networks) == 0 &&
+	return len(c.Forks) == 0 && len(c.Volumes) == 0 && len(c.Files) == 0 && c.Pool == nil && len(c.Networks) == 0 &&
 		len(c.Devices) == 0 && c.Restore == nil
 }
 

@@ -11,6 +11,9 @@ type VolumeRef struct {
 
 // Cleanup is what an operation removes at one of its ends.
 type Cleanup struct {
+	// Forks are volumes that took over the older snapshots of others
+	// (ZFS's promote): each gives them back before the volumes go.
+	Forks []Fork `json:"forks,omitempty"`
 	// Volumes and snapshots, removed last-listed first.
 	Volumes []VolumeRef `json:"volumes,omitempty"`
 	Files   []string    `json:"files,omitempty"`
@@ -38,6 +41,13 @@ type Restore struct {
 	// Volumes are custom volumes, each of which gets again the cap its
 	// record says.
 	Volumes []*CustomVolume `json:"volumes,omitempty"`
+}
+
+// Fork names a volume, on a pool, that took over snapshots of volume From.
+type Fork struct {
+	Pool   string `json:"pool"`
+	Volume string `json:"volume"`
+	From   string `json:"from"`
 }
 
 // DeviceRef names a device of an instance.

@@ -7,7 +7,9 @@
 // (`zfs destroy -d`), so ZFS itself removes it with its last clone; a
 // deleted head that still has snapshots gets mountpoint=none, which both
 // unmounts it for good and marks it deleted, and is destroyed once its last
-// snapshot goes.
+// snapshot goes. A refresh's new head is a promoted clone that takes over
+// its copy's older snapshots, so that incremental streams land in it
+// (fork.go).
 //
 // The same code runs on OpenZFS and on zfs-fuse: it never relies on
 // `zfs list -p` or on the properties zfs-fuse lacks, and sets one property
@@ -181,6 +183,17 @@ func (d *driver) Mount(ctx context.Context) error {
 			}
 		}
 	}
+	// Snapshots of heads that killed sends took.
+	if out, err = zfs(ctx, "list", "-H", "-o", "name", "-t", "snapshot", "-r", d.volumesDS()); err != nil {
+		return fmt.Errorf("mount pool: %w", err)
+	}
+	for _, snap := range strings.Fields(out) {
+		if _, name, _ := strings.Cut(snap, "@"); strings.HasPrefix(name, sendPrefix) {
+			if _, err := zfs(ctx, "destroy", snap); err != nil {
+				return fmt.Errorf("mount pool: %w", err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -323,6 +336,7 @@ type dsProps struct {
 	deleted   bool   // a deleted head kept for its snapshots: mountpoint=none
 	sealed    bool   // an image base
 	snapshots int    // how many snapshots it has, deferred ones included
+	received  bool   // a receive cut short left its snapshot of the head
 }
 
 // props reads them, and counts the snapshots, in one command.
@@ -340,6 +354,7 @@ func (d *driver) props(ctx context.Context, ds string) (dsProps, error) {
 		if f[0] != ds {
 			if f[1] == "origin" && strings.HasPrefix(f[0], ds+"@") {
 				p.snapshots++
+				p.received = p.received || f[0] == ds+"@"+recvSnap
 			}
 			continue
 		}
@@ -369,6 +384,13 @@ func (d *driver) DeleteVolume(ctx context.Context, vol string) error {
 	}
 	if p.deleted {
 		return notFound(errkind.NotFound, ref)
+	}
+	if p.received {
+		// Nothing else holds it: it would keep the head for good.
+		if _, err := zfs(ctx, "destroy", ds+"@"+recvSnap); err != nil {
+			return fmt.Errorf("delete %s: %w", vol, err)
+		}
+		p.snapshots--
 	}
 	if p.sealed {
 		// An image base's own snapshot goes with its last clone, or now.

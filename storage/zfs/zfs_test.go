@@ -2,6 +2,7 @@ package zfs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -75,19 +76,26 @@ func TestLoopPoolReattach(t *testing.T) {
 	}
 }
 
-// A head that a restore replaced is retired: unmounted, its snapshot still
-// readable, mounted again when asked for, and gone with its last snapshot.
-func TestRetireHead(t *testing.T) {
+// smallPool makes a file-backed pool of 256 MiB for one test, destroyed
+// when it ends.
+func smallPool(t *testing.T, id string) (storage.Driver, storage.Config) {
 	needZFS(t)
-	ctx := context.Background()
-	cfg := loopConfig("rt", t.TempDir(), 256<<20)
+	cfg := loopConfig(id, t.TempDir(), 256<<20)
 	d, err := zfs.New(cfg)
 	d = storagetest.Ready(t, d, err)
 	t.Cleanup(func() {
-		if err := d.Destroy(ctx); err != nil {
+		if err := d.Destroy(context.Background()); err != nil {
 			t.Errorf("destroy pool: %v", err)
 		}
 	})
+	return d, cfg
+}
+
+// A head that a restore replaced is retired: unmounted, its snapshot still
+// readable, mounted again when asked for, and gone with its last snapshot.
+func TestRetireHead(t *testing.T) {
+	ctx := context.Background()
+	d, _ := smallPool(t, "rt")
 	retirer, ok := d.(interface {
 		RetireHead(context.Context, string) error
 	})
@@ -136,4 +144,123 @@ func TestRetireHead(t *testing.T) {
 	if len(refs) != 0 {
 		t.Fatalf("left behind: %v", refs)
 	}
+}
+
+// Fork makes a volume that takes over another's snapshots up to one, and
+// takes incremental streams made against that one while the other keeps
+// its head and newer snapshots; Unfork gives the snapshots back, once
+// only. A volume that a receive cut short left with its snapshot of the
+// head is deleted whole, and a mount sweeps the snapshot a killed send took.
+func TestFork(t *testing.T) {
+	ctx := context.Background()
+	d, cfg := smallPool(t, "fk")
+	fk, ok := d.(interface {
+		StreamID(context.Context, storage.Ref) (string, error)
+		Fork(context.Context, storage.Ref, string) ([]string, error)
+		Unfork(context.Context, string, string) error
+	})
+	if !ok {
+		t.Fatal("the zfs driver cannot fork")
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(vol, s string) {
+		t.Helper()
+		root, err := d.VolumePath(ctx, vol)
+		must(err)
+		must(os.WriteFile(filepath.Join(root, "f"), []byte(s), 0o644))
+	}
+	read := func(ref storage.Ref) string {
+		t.Helper()
+		root, release := "", func() error { return nil }
+		var err error
+		if ref.Snapshot != "" {
+			root, release, err = d.OpenSnapshot(ctx, ref)
+		} else {
+			root, err = d.VolumePath(ctx, ref.Volume)
+		}
+		must(err)
+		defer release()
+		b, err := os.ReadFile(filepath.Join(root, "f"))
+		must(err)
+		return string(b)
+	}
+	pipe := func(src storage.Ref, parent string, dst storage.Ref, onto string) {
+		t.Helper()
+		r, w, err := os.Pipe()
+		must(err)
+		done := make(chan error, 1)
+		go func() { done <- d.Send(ctx, src, parent, w); w.Close() }()
+		err = d.Receive(ctx, dst, onto, r)
+		r.Close()
+		must(errors.Join(err, <-done))
+	}
+
+	// a, the copy: s1, received from b's, then its own s2 and head.
+	_, err := d.CreateVolume(ctx, "b")
+	must(err)
+	write("b", "one")
+	must(d.CreateSnapshot(ctx, storage.Ref{Volume: "b", Snapshot: "s1"}))
+	pipe(storage.Ref{Volume: "b", Snapshot: "s1"}, "", storage.Ref{Volume: "a", Snapshot: "s1"}, "")
+	write("a", "own")
+	must(d.CreateSnapshot(ctx, storage.Ref{Volume: "a", Snapshot: "s2"}))
+	write("a", "a's head")
+	write("b", "b's head")
+	want, err := fk.StreamID(ctx, storage.Ref{Volume: "b", Snapshot: "s1"})
+	must(err)
+	if got, err := fk.StreamID(ctx, storage.Ref{Volume: "a", Snapshot: "s1"}); err != nil || got != want {
+		t.Fatalf("a's s1 has stream ID %q (%v), b's %q", got, err, want)
+	}
+
+	moved, err := fk.Fork(ctx, storage.Ref{Volume: "a", Snapshot: "s1"}, "n")
+	must(err)
+	if fmt.Sprint(moved) != "[s1]" {
+		t.Fatalf("the fork took %v, want [s1]", moved)
+	}
+	pipe(storage.Ref{Volume: "b"}, "s1", storage.Ref{Volume: "n"}, "s1")
+	for ref, want := range map[storage.Ref]string{
+		{Volume: "n"}: "b's head", {Volume: "n", Snapshot: "s1"}: "one",
+		{Volume: "a"}: "a's head", {Volume: "a", Snapshot: "s2"}: "own",
+	} {
+		if got := read(ref); got != want {
+			t.Fatalf("after the fork and receive, %s holds %q, want %q", ref, got, want)
+		}
+	}
+
+	must(fk.Unfork(ctx, "n", "a"))
+	must(fk.Unfork(ctx, "n", "a")) // once more: nothing to do
+	if got := read(storage.Ref{Volume: "a", Snapshot: "s1"}); got != "one" {
+		t.Fatalf("a's s1 given back holds %q", got)
+	}
+	// As a receive cut short leaves it.
+	if out, err := exec.Command("zfs", "snapshot", "silo-"+cfg.ID+"/volumes/n@_recv").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	must(d.DeleteVolume(ctx, "n"))
+	if out, err := exec.Command("zfs", "list", "silo-"+cfg.ID+"/volumes/n").CombinedOutput(); err == nil {
+		t.Fatalf("n is still there: %s", out)
+	}
+	// As a send killed leaves it: the next mount of the pool sweeps it.
+	sent := "silo-" + cfg.ID + "/volumes/b@_send-x"
+	if out, err := exec.Command("zfs", "snapshot", sent).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	must(d.Mount(ctx))
+	if out, err := exec.Command("zfs", "list", sent).CombinedOutput(); err == nil {
+		t.Fatalf("%s is still there after a mount: %s", sent, out)
+	}
+	for ref, want := range map[storage.Ref]string{{Volume: "a"}: "a's head", {Volume: "a", Snapshot: "s2"}: "own"} {
+		if got := read(ref); got != want {
+			t.Fatalf("after the unfork, %s holds %q, want %q", ref, got, want)
+		}
+	}
+	for _, ref := range []storage.Ref{{Volume: "a", Snapshot: "s2"}, {Volume: "a", Snapshot: "s1"}, {Volume: "b", Snapshot: "s1"}} {
+		must(d.DeleteSnapshot(ctx, ref))
+	}
+	must(d.DeleteVolume(ctx, "a"))
+	must(d.DeleteVolume(ctx, "b"))
 }
