@@ -137,9 +137,12 @@ type instanceConfig struct {
 }
 
 func configShow(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
+	a, err := args(c, 0, 1)
 	if err != nil {
 		return err
+	}
+	if a[0] == "" {
+		return serverConfigShow(c, e)
 	}
 	i, err := e.Instance(c.Context, a[0])
 	if err != nil {

@@ -1,0 +1,32 @@
+package api
+
+import "time"
+
+// CertificateTypeClient is the type of a client certificate, the only kind
+// silo trusts.
+const CertificateTypeClient = "client"
+
+// Certificate is a client certificate the server trusts, as LXD's
+// /1.0/certificates/FINGERPRINT.
+type Certificate struct {
+	// Name is the client's name, given when it was trusted.
+	Name string `json:"name"`
+	// Type is always "client".
+	Type string `json:"type"`
+	// Certificate is the certificate in PEM.
+	Certificate string `json:"certificate"`
+	// Fingerprint is the SHA-256 of the certificate, in hex.
+	Fingerprint string `json:"fingerprint"`
+	// AddedAt is when the server came to trust it.
+	AddedAt time.Time `json:"added_at"`
+}
+
+// CertificatesPost is the body of POST /1.0/certificates: a trusted client
+// gives Certificate and Name; a client not yet trusted gives the secret of
+// its TrustToken and is trusted with the certificate it connected with.
+type CertificatesPost struct {
+	Name        string `json:"name,omitempty"`
+	Type        string `json:"type,omitempty"`
+	Certificate string `json:"certificate,omitempty"`
+	TrustToken  string `json:"trust_token,omitempty"`
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/trust"
+)
+
+// trustCommand manages the client certificates the server trusts.
+func trustCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "trust",
+		Usage: "manage the clients the server trusts",
+		Subcommands: []*cli.Command{
+			{Name: "add", Usage: "print a one-time token that lets a client called NAME in (silo remote add ... --token)", ArgsUsage: "NAME", Action: withEngine(trustAdd)},
+			{Name: "add-certificate", Usage: "trust a client certificate file (PEM)", ArgsUsage: "NAME FILE", Action: withEngine(trustAddCert)},
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list the trusted clients", Flags: []cli.Flag{formatFlag}, Action: withEngine(trustList)},
+			{Name: "remove", Aliases: []string{"rm"}, Usage: "stop trusting a client", ArgsUsage: "NAME|FINGERPRINT", Action: withEngine(trustRemove)},
+		},
+	}
+}
+
+func trustAdd(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	tok, err := e.CreateTrustToken(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	if len(tok.Addresses) == 0 {
+		fmt.Fprintf(os.Stderr, "silo: warning: %s is not set: the server does not listen for remotes yet\n", engine.KeyHTTPSAddress)
+	}
+	fmt.Printf("Client %s token:\n%s\n", a[0], tok)
+	return nil
+}
+
+func trustAddCert(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	cert, err := trust.ReadCert(a[1])
+	if err != nil {
+		return err
+	}
+	added, err := e.AddTrusted(c.Context, a[0], cert)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Client %s trusted (%.12s)\n", added.Name, added.Fingerprint)
+	return nil
+}
+
+func trustList(c *cli.Context, e *engine.Engine) error {
+	certs, err := e.Trusted(c.Context)
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, t := range certs {
+		rows = append(rows, []string{t.Name, t.Type, t.Fingerprint[:12], when(t.AddedAt)})
+	}
+	return output(c, certs, []string{"NAME", "TYPE", "FINGERPRINT", "ADDED"}, rows)
+}
+
+func trustRemove(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	removed, err := e.RemoveTrusted(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	fmt.Printf("Client %s no longer trusted (%.12s)\n", removed.Name, removed.Fingerprint)
+	return nil
+}
+
+// serverConfigSet sets server keys, written as lxc takes them: KEY VALUE,
+// or KEY=VALUE pairs.
+func serverConfigSet(c *cli.Context, e *engine.Engine, a []string) error {
+	set := map[string]string{}
+	if len(a) == 2 && !strings.Contains(a[0], "=") {
+		set[a[0]] = a[1]
+	} else {
+		for _, p := range a {
+			k, v, ok := strings.Cut(p, "=")
+			if !ok {
+				return errkind.Wrap(errkind.Invalid, "config %q: write KEY VALUE or KEY=VALUE", p)
+			}
+			set[k] = v
+		}
+	}
+	for k := range set {
+		if !engine.IsServerKey(k) {
+			return errkind.Wrap(errkind.Invalid, "%q is not a server key: instance keys follow the instance's name", k)
+		}
+	}
+	return e.SetServerConfig(c.Context, set, nil)
+}
+
+func serverConfigUnset(c *cli.Context, e *engine.Engine, keys []string) error {
+	for _, k := range keys {
+		if !engine.IsServerKey(k) {
+			return errkind.Wrap(errkind.Invalid, "%q is not a server key: instance keys follow the instance's name", k)
+		}
+	}
+	return e.SetServerConfig(c.Context, nil, keys)
+}
+
+// configGet prints one key of the server (KEY) or of an instance (NAME KEY).
+func configGet(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 2)
+	if err != nil {
+		return err
+	}
+	var cfg map[string]string
+	key := a[0]
+	if a[1] == "" {
+		if !engine.IsServerKey(key) {
+			return errkind.Wrap(errkind.Invalid, "%q is not a server key: write silo config get NAME KEY for an instance's", key)
+		}
+		cfg, err = e.ServerConfig(c.Context)
+	} else {
+		key = a[1]
+		i, ierr := e.Instance(c.Context, a[0])
+		if ierr != nil {
+			return ierr
+		}
+		cfg = i.Config
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Println(cfg[key])
+	return nil
+}
+
+// serverConfigShow prints the server's keys, as `lxc config show` does.
+func serverConfigShow(c *cli.Context, e *engine.Engine) error {
+	cfg, err := e.ServerConfig(c.Context)
+	if err != nil {
+		return err
+	}
+	type shown struct {
+		Config map[string]string `json:"config" yaml:"config"`
+	}
+	return outputYAML(c, shown{Config: cfg})
+}
