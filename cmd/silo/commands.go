@@ -113,7 +113,7 @@ func commands() []*cli.Command {
 			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"},
 			&cli.BoolFlag{Name: "refresh", Usage: "bring DST, an earlier copy, up to date: add the snapshots it lacks, keep its own, take SRC's head; only differences move"},
 			&cli.BoolFlag{Name: "force", Usage: "with --refresh: replace the snapshots of DST that have diverged from SRC's"}}, Action: withEngine(copyInstance)},
-		profileCommand(), networkCommand(), withAttach(volumeCommand()),
+		profileCommand(), networkCommand(), withAttach(volumeCommand()), remoteCommand(),
 		{
 			Name:  "file",
 			Usage: "move files in and out of instances",
