@@ -1,15 +1,13 @@
 package remote
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"time"
 
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/trust"
 )
@@ -41,15 +39,25 @@ func (c *Config) Add(ctx context.Context, name, addr, token string) error {
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: trust.ClientConfig(cert, tok.Fingerprint)}}
-	defer hc.CloseIdleConnections()
 	var errs []error
 	for _, a := range addrs {
 		url, err := checkAddr(a)
 		if err != nil {
 			return err
 		}
-		der, err := presentToken(ctx, hc, url, tok.Secret)
+		// The pin is checked before a byte is sent; the certificate it
+		// passed is the one kept.
+		cfg := trust.ClientConfig(cert, tok.Fingerprint)
+		var der []byte
+		pin := cfg.VerifyPeerCertificate
+		cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+			if err := pin(raw, chains); err != nil {
+				return err
+			}
+			der = raw[0]
+			return nil
+		}
+		err = client.NewTLS(url, cfg).AddCertificate(ctx, api.CertificatesPost{Type: api.CertificateTypeClient, TrustToken: tok.Secret})
 		var mismatch *trust.MismatchError
 		switch {
 		case errors.As(err, &mismatch):
@@ -67,33 +75,11 @@ func (c *Config) Add(ctx context.Context, name, addr, token string) error {
 	return fmt.Errorf("remote %s not added: %w", name, errors.Join(errs...))
 }
 
-// presentToken posts the token's secret to the server's trust endpoint,
-// and returns the server's certificate.
-func presentToken(ctx context.Context, hc *http.Client, url, secret string) ([]byte, error) {
-	body, _ := json.Marshal(map[string]string{"type": "client", "trust_token": secret})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/1.0/certificates", bytes.NewReader(body))
+// Client connects to the remote called name.
+func (c *Config) Client(name string) (*client.Client, error) {
+	cfg, err := c.TLS(name)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var env struct {
-			Error string `json:"error"`
-		}
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		if json.Unmarshal(data, &env) != nil || env.Error == "" {
-			env.Error = resp.Status
-		}
-		kind := errkind.Unavailable
-		if resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest {
-			kind = errkind.Invalid
-		}
-		return nil, errkind.Wrap(kind, "the server refused: %s", env.Error)
-	}
-	return resp.TLS.PeerCertificates[0].Raw, nil
+	return client.NewTLS(c.Remotes[name].Addr, cfg), nil
 }

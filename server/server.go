@@ -65,6 +65,7 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	s.poolRoutes()
 	s.networkRoutes()
 	s.profileRoutes()
+	s.certificateRoutes()
 	return s
 }
 

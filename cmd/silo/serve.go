@@ -54,6 +54,11 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer e.Close()
+	srv := server.New(e, server.Config{Trusted: server.TrustedByCertificate(e)})
+	if err := serveHTTPS(c, srv); err != nil {
+		l.Close()
+		return err
+	}
 	fmt.Printf("Serving the API on %s\n", socket)
-	return server.New(e, server.Config{}).ServeUnix(c.Context, l, c.Duration("shutdown-timeout"))
+	return srv.ServeUnix(c.Context, l, c.Duration("shutdown-timeout"))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/trust"
+	"github.com/silo-dev/silo/server"
 )
 
 // trustCommand manages the client certificates the server trusts.
@@ -154,4 +156,19 @@ func serverConfigShow(c *cli.Context, e *engine.Engine) error {
 		Config map[string]string `json:"config" yaml:"config"`
 	}
 	return outputYAML(c, shown{Config: cfg})
+}
+
+// serveHTTPS starts serving remotes when core.https_address is set.
+func serveHTTPS(c *cli.Context, srv *server.Server) error {
+	l, err := srv.ListenHTTPS(c.Context)
+	if err != nil || l == nil {
+		return err
+	}
+	fmt.Printf("Serving the API on https://%s\n", l.Addr())
+	go func() {
+		if err := srv.ServeHTTPS(c.Context, l); err != nil {
+			slog.Error("HTTPS listener failed", "error", err)
+		}
+	}()
+	return nil
 }
