@@ -59,9 +59,13 @@ func (c *Config) Add(ctx context.Context, name, addr, token string) error {
 		}
 		err = client.NewTLS(url, cfg).AddCertificate(ctx, api.CertificatesPost{Type: api.CertificateTypeClient, TrustToken: tok.Secret})
 		var mismatch *trust.MismatchError
+		var refused *client.Error
 		switch {
 		case errors.As(err, &mismatch):
 			return errkind.Wrap(errkind.Invalid, "remote %s not added: %s: %w", name, url, mismatch)
+		case errors.As(err, &refused):
+			// The server answered: the token is at fault, not the address.
+			return errkind.Wrap(errkind.Invalid, "remote %s not added: %s: %w", name, url, err)
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", url, err))
 			continue

@@ -71,6 +71,15 @@ func (s *Server) postCertificates(e *engine.Engine, r *http.Request) Response {
 		err   error
 	)
 	switch {
+	case req.TrustToken != "" && req.Certificate != "":
+		return Errorf(http.StatusBadRequest, "a trust token trusts the certificate the client connects with, not another")
+	case req.TrustToken != "" && peer != nil:
+		// Even from a trusted client: the token is spent on the
+		// certificate it connects with, or refused.
+		added, err = e.AddTrustedByToken(r.Context(), req.TrustToken, peer)
+		if errkind.Of(err) == errkind.Invalid {
+			return Errorf(http.StatusForbidden, "not authorized: %v", err)
+		}
 	case s.Trusted(r):
 		cert := peer
 		if req.Certificate != "" {
@@ -84,15 +93,8 @@ func (s *Server) postCertificates(e *engine.Engine, r *http.Request) Response {
 		added, err = e.AddTrusted(r.Context(), req.Name, cert)
 	case peer == nil:
 		return Errorf(http.StatusForbidden, "not authorized: connect with a client certificate to be trusted")
-	case req.TrustToken == "":
-		return Errorf(http.StatusForbidden, "not authorized: the client's certificate is not trusted, and no trust token was given")
-	case req.Certificate != "":
-		return Errorf(http.StatusBadRequest, "a trust token trusts the certificate the client connects with, not another")
 	default:
-		added, err = e.AddTrustedByToken(r.Context(), req.TrustToken, peer)
-		if errkind.Of(err) == errkind.Invalid {
-			return Errorf(http.StatusForbidden, "not authorized: %v", err)
-		}
+		return Errorf(http.StatusForbidden, "not authorized: the client's certificate is not trusted, and no trust token was given")
 	}
 	if err != nil {
 		return Error(err)

@@ -75,11 +75,11 @@ func commands() []*cli.Command {
 				},
 			},
 		},
-		{Name: "create", Usage: "create an instance from an image", ArgsUsage: "IMAGE NAME", Flags: createFlags, Action: withEngine(create)},
-		{Name: "launch", Usage: "create an instance and start it", ArgsUsage: "IMAGE NAME", Flags: append(createFlags, waitFlag, timeoutFlag(defaultWait)), Action: withEngine(launch)},
-		{Name: "start", Usage: "start an instance", ArgsUsage: "NAME", Flags: []cli.Flag{waitFlag, timeoutFlag(defaultWait)}, Action: withEngine(start)},
-		{Name: "stop", Usage: "stop an instance: its init shuts down, or is killed after the timeout", ArgsUsage: "NAME", Flags: stopFlags, Action: withEngine(stop)},
-		{Name: "restart", Usage: "stop an instance if it runs, and start it", ArgsUsage: "NAME", Flags: append(stopFlags, waitFlag), Action: withEngine(restart)},
+		{Name: "create", Usage: "create an instance from an image", ArgsUsage: "IMAGE NAME", Flags: createFlags, Action: onRemote(1, create, createRemote(false))},
+		{Name: "launch", Usage: "create an instance and start it", ArgsUsage: "IMAGE NAME", Flags: append(createFlags, waitFlag, timeoutFlag(defaultWait)), Action: onRemote(1, launch, createRemote(true))},
+		{Name: "start", Usage: "start an instance", ArgsUsage: "NAME", Flags: []cli.Flag{waitFlag, timeoutFlag(defaultWait)}, Action: onRemote(0, start, stateRemote("start"))},
+		{Name: "stop", Usage: "stop an instance: its init shuts down, or is killed after the timeout", ArgsUsage: "NAME", Flags: stopFlags, Action: onRemote(0, stop, stateRemote("stop"))},
+		{Name: "restart", Usage: "stop an instance if it runs, and start it", ArgsUsage: "NAME", Flags: append(stopFlags, waitFlag), Action: onRemote(0, restart, stateRemote("restart"))},
 		{Name: "wait", Usage: "wait until a running instance is ready", ArgsUsage: "NAME", Flags: []cli.Flag{timeoutFlag(defaultWait)}, Action: withEngine(wait)},
 		{Name: "exec", Usage: "run a command in a running instance", ArgsUsage: "NAME [--] CMD...", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a terminal (the default when stdin is one)"},
@@ -103,11 +103,11 @@ func commands() []*cli.Command {
 				deviceCommand(false), trustCommand(),
 			},
 		},
-		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", Flags: []cli.Flag{formatFlag}, Action: withEngine(list)},
-		{Name: "info", Usage: "show an instance", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(info)},
+		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: onRemote(0, list, listRemote)},
+		{Name: "info", Usage: "show an instance", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: onRemote(0, info, infoRemote)},
 		{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an instance and its snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running instance first"},
-		}, Action: withEngine(deleteInstance)},
+		}, Action: onRemote(0, deleteInstance, deleteRemote)},
 		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: withEngine(rename)},
 		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, with its snapshots, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag, keepAddressesFlag,
 			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"},
@@ -130,12 +130,12 @@ func commands() []*cli.Command {
 			Name:  "snapshot",
 			Usage: "manage instance snapshots",
 			Subcommands: []*cli.Command{
-				{Name: "create", Usage: "snapshot an instance (default names: snap0, snap1...)", ArgsUsage: "NAME [SNAP]", Action: withEngine(snapshotCreate)},
-				{Name: "list", Aliases: []string{"ls"}, Usage: "list an instance's snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(snapshotList)},
+				{Name: "create", Usage: "snapshot an instance (default names: snap0, snap1...)", ArgsUsage: "NAME [SNAP]", Action: onRemote(0, snapshotCreate, snapshotCreateRemote)},
+				{Name: "list", Aliases: []string{"ls"}, Usage: "list an instance's snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: onRemote(0, snapshotList, snapshotListRemote)},
 				{Name: "restore", Usage: "bring an instance back to any of its snapshots, keeping the others", ArgsUsage: "NAME SNAP", Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "stop a running instance, restore it, and start it again"},
-				}, Action: withEngine(snapshotRestore)},
-				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "NAME SNAP", Action: withEngine(snapshotDelete)},
+				}, Action: onRemote(0, snapshotRestore, snapshotRestoreRemote)},
+				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "NAME SNAP", Action: onRemote(0, snapshotDelete, snapshotDeleteRemote)},
 			},
 		},
 	}, append(backupCommands(), serveCommand())...)
@@ -388,6 +388,11 @@ func list(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
+	return listInstances(c, insts)
+}
+
+// listInstances prints what list found, here or on a remote.
+func listInstances(c *cli.Context, insts []*api.Instance) error {
 	var rows [][]string
 	for _, i := range insts {
 		rows = append(rows, []string{i.Name, strings.ToUpper(i.Status), addresses(i, "inet"), addresses(i, "inet6"),
@@ -419,6 +424,11 @@ func info(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
+	return showInstance(c, i)
+}
+
+// showInstance prints what info found, here or on a remote.
+func showInstance(c *cli.Context, i *api.Instance) error {
 	var snaps, cfg []string
 	for _, s := range i.Snapshots {
 		snaps = append(snaps, s.Name)

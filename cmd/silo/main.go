@@ -129,6 +129,9 @@ func withEngine(fn func(c *cli.Context, e *engine.Engine) error) cli.ActionFunc 
 // args checks the number of positional arguments.
 func args(c *cli.Context, min, max int) ([]string, error) {
 	a := c.Args().Slice()
+	if local, ok := c.Context.Value(localArgs{}).([]string); ok {
+		a = local
+	}
 	if len(a) < min || len(a) > max {
 		return nil, errkind.Wrap(errkind.Invalid, "usage: silo %s %s", c.Command.HelpName[len("silo "):], c.Command.ArgsUsage)
 	}

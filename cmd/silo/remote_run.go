@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
+	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/remote"
+)
+
+// remoteAction is a command carried out on a remote through its client,
+// with the positional arguments, the remote's name taken off the one that
+// carried it.
+type remoteAction func(c *cli.Context, cl *client.Client, a []string) error
+
+// onRemote runs local, directly on this host's engine, unless the
+// reference in positional argument i names a remote (h2:web, h2:, or any
+// name when the default remote is another host): then it runs remote.
+func onRemote(i int, local func(*cli.Context, *engine.Engine) error, remoteFn remoteAction) cli.ActionFunc {
+	direct := withEngine(local)
+	return func(c *cli.Context) error {
+		if _, err := remote.Dir(); err != nil {
+			return direct(c) // no config directory: no remotes
+		}
+		cfg, err := loadRemotes()
+		if err != nil {
+			return err
+		}
+		a := c.Args().Slice()
+		ref := cfg.Parse("")
+		if i < len(a) {
+			ref = cfg.Parse(a[i])
+		}
+		if i < len(a) {
+			a[i] = ref.Name
+		}
+		if ref.IsLocal() {
+			c.Context = context.WithValue(c.Context, localArgs{}, a)
+			return direct(c)
+		}
+		cl, err := cfg.Client(ref.Remote)
+		if err != nil {
+			return err
+		}
+		return remoteFn(c, cl, a)
+	}
+}
+
+// localArgs carries, for args to read, the positional arguments of a
+// command run on this host with local: taken off the reference.
+type localArgs struct{}
+
+// exactly checks a remote command's positional arguments, as args does.
+func exactly(c *cli.Context, a []string, min, max int) ([]string, error) {
+	if len(a) < min || len(a) > max || (min > 0 && a[0] == "") {
+		return nil, errkind.Wrap(errkind.Invalid, "usage: silo %s %s", c.Command.HelpName[len("silo "):], c.Command.ArgsUsage)
+	}
+	for len(a) < max {
+		a = append(a, "")
+	}
+	return a, nil
+}
+
+// awaited returns a function that waits for the operation a request
+// started, unless the request failed: awaited(ctx)(cl.DeleteInstance(...)).
+func awaited(ctx context.Context) func(*client.Operation, error) error {
+	return func(op *client.Operation, err error) error {
+		if err != nil {
+			return err
+		}
+		return op.Wait(ctx)
+	}
+}
+
+func listRemote(c *cli.Context, cl *client.Client, a []string) error {
+	if len(a) > 1 || (len(a) == 1 && a[0] != "") {
+		return errkind.Wrap(errkind.Invalid, "usage: silo list [REMOTE:]")
+	}
+	insts, err := cl.Instances(c.Context)
+	if err != nil {
+		return err
+	}
+	return listInstances(c, insts)
+}
+
+func infoRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	i, _, err := cl.Instance(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return showInstance(c, i)
+}
+
+// noWait refuses --wait on a remote: readiness is read through exec,
+// which remotes do not serve yet.
+func noWait(c *cli.Context) error {
+	if c.Bool("wait") {
+		return errkind.Wrap(errkind.Invalid, "--wait is not served by remotes yet")
+	}
+	return nil
+}
+
+func createRemote(start bool) remoteAction {
+	return func(c *cli.Context, cl *client.Client, a []string) error {
+		a, err := exactly(c, a, 2, 2)
+		if err != nil {
+			return err
+		}
+		if err := noWait(c); err != nil {
+			return err
+		}
+		if c.String("network") != "" || c.Bool("no-network") {
+			return errkind.Wrap(errkind.Invalid, "--network and --no-network are not served by remotes yet: give a profile")
+		}
+		cfg, err := engine.ParseConfig(c.StringSlice("config"))
+		if err != nil {
+			return err
+		}
+		req := api.InstancesPost{Name: a[1], Source: api.InstanceSource{Type: "image", Alias: a[0]}, Config: cfg,
+			Ephemeral: c.Bool("ephemeral"), Start: start}
+		if p := c.StringSlice("profile"); len(p) > 0 {
+			req.Profiles = p
+		} else if c.Bool("no-profiles") {
+			req.Profiles = []string{}
+		}
+		if pool := c.String("pool"); pool != "" {
+			req.Devices = map[string]map[string]string{api.RootDevice: {"type": "disk", "path": "/", "pool": pool}}
+		}
+		if err := awaited(c.Context)(cl.CreateInstance(c.Context, req)); err != nil {
+			return err
+		}
+		verb := "created"
+		if start {
+			verb = "created and started"
+		}
+		fmt.Printf("Instance %s %s\n", a[1], verb)
+		return nil
+	}
+}
+
+// stateRemote starts, stops or restarts an instance on a remote.
+func stateRemote(action string) remoteAction {
+	return func(c *cli.Context, cl *client.Client, a []string) error {
+		a, err := exactly(c, a, 1, 1)
+		if err != nil {
+			return err
+		}
+		if err := noWait(c); err != nil {
+			return err
+		}
+		req := api.InstanceStatePut{Action: action, Force: c.Bool("force")}
+		if action != "start" {
+			req.Timeout = int(c.Duration("timeout").Seconds())
+		}
+		return awaited(c.Context)(cl.UpdateInstanceState(c.Context, a[0], req))
+	}
+}
+
+func deleteRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	if c.Bool("force") {
+		i, _, err := cl.Instance(c.Context, a[0])
+		if err != nil {
+			return err
+		}
+		if i.StatusCode == api.Running {
+			if err := awaited(c.Context)(cl.UpdateInstanceState(c.Context, a[0], api.InstanceStatePut{Action: "stop", Force: true})); err != nil {
+				return err
+			}
+		}
+	}
+	return awaited(c.Context)(cl.DeleteInstance(c.Context, a[0]))
+}
+
+func snapshotCreateRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 2)
+	if err != nil {
+		return err
+	}
+	if err := awaited(c.Context)(cl.CreateSnapshot(c.Context, a[0], a[1])); err != nil {
+		return err
+	}
+	fmt.Printf("Snapshot of %s created\n", a[0])
+	return nil
+}
+
+func snapshotListRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	snaps, err := cl.Snapshots(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return snapshotTable(c, snaps, func(s api.InstanceSnapshot) (string, time.Time) { return s.Name, s.CreatedAt })
+}
+
+func snapshotRestoreRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 2, 2)
+	if err != nil {
+		return err
+	}
+	return awaited(c.Context)(cl.RestoreSnapshot(c.Context, a[0], a[1]))
+}
+
+func snapshotDeleteRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 2, 2)
+	if err != nil {
+		return err
+	}
+	return awaited(c.Context)(cl.DeleteSnapshot(c.Context, a[0], a[1]))
+}

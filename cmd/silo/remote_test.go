@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/internal/trust"
+)
+
+// Two hosts, each a state directory in a network namespace of its own,
+// joined by a veth: h1 at 198.51.100.1, h2 at 198.51.100.2. Nothing
+// leaves the machine.
+const h2Addr = "198.51.100.2:8443"
+
+func twoHosts(t *testing.T) (h1, h2 *env) {
+	h1, h2 = newEnv(t, "dir"), bootEnv(t, "dir")
+	ip(t, h1.netns, "link", "add", "rt-h1", "type", "veth", "peer", "name", "rt-h2", "netns", h2.netns)
+	ip(t, h1.netns, "addr", "add", "198.51.100.1/24", "dev", "rt-h1")
+	ip(t, h1.netns, "link", "set", "rt-h1", "up")
+	ip(t, h2.netns, "addr", "add", "198.51.100.2/24", "dev", "rt-h2")
+	ip(t, h2.netns, "link", "set", "rt-h2", "up")
+	h1.extra = append(h1.extra, "SILO_CONF="+t.TempDir())
+	return h1, h2
+}
+
+// serve runs `silo serve` on the env until the test ends, and returns
+// once it listens.
+func (e *env) serve() {
+	e.t.Helper()
+	argv := e.silo("serve")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append(cmd.Environ(), "SILO_STATE_DIR="+e.state), e.extra...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			e.t.Errorf("silo serve: %v: %s", err, stderr.String())
+		}
+	})
+	// The unix socket's line comes last, once every listener is up.
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "unix.socket") {
+			go io.Copy(io.Discard, out)
+			return
+		}
+	}
+	e.t.Fatalf("silo serve did not start: %s", stderr.String())
+}
+
+// token makes a trust token on e for client name.
+func (e *env) token(name string) string {
+	e.t.Helper()
+	lines := strings.Split(strings.TrimSpace(e.ok("config", "trust", "add", name)), "\n")
+	return lines[len(lines)-1]
+}
+
+// rawClient talks HTTPS to h2 from ns as a client with cert (none if
+// nil), pinning h2's certificate.
+func rawClient(t *testing.T, ns string, cert *tls.Certificate, fingerprint string) *http.Client {
+	cfg := trust.ClientConfig(tls.Certificate{}, fingerprint)
+	cfg.Certificates = nil
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg,
+		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) { return dialIn(ns, network, addr) }}}
+}
+
+// call sends a request and returns the status and the envelope.
+func call(t *testing.T, hc *http.Client, method, path, body string) (int, api.Response) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "https://"+h2Addr+path, strings.NewReader(body))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var env api.Response
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp.StatusCode, env
+}
+
+// A client is trusted by token, once; without one, with a spent, an
+// expired or a wrong one, or with the server's certificate not the one
+// its token names, it gets nothing but /1.0, and the server keeps
+// serving. A trusted client lists and drives h2's instances through TLS.
+func TestRemoteTrustAndList(t *testing.T) {
+	h1, h2 := twoHosts(t)
+	h2.ok("config", "set", "core.https_address", h2Addr)
+	if got := strings.TrimSpace(h2.ok("config", "get", "core.https_address")); got != h2Addr {
+		t.Fatalf("core.https_address is %q", got)
+	}
+	h2.serve()
+	h2.launch("bb", "web")
+	serverCert, err := trust.ReadCert(filepath.Join(h2.state, "server.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := trust.Fingerprint(serverCert.Raw)
+
+	// An untrusted client: /1.0 says so, the rest is forbidden.
+	dir := t.TempDir()
+	stranger, err := trust.KeyPair(filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hc := range []*http.Client{rawClient(t, h1.netns, &stranger, fp), rawClient(t, h1.netns, nil, fp)} {
+		if code, env := call(t, hc, "GET", "/1.0", ""); code != 200 || env.Metadata.(map[string]any)["auth"] != "untrusted" {
+			t.Fatalf("GET /1.0 untrusted: %d %+v", code, env)
+		}
+		for _, path := range []string{"/1.0/instances", "/1.0/certificates"} {
+			if code, env := call(t, hc, "GET", path, ""); code != 403 || !strings.Contains(env.Error, "not trusted") {
+				t.Fatalf("GET %s untrusted: %d %q", path, code, env.Error)
+			}
+		}
+		if code, env := call(t, hc, "POST", "/1.0/certificates", `{"type":"client"}`); code != 403 {
+			t.Fatalf("POST /1.0/certificates with no token: %d %q", code, env.Error)
+		}
+	}
+	hc := rawClient(t, h1.netns, &stranger, fp)
+	if code, env := call(t, hc, "POST", "/1.0/certificates", `{"trust_token":"`+strings.Repeat("0", 64)+`"}`); code != 403 || !strings.Contains(env.Error, "no such token") {
+		t.Fatalf("POST /1.0/certificates with a wrong token: %d %q", code, env.Error)
+	}
+	// TLS 1.2 is refused at the handshake.
+	old := rawClient(t, h1.netns, &stranger, fp)
+	old.Transport.(*http.Transport).TLSClientConfig.MinVersion = tls.VersionTLS12
+	old.Transport.(*http.Transport).TLSClientConfig.MaxVersion = tls.VersionTLS12
+	if _, err := old.Get("https://" + h2Addr + "/1.0"); err == nil {
+		t.Fatal("a TLS 1.2 client was served")
+	}
+
+	// Not a remote yet: bad tokens, and a server that is not the token's.
+	h1.fails(2, "trust token", "remote", "add", "h2", "https://"+h2Addr, "--token", "garbage")
+	tok := h2.token("h1")
+	forged, _ := trust.ParseToken(tok)
+	forged.Fingerprint = trust.Fingerprint(stranger.Certificate[0])
+	h1.fails(2, "is not the one expected", "remote", "add", "h2", "https://"+h2Addr, "--token", forged.String())
+	if out := h1.ok("remote", "list"); strings.Contains(out, "h2") {
+		t.Fatalf("a refused remote is listed:\n%s", out)
+	}
+	// The forged attempt sent nothing: the token is still good.
+	h1.ok("remote", "add", "h2", "https://"+h2Addr, "--token", tok)
+	var remotes []struct{ Name, Addr string }
+	h1.json(&remotes, "remote", "list")
+	if len(remotes) != 2 || remotes[1].Name != "h2" || remotes[1].Addr != "https://"+h2Addr {
+		t.Fatalf("remotes: %+v", remotes)
+	}
+
+	// A spent token and an expired one let no other client in.
+	other := *h1
+	other.extra = []string{"SILO_CONF=" + t.TempDir()}
+	other.fails(2, "already used", "remote", "add", "h2", "--token", tok)
+	h2.ok("config", "set", "core.remote_token_expiry", "1S")
+	late := h2.token("late")
+	time.Sleep(1100 * time.Millisecond)
+	other.fails(2, "expired", "remote", "add", "h2", "--token", late)
+	h2.ok("config", "unset", "core.remote_token_expiry")
+	var trusted []api.Certificate
+	h2.json(&trusted, "config", "trust", "list")
+	if len(trusted) != 1 || trusted[0].Name != "h1" {
+		t.Fatalf("trusted: %+v", trusted)
+	}
+
+	// Through the remote: h2's instances, not h1's.
+	var insts []api.Instance
+	h1.json(&insts, "list", "h2:")
+	if len(insts) != 1 || insts[0].Name != "web" || insts[0].StatusCode != api.Running {
+		t.Fatalf("list h2: %+v", insts)
+	}
+	if out := h1.ok("list"); strings.Contains(out, "web") {
+		t.Fatalf("h1's own list shows h2's instance:\n%s", out)
+	}
+	if out := h1.ok("info", "h2:web"); !strings.Contains(out, "Name:") || !strings.Contains(out, "web") {
+		t.Fatalf("info h2:web:\n%s", out)
+	}
+	h1.fails(3, "not found", "info", "h2:nope")
+	h1.ok("snapshot", "create", "h2:web", "s1")
+	var snaps []api.InstanceSnapshot
+	h1.json(&snaps, "snapshot", "list", "h2:web")
+	if len(snaps) != 1 || snaps[0].Name != "s1" {
+		t.Fatalf("snapshots of h2:web: %+v", snaps)
+	}
+	h1.ok("create", "bb", "h2:web2")
+	h1.ok("start", "h2:web2")
+	if s := h2.status("web2"); s.State != "running" {
+		t.Fatalf("web2 on h2 is %s", s.State)
+	}
+	h1.ok("stop", "h2:web2", "--force")
+	h1.ok("delete", "h2:web2")
+	if s := h2.status("web2"); s.State != "absent" {
+		t.Fatalf("web2 on h2 is %s after delete", s.State)
+	}
+	// The default remote: names without one go to h2.
+	h1.ok("remote", "switch", "h2")
+	if strings.TrimSpace(h1.ok("remote", "get-default")) != "h2" {
+		t.Fatal("get-default is not h2")
+	}
+	h1.json(&insts, "list")
+	if len(insts) != 1 || insts[0].Name != "web" {
+		t.Fatalf("list with h2 the default: %+v", insts)
+	}
+	h1.json(&insts, "list", "local:")
+	if len(insts) != 0 {
+		t.Fatalf("list local: %+v", insts)
+	}
+	h1.ok("remote", "switch", "local")
+	if out := h2.ok("info", "local:web"); !strings.Contains(out, "web") {
+		t.Fatalf("info local:web on h2:\n%s", out)
+	}
+
+	// Trust taken back: refused at once, and /1.0 still answers.
+	h2.ok("config", "trust", "remove", "h1")
+	h1.fails(1, "not trusted", "list", "h2:")
+	if code, _ := call(t, hc, "GET", "/1.0", ""); code != 200 {
+		t.Fatalf("GET /1.0 after the refusals: %d", code)
+	}
+	h1.ok("remote", "remove", "h2")
+	h1.fails(3, "not found", "remote", "remove", "h2")
+}
