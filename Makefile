@@ -6,7 +6,7 @@ GO ?= go
 export GOFLAGS := -tags=urfave_cli_no_docs,netgo,osusergo -ldflags=-extldflags=-static
 BIN ?= bin/silo
 
-.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh
+.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh bench-remote
 
 build:
 	$(GO) build -o $(BIN) ./cmd/silo
@@ -85,6 +85,10 @@ bench-attach: deps
 bench-refresh: deps
 	hack/zfs-fuse.sh start
 	$(GO) run ./hack/refreshbench $(BENCH_ARGS)
+
+# silo list h2: over mutual TLS from a second host (two network namespaces).
+bench-remote: deps
+	$(GO) run ./hack/remotebench $(BENCH_ARGS)
 
 # Network readiness, throughput, the nic's cost at launch, and with
 # BENCH_ARGS="-density N" how many Debian instances one network holds
