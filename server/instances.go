@@ -75,10 +75,21 @@ func (s *Server) postInstances(_ *engine.Engine, r *http.Request) Response {
 	if ref == "" {
 		return Errorf(http.StatusBadRequest, "source: give the image's alias or fingerprint")
 	}
+	if err := engine.CheckConfig(req.Config); err != nil {
+		return Error(err)
+	}
 	opts := engine.CreateOptions{Config: orEmpty(req.Config), Ephemeral: req.Ephemeral, Profiles: req.Profiles,
 		Devices: storeDevices(req.Devices)}
+	// The pool is the root disk's, as lxc init --storage gives it; with
+	// none, the profiles' root disk names it.
+	var pool string
+	for _, d := range req.Devices {
+		if d["type"] == "disk" && d["path"] == "/" {
+			pool = d["pool"]
+		}
+	}
 	return s.async("Creating instance "+req.Name, instanceResource(req.Name), func(ctx context.Context, e *engine.Engine) error {
-		if _, err := e.Create(ctx, ref, req.Name, "", opts); err != nil {
+		if _, err := e.Create(ctx, ref, req.Name, pool, opts); err != nil {
 			return err
 		}
 		if req.Start {
@@ -96,11 +107,19 @@ func (s *Server) getInstance(e *engine.Engine, r *http.Request) Response {
 	return SyncETag(inst, instanceETag(inst.Config, inst.Devices, inst.Profiles, inst.Ephemeral))
 }
 
-// putInstance replaces an instance's own config, devices, profiles and
-// ephemeral flag, or, with restore, brings it back to a snapshot.
+// putInstance replaces an instance's own config (but the volatile.* keys
+// silo keeps), devices, profiles and ephemeral flag, or, with restore,
+// brings it back to a snapshot.
 func (s *Server) putInstance(e *engine.Engine, r *http.Request) Response {
 	return s.writeInstance(e, r, func(inst *store.Instance, req *api.InstancePut) {
-		inst.Config, inst.Devices, inst.Profiles = orEmpty(req.Config), storeDevices(req.Devices), orNone(req.Profiles)
+		config := maps.Clone(orEmpty(req.Config))
+		maps.DeleteFunc(config, func(k, _ string) bool { return isVolatile(k) })
+		for k, v := range inst.Config {
+			if isVolatile(k) {
+				config[k] = v
+			}
+		}
+		inst.Config, inst.Devices, inst.Profiles = config, storeDevices(req.Devices), orNone(req.Profiles)
 		if req.Ephemeral != nil {
 			inst.Ephemeral = *req.Ephemeral
 		}
@@ -108,12 +127,22 @@ func (s *Server) putInstance(e *engine.Engine, r *http.Request) Response {
 }
 
 // patchInstance changes what the body names and keeps the rest: config
-// keys and devices are merged into the instance's own.
+// keys and devices are merged into the instance's own; a key set to ""
+// is removed.
 func (s *Server) patchInstance(e *engine.Engine, r *http.Request) Response {
 	return s.writeInstance(e, r, func(inst *store.Instance, req *api.InstancePut) {
 		if req.Config != nil {
 			inst.Config = orEmpty(inst.Config)
-			maps.Copy(inst.Config, req.Config)
+			for k, v := range req.Config {
+				if isVolatile(k) {
+					continue
+				}
+				if v == "" {
+					delete(inst.Config, k)
+				} else {
+					inst.Config[k] = v
+				}
+			}
 		}
 		if req.Devices != nil {
 			inst.Devices = inst.Devices.Clone()
@@ -138,6 +167,9 @@ func (s *Server) writeInstance(e *engine.Engine, r *http.Request, change func(in
 	name := r.PathValue("name")
 	var req api.InstancePut
 	if err := Decode(r, &req); err != nil {
+		return Error(err)
+	}
+	if err := engine.CheckConfig(withoutEmpty(req.Config)); err != nil {
 		return Error(err)
 	}
 	if req.Restore != "" {
@@ -228,4 +260,15 @@ func orNone(l []string) []string {
 		return []string{}
 	}
 	return l
+}
+
+// isVolatile says whether a config key is one that silo keeps for itself
+// (volatile.eth0.hwaddr...), which a write leaves as it is.
+func isVolatile(key string) bool { return strings.HasPrefix(key, "volatile.") }
+
+// withoutEmpty is cfg less the keys a PATCH removes.
+func withoutEmpty(cfg map[string]string) map[string]string {
+	out := maps.Clone(cfg)
+	maps.DeleteFunc(out, func(_, v string) bool { return v == "" })
+	return out
 }

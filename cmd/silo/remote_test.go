@@ -1,18 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,39 +29,6 @@ func twoHosts(t *testing.T) (h1, h2 *env) {
 	ip(t, h2.netns, "link", "set", "rt-h2", "up")
 	h1.extra = append(h1.extra, "SILO_CONF="+t.TempDir())
 	return h1, h2
-}
-
-// serve runs `silo serve` on the env until the test ends, and returns
-// once it listens.
-func (e *env) serve() {
-	e.t.Helper()
-	argv := e.silo("serve")
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(append(cmd.Environ(), "SILO_STATE_DIR="+e.state), e.extra...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			e.t.Errorf("silo serve: %v: %s", err, stderr.String())
-		}
-	})
-	// The unix socket's line comes last, once every listener is up.
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "unix.socket") {
-			go io.Copy(io.Discard, out)
-			return
-		}
-	}
-	e.t.Fatalf("silo serve did not start: %s", stderr.String())
 }
 
 // token makes a trust token on e for client name.
