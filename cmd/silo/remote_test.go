@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -132,6 +133,32 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("remotes: %+v", remotes)
 	}
 
+	// A trusted client reads the trust list, and trusts another client
+	// by its certificate, then takes that trust back.
+	conf := strings.TrimPrefix(h1.extra[len(h1.extra)-1], "SILO_CONF=")
+	mine, err := trust.KeyPair(filepath.Join(conf, "client.crt"), filepath.Join(conf, "client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trustedHC := rawClient(t, h1.netns, &mine, fp)
+	if code, env := call(t, trustedHC, "GET", "/1.0/certificates?recursion=1", ""); code != 200 || len(env.Metadata.([]any)) != 1 {
+		t.Fatalf("GET /1.0/certificates: %d %+v", code, env)
+	}
+	strangerFP := trust.Fingerprint(stranger.Certificate[0])
+	body := `{"name":"stranger","certificate":"` + base64.StdEncoding.EncodeToString(stranger.Certificate[0]) + `"}`
+	if code, env := call(t, trustedHC, "POST", "/1.0/certificates", body); code != 201 {
+		t.Fatalf("POST /1.0/certificates by a trusted client: %d %q", code, env.Error)
+	}
+	if code, env := call(t, hc, "GET", "/1.0/instances", ""); code != 200 {
+		t.Fatalf("GET /1.0/instances by a client trusted by certificate: %d %q", code, env.Error)
+	}
+	if code, env := call(t, trustedHC, "DELETE", "/1.0/certificates/"+strangerFP, ""); code != 200 {
+		t.Fatalf("DELETE /1.0/certificates/%s: %d %q", strangerFP, code, env.Error)
+	}
+	if code, _ := call(t, hc, "GET", "/1.0/instances", ""); code != 403 {
+		t.Fatalf("GET /1.0/instances by a client no longer trusted: %d", code)
+	}
+
 	// A spent token and an expired one let no other client in.
 	other := *h1
 	other.extra = []string{"SILO_CONF=" + t.TempDir()}
@@ -192,6 +219,13 @@ func TestRemoteTrustAndList(t *testing.T) {
 	h1.ok("remote", "switch", "local")
 	if out := h2.ok("info", "local:web"); !strings.Contains(out, "web") {
 		t.Fatalf("info local:web on h2:\n%s", out)
+	}
+
+	// A remote added with no address reaches the server at the token's.
+	other.ok("remote", "add", "h2", "--token", h2.token("other"))
+	other.json(&insts, "list", "h2:")
+	if len(insts) != 1 {
+		t.Fatalf("list h2: from the other client: %+v", insts)
 	}
 
 	// Trust taken back: refused at once, and /1.0 still answers.

@@ -37,12 +37,12 @@ func Fingerprint(der []byte) string {
 }
 
 // KeyPair loads the certificate and key at certPath and keyPath, making
-// them first if neither exists: an ECDSA P-384 key and a self-signed
-// certificate good for both server and client authentication.
+// them first if the key does not exist: an ECDSA P-384 key and a
+// self-signed certificate good for both server and client authentication.
+// The key is written last, so a certificate without its key is what a
+// crash left, and is made anew.
 func KeyPair(certPath, keyPath string) (tls.Certificate, error) {
-	_, errCert := os.Stat(certPath)
-	_, errKey := os.Stat(keyPath)
-	if errors.Is(errCert, os.ErrNotExist) && errors.Is(errKey, os.ErrNotExist) {
+	if _, err := os.Stat(keyPath); errors.Is(err, os.ErrNotExist) {
 		if err := generate(certPath, keyPath); err != nil {
 			return tls.Certificate{}, err
 		}
@@ -59,9 +59,8 @@ func KeyPair(certPath, keyPath string) (tls.Certificate, error) {
 	return pair, nil
 }
 
-// generate writes a new key and certificate. The key is written under a
-// temporary name and renamed last, so that a crash leaves either nothing
-// or both; the certificate, harmless alone, goes first.
+// generate writes a new key and certificate, each under a temporary name
+// renamed into place: the certificate first, the key last.
 func generate(certPath, keyPath string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -23,6 +24,17 @@ func TestKeyPairMadeOnceThenLoaded(t *testing.T) {
 	}
 	if Fingerprint(a.Certificate[0]) != Fingerprint(b.Certificate[0]) {
 		t.Fatal("a second KeyPair made a new certificate")
+	}
+	// A certificate whose key a crash kept from being written is made anew.
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	c, err := KeyPair(crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Fingerprint(c.Certificate[0]) == Fingerprint(a.Certificate[0]) {
+		t.Fatal("a certificate without its key was kept")
 	}
 	if k, ok := a.Leaf.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P384() {
 		t.Fatalf("key is %s", a.Leaf.PublicKeyAlgorithm)
