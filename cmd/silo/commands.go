@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
@@ -47,7 +48,7 @@ func commands() []*cli.Command {
 					&cli.StringFlag{Name: "source", Aliases: []string{"s"}, Usage: "an existing directory, btrfs mount, or zpool/dataset"},
 					&cli.StringFlag{Name: "size", Usage: "make a loop-backed pool of this size (e.g. 20GiB)"},
 				}, Action: withEngine(poolCreate)},
-				{Name: "list", Aliases: []string{"ls"}, Usage: "list pools", Flags: []cli.Flag{formatFlag}, Action: withEngine(poolList)},
+				{Name: "list", Aliases: []string{"ls"}, Usage: "list pools", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Pools, (*client.Client).Pools, poolList)},
 				{Name: "info", Usage: "show a pool", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(poolInfo)},
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a pool no instance uses", ArgsUsage: "NAME", Action: onName(func(c *cli.Context, e *engine.Engine, name string) error { return e.DeletePool(c.Context, name) }, "Pool %s deleted")},
 			},
@@ -62,7 +63,7 @@ func commands() []*cli.Command {
 						&cli.StringFlag{Name: "fingerprint", Usage: "refuse the image unless its fingerprint is this"},
 					}, Action: withEngine(imageImport)},
 				imageExportCommand(), imageBuildCommand(),
-				{Name: "list", Aliases: []string{"ls"}, Usage: "list images", Flags: []cli.Flag{formatFlag}, Action: withEngine(imageList)},
+				{Name: "list", Aliases: []string{"ls"}, Usage: "list images", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Images, (*client.Client).Images, imageList)},
 				{Name: "info", Usage: "show an image", ArgsUsage: "REF", Flags: []cli.Flag{formatFlag}, Action: withEngine(imageInfo)},
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an image no instance uses", ArgsUsage: "REF", Action: withEngine(imageDelete)},
 				{
@@ -103,12 +104,12 @@ func commands() []*cli.Command {
 				deviceCommand(false), trustCommand(),
 			},
 		},
-		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: onRemote(0, list, listRemote)},
+		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Instances, (*client.Client).Instances, list)},
 		{Name: "info", Usage: "show an instance", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: onRemote(0, info, infoRemote)},
 		{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an instance and its snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running instance first"},
 		}, Action: onRemote(0, deleteInstance, deleteRemote)},
-		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: withEngine(rename)},
+		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: onRemote(0, rename, renameRemote)},
 		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, with its snapshots, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag, keepAddressesFlag,
 			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"},
 			&cli.BoolFlag{Name: "refresh", Usage: "bring DST, an earlier copy, up to date: add the snapshots it lacks, keep its own, take SRC's head; only differences move"},
@@ -180,11 +181,7 @@ func usedBy(p *api.StoragePool, collection string) []string {
 	return names
 }
 
-func poolList(c *cli.Context, e *engine.Engine) error {
-	pools, err := e.Pools(c.Context)
-	if err != nil {
-		return err
-	}
+func poolList(c *cli.Context, pools []*api.StoragePool) error {
 	var rows [][]string
 	for _, p := range pools {
 		rows = append(rows, []string{p.Name, p.Driver, poolSource(p),
@@ -255,11 +252,7 @@ func aliases(img *api.Image) string {
 	return orDash(strings.Join(names, ", "))
 }
 
-func imageList(c *cli.Context, e *engine.Engine) error {
-	imgs, err := e.Images(c.Context)
-	if err != nil {
-		return err
-	}
+func imageList(c *cli.Context, imgs []*api.Image) error {
 	var rows [][]string
 	for _, img := range imgs {
 		rows = append(rows, []string{aliases(img), img.Fingerprint[:12], humanSize(img.Size), img.Compression, when(img.UploadedAt)})
@@ -383,16 +376,7 @@ func processes(s *api.InstanceState) string {
 	return strconv.FormatInt(s.Processes, 10)
 }
 
-func list(c *cli.Context, e *engine.Engine) error {
-	insts, err := e.Instances(c.Context)
-	if err != nil {
-		return err
-	}
-	return listInstances(c, insts)
-}
-
-// listInstances prints what list found, here or on a remote.
-func listInstances(c *cli.Context, insts []*api.Instance) error {
+func list(c *cli.Context, insts []*api.Instance) error {
 	var rows [][]string
 	for _, i := range insts {
 		rows = append(rows, []string{i.Name, strings.ToUpper(i.Status), addresses(i, "inet"), addresses(i, "inet6"),

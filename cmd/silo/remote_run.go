@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -78,15 +79,30 @@ func awaited(ctx context.Context) func(*client.Operation, error) error {
 	}
 }
 
-func listRemote(c *cli.Context, cl *client.Client, a []string) error {
-	if len(a) > 1 || (len(a) == 1 && a[0] != "") {
-		return errkind.Wrap(errkind.Invalid, "usage: silo list [REMOTE:]")
-	}
-	insts, err := cl.Instances(c.Context)
-	if err != nil {
-		return err
-	}
-	return listInstances(c, insts)
+// listOn is a list command of a collection, here or on the remote that
+// its one argument names (h2:): fetched by local or remote, printed by
+// show.
+func listOn[T any](local func(*engine.Engine, context.Context) ([]T, error), remote func(*client.Client, context.Context) ([]T, error),
+	show func(*cli.Context, []T) error) cli.ActionFunc {
+	return onRemote(0, func(c *cli.Context, e *engine.Engine) error {
+		if _, err := args(c, 0, 1); err != nil {
+			return err
+		}
+		items, err := local(e, c.Context)
+		if err != nil {
+			return err
+		}
+		return show(c, items)
+	}, func(c *cli.Context, cl *client.Client, a []string) error {
+		if a, err := exactly(c, a, 0, 1); err != nil || a[0] != "" {
+			return errkind.Wrap(errkind.Invalid, "usage: silo %s [REMOTE:]", c.Command.HelpName[len("silo "):])
+		}
+		items, err := remote(cl, c.Context)
+		if err != nil {
+			return err
+		}
+		return show(c, items)
+	})
 }
 
 func infoRemote(c *cli.Context, cl *client.Client, a []string) error {
@@ -223,4 +239,22 @@ func snapshotDeleteRemote(c *cli.Context, cl *client.Client, a []string) error {
 		return err
 	}
 	return awaited(c.Context)(cl.DeleteSnapshot(c.Context, a[0], a[1]))
+}
+
+func renameRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 2, 2)
+	if err != nil {
+		return err
+	}
+	// h2:a h2:b, as lxc takes it; to another host would be a move.
+	cfg, err := loadRemotes()
+	if err != nil {
+		return err
+	}
+	if src, dst := cfg.Parse(c.Args().Get(0)), cfg.Parse(a[1]); strings.Contains(a[1], ":") && dst.Remote != src.Remote {
+		return errkind.Wrap(errkind.Invalid, "rename %s to %s: a rename stays on one host", c.Args().Get(0), a[1])
+	} else if strings.Contains(a[1], ":") {
+		a[1] = dst.Name
+	}
+	return awaited(c.Context)(cl.RenameInstance(c.Context, a[0], a[1]))
 }

@@ -199,9 +199,25 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("web2 on h2 is %s", s.State)
 	}
 	h1.ok("stop", "h2:web2", "--force")
-	h1.ok("delete", "h2:web2")
-	if s := h2.status("web2"); s.State != "absent" {
-		t.Fatalf("web2 on h2 is %s after delete", s.State)
+	h1.ok("rename", "h2:web2", "h2:web3")
+	h1.fails(2, "stays on one host", "rename", "h2:web3", "local:web4")
+	h1.ok("delete", "h2:web3")
+	if s := h2.status("web3"); s.State != "absent" {
+		t.Fatalf("web3 on h2 is %s after delete", s.State)
+	}
+	// The other collections list through the remote as here.
+	var imgs []api.Image
+	h1.json(&imgs, "image", "list", "h2:")
+	if len(imgs) != 1 || len(imgs[0].Aliases) != 1 || imgs[0].Aliases[0].Name != "bb" {
+		t.Fatalf("image list h2: %+v", imgs)
+	}
+	for _, coll := range []string{"pool", "profile", "network"} {
+		var here, there []map[string]any
+		h2.json(&here, coll, "list")
+		h1.json(&there, coll, "list", "h2:")
+		if len(there) == 0 || len(there) != len(here) || there[0]["name"] != here[0]["name"] {
+			t.Fatalf("%s list h2: %v, on h2: %v", coll, there, here)
+		}
 	}
 	// The default remote: names without one go to h2.
 	h1.ok("remote", "switch", "h2")
