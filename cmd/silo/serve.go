@@ -53,7 +53,10 @@ func serve(c *cli.Context) error {
 		l.Close()
 		return err
 	}
-	defer e.Close()
+	// Recovery may have made pools ready, and holds their locks: the
+	// server holds none between requests, so that it never keeps a
+	// command from a pool.
+	e.Close()
 	fmt.Printf("Serving the API on %s\n", socket)
 	return server.New(e, server.Config{}).ServeUnix(c.Context, l, c.Duration("shutdown-timeout"))
 }
