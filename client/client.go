@@ -35,15 +35,21 @@ func New(base string, hc *http.Client) *Client {
 // NewUnix returns a client of the server listening on the unix socket at
 // path.
 func NewUnix(path string) *Client {
+	return New("http://unix.socket", UnixHTTP(path))
+}
+
+// UnixHTTP is an http.Client whose every request goes to the unix socket
+// at path, whatever host its URL names: for a program that sends its own
+// requests.
+func UnixHTTP(path string) *http.Client {
 	var d net.Dialer
-	tr := &http.Transport{
+	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return d.DialContext(ctx, "unix", path)
 		},
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     30 * time.Second,
-	}
-	return New("http://unix.socket", &http.Client{Transport: tr})
+	}}
 }
 
 // Error is an error the server answered, with its HTTP status, which

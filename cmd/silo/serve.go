@@ -53,7 +53,10 @@ func serve(c *cli.Context) error {
 		l.Close()
 		return err
 	}
-	defer e.Close()
+	// Recovery may have made pools ready, and holds their locks: the
+	// server holds none between requests, so that it never keeps a
+	// command from a pool.
+	e.Close()
 	srv := server.New(e, server.Config{Trusted: server.TrustedByCertificate(e)})
 	if err := serveHTTPS(c, srv); err != nil {
 		l.Close()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -258,10 +257,7 @@ func TestServeBadRequestsAndLoad(t *testing.T) {
 	e := newEnv(t, "dir")
 	s := e.serve()
 	ctx := context.Background()
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", s.socket)
-	}}}
+	hc := client.UnixHTTP(s.socket)
 	raw := func(method, path, body string) (int, api.Response) {
 		t.Helper()
 		req, _ := http.NewRequest(method, "http://silo"+path, strings.NewReader(body))

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -68,7 +67,7 @@ func main() {
 	fmt.Printf("GET /1.0/instances?recursion=1, %d stopped instances, over the unix socket\n", *count)
 	fmt.Printf("server RSS before: %s\n", rss(serve.Process.Pid, "VmRSS"))
 
-	hc := unixHTTP(socket)
+	hc := client.UnixHTTP(socket)
 	list := func() error { return get(hc, *count) }
 	benchutil.Check(list()) // warm
 	var one []time.Duration
@@ -82,7 +81,7 @@ func main() {
 	var wg sync.WaitGroup
 	for range *clients {
 		wg.Go(func() {
-			own := unixHTTP(socket)
+			own := client.UnixHTTP(socket)
 			d := benchutil.Timed(func() error { return get(own, *count) })
 			mu.Lock()
 			many = append(many, d)
@@ -92,14 +91,6 @@ func main() {
 	wg.Wait()
 	fmt.Printf("%d clients at once:  %s (each request's time)\n", *clients, benchutil.Stat(many))
 	fmt.Printf("server RSS after:  %s (peak %s)\n", rss(serve.Process.Pid, "VmRSS"), rss(serve.Process.Pid, "VmHWM"))
-}
-
-// unixHTTP is an HTTP client of its own connections over the socket.
-func unixHTTP(socket string) *http.Client {
-	var d net.Dialer
-	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return d.DialContext(ctx, "unix", socket)
-	}}}
 }
 
 // get lists the instances as a program would: the request, and the
