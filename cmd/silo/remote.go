@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/remote"
 )
 
@@ -14,8 +15,8 @@ func remoteCommand() *cli.Command {
 		Usage: "manage the other silo hosts this client talks to (REMOTE: in front of a name)",
 		Subcommands: []*cli.Command{
 			{Name: "add", Usage: "trust this client on a server with a token from its `silo config trust add`, and pin the server's certificate",
-				ArgsUsage: "NAME [https://HOST[:PORT]]", Flags: []cli.Flag{
-					&cli.StringFlag{Name: "token", Usage: "the trust token the server printed", Required: true},
+				ArgsUsage: "NAME [https://HOST[:PORT] | TOKEN]", Flags: []cli.Flag{
+					&cli.StringFlag{Name: "token", Usage: "the trust token the server printed (or give it in place of the address, as incus takes it)"},
 				}, Action: withRemotes(remoteAdd)},
 			{Name: "list", Aliases: []string{"ls"}, Usage: "list the remotes", Flags: []cli.Flag{formatFlag}, Action: withRemotes(remoteList)},
 			{Name: "remove", Aliases: []string{"rm"}, Usage: "forget a remote", ArgsUsage: "NAME", Action: withRemotes(remoteRemove)},
@@ -52,7 +53,15 @@ func remoteAdd(c *cli.Context, cfg *remote.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.Add(c.Context, a[0], a[1], c.String("token")); err != nil {
+	addr, token := a[1], c.String("token")
+	if token == "" {
+		// incus remote add NAME TOKEN: the server is at the token's address.
+		addr, token = "", a[1]
+	}
+	if token == "" {
+		return errkind.Wrap(errkind.Invalid, "remote add %s: give the server's trust token, --token TOKEN", a[0])
+	}
+	if err := cfg.Add(c.Context, a[0], addr, token); err != nil {
 		return err
 	}
 	fmt.Printf("Remote %s added (%s)\n", a[0], cfg.Remotes[a[0]].Addr)

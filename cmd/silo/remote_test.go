@@ -118,6 +118,7 @@ func TestRemoteTrustAndList(t *testing.T) {
 
 	// Not a remote yet: bad tokens, and a server that is not the token's.
 	h1.fails(2, "trust token", "remote", "add", "h2", "https://"+h2Addr, "--token", "garbage")
+	h1.fails(2, "give the server's trust token", "remote", "add", "h2")
 	tok := h2.token("h1")
 	forged, _ := trust.ParseToken(tok)
 	forged.Fingerprint = trust.Fingerprint(stranger.Certificate[0])
@@ -237,8 +238,9 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("info local:web on h2:\n%s", out)
 	}
 
-	// A remote added with no address reaches the server at the token's.
-	other.ok("remote", "add", "h2", "--token", h2.token("other"))
+	// A remote added with no address, the token in its place as incus
+	// takes it, reaches the server at the token's address.
+	other.ok("remote", "add", "h2", h2.token("other"))
 	other.json(&insts, "list", "h2:")
 	if len(insts) != 1 {
 		t.Fatalf("list h2: from the other client: %+v", insts)
