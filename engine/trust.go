@@ -252,7 +252,7 @@ func certificateAPI(c *store.Certificate) *api.Certificate {
 
 // Trusted lists the trusted client certificates by name.
 func (e *Engine) Trusted(ctx context.Context) ([]*api.Certificate, error) {
-	var out []*api.Certificate
+	out := []*api.Certificate{}
 	err := e.store.View(func(tx *store.Tx) error {
 		certs, err := tx.Certificates()
 		for _, c := range certs {
