@@ -305,3 +305,53 @@ func (e *Engine) RemoveTrusted(ctx context.Context, ref string) (*api.Certificat
 	}
 	return c, e.store.Update(func(tx *store.Tx) error { return tx.DeleteCertificate(c.Fingerprint) })
 }
+
+// PendingToken is a trust token not yet used, as `config trust list-tokens`
+// shows it: never its secret, which the store does not have.
+type PendingToken struct {
+	ClientName string    `json:"client_name"`
+	Created    time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+}
+
+// PendingTokens lists the tokens neither used nor expired.
+func (e *Engine) PendingTokens(ctx context.Context) ([]PendingToken, error) {
+	out := []PendingToken{}
+	now := time.Now()
+	err := e.store.View(func(tx *store.Tx) error {
+		toks, err := tx.Tokens()
+		for _, t := range toks {
+			if t.Used.IsZero() && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt)) {
+				out = append(out, PendingToken{ClientName: t.ClientName, Created: t.Created, ExpiresAt: t.ExpiresAt})
+			}
+		}
+		return err
+	})
+	slices.SortFunc(out, func(a, b PendingToken) int { return a.Created.Compare(b.Created) })
+	return out, err
+}
+
+// RevokeTokens deletes the unused tokens made for client name, and says
+// how many there were.
+func (e *Engine) RevokeTokens(ctx context.Context, name string) (int, error) {
+	n := 0
+	err := e.store.Update(func(tx *store.Tx) error {
+		toks, err := tx.Tokens()
+		if err != nil {
+			return err
+		}
+		for _, t := range toks {
+			if t.ClientName == name && t.Used.IsZero() {
+				if err := tx.DeleteToken(t.SecretHash); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		if n == 0 {
+			return errkind.Wrap(errkind.NotFound, "no pending trust token for %q", name)
+		}
+		return nil
+	})
+	return n, err
+}

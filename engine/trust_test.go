@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"crypto/x509"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -99,5 +101,30 @@ func TestParseExpiry(t *testing.T) {
 		if _, err := parseExpiry(bad); err == nil {
 			t.Errorf("parseExpiry(%q) accepted", bad)
 		}
+	}
+}
+
+// A server that listens on every address gives its clients each global
+// one, with the port; a set address is given alone.
+func TestListenAddresses(t *testing.T) {
+	got, err := listenAddresses("192.0.2.2:8443")
+	if err != nil || len(got) != 1 || got[0] != "192.0.2.2:8443" {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, listen := range []string{":8443", "0.0.0.0:8443", "[::]:8443"} {
+		got, err := listenAddresses(listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range got {
+			host, port, _ := net.SplitHostPort(a)
+			ip, perr := netip.ParseAddr(host)
+			if port != "8443" || perr != nil || !ip.IsGlobalUnicast() {
+				t.Errorf("%s: %s is not a global address with the port", listen, a)
+			}
+		}
+	}
+	if got, _ := listenAddresses(""); got != nil {
+		t.Fatalf("no address set: %v", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/client"
@@ -63,6 +64,9 @@ func (c *Config) Add(ctx context.Context, name, addr, token string) error {
 		switch {
 		case errors.As(err, &mismatch):
 			return errkind.Wrap(errkind.Invalid, "remote %s not added: %s: %w", name, url, mismatch)
+		case errors.As(err, &refused) && refused.Code == http.StatusConflict:
+			// Trusted already (a remote removed here, then added again):
+			// the token is left unspent, and the remote works.
 		case errors.As(err, &refused):
 			// The server answered: the token is at fault, not the address.
 			return errkind.Wrap(errkind.Invalid, "remote %s not added: %s: %w", name, url, err)

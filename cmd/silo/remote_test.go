@@ -246,6 +246,21 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("list h2: from the other client: %+v", insts)
 	}
 
+	// A remote removed and added again, its client still trusted: the
+	// token is left unspent, and the remote works.
+	h1.ok("remote", "remove", "h2")
+	h1.ok("remote", "add", "h2", h2.token("again"))
+	h1.json(&insts, "list", "h2:")
+	var pending []struct {
+		ClientName string `json:"client_name"`
+	}
+	h2.json(&pending, "config", "trust", "list-tokens")
+	if len(pending) != 1 || pending[0].ClientName != "again" {
+		t.Fatalf("pending tokens: %+v", pending)
+	}
+	h2.ok("config", "trust", "revoke-token", "again")
+	h2.fails(3, "no pending trust token", "config", "trust", "revoke-token", "again")
+
 	// Trust taken back: refused at once, and /1.0 still answers.
 	h2.ok("config", "trust", "remove", "h1")
 	h1.fails(1, "not trusted", "list", "h2:")

@@ -24,6 +24,8 @@ func trustCommand() *cli.Command {
 			{Name: "add-certificate", Usage: "trust a client certificate file (PEM)", ArgsUsage: "NAME FILE", Action: withEngine(trustAddCert)},
 			{Name: "list", Aliases: []string{"ls"}, Usage: "list the trusted clients", Flags: []cli.Flag{formatFlag}, Action: withEngine(trustList)},
 			{Name: "remove", Aliases: []string{"rm"}, Usage: "stop trusting a client", ArgsUsage: "NAME|FINGERPRINT", Action: withEngine(trustRemove)},
+			{Name: "list-tokens", Usage: "list the trust tokens not yet used", Flags: []cli.Flag{formatFlag}, Action: withEngine(trustListTokens)},
+			{Name: "revoke-token", Usage: "revoke the unused trust tokens of a client", ArgsUsage: "NAME", Action: withEngine(trustRevokeToken)},
 		},
 	}
 }
@@ -170,5 +172,30 @@ func serveHTTPS(c *cli.Context, srv *server.Server) error {
 			slog.Error("HTTPS listener failed", "error", err)
 		}
 	}()
+	return nil
+}
+
+func trustListTokens(c *cli.Context, e *engine.Engine) error {
+	toks, err := e.PendingTokens(c.Context)
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, t := range toks {
+		rows = append(rows, []string{t.ClientName, when(t.Created), when(t.ExpiresAt)})
+	}
+	return output(c, toks, []string{"NAME", "CREATED", "EXPIRES"}, rows)
+}
+
+func trustRevokeToken(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	n, err := e.RevokeTokens(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%d trust token(s) of %s revoked\n", n, a[0])
 	return nil
 }
