@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"time"
 
@@ -13,8 +14,11 @@ import (
 // mutual TLS with cfg, which holds the client's certificate and pins the
 // server's.
 func NewTLS(base string, cfg *tls.Config) *Client {
-	tr := &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second}
+	// A host that does not answer is given up on in seconds: remote add
+	// tries each address a token names in turn.
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{TLSClientConfig: cfg, DialContext: dialer.DialContext, MaxIdleConnsPerHost: 16,
+		IdleConnTimeout: 30 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
 	return New(base, &http.Client{Transport: tr})
 }
 
