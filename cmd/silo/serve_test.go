@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -83,6 +84,25 @@ func (s *apiServer) stop(t *testing.T) {
 	if _, err := os.Stat(s.socket); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the socket outlives the server: %v", err)
 	}
+}
+
+// zombies lists the server's children that ended and that it has not
+// reaped.
+func (s *apiServer) zombies() []string {
+	var out []string
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, not ")".
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(s.cmd.Process.Pid) {
+			out = append(out, string(b))
+		}
+	}
+	return out
 }
 
 // must waits for an operation and fails the test if it fails.
@@ -193,6 +213,9 @@ func TestServeInstances(t *testing.T) {
 	must(t)(c.UpdateInstanceState(ctx, "web", api.InstanceStatePut{Action: "stop", Timeout: 5}))
 	if st, err := c.InstanceState(ctx, "web"); err != nil || st.Status != "Stopped" || st.Pid != 0 {
 		t.Fatalf("state after stop: %+v, %v", st, err)
+	}
+	if z := s.zombies(); len(z) > 0 {
+		t.Fatalf("the server keeps the monitors of stopped instances as zombies: %v", z)
 	}
 	_, err = c.UpdateInstanceState(ctx, "web", api.InstanceStatePut{Action: "freeze"})
 	failsWith(t, err, http.StatusBadRequest, `action "freeze"`)
