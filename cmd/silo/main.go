@@ -126,12 +126,18 @@ func withEngine(fn func(c *cli.Context, e *engine.Engine) error) cli.ActionFunc 
 	}
 }
 
+// positional is the positional arguments, with local: taken off the
+// reference that carried it.
+func positional(c *cli.Context) []string {
+	if local, ok := c.Context.Value(localArgs{}).([]string); ok {
+		return local
+	}
+	return c.Args().Slice()
+}
+
 // args checks the number of positional arguments.
 func args(c *cli.Context, min, max int) ([]string, error) {
-	a := c.Args().Slice()
-	if local, ok := c.Context.Value(localArgs{}).([]string); ok {
-		a = local
-	}
+	a := positional(c)
 	if len(a) < min || len(a) > max {
 		return nil, errkind.Wrap(errkind.Invalid, "usage: silo %s %s", c.Command.HelpName[len("silo "):], c.Command.ArgsUsage)
 	}

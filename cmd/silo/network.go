@@ -150,6 +150,11 @@ func configShow(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
+	return showConfig(c, i)
+}
+
+// showConfig prints what config show found, here or on a remote.
+func showConfig(c *cli.Context, i *api.Instance) error {
 	shown := instanceConfig{Profiles: i.Profiles, Config: i.Config, Devices: i.Devices}
 	if c.Bool("expanded") {
 		shown.Config, shown.Devices = i.ExpandedConfig, i.ExpandedDevices

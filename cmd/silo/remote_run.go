@@ -258,3 +258,57 @@ func renameRemote(c *cli.Context, cl *client.Client, a []string) error {
 	}
 	return awaited(c.Context)(cl.RenameInstance(c.Context, a[0], a[1]))
 }
+
+// notServerRemote refuses the server keys of a remote: /1.0's PUT is not
+// served yet.
+func notServerRemote(a []string) error {
+	if len(a) == 0 || a[0] == "" || engine.IsServerKey(strings.SplitN(a[0], "=", 2)[0]) {
+		return errkind.Wrap(errkind.Invalid, "a remote's server config is not served yet: name an instance, REMOTE:NAME")
+	}
+	return nil
+}
+
+// patchConfigRemote writes an instance's keys on a remote: PATCH sets
+// them, and removes those it gives empty.
+func patchConfigRemote(c *cli.Context, cl *client.Client, name string, cfg map[string]string) error {
+	return awaited(c.Context)(cl.PatchInstance(c.Context, name, api.InstancePut{Config: cfg}, ""))
+}
+
+func configSetRemote(c *cli.Context, cl *client.Client, a []string) error {
+	if err := notServerRemote(a); err != nil {
+		return err
+	}
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo config set REMOTE:NAME KEY=VALUE...")
+	}
+	cfg, err := engine.ParseConfig(a[1:])
+	if err != nil {
+		return err
+	}
+	return patchConfigRemote(c, cl, a[0], cfg)
+}
+
+func configUnsetRemote(c *cli.Context, cl *client.Client, a []string) error {
+	if err := notServerRemote(a); err != nil {
+		return err
+	}
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo config unset REMOTE:NAME KEY...")
+	}
+	cfg := map[string]string{}
+	for _, k := range a[1:] {
+		cfg[k] = ""
+	}
+	return patchConfigRemote(c, cl, a[0], cfg)
+}
+
+func configShowRemote(c *cli.Context, cl *client.Client, a []string) error {
+	if err := notServerRemote(a); err != nil {
+		return err
+	}
+	i, _, err := cl.Instance(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return showConfig(c, i)
+}

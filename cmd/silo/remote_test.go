@@ -188,6 +188,15 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("info h2:web:\n%s", out)
 	}
 	h1.fails(3, "not found", "info", "h2:nope")
+	h1.ok("config", "set", "h2:web", "user.note=hi")
+	if out := h1.ok("config", "show", "h2:web"); !strings.Contains(out, "user.note: hi") {
+		t.Fatalf("config show h2:web:\n%s", out)
+	}
+	h1.ok("config", "unset", "h2:web", "user.note")
+	if out := h2.ok("config", "show", "local:web"); strings.Contains(out, "user.note") {
+		t.Fatalf("user.note still set on h2:\n%s", out)
+	}
+	h1.fails(2, "server config is not served", "config", "set", "h2:", "core.https_address", ":8443")
 	h1.ok("snapshot", "create", "h2:web", "s1")
 	var snaps []api.InstanceSnapshot
 	h1.json(&snaps, "snapshot", "list", "h2:web")

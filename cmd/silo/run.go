@@ -203,7 +203,7 @@ func copyUntilDetach(w io.Writer, r io.Reader) {
 }
 
 func configSet(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
+	a := positional(c)
 	if len(a) > 0 && engine.IsServerKey(strings.SplitN(a[0], "=", 2)[0]) {
 		return serverConfigSet(c, e, a)
 	}
@@ -218,7 +218,7 @@ func configSet(c *cli.Context, e *engine.Engine) error {
 }
 
 func configUnset(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
+	a := positional(c)
 	if len(a) > 0 && engine.IsServerKey(a[0]) {
 		return serverConfigUnset(c, e, a)
 	}
