@@ -255,6 +255,15 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("list h2: from the other client: %+v", insts)
 	}
 
+	// The trust list of h2, read and changed from h1.
+	var theirs []api.Certificate
+	h1.json(&theirs, "config", "trust", "list", "h2:")
+	if len(theirs) != 2 || theirs[0].Name != "h1" || theirs[1].Name != "other" {
+		t.Fatalf("config trust list h2: %+v", theirs)
+	}
+	h1.ok("config", "trust", "remove", "h2:other")
+	other.fails(1, "not trusted", "list", "h2:")
+
 	// A remote removed and added again, its client still trusted: the
 	// token is left unspent, and the remote works.
 	h1.ok("remote", "remove", "h2")

@@ -8,6 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/trust"
@@ -22,8 +24,8 @@ func trustCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{Name: "add", Usage: "print a one-time token that lets a client called NAME in (silo remote add ... --token)", ArgsUsage: "NAME", Action: withEngine(trustAdd)},
 			{Name: "add-certificate", Usage: "trust a client certificate file (PEM)", ArgsUsage: "NAME FILE", Action: withEngine(trustAddCert)},
-			{Name: "list", Aliases: []string{"ls"}, Usage: "list the trusted clients", Flags: []cli.Flag{formatFlag}, Action: withEngine(trustList)},
-			{Name: "remove", Aliases: []string{"rm"}, Usage: "stop trusting a client", ArgsUsage: "NAME|FINGERPRINT", Action: withEngine(trustRemove)},
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list the trusted clients", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Trusted, (*client.Client).Certificates, trustList)},
+			{Name: "remove", Aliases: []string{"rm"}, Usage: "stop trusting a client", ArgsUsage: "[REMOTE:]NAME|FINGERPRINT", Action: onRemote(0, trustRemove, trustRemoveRemote)},
 			{Name: "list-tokens", Usage: "list the trust tokens not yet used", Flags: []cli.Flag{formatFlag}, Action: withEngine(trustListTokens)},
 			{Name: "revoke-token", Usage: "revoke the unused trust tokens of a client", ArgsUsage: "NAME", Action: withEngine(trustRevokeToken)},
 		},
@@ -63,11 +65,7 @@ func trustAddCert(c *cli.Context, e *engine.Engine) error {
 	return nil
 }
 
-func trustList(c *cli.Context, e *engine.Engine) error {
-	certs, err := e.Trusted(c.Context)
-	if err != nil {
-		return err
-	}
+func trustList(c *cli.Context, certs []*api.Certificate) error {
 	var rows [][]string
 	for _, t := range certs {
 		rows = append(rows, []string{t.Name, t.Type, t.Fingerprint[:12], when(t.AddedAt)})
@@ -197,5 +195,17 @@ func trustRevokeToken(c *cli.Context, e *engine.Engine) error {
 		return err
 	}
 	fmt.Printf("%d trust token(s) of %s revoked\n", n, a[0])
+	return nil
+}
+
+func trustRemoveRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := cl.DeleteCertificate(c.Context, a[0]); err != nil {
+		return err
+	}
+	fmt.Printf("Client %s no longer trusted\n", a[0])
 	return nil
 }
