@@ -94,7 +94,7 @@ func (e *Engine) ServerConfig(ctx context.Context) (cfg map[string]string, err e
 }
 
 // SetServerConfig sets the keys of set and removes those of unset, all or
-// none. A running server takes a new address on its next start.
+// none. A running server follows a new address by itself.
 func (e *Engine) SetServerConfig(ctx context.Context, set map[string]string, unset []string) error {
 	for k, v := range set {
 		if err := checkServerConfig(k, v); err != nil {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -32,44 +31,89 @@ func TrustedByCertificate(eng *engine.Engine) func(r *http.Request) bool {
 	}
 }
 
-// ListenHTTPS listens on the server's core.https_address with mutual TLS
-// 1.3, its certificate made in the state directory on first start; nil
-// when no address is set.
-func (s *Server) ListenHTTPS(ctx context.Context) (net.Listener, error) {
-	cfg, err := s.eng.ServerConfig(ctx)
+// HTTPS is the server's listener for remotes, on core.https_address.
+type HTTPS struct {
+	s    *Server
+	addr string // the address listened on; "" for none
+	hs   *http.Server
+}
+
+// ListenHTTPS listens on the server's core.https_address, if it is set,
+// with mutual TLS 1.3; the server's certificate is made in the state
+// directory on first start. An address that cannot be listened on fails
+// here, at the server's start.
+func (s *Server) ListenHTTPS(ctx context.Context) (*HTTPS, error) {
+	h := &HTTPS{s: s}
+	addr, err := h.configured(ctx)
 	if err != nil {
 		return nil, err
 	}
-	addr := cfg[engine.KeyHTTPSAddress]
+	return h, h.listen(addr)
+}
+
+// Addr is the address listened on, "" for none.
+func (h *HTTPS) Addr() string { return h.addr }
+
+func (h *HTTPS) configured(ctx context.Context) (string, error) {
+	cfg, err := h.s.eng.ServerConfig(ctx)
+	return cfg[engine.KeyHTTPSAddress], err
+}
+
+// listen serves on addr, after the listener before it (if any) is shut.
+func (h *HTTPS) listen(addr string) error {
+	h.close()
+	h.addr = addr
 	if addr == "" {
-		return nil, nil
+		return nil
 	}
-	cert, err := s.eng.ServerCertificate()
+	cert, err := h.s.eng.ServerCertificate()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	return tls.NewListener(l, trust.ServerConfig(cert)), nil
-}
-
-// ServeHTTPS serves the API on l, from ListenHTTPS, until ctx is done.
-// The operations its clients started are ServeUnix's to wait for.
-func (s *Server) ServeHTTPS(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+	h.hs = &http.Server{Handler: h.s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		// A failed handshake is the client's fault (no certificate it
 		// pinned, a protocol older than TLS 1.3): not worth a warning.
 		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(sctx)
-	}()
-	if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
+	go h.hs.Serve(tls.NewListener(l, trust.ServerConfig(cert)))
 	return nil
+}
+
+func (h *HTTPS) close() {
+	if h.hs == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.hs.Shutdown(sctx)
+	h.hs = nil
+}
+
+// Follow moves the listener when core.https_address changes, as `silo
+// config set` writes it beside the server, checking every interval, until
+// ctx is done; then it shuts the listener. The operations its clients
+// started are ServeUnix's to wait for.
+func (h *HTTPS) Follow(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	defer h.close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		addr, err := h.configured(ctx)
+		if err != nil || addr == h.addr {
+			continue
+		}
+		if err := h.listen(addr); err != nil {
+			slog.Error("HTTPS listener", "error", err)
+			continue
+		}
+		slog.Info("HTTPS listener moved", "address", addr)
+	}
 }

@@ -255,6 +255,19 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("list h2: from the other client: %+v", insts)
 	}
 
+	// The listener follows core.https_address while the server runs.
+	h2.ok("config", "set", "core.https_address", "198.51.100.2:8444")
+	eventually(t, "the listener moves to port 8444", func() bool {
+		resp, err := hc.Get("https://198.51.100.2:8444/1.0")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200
+	})
+	h1.fails(7, "connection refused", "list", "h2:")
+	h2.ok("config", "set", "core.https_address", h2Addr)
+	eventually(t, "the listener moves back to port 8443", func() bool { return h1.run("list", "h2:").code == 0 })
+
 	// The trust list of h2, read and changed from h1.
 	var theirs []api.Certificate
 	h1.json(&theirs, "config", "trust", "list", "h2:")

@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -158,18 +158,17 @@ func serverConfigShow(c *cli.Context, e *engine.Engine) error {
 	return outputYAML(c, shown{Config: cfg})
 }
 
-// serveHTTPS starts serving remotes when core.https_address is set.
+// serveHTTPS serves remotes on core.https_address, and follows its
+// changes while the server runs.
 func serveHTTPS(c *cli.Context, srv *server.Server) error {
-	l, err := srv.ListenHTTPS(c.Context)
-	if err != nil || l == nil {
+	h, err := srv.ListenHTTPS(c.Context)
+	if err != nil {
 		return err
 	}
-	fmt.Printf("Serving the API on https://%s\n", l.Addr())
-	go func() {
-		if err := srv.ServeHTTPS(c.Context, l); err != nil {
-			slog.Error("HTTPS listener failed", "error", err)
-		}
-	}()
+	if h.Addr() != "" {
+		fmt.Printf("Serving the API on https://%s\n", h.Addr())
+	}
+	go h.Follow(c.Context, time.Second)
 	return nil
 }
 
