@@ -51,3 +51,32 @@ func (c *Config) Switch(name string) error {
 	}
 	return c.Save()
 }
+
+// Rename gives the remote called old the name new, its pinned certificate
+// with it.
+func (c *Config) Rename(old, new string) error {
+	if old == Local {
+		return errkind.Wrap(errkind.Invalid, "remote local is built in and cannot be renamed")
+	}
+	r, err := c.Get(old)
+	if err != nil {
+		return err
+	}
+	if err := checkName(new); err != nil {
+		return err
+	}
+	if c.Has(new) {
+		return errkind.Wrap(errkind.AlreadyExists, "remote %q already exists", new)
+	}
+	// The certificate first: a crash then leaves the old entry with no
+	// pin, which the next command reports, rather than a pin lost.
+	if err := os.Rename(c.serverCertPath(old), c.serverCertPath(new)); err != nil {
+		return err
+	}
+	delete(c.Remotes, old)
+	c.Remotes[new] = r
+	if c.DefaultRemote == old {
+		c.DefaultRemote = new
+	}
+	return c.Save()
+}

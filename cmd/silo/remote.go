@@ -20,6 +20,7 @@ func remoteCommand() *cli.Command {
 				}, Action: withRemotes(remoteAdd)},
 			{Name: "list", Aliases: []string{"ls"}, Usage: "list the remotes", Flags: []cli.Flag{formatFlag}, Action: withRemotes(remoteList)},
 			{Name: "remove", Aliases: []string{"rm"}, Usage: "forget a remote", ArgsUsage: "NAME", Action: withRemotes(remoteRemove)},
+			{Name: "rename", Usage: "rename a remote", ArgsUsage: "OLD NEW", Action: withRemotes(remoteRename)},
 			{Name: "switch", Usage: "make a remote the default", ArgsUsage: "NAME", Action: withRemotes(remoteSwitch)},
 			{Name: "get-default", Usage: "print the default remote", Action: withRemotes(func(c *cli.Context, cfg *remote.Config) error {
 				fmt.Println(cfg.Default())
@@ -115,5 +116,17 @@ func remoteSwitch(c *cli.Context, cfg *remote.Config) error {
 		return err
 	}
 	fmt.Printf("Default remote: %s\n", a[0])
+	return nil
+}
+
+func remoteRename(c *cli.Context, cfg *remote.Config) error {
+	a, err := args(c, 2, 2)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Rename(a[0], a[1]); err != nil {
+		return err
+	}
+	fmt.Printf("Remote %s renamed %s\n", a[0], a[1])
 	return nil
 }

@@ -231,6 +231,7 @@ func TestRemoteTrustAndList(t *testing.T) {
 	}
 	// The default remote: names without one go to h2.
 	h1.ok("remote", "switch", "h2")
+	t.Cleanup(func() { h1.run("remote", "switch", "local") }) // for the teardown, should the test stop first
 	if strings.TrimSpace(h1.ok("remote", "get-default")) != "h2" {
 		t.Fatal("get-default is not h2")
 	}
@@ -242,6 +243,13 @@ func TestRemoteTrustAndList(t *testing.T) {
 	if len(insts) != 0 {
 		t.Fatalf("list local: %+v", insts)
 	}
+	h1.ok("remote", "rename", "h2", "hb")
+	if strings.TrimSpace(h1.ok("remote", "get-default")) != "hb" {
+		t.Fatal("the default remote did not follow its rename")
+	}
+	h1.json(&insts, "list", "hb:")
+	h1.fails(4, "built in", "remote", "rename", "hb", "local")
+	h1.ok("remote", "rename", "hb", "h2")
 	h1.ok("remote", "switch", "local")
 	if out := h2.ok("info", "local:web"); !strings.Contains(out, "web") {
 		t.Fatalf("info local:web on h2:\n%s", out)
