@@ -137,6 +137,12 @@ func (c *Client) get(ctx context.Context, path string, q query, out any) (string
 // recursion asks for the objects of a collection rather than their paths.
 func recursion(n int) query { return query{"recursion": {strconv.Itoa(n)}} }
 
+// write sends a request that the server carries out at once.
+func (c *Client) write(ctx context.Context, method, path string, body any, header http.Header) error {
+	_, _, err := c.do(ctx, method, path, nil, body, header, nil)
+	return err
+}
+
 // Operation is long work the server carries out.
 type Operation struct {
 	api.Operation

@@ -251,7 +251,7 @@ func TestServeInstances(t *testing.T) {
 	sameJSON(t, "GET /1.0/networks?recursion=1", nets, e.cliJSON([]*api.Network{}, "network", "list"))
 	profiles, _ := c.Profiles(ctx)
 	sameJSON(t, "GET /1.0/profiles?recursion=1", profiles, e.cliJSON([]*api.Profile{}, "profile", "list"))
-	profile, _ := c.Profile(ctx, "default")
+	profile, _, _ := c.Profile(ctx, "default")
 	sameJSON(t, "GET /1.0/profiles/default", profile, e.cliJSON(&api.Profile{}, "profile", "show", "default"))
 
 	must(t)(c.DeleteInstance(ctx, "www"))
@@ -403,5 +403,78 @@ func TestServeShutdownWaits(t *testing.T) {
 	s.stop(t)
 	if st := e.status("a"); st.State != "running" {
 		t.Fatalf("after SIGTERM in the middle of %q: the instance is %s\n%s", op.Description, st.State, s.out)
+	}
+}
+
+// Profiles, custom volumes, networks and images are made, changed and
+// deleted through the API as through the CLI, which sees each change.
+func TestServeWrites(t *testing.T) {
+	e := newEnv(t, "dir")
+	e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+	s := e.serve()
+	c, ctx := s.c, context.Background()
+
+	// Profiles, with ETags.
+	if err := c.CreateProfile(ctx, api.ProfilesPost{Name: "web", Description: "web servers",
+		Config: map[string]string{"limits.cpu": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	failsWith(t, c.CreateProfile(ctx, api.ProfilesPost{Name: "web"}), http.StatusConflict, `"web" already exists`)
+	failsWith(t, c.CreateProfile(ctx, api.ProfilesPost{Name: "bad", Config: map[string]string{"no.such": "1"}}),
+		http.StatusBadRequest, `unknown config key "no.such"`)
+	p, etag, err := c.Profile(ctx, "web")
+	if err != nil || p.Config["limits.cpu"] != "1" || etag == "" {
+		t.Fatalf("profile %+v, ETag %q, %v", p, etag, err)
+	}
+	if err := c.PatchProfile(ctx, "web", api.ProfilePut{Config: map[string]string{"user.x": "1"}}, etag); err != nil {
+		t.Fatal(err)
+	}
+	failsWith(t, c.PatchProfile(ctx, "web", api.ProfilePut{Config: map[string]string{"user.y": "1"}}, etag),
+		http.StatusPreconditionFailed, "changed since its ETag")
+	_, etag, _ = c.Profile(ctx, "web")
+	if err := c.UpdateProfile(ctx, "web", api.ProfilePut{Description: "new", Config: map[string]string{"user.z": "1"}}, etag); err != nil {
+		t.Fatal(err)
+	}
+	var shown api.Profile
+	e.apiJSON(&shown, "profile", "show", "web")
+	if shown.Description != "new" || len(shown.Config) != 1 || shown.Config["user.z"] != "1" {
+		t.Fatalf("silo profile show after PUT: %+v", shown)
+	}
+	if err := c.DeleteProfile(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	failsWith(t, c.DeleteProfile(ctx, "default"), http.StatusBadRequest, "cannot be deleted")
+	if r := e.run("profile", "show", "web"); r.code != 3 {
+		t.Fatalf("the profile deleted through the API: silo profile show exits %d", r.code)
+	}
+
+	// A custom volume.
+	must(t)(c.CreateVolume(ctx, "default", api.StorageVolumesPost{Name: "v1", Config: map[string]string{"user.a": "b"}}))
+	if v := e.volume("default", "v1"); v.Config["user.a"] != "b" {
+		t.Fatalf("silo volume info: %+v", v)
+	}
+	must(t)(c.DeleteVolume(ctx, "default", "v1"))
+	if r := e.run("volume", "info", "default", "v1"); r.code != 3 {
+		t.Fatalf("the volume deleted through the API: silo volume info exits %d", r.code)
+	}
+
+	// A network.
+	if err := c.CreateNetwork(ctx, api.NetworksPost{Name: "apibr0"}); err != nil {
+		t.Fatal(err)
+	}
+	var n api.Network
+	e.json(&n, "network", "info", "apibr0")
+	if n.Name != "apibr0" || n.Config["ipv4.address"] == "" {
+		t.Fatalf("silo network info: %+v", n)
+	}
+	if err := c.DeleteNetwork(ctx, "apibr0"); err != nil {
+		t.Fatal(err)
+	}
+	failsWith(t, c.DeleteNetwork(ctx, "apibr0"), http.StatusNotFound, "apibr0")
+
+	// An image.
+	must(t)(c.DeleteImage(ctx, "tiny"))
+	if imgs := e.cliJSON([]api.Image{}, "image", "list").([]api.Image); len(imgs) != 0 {
+		t.Fatalf("silo image list after a delete through the API: %+v", imgs)
 	}
 }
