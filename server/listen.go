@@ -65,7 +65,7 @@ func ListenUnix(path string, gid int) (net.Listener, *os.File, error) {
 // trusted, until ctx is done; then it stops taking requests, lets those
 // under way end, and waits for the operations in flight, for up to grace.
 func (s *Server) ServeUnix(ctx context.Context, l net.Listener, grace time.Duration) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ConnContext: func(ctx context.Context, _ net.Conn) context.Context { return Local(ctx) }}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
