@@ -209,6 +209,11 @@ func TestServeInstances(t *testing.T) {
 		t.Fatalf("a bad device through PATCH: %v, %+v", err, op)
 	}
 
+	ops, err := c.Operations(ctx)
+	if err != nil || len(ops["success"]) != 7 || len(ops["failure"]) != 1 || !strings.Contains(ops["failure"][0].Err, "device d") {
+		t.Fatalf("operations %+v, %v", ops, err)
+	}
+
 	// Stop; the state says so; rename; delete.
 	must(t)(c.UpdateInstanceState(ctx, "web", api.InstanceStatePut{Action: "stop", Timeout: 5}))
 	if st, err := c.InstanceState(ctx, "web"); err != nil || st.Status != "Stopped" || st.Pid != 0 {
