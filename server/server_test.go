@@ -107,3 +107,31 @@ func TestListenUnix(t *testing.T) {
 		t.Fatalf("a socket that answers: %v", err)
 	}
 }
+
+// The log's wrapper keeps the connection's abilities: a websocket needs
+// to hijack it.
+func TestHandlerHijacks(t *testing.T) {
+	s := newServer(t, Config{})
+	hijacked := make(chan error, 1)
+	s.Handle("GET /1.0/hijack", func(_ *engine.Engine, r *http.Request) Response {
+		return responseFunc(func(w http.ResponseWriter) {
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				c.Close()
+			}
+			hijacked <- err
+		})
+	}, Untrusted)
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	if resp, err := http.Get(ts.URL + "/1.0/hijack"); err == nil {
+		resp.Body.Close()
+	}
+	if err := <-hijacked; err != nil {
+		t.Fatal(err)
+	}
+}
+
+type responseFunc func(w http.ResponseWriter)
+
+func (f responseFunc) Render(w http.ResponseWriter) { f(w) }
