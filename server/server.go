@@ -63,6 +63,7 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	s.instanceRoutes()
 	s.stateRoutes()
 	s.snapshotRoutes()
+	s.fileRoutes()
 	s.operationRoutes()
 	s.imageRoutes()
 	s.poolRoutes()

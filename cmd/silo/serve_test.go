@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -184,6 +185,40 @@ func TestServeInstances(t *testing.T) {
 	if snaps := e.cliJSON([]api.InstanceSnapshot{}, "snapshot", "list", "web").([]api.InstanceSnapshot); len(snaps) != 1 {
 		t.Fatalf("silo snapshot list after a delete through the API: %+v", snaps)
 	}
+
+	// Files in and out; nothing outside the instance's root.
+	if err := c.PushFile(ctx, "web", "/root/f", strings.NewReader("hello\n"), 0o4750, 1000, 1001); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.sh("web", "stat -c '%a %u %g' /root/f; cat /root/f"); got != "4750 1000 1001\nhello\n" {
+		t.Fatalf("the file pushed through the API: %q", got)
+	}
+	rc, owner, err := c.PullFile(ctx, "web", "/root/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(data) != "hello\n" || owner.UID != 1000 || owner.GID != 1001 || owner.Mode != 0o750 {
+		t.Fatalf("pulled %q, %+v", data, owner)
+	}
+	e.sh("web", "ln -s /../../../etc/shadow /root/out")
+	for _, c2 := range []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/root/../../etc/passwd", http.StatusBadRequest, "leaves the instance's root"},
+		{"/root/out", http.StatusBadRequest, "through a symlink"},
+		{"/root", http.StatusBadRequest, "not a regular file"},
+		{"/root/nope", http.StatusNotFound, "not found"},
+		{"relative", http.StatusBadRequest, "must be absolute"},
+	} {
+		_, _, err := c.PullFile(ctx, "web", c2.path)
+		failsWith(t, err, c2.code, c2.want)
+	}
+	failsWith(t, c.PushFile(ctx, "web", "/root/../../tmp/x", strings.NewReader("x"), 0o644, 0, 0),
+		http.StatusBadRequest, "leaves the instance's root")
 
 	// Config writes with ETags: a stale one is refused with 412.
 	_, etag, _ = c.Instance(ctx, "web")
