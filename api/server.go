@@ -130,3 +130,37 @@ type InstanceSnapshotsPost struct {
 	// Name is the snapshot's; empty, the next free snapN.
 	Name string `json:"name"`
 }
+
+// ProfilesPost makes a profile (LXD's ProfilesPost).
+type ProfilesPost struct {
+	Name        string                       `json:"name"`
+	Description string                       `json:"description,omitempty"`
+	Config      map[string]string            `json:"config,omitempty"`
+	Devices     map[string]map[string]string `json:"devices,omitempty"`
+}
+
+// ProfilePut is what PUT and PATCH of a profile write (LXD's ProfilePut).
+type ProfilePut struct {
+	Description string                       `json:"description,omitempty"`
+	Config      map[string]string            `json:"config,omitempty"`
+	Devices     map[string]map[string]string `json:"devices,omitempty"`
+}
+
+// StorageVolumesPost makes a custom volume (LXD's StorageVolumesPost).
+type StorageVolumesPost struct {
+	Name string `json:"name"`
+	// Type is "custom" or empty.
+	Type string `json:"type,omitempty"`
+	// Config holds size and user.* keys.
+	Config map[string]string `json:"config,omitempty"`
+}
+
+// NetworksPost makes a managed bridge (LXD's NetworksPost).
+type NetworksPost struct {
+	Name string `json:"name"`
+	// Type is "bridge" or empty.
+	Type string `json:"type,omitempty"`
+	// Config holds ipv4.address, ipv4.nat, ipv6.address, ipv6.nat and
+	// dns.domain.
+	Config map[string]string `json:"config,omitempty"`
+}

@@ -90,38 +90,52 @@ func (c *Client) do(ctx context.Context, method, path string, q query, body any,
 			return nil, nil, err
 		}
 		rd = bytes.NewReader(b)
+		header = header.Clone()
+		if header == nil {
+			header = http.Header{}
+		}
+		header.Set("Content-Type", "application/json")
 	}
-	u := c.base + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	resp, err := c.send(ctx, method, path, q, rd, header)
 	if err != nil {
 		return nil, nil, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, nil, errkind.Wrap(errkind.Unavailable, "%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	env := &api.Response{Metadata: out}
 	if err := json.NewDecoder(resp.Body).Decode(env); err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %s: unreadable answer: %w", method, path, resp.Status, err)
 	}
-	if env.Type == api.ResponseError || resp.StatusCode >= 400 {
-		msg := env.Error
-		if msg == "" {
-			msg = resp.Status
-		}
-		return nil, nil, &Error{Code: resp.StatusCode, Message: msg}
-	}
 	return env, resp.Header, nil
+}
+
+// send sends a request with a raw body and returns the answer, or the
+// error the server answered.
+func (c *Client) send(ctx context.Context, method, path string, q query, body io.Reader, header http.Header) (*http.Response, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, errkind.Wrap(errkind.Unavailable, "%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode < 400 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var env api.Response
+	msg := resp.Status
+	if json.NewDecoder(resp.Body).Decode(&env) == nil && env.Error != "" {
+		msg = env.Error
+	}
+	return nil, &Error{Code: resp.StatusCode, Message: msg}
 }
 
 // get reads the object at path into out, and returns its ETag.
@@ -136,6 +150,12 @@ func (c *Client) get(ctx context.Context, path string, q query, out any) (string
 
 // recursion asks for the objects of a collection rather than their paths.
 func recursion(n int) query { return query{"recursion": {strconv.Itoa(n)}} }
+
+// write sends a request that the server carries out at once.
+func (c *Client) write(ctx context.Context, method, path string, body any, header http.Header) error {
+	_, _, err := c.do(ctx, method, path, nil, body, header, nil)
+	return err
+}
 
 // Operation is long work the server carries out.
 type Operation struct {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/silo-dev/silo/api"
 )
@@ -58,9 +59,57 @@ func (c *Client) Profiles(ctx context.Context) ([]*api.Profile, error) {
 	return listOf[*api.Profile](ctx, c, api.Version+"/profiles")
 }
 
-// Profile describes a profile.
-func (c *Client) Profile(ctx context.Context, name string) (*api.Profile, error) {
-	return objectOf[api.Profile](ctx, c, api.Path("profiles", name))
+// Profile describes a profile, and returns its ETag for a write.
+func (c *Client) Profile(ctx context.Context, name string) (*api.Profile, string, error) {
+	var out api.Profile
+	etag, err := c.get(ctx, api.Path("profiles", name), nil, &out)
+	return &out, etag, err
+}
+
+// CreateProfile makes a profile.
+func (c *Client) CreateProfile(ctx context.Context, req api.ProfilesPost) error {
+	return c.write(ctx, http.MethodPost, api.Version+"/profiles", req, nil)
+}
+
+// UpdateProfile replaces a profile's description, config and devices;
+// with etag, only if the profile has not changed since.
+func (c *Client) UpdateProfile(ctx context.Context, name string, req api.ProfilePut, etag string) error {
+	return c.write(ctx, http.MethodPut, api.Path("profiles", name), req, ifMatch(etag))
+}
+
+// PatchProfile changes what req sets and keeps the rest.
+func (c *Client) PatchProfile(ctx context.Context, name string, req api.ProfilePut, etag string) error {
+	return c.write(ctx, http.MethodPatch, api.Path("profiles", name), req, ifMatch(etag))
+}
+
+// DeleteProfile deletes a profile no instance applies.
+func (c *Client) DeleteProfile(ctx context.Context, name string) error {
+	return c.write(ctx, http.MethodDelete, api.Path("profiles", name), nil, nil)
+}
+
+// DeleteImage deletes an image no instance uses.
+func (c *Client) DeleteImage(ctx context.Context, ref string) (*Operation, error) {
+	return c.async(ctx, http.MethodDelete, api.Path("images", ref), nil, nil)
+}
+
+// CreateVolume makes a custom volume on pool.
+func (c *Client) CreateVolume(ctx context.Context, pool string, req api.StorageVolumesPost) (*Operation, error) {
+	return c.async(ctx, http.MethodPost, api.Path("storage-pools", pool)+"/volumes/"+api.VolumeTypeCustom, req, nil)
+}
+
+// DeleteVolume deletes a custom volume no instance attaches.
+func (c *Client) DeleteVolume(ctx context.Context, pool, name string) (*Operation, error) {
+	return c.async(ctx, http.MethodDelete, api.VolumePath(pool, name), nil, nil)
+}
+
+// CreateNetwork makes a managed bridge.
+func (c *Client) CreateNetwork(ctx context.Context, req api.NetworksPost) error {
+	return c.write(ctx, http.MethodPost, api.Version+"/networks", req, nil)
+}
+
+// DeleteNetwork deletes a network no nic is on.
+func (c *Client) DeleteNetwork(ctx context.Context, name string) error {
+	return c.write(ctx, http.MethodDelete, api.Path("networks", name), nil, nil)
 }
 
 func listOf[T any](ctx context.Context, c *Client, path string) ([]T, error) {

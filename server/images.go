@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/silo-dev/silo/api"
@@ -10,6 +11,7 @@ import (
 func (s *Server) imageRoutes() {
 	s.Handle("GET /1.0/images", s.getImages, TrustedOnly)
 	s.Handle("GET /1.0/images/{ref}", s.getImage, TrustedOnly)
+	s.Handle("DELETE /1.0/images/{ref}", s.deleteImage, TrustedOnly)
 }
 
 func (s *Server) getImages(e *engine.Engine, r *http.Request) Response {
@@ -52,4 +54,12 @@ func object[T any](obj T, err error) Response {
 		return Error(err)
 	}
 	return Sync(obj)
+}
+
+// deleteImage deletes an image that no instance uses, with its base
+// volumes.
+func (s *Server) deleteImage(_ *engine.Engine, r *http.Request) Response {
+	ref := r.PathValue("ref")
+	return s.async("Deleting image "+ref, map[string][]string{"images": {api.Path("images", ref)}},
+		func(ctx context.Context, e *engine.Engine) error { return e.DeleteImage(ctx, ref) })
 }

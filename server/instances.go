@@ -223,7 +223,12 @@ func (s *Server) renameInstance(_ *engine.Engine, r *http.Request) Response {
 // instanceETag is the ETag of what PUT writes, as LXD's is: a hash of the
 // instance's own config, devices, profiles and ephemeral flag.
 func instanceETag(config map[string]string, devices map[string]map[string]string, profiles []string, ephemeral bool) string {
-	b, _ := json.Marshal([]any{orEmpty(config), devices, orNone(profiles), ephemeral})
+	return etag(orEmpty(config), devices, orNone(profiles), ephemeral)
+}
+
+// etag hashes the JSON of what a write replaces.
+func etag(parts ...any) string {
+	b, _ := json.Marshal(parts)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

@@ -61,12 +61,22 @@ func ListenUnix(path string, gid int) (net.Listener, *os.File, error) {
 	return l, lock, nil
 }
 
-// ServeUnix serves the API on l, a unix socket whose clients are all
-// trusted, until ctx is done; then it stops taking requests, lets those
-// under way end, and waits for the operations in flight, for up to grace.
+// ServeUnix serves the API on l, the unix socket from ListenUnix, whose
+// clients are all trusted, until ctx is done; see Serve.
 func (s *Server) ServeUnix(ctx context.Context, l net.Listener, grace time.Duration) error {
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ConnContext: func(ctx context.Context, _ net.Conn) context.Context { return Local(ctx) }}
+	return s.Serve(ctx, l, true, grace)
+}
+
+// Serve serves the API on l until ctx is done; then it stops taking
+// requests, lets those under way end, and waits for the operations in
+// flight, for up to grace. local marks l's clients as trusted (the unix
+// socket); on any other listener Config.Trusted decides, and a TLS
+// listener (tls.NewListener) gives it r.TLS with the client's certificate.
+func (s *Server) Serve(ctx context.Context, l net.Listener, local bool, grace time.Duration) error {
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if local {
+		hs.ConnContext = func(ctx context.Context, _ net.Conn) context.Context { return Local(ctx) }
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {

@@ -7,11 +7,14 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/silo-dev/silo/engine"
 )
@@ -60,6 +63,7 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	s.instanceRoutes()
 	s.stateRoutes()
 	s.snapshotRoutes()
+	s.fileRoutes()
 	s.operationRoutes()
 	s.imageRoutes()
 	s.poolRoutes()
@@ -69,8 +73,44 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	return s
 }
 
-// Handler is the API, for a listener to serve.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler is the API, for a listener to serve. Each request is logged at
+// debug level (silo --debug serve), and a failure of the server's own at
+// warning level.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		s.mux.ServeHTTP(sw, r)
+		level := slog.LevelDebug
+		if sw.code >= http.StatusInternalServerError {
+			level = slog.LevelWarn
+		}
+		slog.Log(r.Context(), level, "request", "method", r.Method, "uri", r.URL.RequestURI(), "status", sw.code,
+			"took", time.Since(start))
+	})
+}
+
+// statusWriter keeps the status a handler answered, for the log.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap, Flush and Hijack keep what the connection can do reachable, for
+// streams and websockets.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.code = http.StatusSwitchingProtocols
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
 
 // Handle routes pattern, "METHOD /path" as http.ServeMux reads it, to h.
 // Other methods on the path answer 405.

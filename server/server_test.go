@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/engine"
@@ -105,5 +106,57 @@ func TestListenUnix(t *testing.T) {
 	lock.Close()
 	if _, _, err := ListenUnix(path, 0); errkind.Of(err) != errkind.Busy {
 		t.Fatalf("a socket that answers: %v", err)
+	}
+}
+
+// The log's wrapper keeps the connection's abilities: a websocket needs
+// to hijack it.
+func TestHandlerHijacks(t *testing.T) {
+	s := newServer(t, Config{})
+	hijacked := make(chan error, 1)
+	s.Handle("GET /1.0/hijack", func(_ *engine.Engine, r *http.Request) Response {
+		return responseFunc(func(w http.ResponseWriter) {
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				c.Close()
+			}
+			hijacked <- err
+		})
+	}, Untrusted)
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	if resp, err := http.Get(ts.URL + "/1.0/hijack"); err == nil {
+		resp.Body.Close()
+	}
+	if err := <-hijacked; err != nil {
+		t.Fatal(err)
+	}
+}
+
+type responseFunc func(w http.ResponseWriter)
+
+func (f responseFunc) Render(w http.ResponseWriter) { f(w) }
+
+// Serve on a listener that is not local leaves trust to Config.Trusted,
+// and ends, with its operations, when its context does.
+func TestServeListener(t *testing.T) {
+	s := newServer(t, Config{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, l, false, time.Minute) }()
+	code, r := get(t, "http://"+l.Addr().String()+"/1.0")
+	if code != http.StatusOK || r.Metadata.(map[string]any)["auth"] != "untrusted" {
+		t.Errorf("GET /1.0 over TCP: %d %+v", code, r)
+	}
+	if code, _ := get(t, "http://"+l.Addr().String()+"/1.0/instances"); code != http.StatusForbidden {
+		t.Errorf("GET /1.0/instances over TCP, untrusted: %d", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -559,23 +559,9 @@ func filePush(c *cli.Context, e *engine.Engine) error {
 		if err != nil || n > 0o7777 {
 			return errkind.Wrap(errkind.Invalid, "invalid mode %q: give octal, as in 0644", m)
 		}
-		mode = os.FileMode(n&0o777) | setIDBits(n)
+		mode = engine.FileMode(n)
 	}
 	return e.PushFile(c.Context, name, path, r, mode, c.Int("uid"), c.Int("gid"))
-}
-
-func setIDBits(n uint64) os.FileMode {
-	var m os.FileMode
-	if n&0o4000 != 0 {
-		m |= os.ModeSetuid
-	}
-	if n&0o2000 != 0 {
-		m |= os.ModeSetgid
-	}
-	if n&0o1000 != 0 {
-		m |= os.ModeSticky
-	}
-	return m
 }
 
 func filePull(c *cli.Context, e *engine.Engine) error {

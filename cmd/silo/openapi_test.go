@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -167,14 +168,34 @@ func (o *openAPI) hasQuery(op map[string]any, name string) bool {
 	return false
 }
 
-// responseSchema is the JSON schema of op's answer with status code, nil
-// if the description has no such answer.
-func (o *openAPI) responseSchema(op map[string]any, code int) map[string]any {
+// responseSchema is the JSON schema of op's answer with status code (nil
+// for an answer that is not JSON), and whether the description lists it.
+func (o *openAPI) responseSchema(op map[string]any, code int) (map[string]any, bool) {
 	r, ok := op["responses"].(map[string]any)[strconv.Itoa(code)].(map[string]any)
 	if !ok {
-		return nil
+		return nil, false
 	}
-	return o.resolve(r)["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
+	j, ok := o.resolve(r)["content"].(map[string]any)["application/json"].(map[string]any)
+	if !ok {
+		return nil, true
+	}
+	return j["schema"].(map[string]any), true
+}
+
+// requiredQuery is the query of the required query parameters of a path
+// and its operation, with their examples.
+func (o *openAPI) requiredQuery(item, op map[string]any) string {
+	q := url.Values{}
+	for _, p := range append(items(item["parameters"]), items(op["parameters"])...) {
+		p := o.resolve(p.(map[string]any))
+		if p["in"] == "query" && p["required"] == true {
+			q.Set(p["name"].(string), fmt.Sprint(p["example"]))
+		}
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
@@ -214,6 +235,9 @@ func TestServeOpenAPI(t *testing.T) {
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
 		defer resp.Body.Close()
+		if resp.Header.Get("Content-Type") != "application/json" {
+			return resp.StatusCode, nil
+		}
 		var v any
 		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
 			t.Fatalf("%s %s: %d, not JSON: %v", method, path, resp.StatusCode, err)
@@ -222,12 +246,16 @@ func TestServeOpenAPI(t *testing.T) {
 	}
 	expect := func(method, path string, op map[string]any, code int, body any) {
 		t.Helper()
-		schema := doc.responseSchema(op, code)
-		if schema == nil {
+		schema, listed := doc.responseSchema(op, code)
+		if !listed {
 			t.Errorf("%s %s: %d, which the description does not list (answer %v)", method, path, code, body)
 			return
 		}
-		if err := doc.check(schema, body, strings.ToUpper(method)+" "+path); err != nil {
+		if (schema == nil) != (body == nil) {
+			t.Errorf("%s %s: %d answers JSON %v where the description says otherwise", method, path, code, body != nil)
+			return
+		}
+		if err := doc.check(schema, body, strings.ToUpper(method)+" "+path); schema != nil && err != nil {
 			t.Errorf("%d answer breaks the description: %v", code, err)
 		}
 	}
@@ -256,7 +284,7 @@ func TestServeOpenAPI(t *testing.T) {
 				expect(method, path, op, code, body)
 				continue
 			}
-			path := fill(real)
+			path := fill(real) + doc.requiredQuery(paths[p].(map[string]any), op)
 			code, body := call(method, path, "")
 			if code != http.StatusOK {
 				t.Errorf("GET %s: %d %v", path, code, body)
@@ -268,12 +296,13 @@ func TestServeOpenAPI(t *testing.T) {
 					expect(method, path+"?recursion="+r, op, code, body)
 				}
 			}
-			if pathParam.MatchString(p) && doc.responseSchema(op, http.StatusNotFound) != nil {
-				code, body := call(method, fill(bogus), "")
+			if _, listed := doc.responseSchema(op, http.StatusNotFound); listed && pathParam.MatchString(p) {
+				path := fill(bogus) + doc.requiredQuery(paths[p].(map[string]any), op)
+				code, body := call(method, path, "")
 				if code != http.StatusNotFound {
-					t.Errorf("GET %s: %d, want 404", fill(bogus), code)
+					t.Errorf("GET %s: %d, want 404", path, code)
 				}
-				expect(method, fill(bogus), op, code, body)
+				expect(method, path, op, code, body)
 			}
 			checked++
 		}

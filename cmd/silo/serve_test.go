@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -185,6 +186,40 @@ func TestServeInstances(t *testing.T) {
 		t.Fatalf("silo snapshot list after a delete through the API: %+v", snaps)
 	}
 
+	// Files in and out; nothing outside the instance's root.
+	if err := c.PushFile(ctx, "web", "/root/f", strings.NewReader("hello\n"), 0o4750, 1000, 1001); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.sh("web", "stat -c '%a %u %g' /root/f; cat /root/f"); got != "4750 1000 1001\nhello\n" {
+		t.Fatalf("the file pushed through the API: %q", got)
+	}
+	rc, owner, err := c.PullFile(ctx, "web", "/root/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(data) != "hello\n" || owner.UID != 1000 || owner.GID != 1001 || owner.Mode != 0o750 {
+		t.Fatalf("pulled %q, %+v", data, owner)
+	}
+	e.sh("web", "ln -s /../../../etc/shadow /root/out")
+	for _, c2 := range []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/root/../../etc/passwd", http.StatusBadRequest, "leaves the instance's root"},
+		{"/root/out", http.StatusBadRequest, "through a symlink"},
+		{"/root", http.StatusBadRequest, "not a regular file"},
+		{"/root/nope", http.StatusNotFound, "not found"},
+		{"relative", http.StatusBadRequest, "must be absolute"},
+	} {
+		_, _, err := c.PullFile(ctx, "web", c2.path)
+		failsWith(t, err, c2.code, c2.want)
+	}
+	failsWith(t, c.PushFile(ctx, "web", "/root/../../tmp/x", strings.NewReader("x"), 0o644, 0, 0),
+		http.StatusBadRequest, "leaves the instance's root")
+
 	// Config writes with ETags: a stale one is refused with 412.
 	_, etag, _ = c.Instance(ctx, "web")
 	must(t)(c.PatchInstance(ctx, "web", api.InstancePut{Config: map[string]string{"user.b": "2"}}, etag))
@@ -207,6 +242,11 @@ func TestServeInstances(t *testing.T) {
 	op, err := c.PatchInstance(ctx, "web", api.InstancePut{Devices: map[string]map[string]string{"d": {"type": "disk"}}}, "")
 	if err != nil || op.Wait(ctx) == nil || op.StatusCode != api.Failure || op.Err == "" {
 		t.Fatalf("a bad device through PATCH: %v, %+v", err, op)
+	}
+
+	ops, err := c.Operations(ctx)
+	if err != nil || len(ops["success"]) != 7 || len(ops["failure"]) != 1 || !strings.Contains(ops["failure"][0].Err, "device d") {
+		t.Fatalf("operations %+v, %v", ops, err)
 	}
 
 	// Stop; the state says so; rename; delete.
@@ -251,7 +291,7 @@ func TestServeInstances(t *testing.T) {
 	sameJSON(t, "GET /1.0/networks?recursion=1", nets, e.cliJSON([]*api.Network{}, "network", "list"))
 	profiles, _ := c.Profiles(ctx)
 	sameJSON(t, "GET /1.0/profiles?recursion=1", profiles, e.cliJSON([]*api.Profile{}, "profile", "list"))
-	profile, _ := c.Profile(ctx, "default")
+	profile, _, _ := c.Profile(ctx, "default")
 	sameJSON(t, "GET /1.0/profiles/default", profile, e.cliJSON(&api.Profile{}, "profile", "show", "default"))
 
 	must(t)(c.DeleteInstance(ctx, "www"))
@@ -336,9 +376,16 @@ func TestServeBadRequestsAndLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			insts, err := client.NewUnix(s.socket).Instances(ctx)
-			if err == nil && len(insts) != 3 {
-				err = fmt.Errorf("%d instances", len(insts))
+			resp, err := client.UnixHTTP(s.socket).Get("http://silo/1.0/instances?recursion=1")
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			var insts []api.Instance
+			err = json.NewDecoder(resp.Body).Decode(&api.Response{Metadata: &insts})
+			if err == nil && (resp.StatusCode != http.StatusOK || len(insts) != 3 || insts[0].State != nil) {
+				err = fmt.Errorf("%s: %d instances (want 3, without their state)", resp.Status, len(insts))
 			}
 			errs <- err
 		}()
@@ -403,5 +450,78 @@ func TestServeShutdownWaits(t *testing.T) {
 	s.stop(t)
 	if st := e.status("a"); st.State != "running" {
 		t.Fatalf("after SIGTERM in the middle of %q: the instance is %s\n%s", op.Description, st.State, s.out)
+	}
+}
+
+// Profiles, custom volumes, networks and images are made, changed and
+// deleted through the API as through the CLI, which sees each change.
+func TestServeWrites(t *testing.T) {
+	e := newEnv(t, "dir")
+	e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+	s := e.serve()
+	c, ctx := s.c, context.Background()
+
+	// Profiles, with ETags.
+	if err := c.CreateProfile(ctx, api.ProfilesPost{Name: "web", Description: "web servers",
+		Config: map[string]string{"limits.cpu": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	failsWith(t, c.CreateProfile(ctx, api.ProfilesPost{Name: "web"}), http.StatusConflict, `"web" already exists`)
+	failsWith(t, c.CreateProfile(ctx, api.ProfilesPost{Name: "bad", Config: map[string]string{"no.such": "1"}}),
+		http.StatusBadRequest, `unknown config key "no.such"`)
+	p, etag, err := c.Profile(ctx, "web")
+	if err != nil || p.Config["limits.cpu"] != "1" || etag == "" {
+		t.Fatalf("profile %+v, ETag %q, %v", p, etag, err)
+	}
+	if err := c.PatchProfile(ctx, "web", api.ProfilePut{Config: map[string]string{"user.x": "1"}}, etag); err != nil {
+		t.Fatal(err)
+	}
+	failsWith(t, c.PatchProfile(ctx, "web", api.ProfilePut{Config: map[string]string{"user.y": "1"}}, etag),
+		http.StatusPreconditionFailed, "changed since its ETag")
+	_, etag, _ = c.Profile(ctx, "web")
+	if err := c.UpdateProfile(ctx, "web", api.ProfilePut{Description: "new", Config: map[string]string{"user.z": "1"}}, etag); err != nil {
+		t.Fatal(err)
+	}
+	var shown api.Profile
+	e.apiJSON(&shown, "profile", "show", "web")
+	if shown.Description != "new" || len(shown.Config) != 1 || shown.Config["user.z"] != "1" {
+		t.Fatalf("silo profile show after PUT: %+v", shown)
+	}
+	if err := c.DeleteProfile(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	failsWith(t, c.DeleteProfile(ctx, "default"), http.StatusBadRequest, "cannot be deleted")
+	if r := e.run("profile", "show", "web"); r.code != 3 {
+		t.Fatalf("the profile deleted through the API: silo profile show exits %d", r.code)
+	}
+
+	// A custom volume.
+	must(t)(c.CreateVolume(ctx, "default", api.StorageVolumesPost{Name: "v1", Config: map[string]string{"user.a": "b"}}))
+	if v := e.volume("default", "v1"); v.Config["user.a"] != "b" {
+		t.Fatalf("silo volume info: %+v", v)
+	}
+	must(t)(c.DeleteVolume(ctx, "default", "v1"))
+	if r := e.run("volume", "info", "default", "v1"); r.code != 3 {
+		t.Fatalf("the volume deleted through the API: silo volume info exits %d", r.code)
+	}
+
+	// A network.
+	if err := c.CreateNetwork(ctx, api.NetworksPost{Name: "apibr0"}); err != nil {
+		t.Fatal(err)
+	}
+	var n api.Network
+	e.json(&n, "network", "info", "apibr0")
+	if n.Name != "apibr0" || n.Config["ipv4.address"] == "" {
+		t.Fatalf("silo network info: %+v", n)
+	}
+	if err := c.DeleteNetwork(ctx, "apibr0"); err != nil {
+		t.Fatal(err)
+	}
+	failsWith(t, c.DeleteNetwork(ctx, "apibr0"), http.StatusNotFound, "apibr0")
+
+	// An image.
+	must(t)(c.DeleteImage(ctx, "tiny"))
+	if imgs := e.cliJSON([]api.Image{}, "image", "list").([]api.Image); len(imgs) != 0 {
+		t.Fatalf("silo image list after a delete through the API: %+v", imgs)
 	}
 }
