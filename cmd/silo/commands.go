@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -123,8 +124,8 @@ func commands() []*cli.Command {
 					&cli.IntFlag{Name: "uid", Usage: "owner in the instance"},
 					&cli.IntFlag{Name: "gid", Usage: "group in the instance"},
 					&cli.StringFlag{Name: "mode", Usage: "octal mode (default: the local file's)"},
-				}, Action: withEngine(filePush)},
-				{Name: "pull", Usage: "copy a file out of an instance (- for stdout)", ArgsUsage: "NAME/PATH LOCAL", Action: withEngine(filePull)},
+				}, Action: onRemote(1, filePush, filePushRemote)},
+				{Name: "pull", Usage: "copy a file out of an instance (- for stdout)", ArgsUsage: "NAME/PATH LOCAL", Action: onRemote(0, filePull, filePullRemote)},
 			},
 		},
 		{
@@ -529,7 +530,13 @@ func instancePath(s string) (name, path string, err error) {
 }
 
 func filePush(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 2)
+	return pushFile(c, positional(c), e.PushFile)
+}
+
+// pushFile sends the local file a[0] (- for stdin) to a[1], NAME/PATH,
+// through push: the engine's, or a remote's.
+func pushFile(c *cli.Context, a []string, push func(ctx context.Context, name, path string, r io.Reader, mode os.FileMode, uid, gid int) error) error {
+	a, err := exactly(c, a, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -561,7 +568,7 @@ func filePush(c *cli.Context, e *engine.Engine) error {
 		}
 		mode = engine.FileMode(n)
 	}
-	return e.PushFile(c.Context, name, path, r, mode, c.Int("uid"), c.Int("gid"))
+	return push(c.Context, name, path, r, mode, c.Int("uid"), c.Int("gid"))
 }
 
 func filePull(c *cli.Context, e *engine.Engine) error {
@@ -578,16 +585,22 @@ func filePull(c *cli.Context, e *engine.Engine) error {
 		return err
 	}
 	defer f.Close()
-	if a[1] == "-" {
-		_, err = io.Copy(os.Stdout, f)
-		return err
-	}
 	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
+	return pullTo(a, f, st.Mode().Perm())
+}
+
+// pullTo writes what file pull read from a[0] to a[1]: stdout for -, else
+// a file of mode perm, whole or not at all.
+func pullTo(a []string, f io.Reader, perm os.FileMode) error {
+	if a[1] == "-" {
+		_, err := io.Copy(os.Stdout, f)
+		return err
+	}
 	tmp := a[1] + ".silo-pull"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, st.Mode().Perm())
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -311,4 +313,39 @@ func configShowRemote(c *cli.Context, cl *client.Client, a []string) error {
 		return err
 	}
 	return showConfig(c, i)
+}
+
+func filePushRemote(c *cli.Context, cl *client.Client, a []string) error {
+	return pushFile(c, a, func(ctx context.Context, name, path string, r io.Reader, mode os.FileMode, uid, gid int) error {
+		return cl.PushFile(ctx, name, path, r, octalMode(mode), uid, gid)
+	})
+}
+
+// octalMode is mode as the octal number people write (4755), which
+// LXD's file headers carry: engine.FileMode undone.
+func octalMode(mode os.FileMode) uint32 {
+	n := uint32(mode.Perm())
+	for _, bit := range []uint32{0o4000, 0o2000, 0o1000} {
+		if mode&engine.FileMode(uint64(bit)) != 0 {
+			n |= bit
+		}
+	}
+	return n
+}
+
+func filePullRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 2, 2)
+	if err != nil {
+		return err
+	}
+	name, path, err := instancePath(a[0])
+	if err != nil {
+		return err
+	}
+	f, info, err := cl.PullFile(c.Context, name, path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pullTo(a, f, info.Mode)
 }

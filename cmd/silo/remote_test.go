@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,6 +189,24 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("info h2:web:\n%s", out)
 	}
 	h1.fails(3, "not found", "info", "h2:nope")
+	// Files both ways, with their mode.
+	src := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(src, []byte("to h2\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	h1.ok("file", "push", src, "h2:web/etc/f", "--mode", "4750")
+	if got := h2.sh("web", "stat -c %a /etc/f; cat /etc/f"); got != "4750\nto h2\n" {
+		t.Fatalf("pushed through h2: %q", got)
+	}
+	back := filepath.Join(t.TempDir(), "back")
+	h1.ok("file", "pull", "h2:web/etc/f", back)
+	if data, err := os.ReadFile(back); err != nil || string(data) != "to h2\n" {
+		t.Fatalf("pulled back: %q %v", data, err)
+	}
+	if got := h1.ok("file", "pull", "h2:web/etc/f", "-"); got != "to h2\n" {
+		t.Fatalf("pulled to stdout: %q", got)
+	}
+	h1.fails(3, "not found", "file", "pull", "h2:web/etc/nope", "-")
 	h1.ok("config", "set", "h2:web", "user.note=hi")
 	if out := h1.ok("config", "show", "h2:web"); !strings.Contains(out, "user.note: hi") {
 		t.Fatalf("config show h2:web:\n%s", out)
