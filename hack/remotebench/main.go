@@ -9,8 +9,11 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,12 +22,14 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/hack/benchutil"
 	"github.com/silo-dev/silo/remote"
 )
 
 var (
 	runs      = flag.Int("runs", 20, "timed runs per figure")
+	clients   = flag.Int("clients", 100, "clients at once, each with its own TLS connection")
 	instances = flag.Int("instances", 100, "stopped instances on h2")
 )
 
@@ -72,6 +77,7 @@ func main() {
 	fmt.Printf("%d stopped busybox instances on h2 (dir pool); %d runs, medians [min-max]\n", *instances, *runs)
 	figure("silo list h2: --format json (h1, over TLS)", func() error { return h1.Run("list", "h2:", "--format", "json") })
 	figure("silo list --format json (on h2, direct)", func() error { return h2.Run("list", "--format", "json") })
+	load(h1, conf)
 }
 
 // figure prints the times of fn, after one untimed run.
@@ -112,4 +118,30 @@ func serve(s *benchutil.Silo) (stop func()) {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}
+}
+
+// load has many clients list h2's instances at once, each over a TLS
+// connection of its own (a handshake each), dialled from h1's namespace.
+func load(h1 *benchutil.Silo, conf string) {
+	cfg, err := remote.Load(conf)
+	benchutil.Check(err)
+	tlsCfg, err := cfg.TLS("h2")
+	benchutil.Check(err)
+	times := make([]time.Duration, *clients)
+	start := time.Now()
+	_, err = benchutil.Waves(*clients, *clients, func(i int) error {
+		tr := &http.Transport{TLSClientConfig: tlsCfg.Clone(), DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := h1.NS.Do(func() (err error) { c, err = (&net.Dialer{}).DialContext(ctx, network, addr); return err })
+			return c, err
+		}}
+		defer tr.CloseIdleConnections()
+		t0 := time.Now()
+		_, err := client.New(cfg.Remotes["h2"].Addr, &http.Client{Transport: tr}).Instances(context.Background())
+		times[i] = time.Since(t0)
+		return err
+	})
+	benchutil.Check(err)
+	fmt.Printf("  %-50s %s; all answered in %.0f ms\n", fmt.Sprintf("%d clients at once, GET recursion=2 over TLS", *clients),
+		benchutil.Stat(times), float64(time.Since(start).Microseconds())/1000)
 }
