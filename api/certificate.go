@@ -21,12 +21,23 @@ type Certificate struct {
 	AddedAt time.Time `json:"added_at"`
 }
 
-// CertificatesPost is the body of POST /1.0/certificates: a trusted client
-// gives Certificate and Name; a client not yet trusted gives the secret of
-// its TrustToken and is trusted with the certificate it connected with.
+// CertificatesPost is the body of POST /1.0/certificates (LXD's): a
+// trusted client gives Certificate and Name; a client not yet trusted
+// gives its TrustToken (the token as `silo config trust add` printed it,
+// or its secret alone) and is trusted with the certificate it connected
+// with.
 type CertificatesPost struct {
 	Name        string `json:"name,omitempty"`
 	Type        string `json:"type,omitempty"`
 	Certificate string `json:"certificate,omitempty"`
 	TrustToken  string `json:"trust_token,omitempty"`
+	// Password is where LXD clients older than trust_token send the
+	// token; it is read as TrustToken is.
+	Password string `json:"password,omitempty"`
+	// Token, Restricted and Projects are what LXD clients send besides:
+	// silo makes no token through the API, and has no projects, so
+	// they must be false and empty.
+	Token      bool     `json:"token,omitempty"`
+	Restricted bool     `json:"restricted,omitempty"`
+	Projects   []string `json:"projects,omitempty"`
 }

@@ -58,7 +58,7 @@ func (c *Config) Add(ctx context.Context, name, addr, token string) error {
 			der = raw[0]
 			return nil
 		}
-		err = client.NewTLS(url, cfg).AddCertificate(ctx, api.CertificatesPost{Type: api.CertificateTypeClient, TrustToken: tok.Secret})
+		err = client.NewTLS(url, cfg).AddCertificate(ctx, api.CertificatesPost{Type: api.CertificateTypeClient, TrustToken: token})
 		var mismatch *trust.MismatchError
 		var refused *client.Error
 		switch {

@@ -62,8 +62,21 @@ func (s *Server) postCertificates(e *engine.Engine, r *http.Request) Response {
 	if err := Decode(r, &req); err != nil {
 		return Error(err)
 	}
-	if req.Type != "" && req.Type != api.CertificateTypeClient {
+	switch {
+	case req.Type != "" && req.Type != api.CertificateTypeClient:
 		return Errorf(http.StatusBadRequest, "certificate type %q: silo trusts client certificates only", req.Type)
+	case req.Token:
+		return Errorf(http.StatusBadRequest, "token: make trust tokens with silo config trust add on the server")
+	case req.Restricted || len(req.Projects) > 0:
+		return Errorf(http.StatusBadRequest, "restricted, projects: silo has no projects")
+	}
+	if req.TrustToken == "" {
+		req.TrustToken = req.Password
+	}
+	// LXD's and Incus's clients send the whole token; the secret in it is
+	// what the store knows.
+	if tok, err := trust.ParseToken(req.TrustToken); err == nil {
+		req.TrustToken = tok.Secret
 	}
 	peer := peerCertificate(r)
 	var (
