@@ -117,6 +117,9 @@ func setUsageErrors(cmds []*cli.Command) {
 // withEngine opens the state directory for the length of one action.
 func withEngine(fn func(c *cli.Context, e *engine.Engine) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
+		if err := notRemote(c); err != nil {
+			return err
+		}
 		e, err := engine.Open(c.Context, c.String("state-dir"))
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -348,4 +349,32 @@ func filePullRemote(c *cli.Context, cl *client.Client, a []string) error {
 	}
 	defer f.Close()
 	return pullTo(a, f, info.Mode)
+}
+
+// notRemote refuses a command that does not reach remotes yet when one of
+// its first two arguments names one (exec h2:web, copy web h2:web), rather
+// than take h2:web for a local name. Commands that onRemote dispatched
+// have had their remote taken off already.
+func notRemote(c *cli.Context) error {
+	if _, dispatched := c.Context.Value(localArgs{}).([]string); dispatched {
+		return nil
+	}
+	a := c.Args().Slice()
+	a = a[:min(len(a), 2)]
+	if !slices.ContainsFunc(a, func(s string) bool { return strings.Contains(s, ":") }) {
+		return nil
+	}
+	if _, err := remote.Dir(); err != nil {
+		return nil
+	}
+	cfg, err := loadRemotes()
+	if err != nil {
+		return err
+	}
+	for _, s := range a {
+		if ref := cfg.Parse(s); !ref.IsLocal() && strings.Contains(s, ":") {
+			return errkind.Wrap(errkind.Invalid, "%s: silo %s does not reach remotes yet", s, c.Command.HelpName[len("silo "):])
+		}
+	}
+	return nil
 }

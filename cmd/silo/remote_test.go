@@ -189,6 +189,8 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("info h2:web:\n%s", out)
 	}
 	h1.fails(3, "not found", "info", "h2:nope")
+	h1.fails(2, "does not reach remotes yet", "copy", "web", "h2:web9")
+	h1.fails(2, "does not reach remotes yet", "exec", "h2:web", "--", "true")
 	// Files both ways, with their mode.
 	src := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(src, []byte("to h2\n"), 0o640); err != nil {
