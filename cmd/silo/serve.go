@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/server"
 )
+
+// serveMemoryLimit is the server's soft heap limit.
+const serveMemoryLimit = 24 << 20
 
 func serveCommand() *cli.Command {
 	return &cli.Command{Name: "serve", Usage: "serve the REST API on the state directory's unix socket", Flags: []cli.Flag{
@@ -37,6 +41,12 @@ func serve(c *cli.Context) error {
 		if gid, err = strconv.Atoi(g.Gid); err != nil {
 			return fmt.Errorf("group %q: %w", name, err)
 		}
+	}
+	// A soft limit on the heap: a burst of clients that list at once
+	// makes garbage that the collector would otherwise let grow to twice
+	// the live heap. GOMEMLIMIT overrides it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(serveMemoryLimit)
 	}
 	stateDir := c.String("state-dir")
 	if err := os.MkdirAll(stateDir, 0o711); err != nil {
