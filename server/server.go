@@ -140,6 +140,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, h HandlerFunc) {
 	defer e.Close()
 	defer func() {
 		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler { // a stream cut on purpose
+				panic(p)
+			}
 			slog.Error("request failed", "method", r.Method, "path", r.URL.Path, "panic", p)
 			Errorf(http.StatusInternalServerError, "internal error: %v", p).Render(w)
 		}

@@ -133,10 +133,6 @@ func TestHandlerHijacks(t *testing.T) {
 	}
 }
 
-type responseFunc func(w http.ResponseWriter)
-
-func (f responseFunc) Render(w http.ResponseWriter) { f(w) }
-
 // Serve on a listener that is not local leaves trust to Config.Trusted,
 // and ends, with its operations, when its context does.
 func TestServeListener(t *testing.T) {

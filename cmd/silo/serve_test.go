@@ -519,9 +519,36 @@ func TestServeWrites(t *testing.T) {
 	}
 	failsWith(t, c.DeleteNetwork(ctx, "apibr0"), http.StatusNotFound, "apibr0")
 
-	// An image.
+	// An image: out, deleted, and back in under another alias; what is not
+	// an image, or not the one announced, is refused and leaves nothing.
+	rc, err := c.ExportImage(ctx, "tiny", "gzip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || len(exported) == 0 {
+		t.Fatalf("export: %d bytes, %v", len(exported), err)
+	}
+	_, err = c.ExportImage(ctx, "tiny", "lzma")
+	failsWith(t, err, http.StatusBadRequest, "lzma")
 	must(t)(c.DeleteImage(ctx, "tiny"))
 	if imgs := e.cliJSON([]api.Image{}, "image", "list").([]api.Image); len(imgs) != 0 {
 		t.Fatalf("silo image list after a delete through the API: %+v", imgs)
 	}
+	_, err = c.ImportImage(ctx, bytes.NewReader(exported), strings.Repeat("0", 64), nil)
+	failsWith(t, err, http.StatusBadRequest, "fingerprint mismatch")
+	_, err = c.ImportImage(ctx, strings.NewReader("not an image"), "", []string{"junk"})
+	if err == nil || errkind.Of(err) != errkind.Invalid {
+		t.Fatalf("a junk upload: %v", err)
+	}
+	img, err := c.ImportImage(ctx, bytes.NewReader(exported), "", []string{"back"})
+	if err != nil || img.Layout != "unified" || len(img.Aliases) != 1 || img.Aliases[0].Name != "back" {
+		t.Fatalf("upload: %+v, %v", img, err)
+	}
+	if imgs := e.cliJSON([]api.Image{}, "image", "list").([]api.Image); len(imgs) != 1 || imgs[0].Fingerprint != img.Fingerprint {
+		t.Fatalf("silo image list after an upload: %+v", imgs)
+	}
+	e.ok("create", "back", "from-upload")
+	e.ok("delete", "from-upload")
 }
