@@ -166,6 +166,26 @@ func Local(ctx context.Context) context.Context { return context.WithValue(ctx, 
 
 func isLocal(ctx context.Context) bool { v, _ := ctx.Value(localKey{}).(bool); return v }
 
+// RecoverEvery finishes or undoes, every interval until ctx is done, what
+// commands that died beside the server left: their reservations would
+// otherwise refuse the server's requests until the next command ran.
+func (s *Server) RecoverEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e := s.eng.Fresh()
+		if err := e.Recover(ctx); err != nil {
+			slog.Warn("could not recover what a command left", "error", err)
+		}
+		e.Close()
+	}
+}
+
 // Wait waits until the operations in flight end or ctx is done, for a
 // shutdown that lets work finish.
 func (s *Server) Wait(ctx context.Context) error {

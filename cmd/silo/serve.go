@@ -23,6 +23,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{Name: "serve", Usage: "serve the REST API on the state directory's unix socket", Flags: []cli.Flag{
 		&cli.StringFlag{Name: "group", Usage: "group that may use the socket, besides root"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: time.Minute, Usage: "how long SIGTERM waits for the operations in flight"},
+		&cli.DurationFlag{Name: "recover-every", Value: time.Minute, Usage: "how often to finish or undo what commands that died left"},
 	}, Action: serve}
 }
 
@@ -68,5 +69,9 @@ func serve(c *cli.Context) error {
 	// command from a pool.
 	e.Close()
 	fmt.Printf("Serving the API on %s\n", socket)
-	return server.New(e, server.Config{}).ServeUnix(c.Context, l, c.Duration("shutdown-timeout"))
+	s := server.New(e, server.Config{})
+	if every := c.Duration("recover-every"); every > 0 {
+		go s.RecoverEvery(c.Context, every)
+	}
+	return s.ServeUnix(c.Context, l, c.Duration("shutdown-timeout"))
 }

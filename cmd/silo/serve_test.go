@@ -38,28 +38,41 @@ type apiServer struct {
 // variables in its environment, and waits until it answers.
 func (e *env) serve(extra ...string) *apiServer {
 	e.t.Helper()
-	argv := e.silo("serve")
+	return e.serveWith(nil, extra...)
+}
+
+// serveWith is serve with flags.
+func (e *env) serveWith(flags []string, extra ...string) *apiServer {
+	e.t.Helper()
+	argv := e.silo(append([]string{"serve"}, flags...)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append(append(os.Environ(), "SILO_STATE_DIR="+e.state), e.extra...), extra...)
 	s := &apiServer{cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{}), socket: filepath.Join(e.state, "unix.socket")}
-	cmd.Stdout, cmd.Stderr = s.out, s.out
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
+	s.start(e.t)
+	return s
+}
+
+// start starts the server's command, and waits until it answers.
+func (s *apiServer) start(t *testing.T) {
+	t.Helper()
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	go func() { _ = cmd.Wait(); close(s.done) }()
-	e.t.Cleanup(func() { s.stop(e.t) })
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() { s.stop(t) })
 	s.c = client.NewUnix(s.socket)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := s.c.Server(context.Background()); err == nil {
-			return s
+			return
 		}
 		select {
 		case <-s.done:
-			e.t.Fatalf("silo serve ended: %s", s.out)
+			t.Fatalf("silo serve ended: %s", s.out)
 		default:
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("silo serve does not answer after 30 s: %s", s.out)
+			t.Fatalf("silo serve does not answer after 30 s: %s", s.out)
 		}
 	}
 }
@@ -436,6 +449,24 @@ func TestServeCrash(t *testing.T) {
 		e.consistent()
 		s.stop(t)
 	}
+}
+
+// A command that dies while the server runs leaves nothing that refuses
+// the server's requests for long: the server recovers now and then.
+func TestServeRecoversCommands(t *testing.T) {
+	e := newEnv(t, "dir")
+	e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+	s := e.serveWith([]string{"--recover-every", "200ms"})
+	e.extra = []string{"SILO_CRASH_AT=create/cloned"}
+	if r := e.run("create", "tiny", "c"); r.signal != syscall.SIGKILL {
+		t.Fatalf("create was not killed: %+v", r)
+	}
+	e.extra = nil
+	eventually(t, "the server undoes the killed create", func() bool {
+		op, err := s.c.CreateInstance(context.Background(), api.InstancesPost{Name: "c", Source: api.InstanceSource{Type: "image", Alias: "tiny"}})
+		return err == nil && op.Wait(context.Background()) == nil
+	})
+	e.consistent()
 }
 
 // Stopping the server with SIGTERM lets the operation in flight finish.
