@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,11 +46,12 @@ type HandlerFunc func(e *engine.Engine, r *http.Request) Response
 
 // Server is the REST API of one state directory.
 type Server struct {
-	eng   *engine.Engine
-	cfg   Config
-	mux   *http.ServeMux
-	paths map[string]bool // the paths routed, each with a 405 for other methods
-	ops   *operations
+	eng    *engine.Engine
+	cfg    Config
+	mux    *http.ServeMux
+	paths  map[string]bool // the paths routed, each with a 405 for other methods
+	routes []string        // the patterns routed, in order
+	ops    *operations
 }
 
 // New returns the server of eng, an engine opened with engine.Open (which
@@ -118,6 +120,7 @@ func (s *Server) Handle(pattern string, h HandlerFunc, access Access) {
 	if !ok {
 		panic("server: a route needs a method: " + pattern)
 	}
+	s.routes = append(s.routes, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if access == TrustedOnly && !s.Trusted(r) {
 			Errorf(http.StatusForbidden, "not authorized: the client's certificate is not trusted").Render(w)
@@ -132,6 +135,10 @@ func (s *Server) Handle(pattern string, h HandlerFunc, access Access) {
 		})
 	}
 }
+
+// Routes are the patterns routed ("GET /1.0/instances/{name}"...), for
+// the description of the API to be checked against.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
 
 // serve runs h with an engine of its own, and answers a panic with a 500
 // rather than a dropped connection.
