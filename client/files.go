@@ -2,10 +2,13 @@ package client
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/silo-dev/silo/api"
 )
@@ -40,4 +43,39 @@ func (c *Client) PushFile(ctx context.Context, name, path string, r io.Reader, m
 		return err
 	}
 	return resp.Body.Close()
+}
+
+// ImportImage uploads an image file (a root filesystem tarball or an LXD
+// unified image) with aliases; with fingerprint, the server refuses any
+// other image.
+func (c *Client) ImportImage(ctx context.Context, r io.Reader, fingerprint string, aliases []string) (*api.Image, error) {
+	h := http.Header{"Content-Type": {"application/octet-stream"}, "X-Silo-Aliases": {strings.Join(aliases, ",")}}
+	if fingerprint != "" {
+		h.Set("X-LXD-fingerprint", fingerprint)
+	}
+	resp, err := c.send(ctx, http.MethodPost, api.Version+"/images", nil, r, h)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var img api.Image
+	if err := json.NewDecoder(resp.Body).Decode(&api.Response{Metadata: &img}); err != nil {
+		return nil, fmt.Errorf("image upload: unreadable answer: %w", err)
+	}
+	return &img, nil
+}
+
+// ExportImage streams image ref as an LXD unified image, compressed as
+// named (zstd when empty); close what it returns. A stream the server cut
+// short ends in an error, not in EOF.
+func (c *Client) ExportImage(ctx context.Context, ref, compression string) (io.ReadCloser, error) {
+	q := query{}
+	if compression != "" {
+		q.Set("compression", compression)
+	}
+	resp, err := c.send(ctx, http.MethodGet, api.Path("images", ref)+"/export", q, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
 }

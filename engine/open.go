@@ -39,6 +39,12 @@ func open(stateDir string) (*Engine, error) {
 	return e, nil
 }
 
+// Recover does what Open does at the start of every command: it
+// finishes or undoes the operations whose commands died, and the runs
+// that ended unseen. A long-lived server calls it now and then, for the
+// commands that die beside it while no other command runs.
+func (e *Engine) Recover(ctx context.Context) error { return e.recover(ctx) }
+
 // recover finishes or undoes each operation whose command died, and
 // finishes the runs that ended unseen. It runs at the start of every
 // command; a failure is logged, and tried again by the next command, but

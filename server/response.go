@@ -65,6 +65,11 @@ func (a *asyncResponse) Render(w http.ResponseWriter) {
 		StatusCode: int(api.Running), Operation: path, Metadata: a.op})
 }
 
+// responseFunc is a Response that writes itself: a stream.
+type responseFunc func(w http.ResponseWriter)
+
+func (f responseFunc) Render(w http.ResponseWriter) { f(w) }
+
 type errorResponse struct {
 	code int
 	msg  string

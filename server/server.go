@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,11 +46,12 @@ type HandlerFunc func(e *engine.Engine, r *http.Request) Response
 
 // Server is the REST API of one state directory.
 type Server struct {
-	eng   *engine.Engine
-	cfg   Config
-	mux   *http.ServeMux
-	paths map[string]bool // the paths routed, each with a 405 for other methods
-	ops   *operations
+	eng    *engine.Engine
+	cfg    Config
+	mux    *http.ServeMux
+	paths  map[string]bool // the paths routed, each with a 405 for other methods
+	routes []string        // the patterns routed, in order
+	ops    *operations
 }
 
 // New returns the server of eng, an engine opened with engine.Open (which
@@ -119,6 +121,7 @@ func (s *Server) Handle(pattern string, h HandlerFunc, access Access) {
 	if !ok {
 		panic("server: a route needs a method: " + pattern)
 	}
+	s.routes = append(s.routes, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if access == TrustedOnly && !s.Trusted(r) {
 			Errorf(http.StatusForbidden, "not authorized: the client's certificate is not trusted").Render(w)
@@ -134,6 +137,10 @@ func (s *Server) Handle(pattern string, h HandlerFunc, access Access) {
 	}
 }
 
+// Routes are the patterns routed ("GET /1.0/instances/{name}"...), for
+// the description of the API to be checked against.
+func (s *Server) Routes() []string { return slices.Clone(s.routes) }
+
 // serve runs h with an engine of its own, and answers a panic with a 500
 // rather than a dropped connection.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, h HandlerFunc) {
@@ -141,6 +148,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, h HandlerFunc) {
 	defer e.Close()
 	defer func() {
 		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler { // a stream cut on purpose
+				panic(p)
+			}
 			slog.Error("request failed", "method", r.Method, "path", r.URL.Path, "panic", p)
 			Errorf(http.StatusInternalServerError, "internal error: %v", p).Render(w)
 		}
@@ -163,6 +173,26 @@ type localKey struct{}
 func Local(ctx context.Context) context.Context { return context.WithValue(ctx, localKey{}, true) }
 
 func isLocal(ctx context.Context) bool { v, _ := ctx.Value(localKey{}).(bool); return v }
+
+// RecoverEvery finishes or undoes, every interval until ctx is done, what
+// commands that died beside the server left: their reservations would
+// otherwise refuse the server's requests until the next command ran.
+func (s *Server) RecoverEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e := s.eng.Fresh()
+		if err := e.Recover(ctx); err != nil {
+			slog.Warn("could not recover what a command left", "error", err)
+		}
+		e.Close()
+	}
+}
 
 // Wait waits until the operations in flight end or ctx is done, for a
 // shutdown that lets work finish.

@@ -8,9 +8,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/engine"
@@ -133,10 +137,6 @@ func TestHandlerHijacks(t *testing.T) {
 	}
 }
 
-type responseFunc func(w http.ResponseWriter)
-
-func (f responseFunc) Render(w http.ResponseWriter) { f(w) }
-
 // Serve on a listener that is not local leaves trust to Config.Trusted,
 // and ends, with its operations, when its context does.
 func TestServeListener(t *testing.T) {
@@ -158,5 +158,43 @@ func TestServeListener(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every route the server serves is in doc/rest-api.yaml, and the
+// description names no route that the server lacks.
+func TestRoutesDescribed(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "doc", "rest-api.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	params := regexp.MustCompile(`\{[a-z]+\}`)
+	described := map[string]bool{}
+	for path, item := range doc.Paths {
+		for method := range item {
+			if method != "parameters" {
+				described[strings.ToUpper(method)+" "+params.ReplaceAllString(path, "{}")] = true
+			}
+		}
+	}
+	served := map[string]bool{}
+	for _, r := range newServer(t, Config{}).Routes() {
+		served[params.ReplaceAllString(r, "{}")] = true
+	}
+	for r := range served {
+		if !described[r] {
+			t.Errorf("%s is served but not described", r)
+		}
+	}
+	for r := range described {
+		if !served[r] {
+			t.Errorf("%s is described but not served", r)
+		}
 	}
 }

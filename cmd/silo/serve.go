@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -15,10 +16,14 @@ import (
 	"github.com/silo-dev/silo/server"
 )
 
+// serveMemoryLimit is the server's soft heap limit.
+const serveMemoryLimit = 24 << 20
+
 func serveCommand() *cli.Command {
 	return &cli.Command{Name: "serve", Usage: "serve the REST API on the state directory's unix socket", Flags: []cli.Flag{
 		&cli.StringFlag{Name: "group", Usage: "group that may use the socket, besides root"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: time.Minute, Usage: "how long SIGTERM waits for the operations in flight"},
+		&cli.DurationFlag{Name: "recover-every", Value: time.Minute, Usage: "how often to finish or undo what commands that died left"},
 	}, Action: serve}
 }
 
@@ -37,6 +42,12 @@ func serve(c *cli.Context) error {
 		if gid, err = strconv.Atoi(g.Gid); err != nil {
 			return fmt.Errorf("group %q: %w", name, err)
 		}
+	}
+	// A soft limit on the heap: a burst of clients that list at once
+	// makes garbage that the collector would otherwise let grow to twice
+	// the live heap. GOMEMLIMIT overrides it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(serveMemoryLimit)
 	}
 	stateDir := c.String("state-dir")
 	if err := os.MkdirAll(stateDir, 0o711); err != nil {
@@ -63,5 +74,8 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("Serving the API on %s\n", socket)
+	if every := c.Duration("recover-every"); every > 0 {
+		go srv.RecoverEvery(c.Context, every)
+	}
 	return srv.ServeUnix(c.Context, l, c.Duration("shutdown-timeout"))
 }

@@ -38,28 +38,41 @@ type apiServer struct {
 // variables in its environment, and waits until it answers.
 func (e *env) serve(extra ...string) *apiServer {
 	e.t.Helper()
-	argv := e.silo("serve")
+	return e.serveWith(nil, extra...)
+}
+
+// serveWith is serve with flags.
+func (e *env) serveWith(flags []string, extra ...string) *apiServer {
+	e.t.Helper()
+	argv := e.silo(append([]string{"serve"}, flags...)...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append(append(os.Environ(), "SILO_STATE_DIR="+e.state), e.extra...), extra...)
 	s := &apiServer{cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{}), socket: filepath.Join(e.state, "unix.socket")}
-	cmd.Stdout, cmd.Stderr = s.out, s.out
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
+	s.start(e.t)
+	return s
+}
+
+// start starts the server's command, and waits until it answers.
+func (s *apiServer) start(t *testing.T) {
+	t.Helper()
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	go func() { _ = cmd.Wait(); close(s.done) }()
-	e.t.Cleanup(func() { s.stop(e.t) })
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() { s.stop(t) })
 	s.c = client.NewUnix(s.socket)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := s.c.Server(context.Background()); err == nil {
-			return s
+			return
 		}
 		select {
 		case <-s.done:
-			e.t.Fatalf("silo serve ended: %s", s.out)
+			t.Fatalf("silo serve ended: %s", s.out)
 		default:
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("silo serve does not answer after 30 s: %s", s.out)
+			t.Fatalf("silo serve does not answer after 30 s: %s", s.out)
 		}
 	}
 }
@@ -438,6 +451,24 @@ func TestServeCrash(t *testing.T) {
 	}
 }
 
+// A command that dies while the server runs leaves nothing that refuses
+// the server's requests for long: the server recovers now and then.
+func TestServeRecoversCommands(t *testing.T) {
+	e := newEnv(t, "dir")
+	e.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+	s := e.serveWith([]string{"--recover-every", "200ms"})
+	e.extra = []string{"SILO_CRASH_AT=create/cloned"}
+	if r := e.run("create", "tiny", "c"); r.signal != syscall.SIGKILL {
+		t.Fatalf("create was not killed: %+v", r)
+	}
+	e.extra = nil
+	eventually(t, "the server undoes the killed create", func() bool {
+		op, err := s.c.CreateInstance(context.Background(), api.InstancesPost{Name: "c", Source: api.InstanceSource{Type: "image", Alias: "tiny"}})
+		return err == nil && op.Wait(context.Background()) == nil
+	})
+	e.consistent()
+}
+
 // Stopping the server with SIGTERM lets the operation in flight finish.
 func TestServeShutdownWaits(t *testing.T) {
 	e := bootEnv(t, "dir")
@@ -519,9 +550,36 @@ func TestServeWrites(t *testing.T) {
 	}
 	failsWith(t, c.DeleteNetwork(ctx, "apibr0"), http.StatusNotFound, "apibr0")
 
-	// An image.
+	// An image: out, deleted, and back in under another alias; what is not
+	// an image, or not the one announced, is refused and leaves nothing.
+	rc, err := c.ExportImage(ctx, "tiny", "gzip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || len(exported) == 0 {
+		t.Fatalf("export: %d bytes, %v", len(exported), err)
+	}
+	_, err = c.ExportImage(ctx, "tiny", "lzma")
+	failsWith(t, err, http.StatusBadRequest, "lzma")
 	must(t)(c.DeleteImage(ctx, "tiny"))
 	if imgs := e.cliJSON([]api.Image{}, "image", "list").([]api.Image); len(imgs) != 0 {
 		t.Fatalf("silo image list after a delete through the API: %+v", imgs)
 	}
+	_, err = c.ImportImage(ctx, bytes.NewReader(exported), strings.Repeat("0", 64), nil)
+	failsWith(t, err, http.StatusBadRequest, "fingerprint mismatch")
+	_, err = c.ImportImage(ctx, strings.NewReader("not an image"), "", []string{"junk"})
+	if err == nil || errkind.Of(err) != errkind.Invalid {
+		t.Fatalf("a junk upload: %v", err)
+	}
+	img, err := c.ImportImage(ctx, bytes.NewReader(exported), "", []string{"back"})
+	if err != nil || img.Layout != "unified" || len(img.Aliases) != 1 || img.Aliases[0].Name != "back" {
+		t.Fatalf("upload: %+v, %v", img, err)
+	}
+	if imgs := e.cliJSON([]api.Image{}, "image", "list").([]api.Image); len(imgs) != 1 || imgs[0].Fingerprint != img.Fingerprint {
+		t.Fatalf("silo image list after an upload: %+v", imgs)
+	}
+	e.ok("create", "back", "from-upload")
+	e.ok("delete", "from-upload")
 }
