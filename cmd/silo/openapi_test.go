@@ -20,6 +20,7 @@ import (
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/client"
+	"github.com/silo-dev/silo/internal/trust"
 )
 
 // openAPI is doc/rest-api.yaml, read as plain maps.
@@ -211,6 +212,11 @@ func TestServeOpenAPI(t *testing.T) {
 	e.launch("bb", "web")
 	e.ok("snapshot", "create", "web", "s1")
 	e.ok("volume", "create", "default", "v1")
+	certDir := t.TempDir()
+	if _, err := trust.KeyPair(filepath.Join(certDir, "c.crt"), filepath.Join(certDir, "c.key")); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("config", "trust", "add-certificate", "c1", filepath.Join(certDir, "c.crt"))
 	s := e.serve()
 	op, err := s.c.CreateSnapshot(context.Background(), "web", "s2")
 	if err == nil {
@@ -225,7 +231,7 @@ func TestServeOpenAPI(t *testing.T) {
 		t.Fatal("no network to describe")
 	}
 	real := map[string]string{"name": "web", "snapshot": "s1", "id": op.ID, "fingerprint": "bb", "pool": "default",
-		"volume": "v1", "network": nets[0].Name, "profile": "default"}
+		"volume": "v1", "network": nets[0].Name, "profile": "default", "certificate": "c1"}
 	hc := client.UnixHTTP(s.socket)
 	call := func(method, path, body string) (int, any) {
 		t.Helper()
