@@ -63,7 +63,7 @@ func commands() []*cli.Command {
 						&cli.StringSliceFlag{Name: "alias", Aliases: []string{"a"}, Usage: "alias for the image (repeatable)"},
 						&cli.StringFlag{Name: "fingerprint", Usage: "refuse the image unless its fingerprint is this"},
 					}, Action: withEngine(imageImport)},
-				imageExportCommand(), imageBuildCommand(),
+				imageExportCommand(), imageBuildCommand(), imageCopyCommand(),
 				{Name: "list", Aliases: []string{"ls"}, Usage: "list images", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Images, (*client.Client).Images, imageList)},
 				{Name: "info", Usage: "show an image", ArgsUsage: "REF", Flags: []cli.Flag{formatFlag}, Action: withEngine(imageInfo)},
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an image no instance uses", ArgsUsage: "REF", Action: withEngine(imageDelete)},

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -242,6 +243,21 @@ func TestRemoteTrustAndList(t *testing.T) {
 	if len(imgs) != 1 || len(imgs[0].Aliases) != 1 || imgs[0].Aliases[0].Name != "bb" {
 		t.Fatalf("image list h2: %+v", imgs)
 	}
+	// Images both ways, with their aliases.
+	h1.ok("image", "copy", "h2:bb", "local:", "--copy-aliases")
+	var ours []api.Image
+	h1.json(&ours, "image", "list")
+	if len(ours) != 1 || len(ours[0].Aliases) != 1 || ours[0].Aliases[0].Name != "bb" {
+		t.Fatalf("image copied from h2: %+v", ours)
+	}
+	h1.ok("image", "copy", "bb", "h2:", "--alias", "bb2")
+	h1.json(&imgs, "image", "list", "h2:")
+	if !slices.ContainsFunc(imgs, func(i api.Image) bool { return len(i.Aliases) == 1 && i.Aliases[0].Name == "bb2" }) {
+		t.Fatalf("image copied to h2: %+v", imgs)
+	}
+	h1.fails(2, "already", "image", "copy", "h2:bb", "h2:")
+	h1.fails(2, "the target is a host", "image", "copy", "bb", "h2:x")
+	h1.fails(3, "not found", "image", "copy", "h2:nope", "local:")
 	for _, coll := range []string{"pool", "profile", "network"} {
 		var here, there []map[string]any
 		h2.json(&here, coll, "list")
