@@ -46,37 +46,44 @@ func imageCopy(c *cli.Context) error {
 		}
 		defer e.Close()
 	}
-	img, stream, err := exportFrom(c, cfg, e, src)
+	img, fp, err := transferImage(c, cfg, e, src, dst, c.StringSlice("alias"), c.Bool("copy-aliases"))
 	if err != nil {
 		return err
 	}
+	fmt.Printf("Image %.12s copied to %s: %.12s\n", img.Fingerprint, dst.Remote, fp)
+	return nil
+}
+
+// transferImage copies image src.Name to the host dst names, with aliases
+// (and the source's, with copyAliases), and returns the source image and
+// the copy's fingerprint. e is this host's engine, if it is one of the two.
+func transferImage(c *cli.Context, cfg *remote.Config, e *engine.Engine, src, dst remote.Ref, aliases []string, copyAliases bool) (*api.Image, string, error) {
+	img, stream, err := exportFrom(c, cfg, e, src)
+	if err != nil {
+		return nil, "", err
+	}
 	defer stream.Close()
-	aliases := c.StringSlice("alias")
-	if c.Bool("copy-aliases") {
+	if copyAliases {
 		for _, al := range img.Aliases {
 			aliases = append(aliases, al.Name)
 		}
 	}
-	var fp string
 	if dst.IsLocal() {
 		res, err := e.ImportImage(c.Context, stream, engine.ImportOptions{Aliases: aliases})
 		if err != nil {
-			return err
+			return nil, "", err
 		}
-		fp = res.Fingerprint
-	} else {
-		cl, err := cfg.Client(dst.Remote)
-		if err != nil {
-			return err
-		}
-		got, err := cl.ImportImage(c.Context, stream, "", aliases)
-		if err != nil {
-			return err
-		}
-		fp = got.Fingerprint
+		return img, res.Fingerprint, nil
 	}
-	fmt.Printf("Image %.12s copied to %s: %.12s\n", img.Fingerprint, dst.Remote, fp)
-	return nil
+	cl, err := cfg.Client(dst.Remote)
+	if err != nil {
+		return nil, "", err
+	}
+	got, err := cl.ImportImage(c.Context, stream, "", aliases)
+	if err != nil {
+		return nil, "", err
+	}
+	return img, got.Fingerprint, nil
 }
 
 // exportFrom starts the stream of image src.Name from its host.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -145,8 +146,11 @@ func createRemote(start bool) remoteAction {
 		if err != nil {
 			return err
 		}
-		req := api.InstancesPost{Name: a[1], Source: api.InstanceSource{Type: "image", Alias: a[0]}, Config: cfg,
-			Ephemeral: c.Bool("ephemeral"), Start: start}
+		source, err := imageOn(c, cl, a[0])
+		if err != nil {
+			return err
+		}
+		req := api.InstancesPost{Name: a[1], Source: source, Config: cfg, Ephemeral: c.Bool("ephemeral"), Start: start}
 		if p := c.StringSlice("profile"); len(p) > 0 {
 			req.Profiles = p
 		} else if c.Bool("no-profiles") {
@@ -377,4 +381,35 @@ func notRemote(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// imageOn is the source of an instance made on a remote from image ref:
+// the remote's own image, or else this host's, copied there first, as lxc
+// launch copies an image the target lacks.
+func imageOn(c *cli.Context, cl *client.Client, ref string) (api.InstanceSource, error) {
+	if _, err := cl.Image(c.Context, ref); !errors.Is(err, errkind.NotFound) {
+		return api.InstanceSource{Type: "image", Alias: ref}, err
+	}
+	cfg, err := loadRemotes()
+	if err != nil {
+		return api.InstanceSource{}, err
+	}
+	e, err := engine.Open(c.Context, c.String("state-dir"))
+	if err != nil {
+		return api.InstanceSource{}, err
+	}
+	defer e.Close()
+	img, err := e.Image(c.Context, ref)
+	if err != nil {
+		return api.InstanceSource{}, errkind.Wrap(errkind.NotFound, "image %q is neither on the remote nor here", ref)
+	}
+	if _, err := cl.Image(c.Context, img.Fingerprint); err == nil {
+		return api.InstanceSource{Type: "image", Fingerprint: img.Fingerprint}, nil // there under another name
+	}
+	dst := cfg.Parse(c.Args().Get(1))
+	_, fp, err := transferImage(c, cfg, e, remote.Ref{Remote: remote.Local, Name: ref}, remote.Ref{Remote: dst.Remote}, nil, false)
+	if err != nil {
+		return api.InstanceSource{}, fmt.Errorf("copy image %s to %s: %w", ref, dst.Remote, err)
+	}
+	return api.InstanceSource{Type: "image", Fingerprint: fp}, nil
 }

@@ -256,6 +256,22 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("image copied to h2: %+v", imgs)
 	}
 	h1.fails(2, "already", "image", "copy", "h2:bb", "h2:")
+	// launch and create take a local image to the remote that lacks it,
+	// as lxc does: once, and then by its fingerprint.
+	busybox := filepath.Join(t.TempDir(), "bb.tar.zst")
+	if err := os.WriteFile(busybox, rootfs(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h1.ok("image", "import", busybox, "--alias", "tiny")
+	h1.ok("create", "tiny", "h2:web5")
+	h1.ok("create", "tiny", "h2:web6")
+	h1.json(&imgs, "image", "list", "h2:")
+	if len(imgs) != 3 {
+		t.Fatalf("h2's images after two creates from one local image: %+v", imgs)
+	}
+	h1.ok("delete", "h2:web5")
+	h1.ok("delete", "h2:web6")
+	h1.fails(3, "neither on the remote nor here", "create", "nope", "h2:web7")
 	h1.fails(2, "the target is a host", "image", "copy", "bb", "h2:x")
 	h1.fails(3, "not found", "image", "copy", "h2:nope", "local:")
 	for _, coll := range []string{"pool", "profile", "network"} {
