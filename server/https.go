@@ -74,7 +74,7 @@ func (h *HTTPS) listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	h.hs = &http.Server{Handler: h.s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+	h.hs = &http.Server{Handler: h.s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		// A failed handshake is the client's fault (no certificate it
 		// pinned, a protocol older than TLS 1.3): not worth a warning.
 		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelDebug)}
