@@ -65,6 +65,8 @@ var shapes = map[string]any{
 		Layout: "split", RootfsFormat: "squashfs", Compression: "xz", Templates: []string{"/etc/hostname"}},
 	"certificate.json": &Certificate{Name: "laptop", Type: CertificateTypeClient, Certificate: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
 		Fingerprint: "9d2c1f0e8b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d", AddedAt: created},
+	"certificate-add-token.json": &CertificateAddToken{ClientName: "laptop", Fingerprint: "9d2c1f0e8b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d",
+		Addresses: []string{"192.0.2.2:8443"}, Secret: "5f1e...", ExpiresAt: started},
 	"certificates-post.json": &CertificatesPost{Name: "laptop", Type: CertificateTypeClient, Certificate: "MIIB...", TrustToken: "eyJjbGllbnRfbmFtZSI6...",
 		Password: "eyJjbGllbnRfbmFtZSI6...", Token: true, Restricted: true, Projects: []string{"default"}},
 	"response.json": &Response{Type: ResponseAsync, Status: Running.String(), StatusCode: int(Running),

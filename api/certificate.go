@@ -34,10 +34,28 @@ type CertificatesPost struct {
 	// Password is where LXD clients older than trust_token send the
 	// token; it is read as TrustToken is.
 	Password string `json:"password,omitempty"`
-	// Token, Restricted and Projects are what LXD clients send besides:
-	// silo makes no token through the API, and has no projects, so
-	// they must be false and empty.
-	Token      bool     `json:"token,omitempty"`
+	// Token asks a trusted client's server for a trust token for a
+	// client called Name, which the answer carries
+	// (CertificateAddToken).
+	Token bool `json:"token,omitempty"`
+	// Restricted and Projects are what LXD clients send besides: silo
+	// has no projects, so they must be false and empty.
 	Restricted bool     `json:"restricted,omitempty"`
 	Projects   []string `json:"projects,omitempty"`
+}
+
+// CertificateAddToken is a trust token, as Incus's: what a client needs to
+// find the server, pin its certificate, and be let in once. `silo config
+// trust add` prints it as base64 JSON.
+type CertificateAddToken struct {
+	// ClientName is the name the client will be trusted under.
+	ClientName string `json:"client_name"`
+	// Fingerprint is the server's certificate's.
+	Fingerprint string `json:"fingerprint"`
+	// Addresses are where the server listens, host:port.
+	Addresses []string `json:"addresses"`
+	// Secret is what the client presents, once.
+	Secret string `json:"secret"`
+	// ExpiresAt is when the token lapses; zero for never.
+	ExpiresAt time.Time `json:"expires_at"`
 }

@@ -40,3 +40,11 @@ func (c *Client) DeleteCertificate(ctx context.Context, fingerprint string) erro
 	_, _, err := c.do(ctx, http.MethodDelete, api.Path("certificates", fingerprint), nil, nil, nil, nil)
 	return err
 }
+
+// CreateTrustToken has the server make a trust token for a client called
+// name, as `silo config trust add` on the server would.
+func (c *Client) CreateTrustToken(ctx context.Context, name string) (*api.CertificateAddToken, error) {
+	var tok api.CertificateAddToken
+	_, _, err := c.do(ctx, http.MethodPost, api.Version+"/certificates", nil, api.CertificatesPost{Name: name, Token: true}, nil, &tok)
+	return &tok, err
+}

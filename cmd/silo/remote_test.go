@@ -105,6 +105,9 @@ func TestRemoteTrustAndList(t *testing.T) {
 		if code, env := call(t, hc, "POST", "/1.0/certificates", `{"type":"client"}`); code != 403 {
 			t.Fatalf("POST /1.0/certificates with no token: %d %q", code, env.Error)
 		}
+		if code, env := call(t, hc, "POST", "/1.0/certificates", `{"name":"x","token":true}`); code != 403 {
+			t.Fatalf("POST /1.0/certificates asking for a token, untrusted: %d %q", code, env.Error)
+		}
 	}
 	hc := rawClient(t, h1.netns, &stranger, fp)
 	if code, env := call(t, hc, "POST", "/1.0/certificates", `{"trust_token":"`+strings.Repeat("0", 64)+`"}`); code != 403 || !strings.Contains(env.Error, "no such token") {
@@ -337,6 +340,13 @@ func TestRemoteTrustAndList(t *testing.T) {
 	}
 	h1.ok("config", "trust", "remove", "h2:other")
 	other.fails(1, "not trusted", "list", "h2:")
+
+	// A token made on h2 from h1, for a third client.
+	out := strings.Split(strings.TrimSpace(h1.ok("config", "trust", "add", "h2:third")), "\n")
+	third := *h1
+	third.extra = []string{"SILO_CONF=" + t.TempDir()}
+	third.ok("remote", "add", "h2", out[len(out)-1])
+	third.json(&insts, "list", "h2:")
 
 	// A remote removed and added again, its client still trusted: the
 	// token is left unspent, and the remote works.

@@ -22,7 +22,7 @@ func trustCommand() *cli.Command {
 		Name:  "trust",
 		Usage: "manage the clients the server trusts",
 		Subcommands: []*cli.Command{
-			{Name: "add", Usage: "print a one-time token that lets a client called NAME in (silo remote add ... --token)", ArgsUsage: "NAME", Action: withEngine(trustAdd)},
+			{Name: "add", Usage: "print a one-time token that lets a client called NAME in (silo remote add ... --token)", ArgsUsage: "[REMOTE:]NAME", Action: onRemote(0, trustAdd, trustAddRemote)},
 			{Name: "add-certificate", Usage: "trust a client certificate file (PEM)", ArgsUsage: "NAME FILE", Action: withEngine(trustAddCert)},
 			{Name: "list", Aliases: []string{"ls"}, Usage: "list the trusted clients", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Trusted, (*client.Client).Certificates, trustList)},
 			{Name: "remove", Aliases: []string{"rm"}, Usage: "stop trusting a client", ArgsUsage: "[REMOTE:]NAME|FINGERPRINT", Action: onRemote(0, trustRemove, trustRemoveRemote)},
@@ -41,11 +41,28 @@ func trustAdd(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
+	printToken(tok)
+	return nil
+}
+
+func trustAddRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	tok, err := cl.CreateTrustToken(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	printToken((*trust.Token)(tok))
+	return nil
+}
+
+func printToken(tok *trust.Token) {
 	if len(tok.Addresses) == 0 {
 		fmt.Fprintf(os.Stderr, "silo: warning: %s is not set: the server does not listen for remotes yet\n", engine.KeyHTTPSAddress)
 	}
-	fmt.Printf("Client %s token:\n%s\n", a[0], tok)
-	return nil
+	fmt.Printf("Client %s token:\n%s\n", tok.ClientName, tok)
 }
 
 func trustAddCert(c *cli.Context, e *engine.Engine) error {

@@ -7,21 +7,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
-	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 )
 
 // Token is what `silo config trust add` prints, in Incus's shape: enough
 // for a client to find the server, pin its certificate before it sends
 // anything, and prove to it that an administrator let it in.
-type Token struct {
-	ClientName  string    `json:"client_name"`
-	Fingerprint string    `json:"fingerprint"` // the server's certificate
-	Addresses   []string  `json:"addresses"`   // host:port the server listens on
-	Secret      string    `json:"secret"`
-	ExpiresAt   time.Time `json:"expires_at"` // zero: never
-}
+type Token api.CertificateAddToken
 
 // NewSecret is 32 random bytes in hex.
 func NewSecret() (string, error) {
