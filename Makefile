@@ -6,7 +6,7 @@ GO ?= go
 export GOFLAGS := -tags=urfave_cli_no_docs,netgo,osusergo -ldflags=-extldflags=-static
 BIN ?= bin/silo
 
-.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh
+.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh bench-api bench-remote
 
 build:
 	$(GO) build -o $(BIN) ./cmd/silo
@@ -86,6 +86,10 @@ bench-refresh: deps
 	hack/zfs-fuse.sh start
 	$(GO) run ./hack/refreshbench $(BENCH_ARGS)
 
+# silo list h2: over mutual TLS from a second host (two network namespaces).
+bench-remote: deps
+	$(GO) run ./hack/remotebench $(BENCH_ARGS)
+
 # Network readiness, throughput, the nic's cost at launch, and with
 # BENCH_ARGS="-density N" how many Debian instances one network holds
 # (which needs the inotify limits that bench-run raises).
@@ -94,3 +98,8 @@ bench-net: deps
 	# keyring each, charged to the host user their root is.
 	sysctl -qw fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576 kernel.keys.maxkeys=2000 kernel.keys.maxbytes=2000000
 	$(GO) run ./hack/netbench $(BENCH_ARGS)
+
+# silo serve: GET /1.0/instances?recursion=1 with 100 instances over the
+# unix socket, and the server's RSS.
+bench-api: deps
+	$(GO) run ./hack/apibench $(BENCH_ARGS)

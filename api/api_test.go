@@ -13,6 +13,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/api")
 
+var ephemeral = true
+
 var (
 	created = time.Date(2025, 3, 1, 9, 30, 0, 0, time.UTC)
 	started = time.Date(2025, 3, 2, 10, 0, 0, 500_000_000, time.UTC)
@@ -61,6 +63,34 @@ var shapes = map[string]any{
 		Aliases: []ImageAlias{{Name: "debian/12"}}, Type: TypeContainer, Architecture: "x86_64", Size: 1036165,
 		Properties: map[string]string{"os": "debian", "release": "bookworm"}, CreatedAt: created, UploadedAt: started,
 		Layout: "split", RootfsFormat: "squashfs", Compression: "xz", Templates: []string{"/etc/hostname"}},
+	"certificate.json": &Certificate{Name: "laptop", Type: CertificateTypeClient, Certificate: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
+		Fingerprint: "9d2c1f0e8b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d", AddedAt: created},
+	"certificate-add-token.json": &CertificateAddToken{ClientName: "laptop", Fingerprint: "9d2c1f0e8b7a6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d",
+		Addresses: []string{"192.0.2.2:8443"}, Secret: "5f1e...", ExpiresAt: started},
+	"certificates-post.json": &CertificatesPost{Name: "laptop", Type: CertificateTypeClient, Certificate: "MIIB...", TrustToken: "eyJjbGllbnRfbmFtZSI6...",
+		Password: "eyJjbGllbnRfbmFtZSI6...", Token: true, Restricted: true, Projects: []string{"default"}},
+	"response.json": &Response{Type: ResponseAsync, Status: Running.String(), StatusCode: int(Running),
+		Operation: Path("operations", "6916c8a6"), Error: "pool fast is full", ErrorCode: 507,
+		Metadata: map[string]any{"id": "6916c8a6"}},
+	"server.json": &Server{APIExtensions: []string{"instance_create_start"}, APIStatus: "stable", APIVersion: "1.0",
+		Auth: "trusted", AuthMethods: []string{"tls"}, Public: true, Config: map[string]string{"core.https_address": "192.0.2.2:8443"},
+		Environment: &ServerEnvironment{Architectures: []string{"x86_64"}, Kernel: "Linux", KernelArchitecture: "x86_64",
+			KernelVersion: "6.18.0", Server: "silo", ServerName: "h1", ServerPid: 4242, Storage: []string{"btrfs", "dir", "zfs"}}},
+	"instances-post.json": &InstancesPost{Name: "web", Source: InstanceSource{Type: "image", Alias: "debian/12", Fingerprint: "571ceb70d80c"},
+		Profiles: []string{"default"}, Config: map[string]string{"limits.memory": "256MiB"},
+		Devices: map[string]map[string]string{RootDevice: {"type": "disk", "path": "/", "pool": "fast"}}, Ephemeral: true, Start: true,
+		Type: TypeContainer},
+	"instance-put.json": &InstancePut{Config: map[string]string{"user.a": "1"}, Devices: map[string]map[string]string{"data": {"type": "disk", "source": "/srv", "path": "/srv"}},
+		Profiles: []string{"default"}, Ephemeral: &ephemeral, Restore: "snap0"},
+	"instance-post.json":           &InstancePost{Name: "www"},
+	"instance-state-put.json":      &InstanceStatePut{Action: "stop", Timeout: 30, Force: true},
+	"instance-snapshots-post.json": &InstanceSnapshotsPost{Name: "snap0"},
+	"profiles-post.json": &ProfilesPost{Name: "web", Description: "web servers", Config: map[string]string{"limits.cpu": "1"},
+		Devices: map[string]map[string]string{"eth0": {"type": "nic", "network": "silobr0"}}},
+	"profile-put.json": &ProfilePut{Description: "web servers", Config: map[string]string{"limits.cpu": "1"},
+		Devices: map[string]map[string]string{"eth0": {"type": "nic", "network": "silobr0"}}},
+	"volumes-post.json":  &StorageVolumesPost{Name: "data", Type: VolumeTypeCustom, Config: map[string]string{"size": "10GiB"}},
+	"networks-post.json": &NetworksPost{Name: "silobr1", Type: "bridge", Config: map[string]string{"ipv4.address": "auto"}},
 	"operation.json": &Operation{ID: "6916c8a6", Class: ClassTask, Description: "create web", CreatedAt: created,
 		Status: Failure.String(), StatusCode: Failure, Resources: map[string][]string{"instances": {Path("instances", "web")}},
 		Err: "pool fast is full"},

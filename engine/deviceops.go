@@ -158,6 +158,13 @@ func (e *Engine) SetProfileConfig(ctx context.Context, name string, set map[stri
 // ReplaceProfile puts p in place of the profile of its name, as
 // `profile edit` gives it.
 func (e *Engine) ReplaceProfile(ctx context.Context, p *store.Profile) error {
+	return e.ReplaceProfileIf(ctx, p, nil)
+}
+
+// ReplaceProfileIf is ReplaceProfile, if check (when not nil) passes the
+// profile as it stands, in the transaction of the write: for a write that
+// holds an ETag.
+func (e *Engine) ReplaceProfileIf(ctx context.Context, p *store.Profile, check func(cur *store.Profile) error) error {
 	for name, d := range p.Devices {
 		if err := checkParent(name, d); err != nil {
 			return fmt.Errorf("profile %s: %w", p.Name, err)
@@ -167,6 +174,11 @@ func (e *Engine) ReplaceProfile(ctx context.Context, p *store.Profile) error {
 		}
 	}
 	return e.UpdateProfile(ctx, p.Name, func(cur *store.Profile) error {
+		if check != nil {
+			if err := check(cur); err != nil {
+				return err
+			}
+		}
 		cur.Description, cur.Config, cur.Devices = p.Description, p.Config, p.Devices
 		return nil
 	})

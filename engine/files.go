@@ -71,6 +71,18 @@ func splitPath(p string) (dir, base string, err error) {
 	return dir, base, nil
 }
 
+// FileMode is the mode of an octal number as people write it (0644,
+// 4755): the permissions with the setuid, setgid and sticky bits.
+func FileMode(n uint64) os.FileMode {
+	m := os.FileMode(n & 0o777)
+	for bit, flag := range map[uint64]os.FileMode{0o4000: os.ModeSetuid, 0o2000: os.ModeSetgid, 0o1000: os.ModeSticky} {
+		if n&bit != 0 {
+			m |= flag
+		}
+	}
+	return m
+}
+
 // PushFile writes r as the file p of instance name, with mode and owner
 // (IDs inside the instance), replacing the file atomically if it exists.
 func (e *Engine) PushFile(ctx context.Context, name, p string, r io.Reader, mode os.FileMode, uid, gid int) error {

@@ -28,6 +28,8 @@ var nameRules = map[string]nameRule{
 	"snapshot": {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	"alias":    {max: 128, extra: "_./:-", desc: "letters, digits, '.', '_', ':', '/' and '-', at most 128"},
 	"profile":  {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
+	// A trusted client's name, and a remote's on the client side.
+	"client": {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	// A device's name is a part of its volatile keys, which dots join.
 	"device": {max: 63, extra: "_-", desc: "letters, digits, '_' and '-', at most 63"},
 	// A network's name is its bridge's, and a nic's name inside is an

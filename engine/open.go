@@ -39,6 +39,12 @@ func open(stateDir string) (*Engine, error) {
 	return e, nil
 }
 
+// Recover does what Open does at the start of every command: it
+// finishes or undoes the operations whose commands died, and the runs
+// that ended unseen. A long-lived server calls it now and then, for the
+// commands that die beside it while no other command runs.
+func (e *Engine) Recover(ctx context.Context) error { return e.recover(ctx) }
+
 // recover finishes or undoes each operation whose command died, and
 // finishes the runs that ended unseen. It runs at the start of every
 // command; a failure is logged, and tried again by the next command, but
@@ -60,4 +66,15 @@ func (e *Engine) recover(ctx context.Context) error {
 	}
 	e.finishDeadRuns(ctx, runs)
 	return nil
+}
+
+// Fresh returns an engine on e's state directory that shares nothing with
+// e but the store: no ready driver and no pool lock. A long-lived server
+// uses one per request, closed at its end, so that it holds no pool lock
+// between requests and sees a pool that a command deleted and made again
+// as the command left it.
+func (e *Engine) Fresh() *Engine {
+	f := &Engine{stateDir: e.stateDir, store: e.store, drivers: map[string]storage.Driver{}}
+	f.journal = journal.New(e.store, e.path("ops"), cleaner{f})
+	return f
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
@@ -47,7 +49,7 @@ func commands() []*cli.Command {
 					&cli.StringFlag{Name: "source", Aliases: []string{"s"}, Usage: "an existing directory, btrfs mount, or zpool/dataset"},
 					&cli.StringFlag{Name: "size", Usage: "make a loop-backed pool of this size (e.g. 20GiB)"},
 				}, Action: withEngine(poolCreate)},
-				{Name: "list", Aliases: []string{"ls"}, Usage: "list pools", Flags: []cli.Flag{formatFlag}, Action: withEngine(poolList)},
+				{Name: "list", Aliases: []string{"ls"}, Usage: "list pools", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Pools, (*client.Client).Pools, poolList)},
 				{Name: "info", Usage: "show a pool", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(poolInfo)},
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a pool no instance uses", ArgsUsage: "NAME", Action: onName(func(c *cli.Context, e *engine.Engine, name string) error { return e.DeletePool(c.Context, name) }, "Pool %s deleted")},
 			},
@@ -61,8 +63,8 @@ func commands() []*cli.Command {
 						&cli.StringSliceFlag{Name: "alias", Aliases: []string{"a"}, Usage: "alias for the image (repeatable)"},
 						&cli.StringFlag{Name: "fingerprint", Usage: "refuse the image unless its fingerprint is this"},
 					}, Action: withEngine(imageImport)},
-				imageExportCommand(), imageBuildCommand(),
-				{Name: "list", Aliases: []string{"ls"}, Usage: "list images", Flags: []cli.Flag{formatFlag}, Action: withEngine(imageList)},
+				imageExportCommand(), imageBuildCommand(), imageCopyCommand(),
+				{Name: "list", Aliases: []string{"ls"}, Usage: "list images", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Images, (*client.Client).Images, imageList)},
 				{Name: "info", Usage: "show an image", ArgsUsage: "REF", Flags: []cli.Flag{formatFlag}, Action: withEngine(imageInfo)},
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an image no instance uses", ArgsUsage: "REF", Action: withEngine(imageDelete)},
 				{
@@ -75,11 +77,11 @@ func commands() []*cli.Command {
 				},
 			},
 		},
-		{Name: "create", Usage: "create an instance from an image", ArgsUsage: "IMAGE NAME", Flags: createFlags, Action: withEngine(create)},
-		{Name: "launch", Usage: "create an instance and start it", ArgsUsage: "IMAGE NAME", Flags: append(createFlags, waitFlag, timeoutFlag(defaultWait)), Action: withEngine(launch)},
-		{Name: "start", Usage: "start an instance", ArgsUsage: "NAME", Flags: []cli.Flag{waitFlag, timeoutFlag(defaultWait)}, Action: withEngine(start)},
-		{Name: "stop", Usage: "stop an instance: its init shuts down, or is killed after the timeout", ArgsUsage: "NAME", Flags: stopFlags, Action: withEngine(stop)},
-		{Name: "restart", Usage: "stop an instance if it runs, and start it", ArgsUsage: "NAME", Flags: append(stopFlags, waitFlag), Action: withEngine(restart)},
+		{Name: "create", Usage: "create an instance from an image", ArgsUsage: "IMAGE NAME", Flags: createFlags, Action: onRemote(1, create, createRemote(false))},
+		{Name: "launch", Usage: "create an instance and start it", ArgsUsage: "IMAGE NAME", Flags: append(createFlags, waitFlag, timeoutFlag(defaultWait)), Action: onRemote(1, launch, createRemote(true))},
+		{Name: "start", Usage: "start an instance", ArgsUsage: "NAME", Flags: []cli.Flag{waitFlag, timeoutFlag(defaultWait)}, Action: onRemote(0, start, stateRemote("start"))},
+		{Name: "stop", Usage: "stop an instance: its init shuts down, or is killed after the timeout", ArgsUsage: "NAME", Flags: stopFlags, Action: onRemote(0, stop, stateRemote("stop"))},
+		{Name: "restart", Usage: "stop an instance if it runs, and start it", ArgsUsage: "NAME", Flags: append(stopFlags, waitFlag), Action: onRemote(0, restart, stateRemote("restart"))},
 		{Name: "wait", Usage: "wait until a running instance is ready", ArgsUsage: "NAME", Flags: []cli.Flag{timeoutFlag(defaultWait)}, Action: withEngine(wait)},
 		{Name: "exec", Usage: "run a command in a running instance", ArgsUsage: "NAME [--] CMD...", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "give the command a terminal (the default when stdin is one)"},
@@ -92,27 +94,28 @@ func commands() []*cli.Command {
 		}, Action: withEngine(console)},
 		{
 			Name:  "config",
-			Usage: "manage instance config (limits apply at once to a running instance)",
+			Usage: "manage instance config (limits apply at once to a running instance), or the server's (core.* keys, no instance named)",
 			Subcommands: []*cli.Command{
-				{Name: "set", Usage: "set config keys", ArgsUsage: "NAME KEY=VALUE...", Action: withEngine(configSet)},
-				{Name: "unset", Usage: "remove config keys", ArgsUsage: "NAME KEY...", Action: withEngine(configUnset)},
-				{Name: "show", Usage: "show an instance's profiles, config and devices", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag,
+				{Name: "set", Usage: "set config keys", ArgsUsage: "NAME KEY=VALUE... | core.KEY VALUE", Action: onRemote(0, configSet, configSetRemote)},
+				{Name: "unset", Usage: "remove config keys", ArgsUsage: "NAME KEY... | core.KEY...", Action: onRemote(0, configUnset, configUnsetRemote)},
+				{Name: "get", Usage: "print one config key", ArgsUsage: "NAME KEY | core.KEY", Action: withEngine(configGet)},
+				{Name: "show", Usage: "show an instance's profiles, config and devices, or with no NAME the server's config", ArgsUsage: "[NAME]", Flags: []cli.Flag{formatFlag,
 					&cli.BoolFlag{Name: "expanded", Usage: "what the instance runs with: its profiles' config and devices, then its own"},
-				}, Action: withEngine(configShow)},
-				deviceCommand(false),
+				}, Action: onRemote(0, configShow, configShowRemote)},
+				deviceCommand(false), trustCommand(),
 			},
 		},
-		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", Flags: []cli.Flag{formatFlag}, Action: withEngine(list)},
-		{Name: "info", Usage: "show an instance", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(info)},
+		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Instances, (*client.Client).Instances, list)},
+		{Name: "info", Usage: "show an instance", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: onRemote(0, info, infoRemote)},
 		{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an instance and its snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running instance first"},
-		}, Action: withEngine(deleteInstance)},
-		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: withEngine(rename)},
+		}, Action: onRemote(0, deleteInstance, deleteRemote)},
+		{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an instance", ArgsUsage: "OLD NEW", Action: onRemote(0, rename, renameRemote)},
 		{Name: "copy", Aliases: []string{"cp"}, Usage: "copy an instance, with its snapshots, or one of its snapshots, to a new instance", ArgsUsage: "SRC[/SNAP] DST", Flags: []cli.Flag{poolFlag, keepAddressesFlag,
 			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"},
 			&cli.BoolFlag{Name: "refresh", Usage: "bring DST, an earlier copy, up to date: add the snapshots it lacks, keep its own, take SRC's head; only differences move"},
 			&cli.BoolFlag{Name: "force", Usage: "with --refresh: replace the snapshots of DST that have diverged from SRC's"}}, Action: withEngine(copyInstance)},
-		profileCommand(), networkCommand(), withAttach(volumeCommand()),
+		profileCommand(), networkCommand(), withAttach(volumeCommand()), remoteCommand(),
 		{
 			Name:  "file",
 			Usage: "move files in and out of instances",
@@ -121,23 +124,23 @@ func commands() []*cli.Command {
 					&cli.IntFlag{Name: "uid", Usage: "owner in the instance"},
 					&cli.IntFlag{Name: "gid", Usage: "group in the instance"},
 					&cli.StringFlag{Name: "mode", Usage: "octal mode (default: the local file's)"},
-				}, Action: withEngine(filePush)},
-				{Name: "pull", Usage: "copy a file out of an instance (- for stdout)", ArgsUsage: "NAME/PATH LOCAL", Action: withEngine(filePull)},
+				}, Action: onRemote(1, filePush, filePushRemote)},
+				{Name: "pull", Usage: "copy a file out of an instance (- for stdout)", ArgsUsage: "NAME/PATH LOCAL", Action: onRemote(0, filePull, filePullRemote)},
 			},
 		},
 		{
 			Name:  "snapshot",
 			Usage: "manage instance snapshots",
 			Subcommands: []*cli.Command{
-				{Name: "create", Usage: "snapshot an instance (default names: snap0, snap1...)", ArgsUsage: "NAME [SNAP]", Action: withEngine(snapshotCreate)},
-				{Name: "list", Aliases: []string{"ls"}, Usage: "list an instance's snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(snapshotList)},
+				{Name: "create", Usage: "snapshot an instance (default names: snap0, snap1...)", ArgsUsage: "NAME [SNAP]", Action: onRemote(0, snapshotCreate, snapshotCreateRemote)},
+				{Name: "list", Aliases: []string{"ls"}, Usage: "list an instance's snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: onRemote(0, snapshotList, snapshotListRemote)},
 				{Name: "restore", Usage: "bring an instance back to any of its snapshots, keeping the others", ArgsUsage: "NAME SNAP", Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "stop a running instance, restore it, and start it again"},
-				}, Action: withEngine(snapshotRestore)},
-				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "NAME SNAP", Action: withEngine(snapshotDelete)},
+				}, Action: onRemote(0, snapshotRestore, snapshotRestoreRemote)},
+				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "NAME SNAP", Action: onRemote(0, snapshotDelete, snapshotDeleteRemote)},
 			},
 		},
-	}, backupCommands()...)
+	}, append(backupCommands(), serveCommand())...)
 }
 
 func poolCreate(c *cli.Context, e *engine.Engine) error {
@@ -179,11 +182,7 @@ func usedBy(p *api.StoragePool, collection string) []string {
 	return names
 }
 
-func poolList(c *cli.Context, e *engine.Engine) error {
-	pools, err := e.Pools(c.Context)
-	if err != nil {
-		return err
-	}
+func poolList(c *cli.Context, pools []*api.StoragePool) error {
 	var rows [][]string
 	for _, p := range pools {
 		rows = append(rows, []string{p.Name, p.Driver, poolSource(p),
@@ -254,11 +253,7 @@ func aliases(img *api.Image) string {
 	return orDash(strings.Join(names, ", "))
 }
 
-func imageList(c *cli.Context, e *engine.Engine) error {
-	imgs, err := e.Images(c.Context)
-	if err != nil {
-		return err
-	}
+func imageList(c *cli.Context, imgs []*api.Image) error {
 	var rows [][]string
 	for _, img := range imgs {
 		rows = append(rows, []string{aliases(img), img.Fingerprint[:12], humanSize(img.Size), img.Compression, when(img.UploadedAt)})
@@ -382,11 +377,7 @@ func processes(s *api.InstanceState) string {
 	return strconv.FormatInt(s.Processes, 10)
 }
 
-func list(c *cli.Context, e *engine.Engine) error {
-	insts, err := e.Instances(c.Context)
-	if err != nil {
-		return err
-	}
+func list(c *cli.Context, insts []*api.Instance) error {
 	var rows [][]string
 	for _, i := range insts {
 		rows = append(rows, []string{i.Name, strings.ToUpper(i.Status), addresses(i, "inet"), addresses(i, "inet6"),
@@ -418,6 +409,11 @@ func info(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
+	return showInstance(c, i)
+}
+
+// showInstance prints what info found, here or on a remote.
+func showInstance(c *cli.Context, i *api.Instance) error {
 	var snaps, cfg []string
 	for _, s := range i.Snapshots {
 		snaps = append(snaps, s.Name)
@@ -534,7 +530,13 @@ func instancePath(s string) (name, path string, err error) {
 }
 
 func filePush(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 2)
+	return pushFile(c, positional(c), e.PushFile)
+}
+
+// pushFile sends the local file a[0] (- for stdin) to a[1], NAME/PATH,
+// through push: the engine's, or a remote's.
+func pushFile(c *cli.Context, a []string, push func(ctx context.Context, name, path string, r io.Reader, mode os.FileMode, uid, gid int) error) error {
+	a, err := exactly(c, a, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -564,23 +566,9 @@ func filePush(c *cli.Context, e *engine.Engine) error {
 		if err != nil || n > 0o7777 {
 			return errkind.Wrap(errkind.Invalid, "invalid mode %q: give octal, as in 0644", m)
 		}
-		mode = os.FileMode(n&0o777) | setIDBits(n)
+		mode = engine.FileMode(n)
 	}
-	return e.PushFile(c.Context, name, path, r, mode, c.Int("uid"), c.Int("gid"))
-}
-
-func setIDBits(n uint64) os.FileMode {
-	var m os.FileMode
-	if n&0o4000 != 0 {
-		m |= os.ModeSetuid
-	}
-	if n&0o2000 != 0 {
-		m |= os.ModeSetgid
-	}
-	if n&0o1000 != 0 {
-		m |= os.ModeSticky
-	}
-	return m
+	return push(c.Context, name, path, r, mode, c.Int("uid"), c.Int("gid"))
 }
 
 func filePull(c *cli.Context, e *engine.Engine) error {
@@ -597,16 +585,22 @@ func filePull(c *cli.Context, e *engine.Engine) error {
 		return err
 	}
 	defer f.Close()
-	if a[1] == "-" {
-		_, err = io.Copy(os.Stdout, f)
-		return err
-	}
 	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
+	return pullTo(a, f, st.Mode().Perm())
+}
+
+// pullTo writes what file pull read from a[0] to a[1]: stdout for -, else
+// a file of mode perm, whole or not at all.
+func pullTo(a []string, f io.Reader, perm os.FileMode) error {
+	if a[1] == "-" {
+		_, err := io.Copy(os.Stdout, f)
+		return err
+	}
 	tmp := a[1] + ".silo-pull"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, st.Mode().Perm())
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}

@@ -117,6 +117,9 @@ func setUsageErrors(cmds []*cli.Command) {
 // withEngine opens the state directory for the length of one action.
 func withEngine(fn func(c *cli.Context, e *engine.Engine) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
+		if err := notRemote(c); err != nil {
+			return err
+		}
 		e, err := engine.Open(c.Context, c.String("state-dir"))
 		if err != nil {
 			return err
@@ -126,9 +129,18 @@ func withEngine(fn func(c *cli.Context, e *engine.Engine) error) cli.ActionFunc 
 	}
 }
 
+// positional is the positional arguments, with local: taken off the
+// reference that carried it.
+func positional(c *cli.Context) []string {
+	if local, ok := c.Context.Value(localArgs{}).([]string); ok {
+		return local
+	}
+	return c.Args().Slice()
+}
+
 // args checks the number of positional arguments.
 func args(c *cli.Context, min, max int) ([]string, error) {
-	a := c.Args().Slice()
+	a := positional(c)
 	if len(a) < min || len(a) > max {
 		return nil, errkind.Wrap(errkind.Invalid, "usage: silo %s %s", c.Command.HelpName[len("silo "):], c.Command.ArgsUsage)
 	}

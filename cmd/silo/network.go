@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
@@ -137,14 +139,22 @@ type instanceConfig struct {
 }
 
 func configShow(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
+	a, err := args(c, 0, 1)
 	if err != nil {
 		return err
+	}
+	if a[0] == "" {
+		return serverConfigShow(c, e)
 	}
 	i, err := e.Instance(c.Context, a[0])
 	if err != nil {
 		return err
 	}
+	return showConfig(c, i)
+}
+
+// showConfig prints what config show found, here or on a remote.
+func showConfig(c *cli.Context, i *api.Instance) error {
 	shown := instanceConfig{Profiles: i.Profiles, Config: i.Config, Devices: i.Devices}
 	if c.Bool("expanded") {
 		shown.Config, shown.Devices = i.ExpandedConfig, i.ExpandedDevices
@@ -162,7 +172,7 @@ func profileCommand() *cli.Command {
 			}, Action: onName(func(c *cli.Context, e *engine.Engine, name string) error {
 				return e.CreateProfile(name, c.String("description"))
 			}, "Profile %s created")},
-			{Name: "list", Aliases: []string{"ls"}, Usage: "list profiles", Flags: []cli.Flag{formatFlag}, Action: withEngine(profileList)},
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list profiles", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn(func(e *engine.Engine, _ context.Context) ([]*api.Profile, error) { return e.Profiles() }, (*client.Client).Profiles, profileList)},
 			{Name: "show", Usage: "show a profile", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(profileShow)},
 			{Name: "set", Usage: "set config keys of a profile (instances that apply it follow)", ArgsUsage: "NAME KEY=VALUE...", Action: withEngine(profileSet)},
 			{Name: "unset", Usage: "remove config keys of a profile", ArgsUsage: "NAME KEY...", Action: withEngine(profileUnset)},
@@ -176,11 +186,7 @@ func profileCommand() *cli.Command {
 	}
 }
 
-func profileList(c *cli.Context, e *engine.Engine) error {
-	ps, err := e.Profiles()
-	if err != nil {
-		return err
-	}
+func profileList(c *cli.Context, ps []*api.Profile) error {
 	var rows [][]string
 	for _, p := range ps {
 		rows = append(rows, []string{p.Name, orDash(p.Description), fmt.Sprint(len(p.UsedBy))})
@@ -327,7 +333,7 @@ func networkCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{Name: "create", Usage: "make a network (ipv4.address=auto|none|CIDR ipv4.nat=true|false ipv6.address=... ipv6.nat=... dns.domain=silo)",
 				ArgsUsage: "NAME [KEY=VALUE...]", Action: withEngine(networkCreate)},
-			{Name: "list", Aliases: []string{"ls"}, Usage: "list networks", Flags: []cli.Flag{formatFlag}, Action: withEngine(networkList)},
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list networks", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn(func(e *engine.Engine, _ context.Context) ([]*api.Network, error) { return e.Networks() }, (*client.Client).Networks, networkList)},
 			{Name: "info", Aliases: []string{"show"}, Usage: "show a network and the addresses its instances hold", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(networkInfo)},
 			{Name: "set", Usage: "set config keys of a network", ArgsUsage: "NAME KEY=VALUE...", Action: withEngine(networkSet)},
 			{Name: "unset", Usage: "remove config keys of a network", ArgsUsage: "NAME KEY...", Action: withEngine(networkUnset)},
@@ -365,11 +371,7 @@ func networkCreate(c *cli.Context, e *engine.Engine) error {
 	return nil
 }
 
-func networkList(c *cli.Context, e *engine.Engine) error {
-	ns, err := e.Networks()
-	if err != nil {
-		return err
-	}
+func networkList(c *cli.Context, ns []*api.Network) error {
 	var rows [][]string
 	for _, n := range ns {
 		rows = append(rows, []string{n.Name, orDash(n.Config["ipv4.address"]), orDash(n.Config["ipv6.address"]),

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -202,9 +203,12 @@ func copyUntilDetach(w io.Writer, r io.Reader) {
 }
 
 func configSet(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
+	a := positional(c)
+	if len(a) > 0 && engine.IsServerKey(strings.SplitN(a[0], "=", 2)[0]) {
+		return serverConfigSet(c, e, a)
+	}
 	if len(a) < 2 {
-		return errkind.Wrap(errkind.Invalid, "usage: silo config set NAME KEY=VALUE...")
+		return errkind.Wrap(errkind.Invalid, "usage: silo config set NAME KEY=VALUE... or silo config set core.KEY VALUE")
 	}
 	cfg, err := engine.ParseConfig(a[1:])
 	if err != nil {
@@ -214,9 +218,12 @@ func configSet(c *cli.Context, e *engine.Engine) error {
 }
 
 func configUnset(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
+	a := positional(c)
+	if len(a) > 0 && engine.IsServerKey(a[0]) {
+		return serverConfigUnset(c, e, a)
+	}
 	if len(a) < 2 {
-		return errkind.Wrap(errkind.Invalid, "usage: silo config unset NAME KEY...")
+		return errkind.Wrap(errkind.Invalid, "usage: silo config unset NAME KEY... or silo config unset core.KEY...")
 	}
 	return e.SetConfig(c.Context, a[0], nil, a[1:])
 }

@@ -66,6 +66,16 @@ var migrations = []migration{
 		_, err := tx.CreateBucketIfNotExists(bucketVolumes)
 		return err
 	},
+	// 5: the server's config, the client certificates it trusts, and its
+	// pending trust tokens.
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketServerConfig, bucketCertificates, bucketTokens} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
 
 // The profile that the schema starts with, and the network its nic joins,

@@ -84,17 +84,20 @@ type Tx struct {
 }
 
 var (
-	bucketMeta      = []byte("meta")
-	bucketPools     = []byte("pools")
-	bucketImages    = []byte("images")
-	bucketAliases   = []byte("aliases")
-	bucketInstances = []byte("instances")
-	bucketOps       = []byte("ops")
-	bucketRunning   = []byte("running")
-	bucketProfiles  = []byte("profiles")
-	bucketNetworks  = []byte("networks")
-	bucketVolumes   = []byte("volumes")
-	keyVersion      = []byte("version")
+	bucketMeta         = []byte("meta")
+	bucketPools        = []byte("pools")
+	bucketImages       = []byte("images")
+	bucketAliases      = []byte("aliases")
+	bucketInstances    = []byte("instances")
+	bucketOps          = []byte("ops")
+	bucketRunning      = []byte("running")
+	bucketProfiles     = []byte("profiles")
+	bucketNetworks     = []byte("networks")
+	bucketVolumes      = []byte("volumes")
+	bucketServerConfig = []byte("server_config")
+	bucketCertificates = []byte("certificates")
+	bucketTokens       = []byte("tokens")
+	keyVersion         = []byte("version")
 )
 
 func get[T any](tx *Tx, bucket []byte, key, kind string) (*T, error) {

@@ -124,8 +124,10 @@ func Spawn(cfg Config) error {
 	}
 	report, _ := io.ReadAll(r)
 	if string(report) == "ok\n" {
-		// The proxy lives on; whoever inherits it reaps it.
-		return cmd.Process.Release()
+		// The proxy lives on, reaped here if this process outlives it
+		// (silo serve), as a monitor is.
+		go func() { _ = cmd.Wait() }()
+		return nil
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()

@@ -103,8 +103,11 @@ func Spawn(cfg Config) error {
 	report, _ := io.ReadAll(r)
 	msg := strings.TrimSpace(string(report))
 	if msg == "ok" {
-		// The monitor lives on; whoever inherits it reaps it.
-		return cmd.Process.Release()
+		// The monitor lives on. A command that exits first leaves it to
+		// init; a process that lives longer than it (silo serve) reaps it
+		// here, or keeps a zombie for every instance that stopped.
+		go func() { _ = cmd.Wait() }()
+		return nil
 	}
 	_ = cmd.Wait()
 	if msg == "" {

@@ -1,0 +1,415 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
+	"github.com/silo-dev/silo/engine"
+	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/remote"
+)
+
+// remoteAction is a command carried out on a remote through its client,
+// with the positional arguments, the remote's name taken off the one that
+// carried it.
+type remoteAction func(c *cli.Context, cl *client.Client, a []string) error
+
+// onRemote runs local, directly on this host's engine, unless the
+// reference in positional argument i names a remote (h2:web, h2:, or any
+// name when the default remote is another host): then it runs remote.
+func onRemote(i int, local func(*cli.Context, *engine.Engine) error, remoteFn remoteAction) cli.ActionFunc {
+	direct := withEngine(local)
+	return func(c *cli.Context) error {
+		if _, err := remote.Dir(); err != nil {
+			return direct(c) // no config directory: no remotes
+		}
+		cfg, err := loadRemotes()
+		if err != nil {
+			return err
+		}
+		a := c.Args().Slice()
+		ref := cfg.Parse("")
+		if i < len(a) {
+			ref = cfg.Parse(a[i])
+		}
+		if i < len(a) {
+			a[i] = ref.Name
+		}
+		if ref.IsLocal() {
+			c.Context = context.WithValue(c.Context, localArgs{}, a)
+			return direct(c)
+		}
+		cl, err := cfg.Client(ref.Remote)
+		if err != nil {
+			return err
+		}
+		return remoteFn(c, cl, a)
+	}
+}
+
+// localArgs carries, for args to read, the positional arguments of a
+// command run on this host with local: taken off the reference.
+type localArgs struct{}
+
+// exactly checks a remote command's positional arguments, as args does.
+func exactly(c *cli.Context, a []string, min, max int) ([]string, error) {
+	if len(a) < min || len(a) > max || (min > 0 && a[0] == "") {
+		return nil, errkind.Wrap(errkind.Invalid, "usage: silo %s %s", c.Command.HelpName[len("silo "):], c.Command.ArgsUsage)
+	}
+	for len(a) < max {
+		a = append(a, "")
+	}
+	return a, nil
+}
+
+// awaited returns a function that waits for the operation a request
+// started, unless the request failed: awaited(ctx)(cl.DeleteInstance(...)).
+func awaited(ctx context.Context) func(*client.Operation, error) error {
+	return func(op *client.Operation, err error) error {
+		if err != nil {
+			return err
+		}
+		return op.Wait(ctx)
+	}
+}
+
+// listOn is a list command of a collection, here or on the remote that
+// its one argument names (h2:): fetched by local or remote, printed by
+// show.
+func listOn[T any](local func(*engine.Engine, context.Context) ([]T, error), remote func(*client.Client, context.Context) ([]T, error),
+	show func(*cli.Context, []T) error) cli.ActionFunc {
+	return onRemote(0, func(c *cli.Context, e *engine.Engine) error {
+		if _, err := args(c, 0, 1); err != nil {
+			return err
+		}
+		items, err := local(e, c.Context)
+		if err != nil {
+			return err
+		}
+		return show(c, items)
+	}, func(c *cli.Context, cl *client.Client, a []string) error {
+		if a, err := exactly(c, a, 0, 1); err != nil || a[0] != "" {
+			return errkind.Wrap(errkind.Invalid, "usage: silo %s [REMOTE:]", c.Command.HelpName[len("silo "):])
+		}
+		items, err := remote(cl, c.Context)
+		if err != nil {
+			return err
+		}
+		return show(c, items)
+	})
+}
+
+func infoRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	i, _, err := cl.Instance(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return showInstance(c, i)
+}
+
+// noWait refuses --wait on a remote: readiness is read through exec,
+// which remotes do not serve yet.
+func noWait(c *cli.Context) error {
+	if c.Bool("wait") {
+		return errkind.Wrap(errkind.Invalid, "--wait is not served by remotes yet")
+	}
+	return nil
+}
+
+func createRemote(start bool) remoteAction {
+	return func(c *cli.Context, cl *client.Client, a []string) error {
+		a, err := exactly(c, a, 2, 2)
+		if err != nil {
+			return err
+		}
+		if err := noWait(c); err != nil {
+			return err
+		}
+		if c.String("network") != "" || c.Bool("no-network") {
+			return errkind.Wrap(errkind.Invalid, "--network and --no-network are not served by remotes yet: give a profile")
+		}
+		cfg, err := engine.ParseConfig(c.StringSlice("config"))
+		if err != nil {
+			return err
+		}
+		source, err := imageOn(c, cl, a[0])
+		if err != nil {
+			return err
+		}
+		req := api.InstancesPost{Name: a[1], Source: source, Config: cfg, Ephemeral: c.Bool("ephemeral"), Start: start}
+		if p := c.StringSlice("profile"); len(p) > 0 {
+			req.Profiles = p
+		} else if c.Bool("no-profiles") {
+			req.Profiles = []string{}
+		}
+		if pool := c.String("pool"); pool != "" {
+			req.Devices = map[string]map[string]string{api.RootDevice: {"type": "disk", "path": "/", "pool": pool}}
+		}
+		if err := awaited(c.Context)(cl.CreateInstance(c.Context, req)); err != nil {
+			return err
+		}
+		verb := "created"
+		if start {
+			verb = "created and started"
+		}
+		fmt.Printf("Instance %s %s\n", a[1], verb)
+		return nil
+	}
+}
+
+// stateRemote starts, stops or restarts an instance on a remote.
+func stateRemote(action string) remoteAction {
+	return func(c *cli.Context, cl *client.Client, a []string) error {
+		a, err := exactly(c, a, 1, 1)
+		if err != nil {
+			return err
+		}
+		if err := noWait(c); err != nil {
+			return err
+		}
+		req := api.InstanceStatePut{Action: action, Force: c.Bool("force")}
+		if action != "start" {
+			req.Timeout = int(c.Duration("timeout").Seconds())
+		}
+		return awaited(c.Context)(cl.UpdateInstanceState(c.Context, a[0], req))
+	}
+}
+
+func deleteRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	if c.Bool("force") {
+		i, _, err := cl.Instance(c.Context, a[0])
+		if err != nil {
+			return err
+		}
+		if i.StatusCode == api.Running {
+			if err := awaited(c.Context)(cl.UpdateInstanceState(c.Context, a[0], api.InstanceStatePut{Action: "stop", Force: true})); err != nil {
+				return err
+			}
+		}
+	}
+	return awaited(c.Context)(cl.DeleteInstance(c.Context, a[0]))
+}
+
+func snapshotCreateRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 2)
+	if err != nil {
+		return err
+	}
+	if err := awaited(c.Context)(cl.CreateSnapshot(c.Context, a[0], a[1])); err != nil {
+		return err
+	}
+	fmt.Printf("Snapshot of %s created\n", a[0])
+	return nil
+}
+
+func snapshotListRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	snaps, err := cl.Snapshots(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return snapshotTable(c, snaps, func(s api.InstanceSnapshot) (string, time.Time) { return s.Name, s.CreatedAt })
+}
+
+func snapshotRestoreRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 2, 2)
+	if err != nil {
+		return err
+	}
+	return awaited(c.Context)(cl.RestoreSnapshot(c.Context, a[0], a[1]))
+}
+
+func snapshotDeleteRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 2, 2)
+	if err != nil {
+		return err
+	}
+	return awaited(c.Context)(cl.DeleteSnapshot(c.Context, a[0], a[1]))
+}
+
+func renameRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 2, 2)
+	if err != nil {
+		return err
+	}
+	// h2:a h2:b, as lxc takes it; to another host would be a move.
+	cfg, err := loadRemotes()
+	if err != nil {
+		return err
+	}
+	if src, dst := cfg.Parse(c.Args().Get(0)), cfg.Parse(a[1]); strings.Contains(a[1], ":") && dst.Remote != src.Remote {
+		return errkind.Wrap(errkind.Invalid, "rename %s to %s: a rename stays on one host", c.Args().Get(0), a[1])
+	} else if strings.Contains(a[1], ":") {
+		a[1] = dst.Name
+	}
+	return awaited(c.Context)(cl.RenameInstance(c.Context, a[0], a[1]))
+}
+
+// notServerRemote refuses the server keys of a remote: /1.0's PUT is not
+// served yet.
+func notServerRemote(a []string) error {
+	if len(a) == 0 || a[0] == "" || engine.IsServerKey(strings.SplitN(a[0], "=", 2)[0]) {
+		return errkind.Wrap(errkind.Invalid, "a remote's server config is not served yet: name an instance, REMOTE:NAME")
+	}
+	return nil
+}
+
+// patchConfigRemote writes an instance's keys on a remote: PATCH sets
+// them, and removes those it gives empty.
+func patchConfigRemote(c *cli.Context, cl *client.Client, name string, cfg map[string]string) error {
+	return awaited(c.Context)(cl.PatchInstance(c.Context, name, api.InstancePut{Config: cfg}, ""))
+}
+
+func configSetRemote(c *cli.Context, cl *client.Client, a []string) error {
+	if err := notServerRemote(a); err != nil {
+		return err
+	}
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo config set REMOTE:NAME KEY=VALUE...")
+	}
+	cfg, err := engine.ParseConfig(a[1:])
+	if err != nil {
+		return err
+	}
+	return patchConfigRemote(c, cl, a[0], cfg)
+}
+
+func configUnsetRemote(c *cli.Context, cl *client.Client, a []string) error {
+	if err := notServerRemote(a); err != nil {
+		return err
+	}
+	if len(a) < 2 {
+		return errkind.Wrap(errkind.Invalid, "usage: silo config unset REMOTE:NAME KEY...")
+	}
+	cfg := map[string]string{}
+	for _, k := range a[1:] {
+		cfg[k] = ""
+	}
+	return patchConfigRemote(c, cl, a[0], cfg)
+}
+
+func configShowRemote(c *cli.Context, cl *client.Client, a []string) error {
+	if err := notServerRemote(a); err != nil {
+		return err
+	}
+	i, _, err := cl.Instance(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return showConfig(c, i)
+}
+
+func filePushRemote(c *cli.Context, cl *client.Client, a []string) error {
+	return pushFile(c, a, func(ctx context.Context, name, path string, r io.Reader, mode os.FileMode, uid, gid int) error {
+		return cl.PushFile(ctx, name, path, r, octalMode(mode), uid, gid)
+	})
+}
+
+// octalMode is mode as the octal number people write (4755), which
+// LXD's file headers carry: engine.FileMode undone.
+func octalMode(mode os.FileMode) uint32 {
+	n := uint32(mode.Perm())
+	for _, bit := range []uint32{0o4000, 0o2000, 0o1000} {
+		if mode&engine.FileMode(uint64(bit)) != 0 {
+			n |= bit
+		}
+	}
+	return n
+}
+
+func filePullRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 2, 2)
+	if err != nil {
+		return err
+	}
+	name, path, err := instancePath(a[0])
+	if err != nil {
+		return err
+	}
+	f, info, err := cl.PullFile(c.Context, name, path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pullTo(a, f, info.Mode)
+}
+
+// notRemote refuses a command that does not reach remotes yet when one of
+// its first two arguments names one (exec h2:web, copy web h2:web), rather
+// than take h2:web for a local name. Commands that onRemote dispatched
+// have had their remote taken off already.
+func notRemote(c *cli.Context) error {
+	if _, dispatched := c.Context.Value(localArgs{}).([]string); dispatched {
+		return nil
+	}
+	a := c.Args().Slice()
+	a = a[:min(len(a), 2)]
+	if !slices.ContainsFunc(a, func(s string) bool { return strings.Contains(s, ":") }) {
+		return nil
+	}
+	if _, err := remote.Dir(); err != nil {
+		return nil
+	}
+	cfg, err := loadRemotes()
+	if err != nil {
+		return err
+	}
+	for _, s := range a {
+		if ref := cfg.Parse(s); !ref.IsLocal() && strings.Contains(s, ":") {
+			return errkind.Wrap(errkind.Invalid, "%s: silo %s does not reach remotes yet", s, c.Command.HelpName[len("silo "):])
+		}
+	}
+	return nil
+}
+
+// imageOn is the source of an instance made on a remote from image ref:
+// the remote's own image, or else this host's, copied there first, as lxc
+// launch copies an image the target lacks.
+func imageOn(c *cli.Context, cl *client.Client, ref string) (api.InstanceSource, error) {
+	if _, err := cl.Image(c.Context, ref); !errors.Is(err, errkind.NotFound) {
+		return api.InstanceSource{Type: "image", Alias: ref}, err
+	}
+	cfg, err := loadRemotes()
+	if err != nil {
+		return api.InstanceSource{}, err
+	}
+	e, err := engine.Open(c.Context, c.String("state-dir"))
+	if err != nil {
+		return api.InstanceSource{}, err
+	}
+	defer e.Close()
+	img, err := e.Image(c.Context, ref)
+	if err != nil {
+		return api.InstanceSource{}, errkind.Wrap(errkind.NotFound, "image %q is neither on the remote nor here", ref)
+	}
+	if _, err := cl.Image(c.Context, img.Fingerprint); err == nil {
+		return api.InstanceSource{Type: "image", Fingerprint: img.Fingerprint}, nil // there under another name
+	}
+	dst := cfg.Parse(c.Args().Get(1))
+	_, fp, err := transferImage(c, cfg, e, remote.Ref{Remote: remote.Local, Name: ref}, remote.Ref{Remote: dst.Remote}, nil, false)
+	if err != nil {
+		return api.InstanceSource{}, fmt.Errorf("copy image %s to %s: %w", ref, dst.Remote, err)
+	}
+	return api.InstanceSource{Type: "image", Fingerprint: fp}, nil
+}

@@ -1,0 +1,147 @@
+// Command remotebench measures silo's remotes: `silo list h2:` over mutual
+// TLS from a second host, with N stopped instances on h2, beside the same
+// listing made directly on h2. The two
+// hosts are two state directories in two network namespaces joined by a
+// veth (198.51.100.1 and .2); nothing leaves the machine.
+//
+// It needs root and the busybox test image (hack/busybox-image.sh).
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
+	"github.com/silo-dev/silo/hack/benchutil"
+	"github.com/silo-dev/silo/remote"
+)
+
+var (
+	runs      = flag.Int("runs", 20, "timed runs per figure")
+	clients   = flag.Int("clients", 100, "clients at once, each with its own TLS connection")
+	instances = flag.Int("instances", 100, "stopped instances on h2")
+)
+
+const h2Addr = "198.51.100.2:8443"
+
+func main() {
+	flag.Parse()
+	work, err := os.MkdirTemp("/var/tmp", "remotebench-")
+	benchutil.Check(err)
+	defer os.RemoveAll(work)
+	bin := benchutil.BuildSilo(work)
+	h1 := benchutil.NewSilo(bin, filepath.Join(work, "h1"))
+	defer h1.Close()
+	h2 := benchutil.NewSilo(bin, filepath.Join(work, "h2"))
+	defer h2.Close()
+	join(h1.NS.Name, h2.NS.Name)
+
+	benchutil.Check(h2.Run("image", "import", benchutil.BusyboxImage(), "--alias", "bb"))
+	names := make([]string, *instances)
+	_, err = benchutil.Waves(len(names), 4, func(i int) error {
+		names[i] = fmt.Sprintf("i%03d", i)
+		return h2.Run("create", "bb", names[i])
+	})
+	defer func() {
+		_, err := benchutil.Waves(len(names), 4, func(i int) error { return h2.Run("delete", names[i]) })
+		benchutil.Check(err)
+	}()
+	benchutil.Check(err)
+	benchutil.Check(h2.Run("config", "set", "core.https_address", h2Addr))
+	stop := serve(h2)
+	defer stop()
+
+	conf := filepath.Join(work, "h1-conf")
+	os.Setenv(remote.EnvDir, conf) // for h1's commands
+	out, err := h2.Command("config", "trust", "add", "h1").Output()
+	benchutil.Check(err)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	benchutil.Check(h1.Run("remote", "add", "h2", "https://"+h2Addr, "--token", lines[len(lines)-1]))
+
+	var check []api.Instance
+	benchutil.Check(h1.JSON(&check, "list", "h2:"))
+	if len(check) != *instances {
+		benchutil.Check(fmt.Errorf("list h2: shows %d instances, want %d", len(check), *instances))
+	}
+	fmt.Printf("%d stopped busybox instances on h2 (dir pool); %d runs, medians [min-max]\n", *instances, *runs)
+	figure("silo list h2: --format json (h1, over TLS)", func() error { return h1.Run("list", "h2:", "--format", "json") })
+	figure("silo list --format json (on h2, direct)", func() error { return h2.Run("list", "--format", "json") })
+	load(h1, conf)
+}
+
+// figure prints the times of fn, after one untimed run.
+func figure(what string, fn func() error) {
+	benchutil.Check(fn())
+	var ds []time.Duration
+	for range *runs {
+		ds = append(ds, benchutil.Timed(fn))
+	}
+	fmt.Printf("  %-50s %s\n", what, benchutil.Stat(ds))
+}
+
+// join links the two namespaces with a veth.
+func join(ns1, ns2 string) {
+	for _, args := range [][]string{
+		{"-n", ns1, "link", "add", "rb-h1", "type", "veth", "peer", "name", "rb-h2", "netns", ns2},
+		{"-n", ns1, "addr", "add", "198.51.100.1/24", "dev", "rb-h1"},
+		{"-n", ns1, "link", "set", "rb-h1", "up"},
+		{"-n", ns2, "addr", "add", "198.51.100.2/24", "dev", "rb-h2"},
+		{"-n", ns2, "link", "set", "rb-h2", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			benchutil.Check(fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out))
+		}
+	}
+}
+
+// serve starts silo serve on s and returns once it listens; stop ends it.
+func serve(s *benchutil.Silo) (stop func()) {
+	cmd := s.Command("serve")
+	out, err := cmd.StdoutPipe()
+	benchutil.Check(err)
+	benchutil.Check(s.NS.Start(cmd))
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && !strings.Contains(sc.Text(), "unix.socket") {
+	}
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+}
+
+// load has many clients list h2's instances at once, each over a TLS
+// connection of its own (a handshake each), dialled from h1's namespace.
+func load(h1 *benchutil.Silo, conf string) {
+	cfg, err := remote.Load(conf)
+	benchutil.Check(err)
+	tlsCfg, err := cfg.TLS("h2")
+	benchutil.Check(err)
+	times := make([]time.Duration, *clients)
+	start := time.Now()
+	_, err = benchutil.Waves(*clients, *clients, func(i int) error {
+		tr := &http.Transport{TLSClientConfig: tlsCfg.Clone(), DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := h1.NS.Do(func() (err error) { c, err = (&net.Dialer{}).DialContext(ctx, network, addr); return err })
+			return c, err
+		}}
+		defer tr.CloseIdleConnections()
+		t0 := time.Now()
+		_, err := client.New(cfg.Remotes["h2"].Addr, &http.Client{Transport: tr}).Instances(context.Background())
+		times[i] = time.Since(t0)
+		return err
+	})
+	benchutil.Check(err)
+	fmt.Printf("  %-50s %s; all answered in %.0f ms\n", fmt.Sprintf("%d clients at once, GET recursion=2 over TLS", *clients),
+		benchutil.Stat(times), float64(time.Since(start).Microseconds())/1000)
+}
