@@ -104,6 +104,7 @@ func commands() []*cli.Command {
 		},
 		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", Flags: []cli.Flag{formatFlag}, Action: withEngine(list)},
 		{Name: "info", Usage: "show an instance", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(info)},
+		monitorCommand(),
 		{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an instance and its snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running instance first"},
 		}, Action: withEngine(deleteInstance)},

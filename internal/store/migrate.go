@@ -66,6 +66,11 @@ var migrations = []migration{
 		_, err := tx.CreateBucketIfNotExists(bucketVolumes)
 		return err
 	},
+	// 5: the event log, keyed by sequence number.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketEvents)
+		return err
+	},
 }
 
 // The profile that the schema starts with, and the network its nic joins,

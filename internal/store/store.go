@@ -94,6 +94,7 @@ var (
 	bucketProfiles  = []byte("profiles")
 	bucketNetworks  = []byte("networks")
 	bucketVolumes   = []byte("volumes")
+	bucketEvents    = []byte("events")
 	keyVersion      = []byte("version")
 )
 
