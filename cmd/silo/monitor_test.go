@@ -184,3 +184,59 @@ func TestMonitorMissed(t *testing.T) {
 		t.Fatalf("stderr %q, want %q", m.stderr.String(), want)
 	}
 }
+
+// A change and its event are committed together: a command killed before
+// its commit logs nothing, and one killed right after it has logged its
+// event once.
+func TestEventsCrash(t *testing.T) {
+	e := bootEnv(t, "dir")
+	e.ok("create", "bb", "web")
+	logged := func() []string {
+		t.Helper()
+		var got []string
+		if err := openStore(t, e).View(func(tx *store.Tx) error {
+			_, err := tx.EventsAfter(0, func(_ uint64, data []byte) error {
+				var ev api.Event
+				var l api.EventLifecycle
+				if err := json.Unmarshal(data, &ev); err != nil {
+					return err
+				}
+				if err := json.Unmarshal(ev.Metadata, &l); err != nil {
+					return err
+				}
+				if strings.HasPrefix(l.Action, "instance-snapshot") {
+					got = append(got, l.Action+" "+l.Source)
+				}
+				return nil
+			})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	crash := func(step string, args ...string) {
+		t.Helper()
+		e.extra = []string{"SILO_CRASH_AT=" + step}
+		defer func() { e.extra = nil }()
+		if r := e.run(args...); r.signal != syscall.SIGKILL {
+			t.Fatalf("silo %v at %s: %+v, want killed", args, step, r)
+		}
+	}
+	crash("snapshot/snapshotted", "snapshot", "create", "web", "s1")
+	e.ok("list") // rolls the snapshot back
+	if got := logged(); len(got) != 0 {
+		t.Fatalf("after a crash before the commit: %q", got)
+	}
+	crash("snapshot/committed", "snapshot", "create", "web", "s1")
+	e.ok("list")
+	want := "instance-snapshot-created " + api.Path("instances", "web") + "/snapshots/s1"
+	if got := logged(); len(got) != 1 || got[0] != want {
+		t.Fatalf("after a crash after the commit: %q, want %q", got, want)
+	}
+	crash("snapshot-delete/committed", "snapshot", "delete", "web", "s1")
+	e.ok("list")
+	if got := logged(); len(got) != 2 || got[1] != "instance-snapshot-deleted "+api.Path("instances", "web")+"/snapshots/s1" {
+		t.Fatalf("after a crash after the delete's commit: %q", got)
+	}
+}
