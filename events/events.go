@@ -81,6 +81,11 @@ type Bus struct {
 
 	mu   sync.Mutex
 	subs map[*Subscription]bool
+	// watch is the one inotify watch of the database file, shared by
+	// the subscribers that follow the log, while there are any: a server
+	// with many clients must not take an inotify instance for each.
+	watch    *watcher
+	watchers int
 }
 
 // New returns the bus of st's event log.
@@ -120,28 +125,69 @@ func (b *Bus) Subscribe(ctx context.Context, types []string, after uint64) (*Sub
 	}
 	out := make(chan Entry)
 	s := &Subscription{C: out, types: types, pub: make(chan api.Event, publishQueue)}
-	var wake <-chan struct{}
 	if s.wants(api.EventTypeLifecycle) {
-		w, err := watch(b.st.Path())
-		if err != nil {
-			return nil, err
-		}
-		wake = w.C
-		context.AfterFunc(ctx, w.Close)
+		s.wake = make(chan struct{}, 1)
 	}
-	b.mu.Lock()
-	b.subs[s] = true
-	b.mu.Unlock()
+	if err := b.add(s); err != nil {
+		return nil, err
+	}
 	go func() {
 		defer func() {
-			b.mu.Lock()
-			delete(b.subs, s)
-			b.mu.Unlock()
+			b.remove(s)
 			close(out)
 		}()
-		s.err = s.run(ctx, b.st, after, wake, out)
+		s.err = s.run(ctx, b.st, after, out)
 	}()
 	return s, nil
+}
+
+// add registers s, and watches the database for it if it follows the log.
+func (b *Bus) add(s *Subscription) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.wake != nil {
+		if b.watchers == 0 {
+			w, err := watch(b.st.Path())
+			if err != nil {
+				return err
+			}
+			b.watch = w
+			go b.wakeAll(w)
+		}
+		b.watchers++
+	}
+	b.subs[s] = true
+	return nil
+}
+
+// remove forgets s, and ends the watch when no one follows the log.
+func (b *Bus) remove(s *Subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.subs, s)
+	if s.wake != nil {
+		if b.watchers--; b.watchers == 0 {
+			b.watch.Close()
+			b.watch = nil
+		}
+	}
+}
+
+// wakeAll wakes the subscribers that follow the log at each change that
+// w sees, until w is closed.
+func (b *Bus) wakeAll(w *watcher) {
+	for range w.C {
+		b.mu.Lock()
+		for s := range b.subs {
+			if s.wake != nil {
+				select {
+				case s.wake <- struct{}{}:
+				default: // already woken: it reads everything new anyway
+				}
+			}
+		}
+		b.mu.Unlock()
+	}
 }
 
 // publishQueue is how many published events a subscriber may lag behind.
@@ -153,6 +199,7 @@ type Subscription struct {
 	C     <-chan Entry
 	types []string
 	pub   chan api.Event
+	wake  chan struct{} // when it follows the log: the database changed
 
 	mu     sync.Mutex
 	missed uint64 // published events dropped since the last delivered
@@ -178,7 +225,7 @@ func (s *Subscription) offer(ev api.Event) {
 
 // run reads the log after seq each time the database changes, and passes
 // on published events between.
-func (s *Subscription) run(ctx context.Context, st *store.Store, seq uint64, wake <-chan struct{}, out chan<- Entry) error {
+func (s *Subscription) run(ctx context.Context, st *store.Store, seq uint64, out chan<- Entry) error {
 	send := func(e Entry) error {
 		select {
 		case out <- e:
@@ -189,7 +236,7 @@ func (s *Subscription) run(ctx context.Context, st *store.Store, seq uint64, wak
 	}
 	// A change committed between the subscription's watch and this first
 	// read is in the read; one committed after it wakes the loop.
-	read := wake != nil
+	read := s.wake != nil
 	for {
 		if read {
 			logged, err := readLog(st, seq)
@@ -207,7 +254,7 @@ func (s *Subscription) run(ctx context.Context, st *store.Store, seq uint64, wak
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-wake:
+		case <-s.wake:
 			read = true
 		case ev := <-s.pub:
 			s.mu.Lock()

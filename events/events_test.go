@@ -199,3 +199,42 @@ func TestPublish(t *testing.T) {
 	default:
 	}
 }
+
+// Many subscribers share one watch of the database, which ends with the
+// last of them.
+func TestSharedWatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "silo.db")
+	st := openStore(t, path)
+	bus := New(st)
+	ctx, cancel := context.WithCancel(context.Background())
+	var subs []*Subscription
+	for range 200 { // past the kernel's default of 128 inotify instances a user
+		sub, err := bus.Subscribe(ctx, []string{api.EventTypeLifecycle}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub)
+	}
+	record(t, openStore(t, path), api.ActionInstanceCreated)
+	for i, sub := range subs {
+		if e := next(t, sub); e.Seq != 1 {
+			t.Fatalf("subscriber %d: seq %d", i, e.Seq)
+		}
+	}
+	bus.mu.Lock()
+	n := bus.watchers
+	bus.mu.Unlock()
+	if n != len(subs) {
+		t.Fatalf("%d watchers, want %d", n, len(subs))
+	}
+	cancel()
+	for _, sub := range subs {
+		for range sub.C {
+		}
+	}
+	bus.mu.Lock()
+	defer bus.mu.Unlock()
+	if bus.watch != nil || bus.watchers != 0 || len(bus.subs) != 0 {
+		t.Fatalf("after the last subscriber: watch %v, %d watchers, %d subscribers", bus.watch, bus.watchers, len(bus.subs))
+	}
+}

@@ -33,6 +33,7 @@ func watch(path string) (*watcher, error) {
 }
 
 func (w *watcher) loop() {
+	defer close(w.C)
 	buf := make([]byte, 4096)
 	for {
 		if _, err := w.file.Read(buf); err != nil {
