@@ -237,7 +237,7 @@ func (e *Engine) Delete(ctx context.Context, name string, force bool) error {
 	}
 	defer lock.Close()
 	if force {
-		if err := e.stopIfRunning(ctx, name, true, DefaultStopTimeout, false); err != nil {
+		if err := e.stopIfRunning(ctx, name, true, DefaultStopTimeout); err != nil {
 			return err
 		}
 	}

@@ -73,10 +73,16 @@ func (e *Engine) Restart(ctx context.Context, name string, force bool, timeout t
 		return err
 	}
 	defer lock.Close()
-	if err := e.stopIfRunning(ctx, name, force, timeout, true); err != nil {
+	run, err := e.liveRun(name)
+	if err != nil {
 		return err
 	}
-	return e.start(ctx, name, true)
+	if run != nil {
+		if err := e.stopRun(ctx, run, force, timeout, true); err != nil {
+			return err
+		}
+	}
+	return e.start(ctx, name, run != nil)
 }
 
 // start is Start under the instance's lock; restart has its boot logged as
@@ -380,14 +386,13 @@ func (e *Engine) instanceRun(name string) (*store.Instance, *store.Run, error) {
 	return inst, run, err
 }
 
-// stopIfRunning stops instance name if it runs; keep spares an ephemeral
-// instance.
-func (e *Engine) stopIfRunning(ctx context.Context, name string, force bool, timeout time.Duration, keep bool) error {
+// stopIfRunning stops instance name if it runs.
+func (e *Engine) stopIfRunning(ctx context.Context, name string, force bool, timeout time.Duration) error {
 	run, err := e.liveRun(name)
 	if err != nil || run == nil {
 		return err
 	}
-	return e.stopRun(ctx, run, force, timeout, keep)
+	return e.stopRun(ctx, run, force, timeout, false)
 }
 
 // Markers in a run directory. keepFile spares an ephemeral instance when

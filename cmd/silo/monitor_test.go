@@ -129,6 +129,11 @@ func TestMonitor(t *testing.T) {
 	// On its own: its monitor finishes the run and logs it.
 	e.run("exec", "web", "--", "poweroff")
 	m.expect("instance-stopped " + inst)
+	// A restart of a stopped instance is a start.
+	e.ok("restart", "web", "--wait")
+	m.expect("instance-started " + inst)
+	e.ok("stop", "web")
+	m.expect("instance-shutdown " + inst)
 	e.ok("snapshot", "restore", "web", "s1")
 	m.expect("instance-restored " + inst + " map[snapshot:s1]")
 	e.ok("config", "set", "web", "limits.memory=64MiB")
