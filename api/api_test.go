@@ -94,6 +94,13 @@ var shapes = map[string]any{
 	"operation.json": &Operation{ID: "6916c8a6", Class: ClassTask, Description: "create web", CreatedAt: created,
 		Status: Failure.String(), StatusCode: Failure, Resources: map[string][]string{"instances": {Path("instances", "web")}},
 		Err: "pool fast is full"},
+	"event.json": &Event{Type: EventTypeLifecycle, Timestamp: started, Location: LocationNone,
+		// As the golden file's indentation leaves it, to read back the same.
+		Metadata: json.RawMessage("{\n    \"action\": \"instance-started\",\n    \"source\": \"/1.0/instances/web\",\n    \"name\": \"web\"\n  }")},
+	"event-lifecycle.json": &EventLifecycle{Action: ActionInstanceRenamed, Source: Path("instances", "web"),
+		Context: map[string]any{"old_name": "www"}, Name: "web"},
+	"event-logging.json": &EventLogging{Message: "the pool went away behind silo's back; mounting it again", Level: "warning",
+		Context: map[string]string{"pool": "fast"}},
 }
 
 // Each type marshals to its golden file, and the golden file reads back

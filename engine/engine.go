@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/silo-dev/silo/events"
 	"github.com/silo-dev/silo/internal/journal"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
@@ -24,6 +25,7 @@ type Engine struct {
 	stateDir string
 	store    *store.Store
 	journal  *journal.Journal
+	events   *events.Bus
 
 	mu      sync.Mutex
 	drivers map[string]storage.Driver // ready drivers, by pool name

@@ -103,7 +103,10 @@ func (e *Engine) addImage(ctx context.Context, aliases []string, split bool, pro
 			RootfsFormat: saved.RootfsFormat, Metadata: metadataRecord(saved.Metadata), Templates: saved.Templates,
 			Size: saved.Size, Compression: saved.Compression, Created: time.Now().UTC(), Aliases: aliases,
 		}
-		return tx.PutImage(img)
+		if err := tx.PutImage(img); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionImageCreated, "images", img.Fingerprint)
 	})
 	if err != nil {
 		return nil, err
@@ -187,7 +190,10 @@ func (e *Engine) DeleteImage(ctx context.Context, ref string) error {
 			}
 		}
 		rec.Retire.Files = []string{img.File, img.Rootfs}
-		return tx.DeleteImage(img)
+		if err := tx.DeleteImage(img); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionImageDeleted, "images", img.Fingerprint)
 	})
 }
 
@@ -208,13 +214,21 @@ func (e *Engine) AddAlias(ctx context.Context, ref, alias string) error {
 			return errkindOr(err, errkind.Wrap(errkind.Busy, "alias %q is being given by another silo command", alias))
 		}
 		img.Aliases = append(img.Aliases, alias)
-		return tx.PutImage(img)
+		if err := tx.PutImage(img); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionImageAliasCreated, "images/aliases", alias)
 	})
 }
 
 // DeleteAlias removes an alias; the image stays.
 func (e *Engine) DeleteAlias(ctx context.Context, alias string) error {
-	return e.store.Update(func(tx *store.Tx) error { return tx.DeleteAlias(alias) })
+	return e.store.Update(func(tx *store.Tx) error {
+		if err := tx.DeleteAlias(alias); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionImageAliasDeleted, "images/aliases", alias)
+	})
 }
 
 func errkindOr(err, other error) error {

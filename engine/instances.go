@@ -237,7 +237,7 @@ func (e *Engine) Delete(ctx context.Context, name string, force bool) error {
 	}
 	defer lock.Close()
 	if force {
-		if err := e.stopIfRunning(ctx, name, true, DefaultStopTimeout, false); err != nil {
+		if err := e.stopIfRunning(ctx, name, true, DefaultStopTimeout); err != nil {
 			return err
 		}
 	}
@@ -286,7 +286,10 @@ func (e *Engine) Rename(ctx context.Context, oldName, newName string) error {
 			return err
 		}
 		inst.Name = newName
-		return tx.PutInstance(inst)
+		if err := tx.PutInstance(inst); err != nil {
+			return err
+		}
+		return instanceEvent(tx, api.ActionInstanceRenamed, newName, map[string]any{"old_name": oldName})
 	})
 	if err == nil {
 		// The log of the last run follows; losing it would lose nothing

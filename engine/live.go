@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/revert"
 	"github.com/silo-dev/silo/internal/store"
@@ -30,7 +31,9 @@ func (e *Engine) UpdateInstance(ctx context.Context, name string, fn func(inst *
 		return err
 	}
 	defer unlock()
-	return e.update(ctx, "update", name, func(tx *store.Tx, undo *store.Restore) ([]*store.Instance, error) {
+	return e.update(ctx, "update", name, func(tx *store.Tx) error {
+		return instanceEvent(tx, api.ActionInstanceUpdated, name, nil)
+	}, func(tx *store.Tx, undo *store.Restore) ([]*store.Instance, error) {
 		inst, err := tx.Instance(name)
 		if err != nil {
 			return nil, err
@@ -51,8 +54,9 @@ func (e *Engine) UpdateInstance(ctx context.Context, name string, fn func(inst *
 // follow. change makes it in the store, notes in undo the records as they
 // were, and returns the instances it touches as they were (expanded). The
 // journal holds the old records and what is plugged until the running
-// instances follow, so that a command killed half-way is undone.
-func (e *Engine) update(ctx context.Context, kind, target string, change func(tx *store.Tx, undo *store.Restore) ([]*store.Instance, error)) error {
+// instances follow, so that a command killed half-way is undone. Once
+// they have, the commit logs the change's event.
+func (e *Engine) update(ctx context.Context, kind, target string, event func(tx *store.Tx) error, change func(tx *store.Tx, undo *store.Restore) ([]*store.Instance, error)) error {
 	var changes []liveChange
 	o, err := e.journal.Begin(kind, target, func(tx *store.Tx, rec *store.Op) error {
 		rec.Undo.Restore = &store.Restore{}
@@ -92,7 +96,7 @@ func (e *Engine) update(ctx context.Context, kind, target string, change func(tx
 		return o.Fail(ctx, err)
 	}
 	o.Step("applied")
-	return o.Commit(ctx, func(*store.Tx) error { return nil })
+	return o.Commit(ctx, event)
 }
 
 // lockInstances takes the locks of instances names, in order, which
@@ -373,8 +377,10 @@ func (e *Engine) SetConfig(ctx context.Context, name string, set map[string]stri
 // for: the one found when its operation began, if no command that
 // committed since took it.
 func putNewInstance(tx *store.Tx, inst *store.Instance) error {
-	_, err := settleRecord(tx, inst)
-	return err
+	if _, err := settleRecord(tx, inst); err != nil {
+		return err
+	}
+	return instanceEvent(tx, api.ActionInstanceCreated, inst.Name, nil)
 }
 
 // settleRecord checks inst, gives it what its devices and config ask

@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/runtime/container"
 	"github.com/silo-dev/silo/runtime/monitor"
@@ -36,6 +39,11 @@ func (h *monitorHost) Started(pid int) error {
 	if err != nil {
 		return err
 	}
+	// A boot after the first is a reboot from inside the instance.
+	action := api.ActionInstanceStarted
+	if _, err := os.Stat(filepath.Join(h.cfg.Dir, restartFile)); err == nil || h.run != nil {
+		action = api.ActionInstanceRestarted
+	}
 	name := h.cfg.Name
 	h.run = &store.Run{Name: name, Pid: pid, Start: start, Boot: bootID(), Started: time.Now().UTC(),
 		Init: string(h.cfg.Init), Runtime: h.cfg.OCI.Binary}
@@ -43,7 +51,10 @@ func (h *monitorHost) Started(pid int) error {
 		if _, err := tx.Instance(name); err != nil {
 			return err
 		}
-		return tx.PutRun(h.run)
+		if err := tx.PutRun(h.run); err != nil {
+			return err
+		}
+		return instanceEvent(tx, action, name, nil)
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/network"
@@ -102,7 +103,10 @@ func networkFor(tx *store.Tx, name string) (*store.Network, error) {
 	if err := resolveSubnets(tx, n); err != nil {
 		return nil, err
 	}
-	return n, tx.PutNetwork(n)
+	if err := tx.PutNetwork(n); err != nil {
+		return nil, err
+	}
+	return n, objectEvent(tx, api.ActionNetworkCreated, "networks", name)
 }
 
 // resolveSubnets turns auto addresses into subnets that no host route or

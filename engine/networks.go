@@ -116,7 +116,12 @@ func (e *Engine) CreateNetwork(ctx context.Context, name string, cfg map[string]
 		return o.Fail(ctx, fmt.Errorf("create network %s: %w", name, err))
 	}
 	o.Step("ensured")
-	return o.Commit(ctx, func(tx *store.Tx) error { return tx.PutNetwork(n) })
+	return o.Commit(ctx, func(tx *store.Tx) error {
+		if err := tx.PutNetwork(n); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionNetworkCreated, "networks", name)
+	})
 }
 
 // DeleteNetwork removes a network nothing uses, and every trace of it.
@@ -146,7 +151,12 @@ func (e *Engine) DeleteNetwork(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := o.Commit(ctx, func(tx *store.Tx) error { return tx.DeleteNetwork(name) }); err != nil {
+	if err := o.Commit(ctx, func(tx *store.Tx) error {
+		if err := tx.DeleteNetwork(name); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionNetworkDeleted, "networks", name)
+	}); err != nil {
 		return err
 	}
 	// The last network leaves no directory of networks behind, nor,
@@ -200,14 +210,14 @@ func (e *Engine) SetNetwork(ctx context.Context, name string, set map[string]str
 		if err := resolveSubnets(tx, n); err != nil {
 			return err
 		}
-		return tx.PutNetwork(n)
+		return putNetwork(tx, n)
 	})
 	if err != nil {
 		return err
 	}
 	if err := e.ensureNetwork(ctx, name); err != nil {
 		// The host keeps what it had: so does the record.
-		_ = e.store.Update(func(tx *store.Tx) error { return tx.PutNetwork(before) })
+		_ = e.store.Update(func(tx *store.Tx) error { return putNetwork(tx, before) })
 		_ = e.ensureNetwork(context.WithoutCancel(ctx), name)
 		return err
 	}
@@ -539,4 +549,12 @@ func (e *Engine) refreshNetworks(ctx context.Context) {
 			slog.Warn("bring a network up to date", "network", n.Name, "error", err)
 		}
 	}
+}
+
+// putNetwork writes a changed network, and logs the change.
+func putNetwork(tx *store.Tx, n *store.Network) error {
+	if err := tx.PutNetwork(n); err != nil {
+		return err
+	}
+	return objectEvent(tx, api.ActionNetworkUpdated, "networks", n.Name)
 }

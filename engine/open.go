@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/silo-dev/silo/events"
 	"github.com/silo-dev/silo/internal/journal"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/storage"
@@ -34,7 +35,7 @@ func open(stateDir string) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{stateDir: stateDir, store: st, drivers: map[string]storage.Driver{}}
+	e := &Engine{stateDir: stateDir, store: st, events: events.New(st), drivers: map[string]storage.Driver{}}
 	e.journal = journal.New(st, e.path("ops"), cleaner{e})
 	return e, nil
 }

@@ -179,7 +179,12 @@ func (e *Engine) CreatePool(ctx context.Context, name, driver, source string, si
 		return nil, o.Fail(ctx, fmt.Errorf("create pool %s: %w", name, err))
 	}
 	o.Step("created")
-	return p, o.Commit(ctx, func(tx *store.Tx) error { return tx.PutPool(p) })
+	return p, o.Commit(ctx, func(tx *store.Tx) error {
+		if err := tx.PutPool(p); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionStoragePoolCreated, "storage-pools", name)
+	})
 }
 
 // pool returns the name of the pool to use: name, or the default pool,
@@ -277,6 +282,9 @@ func (e *Engine) DeletePool(ctx context.Context, name string) error {
 			}
 		}
 		rec.Retire.Pool = p
-		return tx.DeletePool(name)
+		if err := tx.DeletePool(name); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionStoragePoolDeleted, "storage-pools", name)
 	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/events"
 	"github.com/silo-dev/silo/internal/store"
 )
 
@@ -55,7 +56,10 @@ func (e *Engine) CreateProfile(name, description string) error {
 		if tx.HasProfile(name) {
 			return errkind.Wrap(errkind.AlreadyExists, "profile %q already exists", name)
 		}
-		return tx.PutProfile(&store.Profile{Name: name, Description: description})
+		if err := tx.PutProfile(&store.Profile{Name: name, Description: description}); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionProfileCreated, "profiles", name)
 	})
 }
 
@@ -73,7 +77,10 @@ func (e *Engine) CopyProfile(src, dst string) error {
 			return errkind.Wrap(errkind.AlreadyExists, "profile %q already exists", dst)
 		}
 		p.Name = dst
-		return tx.PutProfile(p)
+		if err := tx.PutProfile(p); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionProfileCreated, "profiles", dst)
 	})
 }
 
@@ -109,7 +116,10 @@ func (e *Engine) RenameProfile(old, name string) error {
 			return err
 		}
 		p.Name = name
-		return tx.PutProfile(p)
+		if err := tx.PutProfile(p); err != nil {
+			return err
+		}
+		return events.Record(tx, api.ActionProfileRenamed, api.Path("profiles", name), map[string]any{"old_name": old})
 	})
 }
 
@@ -131,7 +141,10 @@ func (e *Engine) DeleteProfile(name string) error {
 				return errkind.Wrap(errkind.Busy, "profile %q is used by instance %s", name, inst.Name)
 			}
 		}
-		return tx.DeleteProfile(name)
+		if err := tx.DeleteProfile(name); err != nil {
+			return err
+		}
+		return objectEvent(tx, api.ActionProfileDeleted, "profiles", name)
 	})
 }
 
@@ -157,7 +170,9 @@ func (e *Engine) UpdateProfile(ctx context.Context, name string, fn func(p *stor
 		return err
 	}
 	defer unlock()
-	return e.update(ctx, "update-profile", name, func(tx *store.Tx, undo *store.Restore) ([]*store.Instance, error) {
+	return e.update(ctx, "update-profile", name, func(tx *store.Tx) error {
+		return objectEvent(tx, api.ActionProfileUpdated, "profiles", name)
+	}, func(tx *store.Tx, undo *store.Restore) ([]*store.Instance, error) {
 		p, err := tx.Profile(name)
 		if err != nil {
 			return nil, err

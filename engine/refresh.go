@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/archive"
@@ -100,7 +101,10 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 				return err
 			}
 			cur.Volume, cur.Retired, cur.Snapshots, cur.Shift = l.head, l.retired, l.snaps, l.shift
-			return tx.PutInstance(cur)
+			if err := tx.PutInstance(cur); err != nil {
+				return err
+			}
+			return instanceEvent(tx, api.ActionInstanceUpdated, dst, nil)
 		}})
 }
 

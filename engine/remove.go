@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/internal/store"
 )
 
@@ -22,7 +23,10 @@ func (e *Engine) remove(ctx context.Context, name string) error {
 		}
 		rec.Retire.Files = append(rec.Retire.Files, e.consoleLog(name))
 		rec.Retire.Volumes = append(rec.Retire.Volumes, treeRefs(inst.Pool, inst.Volume, inst.Retired, inst.Snapshots)...)
-		return tx.DeleteInstance(name)
+		if err := tx.DeleteInstance(name); err != nil {
+			return err
+		}
+		return instanceEvent(tx, api.ActionInstanceDeleted, name, nil)
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/fsutil"
@@ -61,7 +62,7 @@ func (e *Engine) Start(ctx context.Context, name string) error {
 		return err
 	}
 	defer lock.Close()
-	return e.start(ctx, name)
+	return e.start(ctx, name, false)
 }
 
 // Restart stops instance name if it runs, and starts it; an ephemeral
@@ -72,14 +73,21 @@ func (e *Engine) Restart(ctx context.Context, name string, force bool, timeout t
 		return err
 	}
 	defer lock.Close()
-	if err := e.stopIfRunning(ctx, name, force, timeout, true); err != nil {
+	run, err := e.liveRun(name)
+	if err != nil {
 		return err
 	}
-	return e.start(ctx, name)
+	if run != nil {
+		if err := e.stopRun(ctx, run, force, timeout, true); err != nil {
+			return err
+		}
+	}
+	return e.start(ctx, name, run != nil)
 }
 
-// start is Start under the instance's lock.
-func (e *Engine) start(ctx context.Context, name string) error {
+// start is Start under the instance's lock; restart has its boot logged as
+// instance-restarted.
+func (e *Engine) start(ctx context.Context, name string, restart bool) error {
 	inst, run, err := e.instanceRun(name)
 	if err == nil {
 		err = e.store.View(func(tx *store.Tx) error { inst, err = expanded(tx, inst); return err })
@@ -168,6 +176,11 @@ func (e *Engine) start(ctx context.Context, name string) error {
 	if err := e.makeRunDir(dir, m); err != nil {
 		return err
 	}
+	if restart {
+		if err := os.WriteFile(filepath.Join(dir, restartFile), nil, 0o600); err != nil {
+			return err
+		}
+	}
 	// A start that fails leaves no run directory: no root mount, and no
 	// device node of the instance's root's.
 	undo := revert.New()
@@ -248,6 +261,9 @@ func (e *Engine) finishRun(ctx context.Context, run *store.Run) error {
 			return err // already finished
 		}
 		matched = true
+		if err := instanceEvent(tx, e.stopAction(run.Name), run.Name, nil); err != nil {
+			return err
+		}
 		_, err = os.Stat(filepath.Join(e.runDir(run.Name), keepFile))
 		if ephemeral = inst.Ephemeral && err != nil; ephemeral {
 			return nil // the delete below clears the run in its transaction
@@ -370,19 +386,33 @@ func (e *Engine) instanceRun(name string) (*store.Instance, *store.Run, error) {
 	return inst, run, err
 }
 
-// stopIfRunning stops instance name if it runs; keep spares an ephemeral
-// instance.
-func (e *Engine) stopIfRunning(ctx context.Context, name string, force bool, timeout time.Duration, keep bool) error {
+// stopIfRunning stops instance name if it runs.
+func (e *Engine) stopIfRunning(ctx context.Context, name string, force bool, timeout time.Duration) error {
 	run, err := e.liveRun(name)
 	if err != nil || run == nil {
 		return err
 	}
-	return e.stopRun(ctx, run, force, timeout, keep)
+	return e.stopRun(ctx, run, force, timeout, false)
 }
 
-// keepFile in a run directory spares an ephemeral instance when its run
-// ends: a restart, not a stop.
-const keepFile = "keep"
+// Markers in a run directory. keepFile spares an ephemeral instance when
+// its run ends: a restart, not a stop. shutdownFile has the end of the run
+// logged as instance-shutdown, which a stop asked: without it, the run was
+// killed or ended on its own, instance-stopped. restartFile has the boot
+// logged as instance-restarted.
+const (
+	keepFile     = "keep"
+	shutdownFile = "shutdown"
+	restartFile  = "restart"
+)
+
+// stopAction is the lifecycle action of the end of instance name's run.
+func (e *Engine) stopAction(name string) string {
+	if _, err := os.Stat(filepath.Join(e.runDir(name), shutdownFile)); err == nil {
+		return api.ActionInstanceShutdown
+	}
+	return api.ActionInstanceStopped
+}
 
 // stopRun stops a live run and waits until it is finished.
 func (e *Engine) stopRun(ctx context.Context, run *store.Run, force bool, timeout time.Duration, keep bool) error {
@@ -395,6 +425,8 @@ func (e *Engine) stopRun(ctx context.Context, run *store.Run, force bool, timeou
 	sig := container.InitKind(run.Init).StopSignal()
 	if force {
 		sig = syscall.SIGKILL
+	} else if err := os.WriteFile(filepath.Join(e.runDir(name), shutdownFile), nil, 0o600); err != nil {
+		return err
 	}
 	oci := e.oci(run.Runtime)
 	if err := oci.Kill(ctx, name, run.Pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {

@@ -61,7 +61,10 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.
 			return fmt.Errorf("snapshot %s: the instance went meanwhile: %w", name, err)
 		}
 		inst.Snapshots = append(inst.Snapshots, *s)
-		return tx.PutInstance(inst)
+		if err := tx.PutInstance(inst); err != nil {
+			return err
+		}
+		return snapshotEvent(tx, api.ActionInstanceSnapshotCreated, name, s.Name)
 	})
 }
 
@@ -117,7 +120,7 @@ func (e *Engine) RestoreSnapshot(ctx context.Context, name, snap string, force b
 		return err
 	}
 	if run != nil {
-		return e.start(ctx, name)
+		return e.start(ctx, name, false)
 	}
 	return nil
 }
@@ -161,7 +164,10 @@ func (e *Engine) restore(ctx context.Context, inst *store.Instance, d storage.Dr
 		}
 		setTree(cur, t)
 		cur.Shift = chosen.Shift // the clone's files are as the snapshot's
-		return tx.PutInstance(cur)
+		if err := tx.PutInstance(cur); err != nil {
+			return err
+		}
+		return instanceEvent(tx, api.ActionInstanceRestored, name, map[string]any{"snapshot": snap})
 	})
 	if err == nil {
 		retireHead(ctx, d, name, inst.Volume)
@@ -194,6 +200,9 @@ func (e *Engine) DeleteSnapshot(ctx context.Context, name, snap string) error {
 		}
 		rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: inst.Pool, Volume: s.Volume, Snapshot: s.ID})
 		setTree(inst, t)
-		return tx.PutInstance(inst)
+		if err := tx.PutInstance(inst); err != nil {
+			return err
+		}
+		return snapshotEvent(tx, api.ActionInstanceSnapshotDeleted, name, snap)
 	})
 }

@@ -98,7 +98,7 @@ func (e *Engine) ImportVolume(ctx context.Context, r io.Reader, pool, name strin
 		if _, err := tx.Pool(pool); err != nil {
 			return fmt.Errorf("import volume %s: the pool went meanwhile: %w", name, err)
 		}
-		return tx.PutCustomVolume(im.vol)
+		return putNewVolume(tx, im.vol)
 	})
 }
 

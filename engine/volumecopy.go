@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/compression"
 	"github.com/silo-dev/silo/internal/iopipe"
@@ -115,7 +116,10 @@ func (e *Engine) RefreshVolume(ctx context.Context, pool, name, dstPool, dstName
 				return err
 			}
 			v.Volume, v.Retired, v.Snapshots = l.head, l.retired, l.snaps
-			return tx.PutCustomVolume(v)
+			if err := tx.PutCustomVolume(v); err != nil {
+				return err
+			}
+			return volumeEvent(tx, api.ActionVolumeUpdated, dstPool, dstName, "", nil)
 		}})
 }
 

@@ -262,7 +262,7 @@ func (e *Engine) CreateVolume(ctx context.Context, pool, name string, config map
 		if _, err := tx.Pool(pool); err != nil {
 			return fmt.Errorf("create volume %s: the pool went meanwhile: %w", name, err)
 		}
-		return tx.PutCustomVolume(v)
+		return putNewVolume(tx, v)
 	})
 }
 
@@ -415,7 +415,10 @@ func (e *Engine) RenameVolume(ctx context.Context, pool, oldName, newName string
 			return err
 		}
 		v.Name = newName
-		return tx.PutCustomVolume(v)
+		if err := tx.PutCustomVolume(v); err != nil {
+			return err
+		}
+		return volumeEvent(tx, api.ActionVolumeRenamed, pool, newName, "", map[string]any{"old_name": oldName})
 	})
 }
 
@@ -436,7 +439,10 @@ func (e *Engine) DeleteVolume(ctx context.Context, pool, name string) error {
 			return err
 		}
 		rec.Retire.Volumes = treeRefs(pool, v.Volume, v.Retired, v.Snapshots)
-		return tx.DeleteCustomVolume(pool, name)
+		if err := tx.DeleteCustomVolume(pool, name); err != nil {
+			return err
+		}
+		return volumeEvent(tx, api.ActionVolumeDeleted, pool, name, "", nil)
 	})
 	if err == nil {
 		os.Remove(lock.Name())
@@ -492,7 +498,7 @@ func (e *Engine) UpdateVolume(ctx context.Context, pool, name string, set map[st
 		}
 	}
 	o.Step("resized")
-	return o.Commit(ctx, func(*store.Tx) error { return nil })
+	return o.Commit(ctx, func(tx *store.Tx) error { return volumeEvent(tx, api.ActionVolumeUpdated, pool, name, "", nil) })
 }
 
 // cloneVolume copies v deeply enough to change its config and snapshots.
@@ -564,7 +570,10 @@ func (e *Engine) CreateVolumeSnapshot(ctx context.Context, pool, name, snap stri
 			return fmt.Errorf("snapshot volume %s: the volume went meanwhile: %w", name, err)
 		}
 		v.Snapshots = append(v.Snapshots, *s)
-		return tx.PutCustomVolume(v)
+		if err := tx.PutCustomVolume(v); err != nil {
+			return err
+		}
+		return volumeEvent(tx, api.ActionVolumeSnapshotCreated, pool, name, s.Name, nil)
 	})
 }
 
@@ -647,7 +656,10 @@ func (e *Engine) RestoreVolumeSnapshot(ctx context.Context, pool, name, snap str
 		}
 		kept = slices.Contains(t.Retired, v.Volume)
 		cur.Volume, cur.Retired, cur.Snapshots = fromTree(t, cur.Snapshots)
-		return tx.PutCustomVolume(cur)
+		if err := tx.PutCustomVolume(cur); err != nil {
+			return err
+		}
+		return volumeEvent(tx, api.ActionVolumeRestored, pool, name, "", map[string]any{"snapshot": snap})
 	})
 	if r, ok := d.(headRetirer); ok && err == nil && kept {
 		// A head left mounted only clutters the host.
@@ -684,6 +696,17 @@ func (e *Engine) DeleteVolumeSnapshot(ctx context.Context, pool, name, snap stri
 		}
 		rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: pool, Volume: s.Volume, Snapshot: s.ID})
 		v.Volume, v.Retired, v.Snapshots = fromTree(t, v.Snapshots)
-		return tx.PutCustomVolume(v)
+		if err := tx.PutCustomVolume(v); err != nil {
+			return err
+		}
+		return volumeEvent(tx, api.ActionVolumeSnapshotDeleted, pool, name, snap, nil)
 	})
+}
+
+// putNewVolume writes a custom volume just made, and logs it.
+func putNewVolume(tx *store.Tx, v *store.CustomVolume) error {
+	if err := tx.PutCustomVolume(v); err != nil {
+		return err
+	}
+	return volumeEvent(tx, api.ActionVolumeCreated, v.Pool, v.Name, "", nil)
 }

@@ -107,6 +107,7 @@ func commands() []*cli.Command {
 		},
 		{Name: "list", Aliases: []string{"ls"}, Usage: "list instances", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Instances, (*client.Client).Instances, list)},
 		{Name: "info", Usage: "show an instance", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: onRemote(0, info, infoRemote)},
+		monitorCommand(),
 		{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an instance and its snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "kill a running instance first"},
 		}, Action: onRemote(0, deleteInstance, deleteRemote)},

@@ -76,6 +76,11 @@ var migrations = []migration{
 		}
 		return nil
 	},
+	// 6: the event log, keyed by sequence number.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketEvents)
+		return err
+	},
 }
 
 // The profile that the schema starts with, and the network its nic joins,

@@ -97,6 +97,7 @@ var (
 	bucketServerConfig = []byte("server_config")
 	bucketCertificates = []byte("certificates")
 	bucketTokens       = []byte("tokens")
+	bucketEvents       = []byte("events")
 	keyVersion         = []byte("version")
 )
 
