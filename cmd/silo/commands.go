@@ -129,7 +129,7 @@ func commands() []*cli.Command {
 			Name:  "snapshot",
 			Usage: "manage instance snapshots",
 			Subcommands: []*cli.Command{
-				{Name: "create", Usage: "snapshot an instance (default names: snap0, snap1...)", ArgsUsage: "NAME [SNAP]", Action: withEngine(snapshotCreate)},
+				{Name: "create", Usage: "snapshot an instance (default names: by snapshots.pattern, else snap0, snap1...)", ArgsUsage: "NAME [SNAP]", Flags: snapshotFlags, Action: withEngine(snapshotCreate)},
 				{Name: "list", Aliases: []string{"ls"}, Usage: "list an instance's snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(snapshotList)},
 				{Name: "restore", Usage: "bring an instance back to any of its snapshots, keeping the others", ArgsUsage: "NAME SNAP", Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "stop a running instance, restore it, and start it again"},
@@ -420,7 +420,7 @@ func info(c *cli.Context, e *engine.Engine) error {
 	}
 	var snaps, cfg []string
 	for _, s := range i.Snapshots {
-		snaps = append(snaps, s.Name)
+		snaps = append(snaps, snapshotText(s.Name, s.ExpiresAt))
 	}
 	for _, k := range slices.Sorted(maps.Keys(i.Config)) {
 		cfg = append(cfg, k+"="+i.Config[k])
@@ -630,7 +630,7 @@ func snapshotCreate(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.CreateSnapshot(c.Context, a[0], a[1])
+	s, err := e.CreateSnapshot(c.Context, a[0], snapshotOptions(c, a[1]))
 	if err != nil {
 		return err
 	}
@@ -647,18 +647,37 @@ func snapshotList(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return snapshotTable(c, snaps, func(s api.InstanceSnapshot) (string, time.Time) { return s.Name, s.CreatedAt })
+	return snapshotTable(c, snaps, func(s api.InstanceSnapshot) (string, time.Time, time.Time) { return s.Name, s.CreatedAt, s.ExpiresAt })
 }
 
 // snapshotTable prints snaps, an instance's or a volume's, each of which
-// has a name and a time of creation.
-func snapshotTable[S any](c *cli.Context, snaps []S, nameTime func(S) (string, time.Time)) error {
+// has a name, a time of creation and one of expiry.
+func snapshotTable[S any](c *cli.Context, snaps []S, fields func(S) (string, time.Time, time.Time)) error {
 	var rows [][]string
 	for _, s := range snaps {
-		name, t := nameTime(s)
-		rows = append(rows, []string{name, when(t)})
+		name, created, expires := fields(s)
+		rows = append(rows, []string{name, when(created), when(expires)})
 	}
-	return output(c, snaps, []string{"NAME", "CREATED"}, rows)
+	return output(c, snaps, []string{"NAME", "CREATED", "EXPIRES"}, rows)
+}
+
+// snapshotText names a snapshot in info, with its expiry if it has one.
+func snapshotText(name string, expires time.Time) string {
+	if expires.IsZero() {
+		return name
+	}
+	return name + " (expires " + when(expires) + ")"
+}
+
+// snapshotFlags are the flags of snapshot create, as lxc's.
+var snapshotFlags = []cli.Flag{
+	&cli.StringFlag{Name: "expiry", Usage: "delete the snapshot after this long (2d, 1w, 1d 3H; units M H d w m y) in place of snapshots.expiry"},
+	&cli.BoolFlag{Name: "no-expiry", Usage: "keep the snapshot for good, whatever snapshots.expiry says"},
+}
+
+// snapshotOptions reads snapshotFlags, for a snapshot called name.
+func snapshotOptions(c *cli.Context, name string) engine.SnapshotOptions {
+	return engine.SnapshotOptions{Name: name, Expiry: c.String("expiry"), NoExpiry: c.Bool("no-expiry")}
 }
 
 func snapshotRestore(c *cli.Context, e *engine.Engine) error {
