@@ -137,7 +137,7 @@ func commands() []*cli.Command {
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "NAME SNAP", Action: withEngine(snapshotDelete)},
 			},
 		},
-	}, backupCommands()...)
+	}, append(backupCommands(), backgroundCommands()...)...)
 }
 
 func poolCreate(c *cli.Context, e *engine.Engine) error {
