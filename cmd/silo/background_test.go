@@ -82,6 +82,21 @@ func TestSnapshotSchedule(t *testing.T) {
 		t.Fatalf("an idle pass says %q", out)
 	}
 	e.fails(2, "--now", "housekeep", "--now", "tomorrow")
+
+	// A pass killed in the middle of a snapshot leaves nothing behind,
+	// and the next pass, in the same minute, takes it, once.
+	e.extra = []string{"SILO_CRASH_AT=snapshot/snapshotted"}
+	if r := e.run("housekeep", "--now", "2026-03-07T06:00:00Z"); r.signal != syscall.SIGKILL {
+		t.Fatalf("housekeep with a crash: exit %d, %s", r.code, r.err)
+	}
+	e.extra = nil
+	// The counter moved in the crashed pass: snap5 is not reused.
+	if r := e.housekeep("2026-03-07T06:00:20Z"); !slices.Equal(r.Taken, []string{"cold/snap6", "web/daily-2026-03-07_06-00"}) {
+		t.Fatalf("the pass after a crash: %+v", r)
+	}
+	if r := e.housekeep("2026-03-07T06:00:40Z"); len(r.Taken) > 0 {
+		t.Fatalf("a third pass: %+v", r)
+	}
 	e.consistent()
 }
 
@@ -203,7 +218,9 @@ func TestBackgroundKeysRefused(t *testing.T) {
 		e.fails(2, kv.want, "config", "set", "x", kv.kv)
 		e.fails(2, kv.want, "profile", "set", "p", kv.kv)
 		e.fails(2, kv.want, "volume", "set", "default", "v", kv.kv)
-		e.fails(2, kv.want, "create", "bb", "y", "-c", kv.kv)
+		if !strings.Contains(kv.kv, ",") { // -c splits values at commas
+			e.fails(2, kv.want, "create", "bb", "y", "-c", kv.kv)
+		}
 	}
 	for _, kv := range []string{"snapshots.schedule.stopped=yes", "boot.autostart=1", "boot.autostart.priority=high", "boot.autostart.delay=-1", "boot.autostart.delay=2s"} {
 		e.fails(2, strings.Split(kv, "=")[0], "config", "set", "x", kv)

@@ -231,7 +231,9 @@ func volumeSnapshotList(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return snapshotTable(c, snaps, func(s api.StorageVolumeSnapshot) (string, time.Time, time.Time) { return s.Name, s.CreatedAt, s.ExpiresAt })
+	return snapshotTable(c, snaps, func(s api.StorageVolumeSnapshot) (string, time.Time, time.Time) {
+		return s.Name, s.CreatedAt, s.ExpiresAt
+	})
 }
 
 func volumeSnapshotRestore(c *cli.Context, e *engine.Engine) error {
