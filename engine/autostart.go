@@ -29,7 +29,7 @@ type AutostartReport struct {
 // boot.autostart.delay seconds after each. Instances that run already
 // are left alone, so a second pass starts nothing twice; passes do not
 // overlap. One that fails to start is logged and reported, and the
-// others go on.
+// others go on. When ctx ends, the pass ends after the start under way.
 func (e *Engine) Autostart(ctx context.Context) (*AutostartReport, error) {
 	lock, err := fsutil.LockFile(e.path("locks", "autostart.lock"), syscall.LOCK_EX)
 	if err != nil {
@@ -67,12 +67,15 @@ func (e *Engine) Autostart(ctx context.Context) (*AutostartReport, error) {
 	slices.SortStableFunc(todo, func(a, b candidate) int { return cmp.Compare(b.priority, a.priority) })
 	r := &AutostartReport{Started: []string{}, Failed: []string{}}
 	for _, c := range todo {
+		if ctx.Err() != nil {
+			return r, ctx.Err()
+		}
 		run, err := e.liveRun(c.name)
 		if err == nil && run != nil {
 			continue
 		}
 		if err == nil {
-			err = e.Start(ctx, c.name)
+			err = e.Start(context.WithoutCancel(ctx), c.name)
 		}
 		if err != nil {
 			slog.Error("autostart", "instance", c.name, "error", err)

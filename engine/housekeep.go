@@ -50,14 +50,15 @@ type owner struct {
 // is taken by the next pass; a pass that came late (the host was down,
 // the timer missed a minute) still takes one. Passes do not overlap:
 // the second waits for the first. A failure on one owner is logged and
-// reported, and the others go on; the error says how many failed.
+// reported, and the others go on; the error says how many failed. When
+// ctx ends, the pass ends after the snapshot under way.
 func (e *Engine) Housekeep(ctx context.Context, now time.Time) (*HousekeepReport, error) {
 	lock, err := fsutil.LockFile(e.path("locks", "housekeep.lock"), syscall.LOCK_EX)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Close()
-	owners, err := e.owners(ctx)
+	owners, err := e.owners(context.WithoutCancel(ctx))
 	if err != nil {
 		return nil, err
 	}
