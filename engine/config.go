@@ -136,6 +136,21 @@ func ParseConfig(pairs []string) (map[string]string, error) {
 	return cfg, nil
 }
 
+// CheckConfig checks the keys and values of an instance's own config, as
+// a program writes it whole: the volatile.* keys that silo keeps are left
+// to silo.
+func CheckConfig(cfg map[string]string) error {
+	for k, v := range cfg {
+		if isVolatile(k) {
+			continue
+		}
+		if err := checkConfig(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // limits reads the limits.* keys of a config.
 func limits(cfg map[string]string) (container.Limits, error) {
 	var l container.Limits

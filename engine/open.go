@@ -61,3 +61,14 @@ func (e *Engine) recover(ctx context.Context) error {
 	e.finishDeadRuns(ctx, runs)
 	return nil
 }
+
+// Fresh returns an engine on e's state directory that shares nothing with
+// e but the store: no ready driver and no pool lock. A long-lived server
+// uses one per request, closed at its end, so that it holds no pool lock
+// between requests and sees a pool that a command deleted and made again
+// as the command left it.
+func (e *Engine) Fresh() *Engine {
+	f := &Engine{stateDir: e.stateDir, store: e.store, drivers: map[string]storage.Driver{}}
+	f.journal = journal.New(e.store, e.path("ops"), cleaner{f})
+	return f
+}

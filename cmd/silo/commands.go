@@ -137,7 +137,7 @@ func commands() []*cli.Command {
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "NAME SNAP", Action: withEngine(snapshotDelete)},
 			},
 		},
-	}, append(backupCommands(), backgroundCommands()...)...)
+	}, append(append(backupCommands(), serveCommand()), backgroundCommands()...)...)
 }
 
 func poolCreate(c *cli.Context, e *engine.Engine) error {

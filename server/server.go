@@ -1,0 +1,137 @@
+// Package server serves the engine over a REST API shaped like LXD's /1.0:
+// one file per collection, every answer in LXD's envelope (sync, async
+// with an operation, or error), and long work carried out by operations
+// that clients wait on. Each request gets an engine of its own, as a
+// command does, so that the server holds no database and no pool lock
+// between requests and runs beside the CLI as one more command would.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/silo-dev/silo/engine"
+)
+
+// Config is what a Server needs besides its engine.
+type Config struct {
+	// Trusted says whether a request that did not come over the unix
+	// socket is from a client the server trusts (a TLS listener checks the
+	// client's certificate). Requests over the unix socket always are;
+	// with Trusted nil, no other request is.
+	Trusted func(r *http.Request) bool
+}
+
+// Access says who may call a route.
+type Access int
+
+const (
+	// TrustedOnly routes answer 403 to an untrusted client.
+	TrustedOnly Access = iota
+	// Untrusted routes answer anyone (GET /1.0, and what a client
+	// presents a trust token to).
+	Untrusted
+)
+
+// HandlerFunc answers a request with an engine of its own, which the
+// server closes once the answer is rendered.
+type HandlerFunc func(e *engine.Engine, r *http.Request) Response
+
+// Server is the REST API of one state directory.
+type Server struct {
+	eng   *engine.Engine
+	cfg   Config
+	mux   *http.ServeMux
+	paths map[string]bool // the paths routed, each with a 405 for other methods
+	ops   *operations
+}
+
+// New returns the server of eng, an engine opened with engine.Open (which
+// has recovered what died before), with every route of the API.
+func New(eng *engine.Engine, cfg Config) *Server {
+	s := &Server{eng: eng, cfg: cfg, mux: http.NewServeMux(), paths: map[string]bool{}, ops: newOperations()}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		Errorf(http.StatusNotFound, "%s: no such path", r.URL.Path).Render(w)
+	})
+	s.Handle("GET /1.0", s.getServer, Untrusted)
+	s.instanceRoutes()
+	s.stateRoutes()
+	s.snapshotRoutes()
+	s.operationRoutes()
+	s.imageRoutes()
+	s.poolRoutes()
+	s.networkRoutes()
+	s.profileRoutes()
+	return s
+}
+
+// Handler is the API, for a listener to serve.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Handle routes pattern, "METHOD /path" as http.ServeMux reads it, to h.
+// Other methods on the path answer 405.
+func (s *Server) Handle(pattern string, h HandlerFunc, access Access) {
+	_, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		panic("server: a route needs a method: " + pattern)
+	}
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if access == TrustedOnly && !s.Trusted(r) {
+			Errorf(http.StatusForbidden, "not authorized: the client's certificate is not trusted").Render(w)
+			return
+		}
+		s.serve(w, r, h)
+	})
+	if !s.paths[path] {
+		s.paths[path] = true
+		s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			Errorf(http.StatusMethodNotAllowed, "%s %s: method not allowed", r.Method, r.URL.Path).Render(w)
+		})
+	}
+}
+
+// serve runs h with an engine of its own, and answers a panic with a 500
+// rather than a dropped connection.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, h HandlerFunc) {
+	e := s.eng.Fresh()
+	defer e.Close()
+	defer func() {
+		if p := recover(); p != nil {
+			slog.Error("request failed", "method", r.Method, "path", r.URL.Path, "panic", p)
+			Errorf(http.StatusInternalServerError, "internal error: %v", p).Render(w)
+		}
+	}()
+	h(e, r).Render(w)
+}
+
+// Trusted says whether r comes from a client the server trusts.
+func (s *Server) Trusted(r *http.Request) bool {
+	if isLocal(r.Context()) {
+		return true
+	}
+	return s.cfg.Trusted != nil && s.cfg.Trusted(r)
+}
+
+type localKey struct{}
+
+// Local marks ctx as that of a connection over the unix socket, whose
+// clients are trusted: the socket's mode and group say who may connect.
+func Local(ctx context.Context) context.Context { return context.WithValue(ctx, localKey{}, true) }
+
+func isLocal(ctx context.Context) bool { v, _ := ctx.Value(localKey{}).(bool); return v }
+
+// Wait waits until the operations in flight end or ctx is done, for a
+// shutdown that lets work finish.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.ops.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("operations still running: %w", ctx.Err())
+	}
+}
