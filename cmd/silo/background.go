@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -21,6 +23,29 @@ func backgroundCommands() []*cli.Command {
 		}, Action: withEngine(housekeep)},
 		{Name: "autostart", Usage: "start the instances that boot.autostart starts at the host's boot, by boot.autostart.priority; run it at boot",
 			Flags: []cli.Flag{formatFlag}, Action: withEngine(autostart)},
+	}
+}
+
+// runBackground does, beside the API, what a host without a server does
+// with these commands: autostart once, and a background pass at the start
+// and then at the top of each minute, until ctx ends. Each runs on an
+// engine of its own, as the server's requests do.
+func runBackground(ctx context.Context, e *engine.Engine) {
+	pass := func(what string, fn func(*engine.Engine) error) {
+		f := e.Fresh()
+		defer f.Close()
+		if err := fn(f); err != nil && ctx.Err() == nil { // each failure is logged where it happens too
+			slog.Error(what, "error", err)
+		}
+	}
+	pass("autostart", func(f *engine.Engine) error { _, err := f.Autostart(ctx); return err })
+	for ctx.Err() == nil {
+		pass("background pass", func(f *engine.Engine) error { _, err := f.Housekeep(ctx, time.Now()); return err })
+		now := time.Now()
+		select {
+		case <-ctx.Done():
+		case <-time.After(now.Truncate(time.Minute).Add(time.Minute).Sub(now)):
+		}
 	}
 }
 

@@ -286,3 +286,20 @@ func TestAutostart(t *testing.T) {
 	}
 	e.consistent()
 }
+
+// silo serve autostarts at its start, and runs the background pass at its
+// start and then each minute; it ends at once on SIGTERM all the same.
+func TestServeBackground(t *testing.T) {
+	e := bootEnv(t, "dir")
+	e.ok("create", "bb", "auto", "-c", "boot.autostart=true")
+	e.ok("create", "bb", "manual")
+	e.ok("volume", "create", "default", "v")
+	e.ok("volume", "set", "default", "v", "snapshots.schedule=* * * * *", "snapshots.expiry=1H")
+	s := e.serve()
+	eventually(t, "the server autostarts auto", func() bool { return e.status("auto").State == "running" })
+	eventually(t, "the server snapshots v", func() bool { return len(e.volume("default", "v").Snapshots) > 0 })
+	s.stop(t)
+	if st := e.status("manual"); st.State != "stopped" {
+		t.Fatalf("manual: %+v", st)
+	}
+}

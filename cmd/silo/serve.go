@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/user"
@@ -55,5 +56,11 @@ func serve(c *cli.Context) error {
 	}
 	defer e.Close()
 	fmt.Printf("Serving the API on %s\n", socket)
-	return server.New(e, server.Config{}).ServeUnix(c.Context, l, c.Duration("shutdown-timeout"))
+	ctx, cancel := context.WithCancel(c.Context)
+	bg := make(chan struct{})
+	go func() { defer close(bg); runBackground(ctx, e) }()
+	err = server.New(e, server.Config{}).ServeUnix(c.Context, l, c.Duration("shutdown-timeout"))
+	cancel()
+	<-bg
+	return err
 }
