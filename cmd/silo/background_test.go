@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -127,6 +128,20 @@ func TestSnapshotExpiry(t *testing.T) {
 	}
 	if out := e.ok("info", "x"); !strings.Contains(out, "snap0 (expires ") || !strings.Contains(out, ", kept\n") {
 		t.Fatalf("info shows no expiry:\n%s", out)
+	}
+
+	// Copies and backups keep the expiries.
+	file := filepath.Join(t.TempDir(), "x.tar.zst")
+	e.ok("copy", "x", "copied")
+	e.ok("export", "x", "-o", file)
+	e.ok("import", file, "imported")
+	for _, name := range []string{"copied", "imported"} {
+		for _, s := range e.snapshots(name) {
+			if !s.ExpiresAt.Equal(exp[s.Name]) {
+				t.Fatalf("%s/%s expires %v, x's %v", name, s.Name, s.ExpiresAt, exp[s.Name])
+			}
+		}
+		e.ok("delete", name)
 	}
 
 	at := func(d time.Duration) string { return after.Add(d).UTC().Format(time.RFC3339) }
