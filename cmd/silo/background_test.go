@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -209,6 +211,23 @@ func TestVolumeSchedule(t *testing.T) {
 	e.ok("volume", "snapshot", "restore", pool, "data", "q1")
 	if got := volumeFile(t, e, pool, "data", "f"); got != "one" {
 		t.Fatalf("restored from a scheduled snapshot: %q", got)
+	}
+	// Two passes at once (a server's and cron's) do the work once.
+	var wg sync.WaitGroup
+	reports := make([]engine.HousekeepReport, 2)
+	for i := range reports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.run("housekeep", "--now", "2026-03-01T10:45:00Z", "--format", "json")
+			if r.code != 0 || json.Unmarshal([]byte(r.out), &reports[i]) != nil {
+				t.Errorf("housekeep: exit %d: %s %s", r.code, r.out, r.err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(reports[0].Taken)+len(reports[1].Taken) != 1 || len(reports[0].Expired)+len(reports[1].Expired) != 1 {
+		t.Fatalf("two passes at once: %+v; want one snapshot taken and q1 deleted, once", reports)
 	}
 	e.consistent()
 }
