@@ -175,7 +175,13 @@ func TestSnapshotExpiry(t *testing.T) {
 
 // Custom volumes have schedules, expiries and patterns of their own.
 func TestVolumeSchedule(t *testing.T) {
-	e := newEnv(t, "btrfs")
+	for _, driver := range []string{"btrfs", "zfs"} {
+		t.Run(driver, func(t *testing.T) { volumeSchedule(t, driver) })
+	}
+}
+
+func volumeSchedule(t *testing.T, driver string) {
+	e := newEnv(t, driver)
 	pool := e.volumePool()
 	e.ok("volume", "create", pool, "data")
 	e.ok("volume", "set", pool, "data", "snapshots.schedule=*/15 * * * *", "snapshots.expiry=30M", "snapshots.pattern=q%d")
