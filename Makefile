@@ -6,7 +6,7 @@ GO ?= go
 export GOFLAGS := -tags=urfave_cli_no_docs,netgo,osusergo -ldflags=-extldflags=-static
 BIN ?= bin/silo
 
-.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh bench-api bench-remote
+.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh bench-api bench-remote bench-housekeep
 
 build:
 	$(GO) build -o $(BIN) ./cmd/silo
@@ -80,6 +80,10 @@ bench-quota: deps
 bench-attach: deps
 	hack/zfs-fuse.sh start
 	$(GO) run ./hack/attachbench $(BENCH_ARGS)
+
+# The background pass (silo housekeep) over 100 scheduled instances.
+bench-housekeep: deps
+	$(GO) run ./hack/housekeepbench $(BENCH_ARGS)
 
 # Time and bytes moved of copy --refresh after a 1 MB change.
 bench-refresh: deps

@@ -168,4 +168,7 @@ type InstanceSnapshot struct {
 	Name string `json:"name"`
 	// CreatedAt is when the snapshot was taken.
 	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is when the snapshot is deleted; the zero time for never,
+	// as LXD has it.
+	ExpiresAt time.Time `json:"expires_at"`
 }

@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // The types of a REST response, as LXD's.
 const (
 	ResponseSync  = "sync"
@@ -129,6 +131,9 @@ type InstanceStatePut struct {
 type InstanceSnapshotsPost struct {
 	// Name is the snapshot's; empty, the next free snapN.
 	Name string `json:"name"`
+	// ExpiresAt is when it is deleted: absent, by snapshots.expiry; the
+	// zero time, never.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // ProfilesPost makes a profile (LXD's ProfilesPost).

@@ -58,10 +58,12 @@ type StorageVolumeStateUsage struct {
 }
 
 // StorageVolumeSnapshot is a point in time of a custom volume, which it
-// can be restored to (LXD's StorageVolumeSnapshot, less expiry).
+// can be restored to (LXD's StorageVolumeSnapshot).
 type StorageVolumeSnapshot struct {
 	// Name is the snapshot's name, unique within its volume.
 	Name string `json:"name"`
 	// CreatedAt is when the snapshot was taken.
 	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is when the snapshot is deleted; the zero time for never.
+	ExpiresAt time.Time `json:"expires_at"`
 }

@@ -81,9 +81,10 @@ func (c *Client) Snapshot(ctx context.Context, name, snap string) (*api.Instance
 	return &out, err
 }
 
-// CreateSnapshot snapshots an instance; with no name, snap0, snap1...
-func (c *Client) CreateSnapshot(ctx context.Context, name, snap string) (*Operation, error) {
-	return c.async(ctx, http.MethodPost, api.Path("instances", name)+"/snapshots", api.InstanceSnapshotsPost{Name: snap}, nil)
+// CreateSnapshot snapshots an instance; with no name, by the instance's
+// snapshots.pattern.
+func (c *Client) CreateSnapshot(ctx context.Context, name string, req api.InstanceSnapshotsPost) (*Operation, error) {
+	return c.async(ctx, http.MethodPost, api.Path("instances", name)+"/snapshots", req, nil)
 }
 
 // DeleteSnapshot deletes a snapshot.

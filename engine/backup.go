@@ -94,7 +94,7 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 // disk by headShift), to w as opts say; driver is the pool's.
 func writeBackup(ctx context.Context, w io.Writer, x *backup.Index, driver string, d storage.Driver, snaps []store.Snapshot, head storage.Ref, headShift *store.Shift, opts ExportOptions) error {
 	for _, s := range snaps {
-		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created, UUID: s.UUID})
+		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created, UUID: s.UUID, Expires: s.Expires})
 	}
 	var add func(int)
 	if opts.Progress != nil {
@@ -308,7 +308,7 @@ func (r *receiver) land(x *backup.Index, prefix string) error {
 		if s.UUID == "" {
 			s.UUID = newUUID() // a backup silo wrote before snapshots had one
 		}
-		snaps = append(snaps, store.Snapshot{Name: s.Name, ID: newID("s-"), Created: s.Created, UUID: s.UUID})
+		snaps = append(snaps, store.Snapshot{Name: s.Name, ID: newID("s-"), Created: s.Created, UUID: s.UUID, Expires: s.Expires})
 	}
 	streams := make([]snapshot.Stream, len(x.Streams))
 	for k, st := range x.Streams {

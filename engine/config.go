@@ -8,11 +8,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/internal/units"
 	"github.com/silo-dev/silo/runtime/container"
+	"github.com/silo-dev/silo/snapshot"
 )
 
 // Instance config keys. environment.* and user.* are open families.
@@ -27,8 +29,24 @@ const (
 	KeyNesting   = "security.nesting"      // the instance may run containers of its own
 )
 
+// Keys of the background work, as LXD's: snapshot schedules (which custom
+// volumes have too, but for .stopped) and the start at the host's boot.
+const (
+	KeySnapSchedule      = "snapshots.schedule"         // cron specs, or @hourly, @daily...
+	KeySnapStopped       = "snapshots.schedule.stopped" // stopped instances get scheduled snapshots too
+	KeySnapExpiry        = "snapshots.expiry"           // how long a snapshot is kept: 2w, 1d 3H...
+	KeySnapPattern       = "snapshots.pattern"          // names of snapshots taken without one
+	KeyAutostart         = "boot.autostart"             // start at the host's boot; unset: if it ran when the host went down
+	KeyAutostartPriority = "boot.autostart.priority"    // higher starts first
+	KeyAutostartDelay    = "boot.autostart.delay"       // seconds to wait after starting it
+)
+
 // boolKeys are the keys that take true or false.
-var boolKeys = []string{KeyPrivileged, KeyIsolated, KeyFuse, KeyTun, KeyNesting}
+var boolKeys = []string{KeyPrivileged, KeyIsolated, KeyFuse, KeyTun, KeyNesting, KeySnapStopped, KeyAutostart}
+
+// snapshotKeys are the keys of snapshot schedules that instances and
+// custom volumes share.
+var snapshotKeys = []string{KeySnapSchedule, KeySnapExpiry, KeySnapPattern}
 
 // checkKey checks that key is a config key silo knows.
 func checkKey(key string) error {
@@ -36,11 +54,29 @@ func checkKey(key string) error {
 	case strings.HasPrefix(key, "user.") && len(key) > len("user."),
 		strings.HasPrefix(key, "environment.") && len(key) > len("environment."),
 		key == KeyRuntime, key == KeyInit, key == KeyCPU, key == KeyMemory, key == KeyProcesses,
-		slices.Contains(boolKeys, key), key == KeyIdmapSize, key == KeyIdmapBase:
+		slices.Contains(boolKeys, key), key == KeyIdmapSize, key == KeyIdmapBase,
+		slices.Contains(snapshotKeys, key), key == KeyAutostartPriority, key == KeyAutostartDelay:
 		return nil
 	}
-	return errkind.Wrap(errkind.Invalid, "unknown config key %q (limits.cpu, limits.memory, limits.processes, runtime, init, %s, %s, %s, environment.*, user.*)",
-		key, strings.Join(boolKeys, ", "), KeyIdmapSize, KeyIdmapBase)
+	return errkind.Wrap(errkind.Invalid, "unknown config key %q (limits.cpu, limits.memory, limits.processes, runtime, init, %s, %s, %s, %s, %s, %s, environment.*, user.*)",
+		key, strings.Join(boolKeys, ", "), KeyIdmapSize, KeyIdmapBase, strings.Join(snapshotKeys, ", "), KeyAutostartPriority, KeyAutostartDelay)
+}
+
+// checkSnapshotConfig checks the value of one of snapshotKeys.
+func checkSnapshotConfig(key, value string) error {
+	var err error
+	switch key {
+	case KeySnapSchedule:
+		_, err = snapshot.ParseSchedule(value)
+	case KeySnapExpiry:
+		_, err = snapshot.Expiry(value, time.Now())
+	case KeySnapPattern:
+		err = snapshot.CheckPattern(value, func(name string) error { return checkName("snapshot", name) })
+	}
+	if err != nil {
+		return fmt.Errorf("config %s: %w", key, err)
+	}
+	return nil
 }
 
 // checkConfig checks one config key and its value.
@@ -59,6 +95,16 @@ func checkConfig(key, value string) error {
 	case KeyIdmapSize, KeyIdmapBase:
 		if n, err := strconv.ParseUint(value, 10, 32); err != nil || n == 0 {
 			return errkind.Wrap(errkind.Invalid, "config %s: %q is not a positive count below 2^32", key, value)
+		}
+	case KeySnapSchedule, KeySnapExpiry, KeySnapPattern:
+		return checkSnapshotConfig(key, value)
+	case KeyAutostartPriority:
+		if _, err := strconv.Atoi(value); err != nil {
+			return errkind.Wrap(errkind.Invalid, "config %s: %q is not a whole number", key, value)
+		}
+	case KeyAutostartDelay:
+		if n, err := strconv.Atoi(value); err != nil || n < 0 {
+			return errkind.Wrap(errkind.Invalid, "config %s: %q is not a count of seconds", key, value)
 		}
 	}
 	if slices.Contains(boolKeys, key) && value != "true" && value != "false" {

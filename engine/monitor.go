@@ -48,8 +48,15 @@ func (h *monitorHost) Started(pid int) error {
 	h.run = &store.Run{Name: name, Pid: pid, Start: start, Boot: bootID(), Started: time.Now().UTC(),
 		Init: string(h.cfg.Init), Runtime: h.cfg.OCI.Binary}
 	return h.e.store.Update(func(tx *store.Tx) error {
-		if _, err := tx.Instance(name); err != nil {
+		inst, err := tx.Instance(name)
+		if err != nil {
 			return err
+		}
+		if inst.WasRunning {
+			inst.WasRunning = false // it runs again
+			if err := tx.PutInstance(inst); err != nil {
+				return err
+			}
 		}
 		if err := tx.PutRun(h.run); err != nil {
 			return err

@@ -75,7 +75,7 @@ func (e *Engine) recover(ctx context.Context) error {
 // between requests and sees a pool that a command deleted and made again
 // as the command left it.
 func (e *Engine) Fresh() *Engine {
-	f := &Engine{stateDir: e.stateDir, store: e.store, drivers: map[string]storage.Driver{}}
+	f := &Engine{stateDir: e.stateDir, store: e.store, events: e.events, drivers: map[string]storage.Driver{}}
 	f.journal = journal.New(e.store, e.path("ops"), cleaner{f})
 	return f
 }

@@ -166,7 +166,7 @@ func (e *Engine) refresh(ctx context.Context, op *refreshOp) (*RefreshResult, er
 	vol := newID(op.prefix)
 	added := make([]store.Snapshot, len(plan.missing))
 	for i, s := range plan.missing {
-		added[i] = store.Snapshot{Name: s.Name, ID: newID("s-"), Volume: vol, Created: s.Created, UUID: s.UUID, Shift: plan.shift}
+		added[i] = store.Snapshot{Name: s.Name, ID: newID("s-"), Volume: vol, Created: s.Created, UUID: s.UUID, Shift: plan.shift, Expires: s.Expires}
 	}
 	o, err := e.journal.Begin(op.kind, op.target, func(tx *store.Tx, rec *store.Op) error {
 		if err := op.prepare(tx); err != nil {

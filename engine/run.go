@@ -331,11 +331,26 @@ func (e *Engine) keepConsoleLog(name string) {
 }
 
 // finishDeadRuns finishes the runs whose init has died while no monitor
-// watched (the monitor was killed, or the host rebooted).
+// watched (the monitor was killed, or the host rebooted). Their instances
+// were running when they went down, unstopped: autostart starts them.
 func (e *Engine) finishDeadRuns(ctx context.Context, runs []*store.Run) {
 	for _, r := range runs {
 		if live(r) || monitor.Alive(e.runDir(r.Name)) {
 			continue
+		}
+		if err := e.store.Update(func(tx *store.Tx) error {
+			cur, err := tx.Run(r.Name)
+			if err != nil || cur == nil || cur.Pid != r.Pid || cur.Start != r.Start {
+				return err // finished meanwhile
+			}
+			inst, err := tx.Instance(r.Name)
+			if err != nil {
+				return err
+			}
+			inst.WasRunning = true
+			return tx.PutInstance(inst)
+		}); err != nil {
+			slog.Warn("record that an instance went down running", "instance", r.Name, "error", err)
 		}
 		if err := e.finishRun(ctx, r); err != nil {
 			slog.Warn("finish a run whose monitor died", "instance", r.Name, "error", err)

@@ -13,13 +13,90 @@ import (
 	"github.com/silo-dev/silo/storage"
 )
 
-// CreateSnapshot takes a snapshot of instance name. With no snap name it is
-// called snap0, snap1 and so on.
-func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.Snapshot, error) {
-	if snap != "" {
-		if err := checkName("snapshot", snap); err != nil {
-			return nil, err
+// SnapshotOptions are the choices of a new snapshot, as lxc's.
+type SnapshotOptions struct {
+	// Name is the snapshot's; "" names it by snapshots.pattern, or snap0,
+	// snap1 and so on when that is unset.
+	Name string
+	// Expiry keeps it for this long (snapshots.expiry's syntax: 2d, 1w
+	// 3d...) in place of snapshots.expiry; NoExpiry keeps it for good.
+	Expiry   string
+	NoExpiry bool
+	// ExpiresAt, when not zero, is the expiry itself, as the API gives it.
+	ExpiresAt time.Time
+	// At is when it is taken, which the pattern's creation_date and the
+	// expiry count from; zero is now. The background pass gives its clock.
+	At time.Time
+	// scheduled is the background pass's: the commit records At as the
+	// time of the owner's last scheduled snapshot.
+	scheduled bool
+}
+
+// check checks the options before anything is done.
+func (o *SnapshotOptions) check() error {
+	if o.Name != "" {
+		if err := checkName("snapshot", o.Name); err != nil {
+			return err
 		}
+	}
+	if o.Expiry != "" && o.NoExpiry || !o.ExpiresAt.IsZero() && (o.Expiry != "" || o.NoExpiry) {
+		return errkind.Wrap(errkind.Invalid, "give one expiry: --expiry, --no-expiry or expires_at")
+	}
+	if o.At.IsZero() {
+		o.At = time.Now()
+	}
+	_, err := snapshot.Expiry(o.Expiry, o.At)
+	return err
+}
+
+// prepare names s and gives it its expiry, for an owner (what, in
+// messages) with config cfg, snapshots snaps and counter next; taken
+// tells a name in use, or being taken, by another command.
+func (o SnapshotOptions) prepare(s *store.Snapshot, what string, cfg map[string]string, snaps []store.Snapshot, next *int, taken func(string) bool) error {
+	var err error
+	switch {
+	case !o.ExpiresAt.IsZero():
+		s.Expires = o.ExpiresAt.UTC()
+	case !o.NoExpiry:
+		expiry := o.Expiry
+		if expiry == "" {
+			expiry = cfg[KeySnapExpiry]
+		}
+		if s.Expires, err = snapshot.Expiry(expiry, o.At); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	switch {
+	case o.Name != "":
+		s.Name = o.Name
+	case cfg[KeySnapPattern] != "":
+		names := make([]string, len(snaps))
+		for i, k := range snaps {
+			names[i] = k.Name
+		}
+		if s.Name, err = snapshot.Name(cfg[KeySnapPattern], o.At, names); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if err := checkName("snapshot", s.Name); err != nil {
+			return fmt.Errorf("%s: %s: %w", what, KeySnapPattern, err)
+		}
+	default:
+		// LXD's default pattern, snap%d, by a counter: no number is reused.
+		for s.Name == "" || taken(s.Name) {
+			s.Name = "snap" + strconv.Itoa(*next)
+			*next++
+		}
+	}
+	if taken(s.Name) {
+		return errkind.Wrap(errkind.AlreadyExists, "snapshot %q of %s already exists", s.Name, what)
+	}
+	return nil
+}
+
+// CreateSnapshot takes a snapshot of instance name.
+func (e *Engine) CreateSnapshot(ctx context.Context, name string, opts SnapshotOptions) (*store.Snapshot, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	_, d, err := e.instanceDriver(ctx, name)
 	if err != nil {
@@ -31,21 +108,18 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.
 		if err != nil {
 			return err
 		}
+		cfg, _, err := expand(tx, inst)
+		if err != nil {
+			return err
+		}
 		s.Volume, s.Shift = inst.Volume, inst.Shift
-		s.Name = snap
-		for s.Name == "" || snapshotTaken(tx, inst, s.Name) {
-			if snap != "" {
-				return errkind.Wrap(errkind.AlreadyExists, "snapshot %q of instance %q already exists", snap, name)
-			}
-			s.Name = "snap" + strconv.Itoa(inst.NextSnap)
-			inst.NextSnap++
+		taken := func(snap string) bool { return snapshotTaken(tx, inst, snap) }
+		if err := opts.prepare(s, "instance "+strconv.Quote(name), cfg, inst.Snapshots, &inst.NextSnap, taken); err != nil {
+			return err
 		}
 		rec.Reserved = []string{store.Reservation("snapshot", name, s.Name)}
 		rec.Undo.Volumes = []store.VolumeRef{snapRef(inst, s)}
-		if snap == "" {
-			return tx.PutInstance(inst) // the counter moved
-		}
-		return nil
+		return tx.PutInstance(inst) // the counter may have moved
 	})
 	if err != nil {
 		return nil, err
@@ -61,6 +135,9 @@ func (e *Engine) CreateSnapshot(ctx context.Context, name, snap string) (*store.
 			return fmt.Errorf("snapshot %s: the instance went meanwhile: %w", name, err)
 		}
 		inst.Snapshots = append(inst.Snapshots, *s)
+		if opts.scheduled {
+			inst.ScheduledAt = opts.At
+		}
 		if err := tx.PutInstance(inst); err != nil {
 			return err
 		}

@@ -10,7 +10,6 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,9 +37,11 @@ func checkVolumeConfig(key, value string) error {
 		if _, err := units.ParseSize(value); err != nil || value == "" {
 			return errkind.Wrap(errkind.Invalid, "volume config size=%q: give bytes or a number with KiB, MiB, GiB or TiB", value)
 		}
+	case slices.Contains(snapshotKeys, key):
+		return checkSnapshotConfig(key, value)
 	case key == VolumeKeyDescription, strings.HasPrefix(key, "user.") && len(key) > len("user."):
 	default:
-		return errkind.Wrap(errkind.Invalid, "unknown volume config key %q: use size, description or user.*", key)
+		return errkind.Wrap(errkind.Invalid, "unknown volume config key %q: use size, description, %s or user.*", key, strings.Join(snapshotKeys, ", "))
 	}
 	return nil
 }
@@ -380,7 +381,7 @@ func apiVolume(tx *store.Tx, v *store.CustomVolume) (*api.StorageVolume, error) 
 func apiVolumeSnapshots(snaps []store.Snapshot) []api.StorageVolumeSnapshot {
 	out := []api.StorageVolumeSnapshot{}
 	for _, s := range snaps {
-		out = append(out, api.StorageVolumeSnapshot{Name: s.Name, CreatedAt: s.Created})
+		out = append(out, api.StorageVolumeSnapshot{Name: s.Name, CreatedAt: s.Created, ExpiresAt: s.Expires})
 	}
 	return out
 }
@@ -524,12 +525,9 @@ func (e *Engine) refitVolumeQuotas(ctx context.Context, vols []*store.CustomVolu
 }
 
 // CreateVolumeSnapshot takes a snapshot of custom volume name on pool.
-// With no snap name it is called snap0, snap1 and so on.
-func (e *Engine) CreateVolumeSnapshot(ctx context.Context, pool, name, snap string) (*store.Snapshot, error) {
-	if snap != "" {
-		if err := checkName("snapshot", snap); err != nil {
-			return nil, err
-		}
+func (e *Engine) CreateVolumeSnapshot(ctx context.Context, pool, name string, opts SnapshotOptions) (*store.Snapshot, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	_, d, unlock, err := e.lockedVolume(ctx, pool, name)
 	if err != nil {
@@ -542,19 +540,13 @@ func (e *Engine) CreateVolumeSnapshot(ctx context.Context, pool, name, snap stri
 		if err != nil {
 			return err
 		}
-		s.Volume, s.Name = v.Volume, snap
-		for s.Name == "" || volumeSnapshotTaken(v, s.Name) {
-			if snap != "" {
-				return errkind.Wrap(errkind.AlreadyExists, "snapshot %q of volume %q in pool %q already exists", snap, name, pool)
-			}
-			s.Name = "snap" + strconv.Itoa(v.NextSnap)
-			v.NextSnap++
+		s.Volume = v.Volume
+		taken := func(snap string) bool { return volumeSnapshotTaken(v, snap) }
+		if err := opts.prepare(s, fmt.Sprintf("volume %q in pool %q", name, pool), v.Config, v.Snapshots, &v.NextSnap, taken); err != nil {
+			return err
 		}
 		rec.Undo.Volumes = []store.VolumeRef{{Pool: pool, Volume: s.Volume, Snapshot: s.ID}}
-		if snap == "" {
-			return tx.PutCustomVolume(v) // the counter moved
-		}
-		return nil
+		return tx.PutCustomVolume(v) // the counter may have moved
 	})
 	if err != nil {
 		return nil, err
@@ -570,6 +562,9 @@ func (e *Engine) CreateVolumeSnapshot(ctx context.Context, pool, name, snap stri
 			return fmt.Errorf("snapshot volume %s: the volume went meanwhile: %w", name, err)
 		}
 		v.Snapshots = append(v.Snapshots, *s)
+		if opts.scheduled {
+			v.ScheduledAt = opts.At
+		}
 		if err := tx.PutCustomVolume(v); err != nil {
 			return err
 		}

@@ -62,7 +62,11 @@ func (s *Server) postSnapshots(_ *engine.Engine, r *http.Request) Response {
 		return Error(err)
 	}
 	return s.async("Snapshotting instance "+name, instanceResource(name), func(ctx context.Context, e *engine.Engine) error {
-		_, err := e.CreateSnapshot(ctx, name, req.Name)
+		opts := engine.SnapshotOptions{Name: req.Name}
+		if req.ExpiresAt != nil {
+			opts.ExpiresAt, opts.NoExpiry = *req.ExpiresAt, req.ExpiresAt.IsZero()
+		}
+		_, err := e.CreateSnapshot(ctx, name, opts)
 		return err
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/internal/units"
+	"github.com/silo-dev/silo/snapshot"
 )
 
 // keepAddressesFlag keeps, on a copy or an import, the MACs and addresses
@@ -133,7 +134,7 @@ func commands() []*cli.Command {
 			Name:  "snapshot",
 			Usage: "manage instance snapshots",
 			Subcommands: []*cli.Command{
-				{Name: "create", Usage: "snapshot an instance (default names: snap0, snap1...)", ArgsUsage: "NAME [SNAP]", Action: onRemote(0, snapshotCreate, snapshotCreateRemote)},
+				{Name: "create", Usage: "snapshot an instance (default names: by snapshots.pattern, else snap0, snap1...)", ArgsUsage: "NAME [SNAP]", Flags: snapshotFlags, Action: onRemote(0, snapshotCreate, snapshotCreateRemote)},
 				{Name: "list", Aliases: []string{"ls"}, Usage: "list an instance's snapshots", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: onRemote(0, snapshotList, snapshotListRemote)},
 				{Name: "restore", Usage: "bring an instance back to any of its snapshots, keeping the others", ArgsUsage: "NAME SNAP", Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "stop a running instance, restore it, and start it again"},
@@ -141,7 +142,7 @@ func commands() []*cli.Command {
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "NAME SNAP", Action: onRemote(0, snapshotDelete, snapshotDeleteRemote)},
 			},
 		},
-	}, append(backupCommands(), serveCommand())...)
+	}, append(append(backupCommands(), serveCommand()), backgroundCommands()...)...)
 }
 
 func poolCreate(c *cli.Context, e *engine.Engine) error {
@@ -417,7 +418,7 @@ func info(c *cli.Context, e *engine.Engine) error {
 func showInstance(c *cli.Context, i *api.Instance) error {
 	var snaps, cfg []string
 	for _, s := range i.Snapshots {
-		snaps = append(snaps, s.Name)
+		snaps = append(snaps, snapshotText(s.Name, s.ExpiresAt))
 	}
 	for _, k := range slices.Sorted(maps.Keys(i.Config)) {
 		cfg = append(cfg, k+"="+i.Config[k])
@@ -625,7 +626,7 @@ func snapshotCreate(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.CreateSnapshot(c.Context, a[0], a[1])
+	s, err := e.CreateSnapshot(c.Context, a[0], snapshotOptions(c, a[1]))
 	if err != nil {
 		return err
 	}
@@ -642,18 +643,60 @@ func snapshotList(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return snapshotTable(c, snaps, func(s api.InstanceSnapshot) (string, time.Time) { return s.Name, s.CreatedAt })
+	return snapshotTable(c, snaps, instanceSnapshotFields)
+}
+
+func instanceSnapshotFields(s api.InstanceSnapshot) (string, time.Time, time.Time) {
+	return s.Name, s.CreatedAt, s.ExpiresAt
 }
 
 // snapshotTable prints snaps, an instance's or a volume's, each of which
-// has a name and a time of creation.
-func snapshotTable[S any](c *cli.Context, snaps []S, nameTime func(S) (string, time.Time)) error {
+// has a name, a time of creation and one of expiry.
+func snapshotTable[S any](c *cli.Context, snaps []S, fields func(S) (string, time.Time, time.Time)) error {
 	var rows [][]string
 	for _, s := range snaps {
-		name, t := nameTime(s)
-		rows = append(rows, []string{name, when(t)})
+		name, created, expires := fields(s)
+		rows = append(rows, []string{name, when(created), when(expires)})
 	}
-	return output(c, snaps, []string{"NAME", "CREATED"}, rows)
+	return output(c, snaps, []string{"NAME", "CREATED", "EXPIRES"}, rows)
+}
+
+// snapshotText names a snapshot in info, with its expiry if it has one.
+func snapshotText(name string, expires time.Time) string {
+	if expires.IsZero() {
+		return name
+	}
+	return name + " (expires " + when(expires) + ")"
+}
+
+// snapshotFlags are the flags of snapshot create, as lxc's.
+var snapshotFlags = []cli.Flag{
+	&cli.StringFlag{Name: "expiry", Usage: "delete the snapshot after this long (2d, 1w, 1d 3H; units M H d w m y) in place of snapshots.expiry"},
+	&cli.BoolFlag{Name: "no-expiry", Usage: "keep the snapshot for good, whatever snapshots.expiry says"},
+}
+
+// snapshotOptions reads snapshotFlags, for a snapshot called name.
+func snapshotOptions(c *cli.Context, name string) engine.SnapshotOptions {
+	return engine.SnapshotOptions{Name: name, Expiry: c.String("expiry"), NoExpiry: c.Bool("no-expiry")}
+}
+
+// snapshotRequest is snapshotOptions for a remote, which takes the expiry
+// as a time, as LXD's API does: the zero time for none.
+func snapshotRequest(c *cli.Context, name string) (api.InstanceSnapshotsPost, error) {
+	req := api.InstanceSnapshotsPost{Name: name}
+	switch expiry := c.String("expiry"); {
+	case expiry != "" && c.Bool("no-expiry"):
+		return req, errkind.Wrap(errkind.Invalid, "give --expiry or --no-expiry, not both")
+	case expiry != "":
+		t, err := snapshot.Expiry(expiry, time.Now())
+		if err != nil {
+			return req, err
+		}
+		req.ExpiresAt = &t
+	case c.Bool("no-expiry"):
+		req.ExpiresAt = &time.Time{}
+	}
+	return req, nil
 }
 
 func snapshotRestore(c *cli.Context, e *engine.Engine) error {

@@ -218,7 +218,7 @@ func TestServeOpenAPI(t *testing.T) {
 	}
 	e.ok("config", "trust", "add-certificate", "c1", filepath.Join(certDir, "c.crt"))
 	s := e.serve()
-	op, err := s.c.CreateSnapshot(context.Background(), "web", "s2")
+	op, err := s.c.CreateSnapshot(context.Background(), "web", api.InstanceSnapshotsPost{Name: "s2"})
 	if err == nil {
 		err = op.Wait(context.Background())
 	}

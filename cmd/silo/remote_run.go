@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -213,7 +212,11 @@ func snapshotCreateRemote(c *cli.Context, cl *client.Client, a []string) error {
 	if err != nil {
 		return err
 	}
-	if err := awaited(c.Context)(cl.CreateSnapshot(c.Context, a[0], a[1])); err != nil {
+	req, err := snapshotRequest(c, a[1])
+	if err != nil {
+		return err
+	}
+	if err := awaited(c.Context)(cl.CreateSnapshot(c.Context, a[0], req)); err != nil {
 		return err
 	}
 	fmt.Printf("Snapshot of %s created\n", a[0])
@@ -229,7 +232,7 @@ func snapshotListRemote(c *cli.Context, cl *client.Client, a []string) error {
 	if err != nil {
 		return err
 	}
-	return snapshotTable(c, snaps, func(s api.InstanceSnapshot) (string, time.Time) { return s.Name, s.CreatedAt })
+	return snapshotTable(c, snaps, instanceSnapshotFields)
 }
 
 func snapshotRestoreRemote(c *cli.Context, cl *client.Client, a []string) error {

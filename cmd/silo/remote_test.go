@@ -222,12 +222,20 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("user.note still set on h2:\n%s", out)
 	}
 	h1.fails(2, "server config is not served", "config", "set", "h2:", "core.https_address", ":8443")
-	h1.ok("snapshot", "create", "h2:web", "s1")
+	h1.ok("snapshot", "create", "h2:web", "s1", "--expiry", "2d")
+	h2.ok("config", "set", "web", "snapshots.expiry=1w")
+	h1.ok("snapshot", "create", "h2:web", "s2", "--no-expiry")
+	h1.fails(2, "not both", "snapshot", "create", "h2:web", "s3", "--expiry", "1d", "--no-expiry")
 	var snaps []api.InstanceSnapshot
 	h1.json(&snaps, "snapshot", "list", "h2:web")
-	if len(snaps) != 1 || snaps[0].Name != "s1" {
+	if len(snaps) != 2 || snaps[0].Name != "s1" || snaps[1].Name != "s2" {
 		t.Fatalf("snapshots of h2:web: %+v", snaps)
 	}
+	// The expiry crosses the wire as a time, as LXD's API has it.
+	if left := time.Until(snaps[0].ExpiresAt); left < 47*time.Hour || left > 48*time.Hour || !snaps[1].ExpiresAt.IsZero() {
+		t.Fatalf("expiries of h2:web's snapshots: %+v", snaps)
+	}
+	h2.ok("config", "unset", "web", "snapshots.expiry")
 	h1.ok("create", "bb", "h2:web2")
 	h1.ok("start", "h2:web2")
 	if s := h2.status("web2"); s.State != "running" {

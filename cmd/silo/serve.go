@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/user"
@@ -77,5 +78,11 @@ func serve(c *cli.Context) error {
 	if every := c.Duration("recover-every"); every > 0 {
 		go srv.RecoverEvery(c.Context, every)
 	}
-	return srv.ServeUnix(c.Context, l, c.Duration("shutdown-timeout"))
+	ctx, cancel := context.WithCancel(c.Context)
+	bg := make(chan struct{})
+	go func() { defer close(bg); runBackground(ctx, e) }()
+	err = srv.ServeUnix(c.Context, l, c.Duration("shutdown-timeout"))
+	cancel()
+	<-bg
+	return err
 }

@@ -178,8 +178,8 @@ func TestServeInstances(t *testing.T) {
 
 	// Snapshot, change, restore: the change is gone.
 	e.sh("web", "echo one > /etc/motd")
-	must(t)(c.CreateSnapshot(ctx, "web", "s1"))
-	must(t)(c.CreateSnapshot(ctx, "web", ""))
+	must(t)(c.CreateSnapshot(ctx, "web", api.InstanceSnapshotsPost{Name: "s1"}))
+	must(t)(c.CreateSnapshot(ctx, "web", api.InstanceSnapshotsPost{}))
 	snaps, err := c.Snapshots(ctx, "web")
 	if err != nil || len(snaps) != 2 || snaps[0].Name != "s1" || snaps[1].Name != "snap0" {
 		t.Fatalf("snapshots %+v, %v", snaps, err)

@@ -42,7 +42,7 @@ func volumeCommand() *cli.Command {
 				Name:  "snapshot",
 				Usage: "manage volume snapshots",
 				Subcommands: []*cli.Command{
-					{Name: "create", Usage: "snapshot a volume (default names: snap0, snap1...)", ArgsUsage: "POOL NAME [SNAP]", Action: withEngine(volumeSnapshotCreate)},
+					{Name: "create", Usage: "snapshot a volume (default names: by snapshots.pattern, else snap0, snap1...)", ArgsUsage: "POOL NAME [SNAP]", Flags: snapshotFlags, Action: withEngine(volumeSnapshotCreate)},
 					{Name: "list", Aliases: []string{"ls"}, Usage: "list a volume's snapshots", ArgsUsage: "POOL NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(volumeSnapshotList)},
 					{Name: "restore", Usage: "bring a volume back to any of its snapshots, keeping the others", ArgsUsage: "POOL NAME SNAP", Action: withEngine(volumeSnapshotRestore)},
 					{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "POOL NAME SNAP", Action: withEngine(volumeSnapshotDelete)},
@@ -107,7 +107,7 @@ func volumeInfo(c *cli.Context, e *engine.Engine) error {
 	}
 	var snaps []string
 	for _, s := range v.Snapshots {
-		snaps = append(snaps, s.Name)
+		snaps = append(snaps, snapshotText(s.Name, s.ExpiresAt))
 	}
 	var cfg []string
 	for _, k := range slices.Sorted(maps.Keys(v.Config)) {
@@ -214,7 +214,7 @@ func volumeSnapshotCreate(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.CreateVolumeSnapshot(c.Context, a[0], a[1], a[2])
+	s, err := e.CreateVolumeSnapshot(c.Context, a[0], a[1], snapshotOptions(c, a[2]))
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,9 @@ func volumeSnapshotList(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return snapshotTable(c, snaps, func(s api.StorageVolumeSnapshot) (string, time.Time) { return s.Name, s.CreatedAt })
+	return snapshotTable(c, snaps, func(s api.StorageVolumeSnapshot) (string, time.Time, time.Time) {
+		return s.Name, s.CreatedAt, s.ExpiresAt
+	})
 }
 
 func volumeSnapshotRestore(c *cli.Context, e *engine.Engine) error {

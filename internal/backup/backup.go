@@ -78,6 +78,9 @@ type Snapshot struct {
 	Created time.Time `json:"created"`
 	// UUID names the point in time the snapshot holds; an import keeps it.
 	UUID string `json:"uuid,omitempty"`
+	// Expires is when it is to be deleted; zero for never, and in
+	// backups written before snapshots expired.
+	Expires time.Time `json:"expires_at,omitzero"`
 }
 
 // Stream is one driver stream of the optimized form, in the order written.

@@ -88,6 +88,13 @@ type Instance struct {
 	Templates map[string]string `json:"templates,omitempty"`
 	// NextSnap numbers the next default snapshot name (snapN).
 	NextSnap int `json:"next_snap"`
+	// ScheduledAt is the time of the background pass that last took (or,
+	// while the instance was stopped, skipped) a scheduled snapshot.
+	ScheduledAt time.Time `json:"scheduled_at,omitzero"`
+	// WasRunning says that the instance's last run ended unseen, as when
+	// the host went down, rather than by a stop: boot.autostart unset
+	// then starts it (LXD's volatile.last_state.power).
+	WasRunning bool `json:"was_running,omitempty"`
 	// Retired lists earlier heads that restores left in place for the
 	// snapshots that live in them; each goes with its last snapshot.
 	Retired []string `json:"retired,omitempty"`
@@ -145,6 +152,8 @@ type Snapshot struct {
 	UUID string `json:"uuid,omitempty"`
 	// Shift is the instance's shift when it was taken.
 	Shift *Shift `json:"shift,omitempty"`
+	// Expires is when the background pass deletes it; zero for never.
+	Expires time.Time `json:"expires_at,omitzero"`
 }
 
 // Snapshot returns the snapshot called name.

@@ -20,6 +20,9 @@ type CustomVolume struct {
 	Snapshots []Snapshot        `json:"snapshots,omitempty"`
 	// NextSnap numbers the next default snapshot name (snapN).
 	NextSnap int `json:"next_snap"`
+	// ScheduledAt is the time of the background pass that last took a
+	// scheduled snapshot.
+	ScheduledAt time.Time `json:"scheduled_at,omitzero"`
 	// Retired lists earlier heads that restores left in place for the
 	// snapshots that live in them, as an instance's do.
 	Retired []string `json:"retired,omitempty"`
