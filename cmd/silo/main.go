@@ -69,7 +69,7 @@ func oneLine(err error) string {
 }
 
 func newApp() *cli.App {
-	cmds := commands()
+	cmds := append(commands(), metricsCommand())
 	setUsageErrors(cmds)
 	return &cli.App{
 		Name:                 "silo",
