@@ -6,7 +6,7 @@ GO ?= go
 export GOFLAGS := -tags=urfave_cli_no_docs,netgo,osusergo -ldflags=-extldflags=-static
 BIN ?= bin/silo
 
-.PHONY: build install demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh
+.PHONY: build install demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh bench-metrics
 
 build:
 	$(GO) build -o $(BIN) ./cmd/silo
@@ -111,3 +111,7 @@ bench-net: deps
 	# keyring each, charged to the host user their root is.
 	sysctl -qw fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=1048576 kernel.keys.maxkeys=2000 kernel.keys.maxbytes=2000000
 	$(GO) run ./hack/netbench $(BENCH_ARGS)
+
+# silo metrics, and a completion, with 20 running instances.
+bench-metrics: deps
+	$(GO) run ./hack/metricsbench $(BENCH_ARGS)
