@@ -3,8 +3,10 @@ package engine
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/silo-dev/silo/internal/store"
@@ -21,6 +23,9 @@ type Names struct {
 	Pools     []string
 	Networks  []string
 	Profiles  []string
+	// Devices maps each instance to its devices, its profiles' with its
+	// own, and ProfileDevices each profile to its own.
+	Devices, ProfileDevices map[string][]string
 	// Volumes maps each pool to its custom volumes, and VolumeSnapshots
 	// each "POOL/VOLUME" to that volume's snapshots.
 	Volumes         map[string][]string
@@ -32,7 +37,7 @@ type Names struct {
 // nothing where there is no state yet, so that a shell may call it on
 // every key press while other commands run.
 func ReadNames(stateDir string) (*Names, error) {
-	n := &Names{Snapshots: map[string][]string{}, Volumes: map[string][]string{}, VolumeSnapshots: map[string][]string{}}
+	n := &Names{Snapshots: map[string][]string{}, Devices: map[string][]string{}, ProfileDevices: map[string][]string{}, Volumes: map[string][]string{}, VolumeSnapshots: map[string][]string{}}
 	db := filepath.Join(stateDir, "silo.db")
 	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
 		return n, nil
@@ -44,15 +49,15 @@ func ReadNames(stateDir string) (*Names, error) {
 		return nil, err
 	}
 	return n, st.View(func(tx *store.Tx) error {
-		insts, err := tx.Instances()
-		if err != nil {
-			return err
-		}
-		for _, i := range insts {
+		if err := eachInstance(tx, func(i, x *store.Instance, _ *store.Run) error {
 			n.Instances = append(n.Instances, i.Name)
 			for _, s := range i.Snapshots {
 				n.Snapshots[i.Name] = append(n.Snapshots[i.Name], s.Name)
 			}
+			n.Devices[i.Name] = slices.Collect(maps.Keys(x.Devices))
+			return nil
+		}); err != nil {
+			return err
 		}
 		imgs, err := tx.Images()
 		if err != nil {
@@ -84,6 +89,7 @@ func ReadNames(stateDir string) (*Names, error) {
 		}
 		for _, p := range profiles {
 			n.Profiles = append(n.Profiles, p.Name)
+			n.ProfileDevices[p.Name] = slices.Collect(maps.Keys(p.Devices))
 		}
 		vols, err := tx.CustomVolumes("")
 		if err != nil {

@@ -184,6 +184,19 @@ func argKind(group string, tokens []string, i int) string {
 		return "IMAGE"
 	case "ALIAS", "POOL", "VOLUME", "INSTANCE", "PROFILE":
 		return t
+	case "DEVICE":
+		// An existing device of the NAME or PROFILE before it; not the new
+		// one that a TYPE follows, nor one named after a PATH.
+		if i == 0 || i+1 < len(tokens) && tokens[i+1] == "TYPE" {
+			return ""
+		}
+		switch tokens[i-1] {
+		case "NAME":
+			return "DEVICE"
+		case "PROFILE":
+			return "PROFILE-DEVICE"
+		}
+		return ""
 	case "FILE", "LOCAL", "ROOTFS":
 		return "FILE"
 	}
@@ -250,6 +263,10 @@ func argCandidates(stateDir, kind string, pos []string, cur string) ([]string, s
 			out = append(out, head+p)
 		}
 		directive = ":nospace"
+	case "DEVICE":
+		out = n.Devices[last(0)]
+	case "PROFILE-DEVICE":
+		out = n.ProfileDevices[last(0)]
 	case "VOLUME":
 		out = n.Volumes[last(0)]
 	case "VOLUME-SNAP":

@@ -130,6 +130,10 @@ func completionCases(e *env) []completionCase {
 		{"silo volume attach default ", []string{"data"}},
 		{"silo volume attach default data ", []string{"web", "worker"}},
 		{"silo pool delete ", []string{"default"}},
+		{"silo config device set web ", []string{"root"}}, // created with no network
+		{"silo config device add web ", nil}, // a new device
+		{"silo profile device remove default ", []string{"eth0", "root"}},
+		{"silo profile device list ", []string{"default", "prod"}},
 		{"silo --state-dir " + missing + " start ", nil},
 	}
 }
