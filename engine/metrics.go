@@ -29,13 +29,27 @@ const metricsProject = "default"
 // be read of one instance (it stopped meanwhile) is logged and left out;
 // the others are still written.
 func (e *Engine) Metrics(ctx context.Context, w io.Writer) error {
-	var todo []*store.Instance
-	pids := map[string]int{}
+	var todo []metricsTarget
 	err := e.store.View(func(tx *store.Tx) error {
 		return eachInstance(tx, func(_, x *store.Instance, run *store.Run) error {
-			if run != nil && live(run) {
-				todo, pids[x.Name] = append(todo, x), run.Pid
+			if run == nil || !live(run) {
+				return nil
 			}
+			t := metricsTarget{x: x, pid: run.Pid}
+			for dev, d := range x.Devices {
+				switch {
+				case d["type"] == DeviceDisk && d["path"] == "/":
+					t.disks = append(t.disks, diskVolume{dev, "/", x.Pool, x.Volume, rootSize(x.Devices) > 0})
+				case isDisk(d) && d["pool"] != "":
+					v, err := tx.CustomVolume(d["pool"], d["source"])
+					if err != nil {
+						return err
+					}
+					t.disks = append(t.disks, diskVolume{dev, d["path"], v.Pool, v.Volume, volumeSize(v.Config) > 0})
+				}
+			}
+			slices.SortFunc(t.disks, func(a, b diskVolume) int { return strings.Compare(a.dev, b.dev) })
+			todo = append(todo, t)
 			return nil
 		})
 	})
@@ -44,18 +58,18 @@ func (e *Engine) Metrics(ctx context.Context, w io.Writer) error {
 	}
 	out := make([]metrics.Instance, len(todo))
 	ok := make([]bool, len(todo))
-	// The figures of each instance are a few small files and a statfs:
-	// read a few instances at once.
+	// The figures of each instance are a few small files and a statfs a
+	// disk: read a few instances at once.
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2*runtime.GOMAXPROCS(0))
-	for i, x := range todo {
+	for i, t := range todo {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			m, err := e.instanceMetrics(ctx, x, pids[x.Name])
+			m, err := e.instanceMetrics(ctx, t)
 			if err != nil {
-				slog.Warn("metrics of an instance", "instance", x.Name, "error", err)
+				slog.Warn("metrics of an instance", "instance", t.x.Name, "error", err)
 				return
 			}
 			out[i], ok[i] = *m, true
@@ -71,17 +85,32 @@ func (e *Engine) Metrics(ctx context.Context, w io.Writer) error {
 	return metrics.Write(w, done)
 }
 
-// instanceMetrics gathers the figures of x (expanded), whose init is pid.
-func (e *Engine) instanceMetrics(ctx context.Context, x *store.Instance, pid int) (*metrics.Instance, error) {
-	m := &metrics.Instance{Name: x.Name, Project: metricsProject, Type: api.TypeContainer}
-	if err := container.Usage(e.cgroup(x.Name), m); err != nil {
+// metricsTarget is a running instance, x (expanded), whose init is pid,
+// and its disks that are volumes of a pool: its root, its custom volumes.
+type metricsTarget struct {
+	x     *store.Instance
+	pid   int
+	disks []diskVolume
+}
+
+// diskVolume is disk device dev, at path in the instance, which mounts
+// volume vol (an ID) of pool; capped says whether the volume has a cap.
+type diskVolume struct {
+	dev, path, pool, vol string
+	capped               bool
+}
+
+// instanceMetrics gathers the figures of t.
+func (e *Engine) instanceMetrics(ctx context.Context, t metricsTarget) (*metrics.Instance, error) {
+	m := &metrics.Instance{Name: t.x.Name, Project: metricsProject, Type: api.TypeContainer}
+	if err := container.Usage(e.cgroup(t.x.Name), m); err != nil {
 		return nil, err
 	}
-	stats, err := network.AllStats(pid)
+	stats, err := network.AllStats(t.pid)
 	if err != nil {
 		return nil, fmt.Errorf("nics: %w", err)
 	}
-	for dev, d := range x.Devices {
+	for dev, d := range t.x.Devices {
 		if d["type"] != DeviceNIC {
 			continue
 		}
@@ -92,43 +121,44 @@ func (e *Engine) instanceMetrics(ctx context.Context, x *store.Instance, pid int
 		}
 	}
 	slices.SortFunc(m.NICs, func(a, b metrics.NIC) int { return strings.Compare(a.Device, b.Device) })
-	fs, err := e.rootFilesystem(ctx, x)
-	if err != nil {
-		return nil, err
+	for _, dv := range t.disks {
+		fs, err := e.diskFilesystem(ctx, dv)
+		if err != nil {
+			return nil, fmt.Errorf("disk %s: %w", dv.dev, err)
+		}
+		m.Filesystems = append(m.Filesystems, fs)
 	}
-	m.Filesystems = []metrics.Filesystem{fs}
 	return m, nil
 }
 
-// rootFilesystem is the space of x's root disk: its cap and what is left
-// of it when it has one, else the space of the pool's filesystem, as a
-// statfs inside the instance would find it.
-func (e *Engine) rootFilesystem(ctx context.Context, x *store.Instance) (metrics.Filesystem, error) {
-	dev, _ := rootDisk(x.Devices)
-	d, p, err := e.driver(ctx, x.Pool)
+// diskFilesystem is the space of disk dv: its cap and what is left of it
+// when it has one, else the space of the pool's filesystem, as a statfs
+// inside the instance would find it.
+func (e *Engine) diskFilesystem(ctx context.Context, dv diskVolume) (metrics.Filesystem, error) {
+	d, p, err := e.driver(ctx, dv.pool)
 	if err != nil {
 		return metrics.Filesystem{}, err
 	}
-	fs := metrics.Filesystem{Device: dev, Mountpoint: "/", FSType: p.Driver}
-	path, err := d.VolumePath(ctx, x.Volume)
+	fs := metrics.Filesystem{Device: dv.dev, Mountpoint: dv.path, FSType: p.Driver}
+	path, err := d.VolumePath(ctx, dv.vol)
 	if err != nil {
 		return fs, err
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(path, &st); err != nil {
-		return fs, fmt.Errorf("statfs %s's root: %w", x.Name, err)
+		return fs, fmt.Errorf("statfs: %w", err)
 	}
 	fs.Size, fs.Free, fs.Avail = st.Blocks*uint64(st.Bsize), st.Bfree*uint64(st.Bsize), st.Bavail*uint64(st.Bsize)
-	// Only a capped root pays for the count of what it holds, which walks
-	// the tree on some drivers.
-	if q, ok := d.(storage.Quota); ok && rootSize(x.Devices) > 0 {
-		limit, err := q.Quota(ctx, x.Volume)
+	// Only a capped volume pays for the count of what it holds, which
+	// walks the tree on some drivers.
+	if q, ok := d.(storage.Quota); ok && dv.capped {
+		limit, err := q.Quota(ctx, dv.vol)
 		if err != nil {
-			return fs, fmt.Errorf("cap of %s's root: %w", x.Name, err)
+			return fs, fmt.Errorf("cap: %w", err)
 		}
-		used, err := d.Usage(ctx, storage.Ref{Volume: x.Volume})
+		used, err := d.Usage(ctx, storage.Ref{Volume: dv.vol})
 		if err != nil {
-			return fs, fmt.Errorf("usage of %s's root: %w", x.Name, err)
+			return fs, fmt.Errorf("usage: %w", err)
 		}
 		if limit > 0 {
 			fs.Size, fs.Free = uint64(limit), uint64(max(0, limit-used))

@@ -97,13 +97,20 @@ func TestMetrics(t *testing.T) {
 	}
 
 	// A capped root reports its cap, and what is left of it.
+	// So does an attached custom volume, at its path.
 	e.ok("config", "device", "set", "busy", "root", "size=64MiB")
+	e.ok("volume", "create", e.pool, "data", "size=32MiB")
+	e.ok("volume", "attach", e.pool, "data", "busy", "/data")
 	fams = parseMetrics(t, e.ok("metrics"))
 	if size, free := value("filesystem_size_bytes", "device", "root"), value("filesystem_free_bytes", "device", "root"); size != 64<<20 || free <= 0 || free >= size {
 		t.Errorf("capped root: size %g, free %g", size, free)
 	}
+	if size, free := value("filesystem_size_bytes", "device", "data", "mountpoint", "/data", "fstype", "btrfs"), value("filesystem_free_bytes", "device", "data"); size != 32<<20 || free <= 0 || free > size {
+		t.Errorf("capped volume: size %g, free %g", size, free)
+	}
 
 	e.ok("stop", "busy", "--force")
+	e.ok("volume", "detach", e.pool, "data", "busy")
 	if out := e.ok("metrics"); strings.TrimSpace(out) != "" {
 		t.Errorf("metrics with no instance running:\n%s", out)
 	}
