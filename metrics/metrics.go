@@ -155,6 +155,10 @@ func families() []family {
 // Prefix goes in front of every metric's name.
 const Prefix = "silo_"
 
+// ContentType is the HTTP content type of what Write writes: Prometheus's
+// text format, version 0.0.4.
+const ContentType = "text/plain; version=0.0.4; charset=utf-8"
+
 // Write writes the metrics of insts in the Prometheus text format: each
 // metric once, with its help and type, and a sample per instance (and per
 // CPU, device or nic). A metric that no instance has is left out.
