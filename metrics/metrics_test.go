@@ -1,6 +1,10 @@
 package metrics
 
 import (
+	"net/http"
+
+	"github.com/prometheus/common/expfmt"
+
 	"strings"
 	"testing"
 )
@@ -41,5 +45,12 @@ func TestWrite(t *testing.T) {
 	b.Reset()
 	if err := Write(&b, nil); err != nil || b.Len() != 0 {
 		t.Errorf("no instances: %q, %v", b.String(), err)
+	}
+}
+
+// A scraper that reads ContentType parses the text format.
+func TestContentType(t *testing.T) {
+	if f := expfmt.ResponseFormat(http.Header{"Content-Type": {ContentType}}); f.FormatType() != expfmt.TypeTextPlain {
+		t.Errorf("%s reads as %s", ContentType, f)
 	}
 }
