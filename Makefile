@@ -6,10 +6,27 @@ GO ?= go
 export GOFLAGS := -tags=urfave_cli_no_docs,netgo,osusergo -ldflags=-extldflags=-static
 BIN ?= bin/silo
 
-.PHONY: build demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh bench-api bench-remote bench-housekeep
+.PHONY: build install demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh bench-api bench-remote bench-housekeep bench-metrics
 
 build:
 	$(GO) build -o $(BIN) ./cmd/silo
+
+# The binary, its systemd unit (whose ExecStart names where the binary
+# goes) and the shells' completions, where each looks for them under
+# PREFIX; DESTDIR stages them, as a package build does.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/silo
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|^ExecStart=/usr/bin/silo |ExecStart=$(BINDIR)/silo |' dist/silo.service >$(DESTDIR)$(UNITDIR)/silo.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/silo.service
+	install -D -m 0644 cmd/silo/completion.bash $(DESTDIR)$(BASHCOMPDIR)/silo
+	install -D -m 0644 cmd/silo/completion.zsh $(DESTDIR)$(ZSHCOMPDIR)/_silo
 
 # silo's main job end to end, in a throw-away state directory.
 demo: deps
@@ -107,3 +124,7 @@ bench-net: deps
 # unix socket, and the server's RSS.
 bench-api: deps
 	$(GO) run ./hack/apibench $(BENCH_ARGS)
+
+# silo metrics, and a completion, with 20 running instances.
+bench-metrics: deps
+	$(GO) run ./hack/metricsbench $(BENCH_ARGS)

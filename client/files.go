@@ -79,3 +79,13 @@ func (c *Client) ExportImage(ctx context.Context, ref, compression string) (io.R
 	}
 	return resp.Body, nil
 }
+
+// Metrics streams the server's /1.0/metrics, Prometheus's text format;
+// close what it returns.
+func (c *Client) Metrics(ctx context.Context) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/1.0/metrics", nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}

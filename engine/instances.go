@@ -139,28 +139,39 @@ func identify(ctx context.Context, d storage.Volumes, inst *store.Instance, trig
 func (e *Engine) Instances(ctx context.Context) ([]*api.Instance, error) {
 	out := []*api.Instance{}
 	err := e.store.View(func(tx *store.Tx) error {
-		insts, err := tx.Instances()
-		if err != nil {
-			return err
-		}
 		nets, err := networksByName(tx)
 		if err != nil {
 			return err
 		}
-		for _, inst := range insts {
-			run, err := tx.Run(inst.Name)
-			if err != nil {
-				return err
-			}
-			x, err := expanded(tx, inst)
-			if err != nil {
-				return err
-			}
+		return eachInstance(tx, func(inst, x *store.Instance, run *store.Run) error {
 			out = append(out, e.apiInstance(inst, x, run, nets))
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, err
+}
+
+// eachInstance calls fn with each instance, by name, expanded (x), and
+// its run (nil when none is recorded).
+func eachInstance(tx *store.Tx, fn func(inst, x *store.Instance, run *store.Run) error) error {
+	insts, err := tx.Instances()
+	if err != nil {
+		return err
+	}
+	for _, inst := range insts {
+		run, err := tx.Run(inst.Name)
+		if err != nil {
+			return err
+		}
+		x, err := expanded(tx, inst)
+		if err != nil {
+			return err
+		}
+		if err := fn(inst, x, run); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Instance describes the instance called name, with the disk usage of

@@ -6,8 +6,8 @@ set -euo pipefail
 # libc6-dev: silo is linked statically (see the Makefile), against libc.a.
 # dnsmasq-base serves the managed networks; the network tests use iproute2,
 # busybox-static (udhcpc, ping) and iperf3. The quota tests make ext4
-# filesystems (e2fsprogs).
-pkgs=(btrfs-progs zfs-fuse util-linux xz-utils runc runsc squashfs-tools mmdebstrap libc6-dev dnsmasq-base iproute2 busybox-static iperf3 e2fsprogs)
+# filesystems (e2fsprogs). The completion tests drive the zsh script.
+pkgs=(btrfs-progs zfs-fuse util-linux xz-utils runc runsc squashfs-tools mmdebstrap libc6-dev dnsmasq-base iproute2 busybox-static iperf3 e2fsprogs zsh)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

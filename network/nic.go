@@ -289,35 +289,52 @@ func DeleteVeth(hostName string) error {
 // Counters returns the bytes that the nic name has received and sent, as
 // the instance whose process pid is sees them.
 func Counters(pid int, name string) (rx, tx uint64, err error) {
+	all, err := AllStats(pid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("counters of nic %s: %w", name, err)
+	}
+	s, ok := all[name]
+	if !ok {
+		return 0, 0, errkind.Wrap(errkind.NotFound, "process %d has no nic %s", pid, name)
+	}
+	return s.RxBytes, s.TxBytes, nil
+}
+
+// Stats are the traffic counters of a nic, as the instance sees them.
+type Stats struct {
+	RxBytes, RxPackets, RxErrs, RxDrop uint64
+	TxBytes, TxPackets, TxErrs, TxDrop uint64
+}
+
+// AllStats returns the counters of every nic of the instance whose
+// process pid is, by name: from one read of the kernel's table, which
+// the instance's own view gives whatever kind its nics are.
+func AllStats(pid int) (map[string]Stats, error) {
 	// /proc/PID/net is the view of that process's network namespace.
 	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
 	if err != nil {
-		return 0, 0, errkind.FromErrno(fmt.Errorf("counters of nic %s: %w", name, err))
+		return nil, errkind.FromErrno(err)
 	}
 	defer f.Close()
+	out := map[string]Stats{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		// "  eth0: RX-bytes packets errs drop fifo frame compressed multicast TX-bytes ..."
+		// "  eth0: RX bytes packets errs drop fifo frame compressed multicast, TX bytes packets errs drop ..."
 		iface, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || strings.TrimSpace(iface) != name {
-			continue
-		}
 		fields := strings.Fields(rest)
-		if len(fields) < 9 {
-			break
+		if !ok || len(fields) < 12 {
+			continue // the two header lines
 		}
-		if rx, err = strconv.ParseUint(fields[0], 10, 64); err == nil {
-			tx, err = strconv.ParseUint(fields[8], 10, 64)
+		var n [12]uint64
+		for i := range n {
+			if n[i], err = strconv.ParseUint(fields[i], 10, 64); err != nil {
+				return nil, fmt.Errorf("/proc/%d/net/dev: %w", pid, err)
+			}
 		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("counters of nic %s: %w", name, err)
-		}
-		return rx, tx, nil
+		out[strings.TrimSpace(iface)] = Stats{RxBytes: n[0], RxPackets: n[1], RxErrs: n[2], RxDrop: n[3],
+			TxBytes: n[8], TxPackets: n[9], TxErrs: n[10], TxDrop: n[11]}
 	}
-	if err := sc.Err(); err != nil {
-		return 0, 0, err
-	}
-	return 0, 0, errkind.Wrap(errkind.NotFound, "process %d has no nic %s", pid, name)
+	return out, sc.Err()
 }
 
 // EUI64 is the address that SLAAC gives the MAC in prefix, a /64, when

@@ -72,6 +72,7 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	s.networkRoutes()
 	s.profileRoutes()
 	s.certificateRoutes()
+	s.metricsRoutes()
 	return s
 }
 

@@ -69,7 +69,7 @@ func oneLine(err error) string {
 }
 
 func newApp() *cli.App {
-	cmds := commands()
+	cmds := append(append(commands(), metricsCommand()), completionCommands()...)
 	setUsageErrors(cmds)
 	return &cli.App{
 		Name:                 "silo",
@@ -171,6 +171,9 @@ func reorderArgs(app *cli.App, argv []string) []string {
 			if cmd.HasName(rest[0]) {
 				sub = cmd
 			}
+		}
+		if sub != nil && sub.SkipFlagParsing { // its arguments are its own
+			return append(out, rest...)
 		}
 		if sub == nil || len(sub.Subcommands) == 0 {
 			if sub != nil {

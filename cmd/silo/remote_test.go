@@ -236,6 +236,8 @@ func TestRemoteTrustAndList(t *testing.T) {
 		t.Fatalf("expiries of h2:web's snapshots: %+v", snaps)
 	}
 	h2.ok("config", "unset", "web", "snapshots.expiry")
+	parseMetrics(t, h1.ok("metrics", "h2:"))
+	h1.fails(2, "usage", "metrics", "h2:web")
 	h1.ok("create", "bb", "h2:web2")
 	h1.ok("start", "h2:web2")
 	if s := h2.status("web2"); s.State != "running" {
