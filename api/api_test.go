@@ -84,7 +84,7 @@ var shapes = map[string]any{
 		Profiles: []string{"default"}, Ephemeral: &ephemeral, Restore: "snap0"},
 	"instance-post.json":           &InstancePost{Name: "www"},
 	"instance-state-put.json":      &InstanceStatePut{Action: "stop", Timeout: 30, Force: true},
-	"instance-snapshots-post.json": &InstanceSnapshotsPost{Name: "snap0"},
+	"instance-snapshots-post.json": &InstanceSnapshotsPost{Name: "snap0", ExpiresAt: &started},
 	"profiles-post.json": &ProfilesPost{Name: "web", Description: "web servers", Config: map[string]string{"limits.cpu": "1"},
 		Devices: map[string]map[string]string{"eth0": {"type": "nic", "network": "silobr0"}}},
 	"profile-put.json": &ProfilePut{Description: "web servers", Config: map[string]string{"limits.cpu": "1"},
