@@ -59,6 +59,7 @@ func (s *Server) async(description string, resources map[string][]string, fn fun
 			slog.Warn("operation failed", "id", o.op.ID, "operation", description, "error", err)
 			o.op.Status, o.op.StatusCode = api.Failure.String(), api.Failure
 			o.op.Err = strings.Join(strings.Fields(err.Error()), " ")
+			o.op.ErrKind = errkind.Name(err)
 		} else {
 			o.op.Status, o.op.StatusCode = api.Success.String(), api.Success
 		}
