@@ -42,24 +42,15 @@ func (e *Engine) Autostart(ctx context.Context) (*AutostartReport, error) {
 	}
 	var todo []candidate
 	err = e.store.View(func(tx *store.Tx) error {
-		insts, err := tx.Instances()
-		if err != nil {
-			return err
-		}
-		for _, inst := range insts {
-			cfg, _, err := expand(tx, inst)
-			if err != nil {
-				return err
-			}
+		return eachExpanded(tx, func(inst *store.Instance, cfg map[string]string) {
 			if auto := cfg[KeyAutostart]; auto == "false" || auto == "" && !inst.WasRunning {
-				continue
+				return
 			}
 			// Both checked when set.
 			priority, _ := strconv.Atoi(cfg[KeyAutostartPriority])
 			delay, _ := strconv.Atoi(cfg[KeyAutostartDelay])
 			todo = append(todo, candidate{inst.Name, priority, delay})
-		}
-		return nil
+		})
 	})
 	if err != nil {
 		return nil, err

@@ -35,3 +35,20 @@ func expanded(tx *store.Tx, inst *store.Instance) (*store.Instance, error) {
 	out.Config, out.Devices = cfg, devs
 	return &out, nil
 }
+
+// eachExpanded calls fn with every instance and its expanded config, for
+// the background passes that read keys a profile may set.
+func eachExpanded(tx *store.Tx, fn func(inst *store.Instance, cfg map[string]string)) error {
+	insts, err := tx.Instances()
+	if err != nil {
+		return err
+	}
+	for _, inst := range insts {
+		cfg, _, err := expand(tx, inst)
+		if err != nil {
+			return err
+		}
+		fn(inst, cfg)
+	}
+	return nil
+}

@@ -112,17 +112,12 @@ func (e *Engine) owners(ctx context.Context) ([]*owner, error) {
 	var out []*owner
 	var names []string
 	err := e.store.View(func(tx *store.Tx) error {
-		insts, err := tx.Instances()
-		if err != nil {
-			return err
-		}
-		for _, inst := range insts {
-			cfg, _, err := expand(tx, inst)
-			if err != nil {
-				return err
-			}
+		err := eachExpanded(tx, func(inst *store.Instance, cfg map[string]string) {
 			out = append(out, e.instanceOwner(ctx, inst, cfg))
 			names = append(names, inst.Name)
+		})
+		if err != nil {
+			return err
 		}
 		vols, err := tx.CustomVolumes("")
 		if err != nil {
