@@ -29,7 +29,7 @@ func (e *env) monitor(args ...string) *monitorProc {
 	e.t.Helper()
 	argv := e.silo(append([]string{"monitor", "--format", "json"}, args...)...)
 	m := &monitorProc{t: e.t, cmd: exec.Command(argv[0], argv[1:]...), events: make(chan api.Event, store.EventLogSize+10)}
-	m.cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+e.state)
+	m.cmd.Env = append(append(os.Environ(), "SILO_STATE_DIR="+e.state), e.extra...)
 	m.cmd.Stderr = &m.stderr
 	out, err := m.cmd.StdoutPipe()
 	if err != nil {

@@ -237,3 +237,30 @@ func TestServeEvents(t *testing.T) {
 		t.Fatalf("the stream at the server's end: %v", err)
 	}
 }
+
+// silo monitor h2: reads h2's events through its API, over TLS: what
+// h2's own CLI does and what h1 does there through the remote, as it
+// happens; h2's server going ends it with an error.
+func TestRemoteMonitor(t *testing.T) {
+	h1, h2 := twoHosts(t)
+	h2.ok("config", "set", "core.https_address", h2Addr)
+	s2 := h2.serve()
+	h2.ok("create", "bb", "web")
+	h1.ok("remote", "add", "h2", "https://"+h2Addr, "--token", h2.token("h1"))
+	h1.fails(2, "--all is not served by remotes", "monitor", "h2:", "--all")
+	h1.fails(2, "usage: silo monitor [REMOTE:]", "monitor", "h2:web")
+
+	m := h1.monitor("h2:", "--type", "lifecycle") // not the operations of the API
+	waitWatches(t, s2.cmd.Process.Pid, 1)         // it follows h2's log
+	inst := api.Path("instances", "web")
+	h2.ok("snapshot", "create", "web", "s1")
+	m.expect("instance-snapshot-created " + inst + "/snapshots/s1")
+	h1.ok("config", "set", "h2:web", "user.a=1")
+	m.expect("instance-updated " + inst)
+
+	s2.stop(t)
+	err := m.cmd.Wait()
+	if err == nil || !strings.Contains(m.stderr.String(), "the server is shutting down") {
+		t.Fatalf("silo monitor h2: when h2's server ends: %v: %s", err, m.stderr.String())
+	}
+}
