@@ -27,4 +27,8 @@ type Operation struct {
 	Resources map[string][]string `json:"resources"`
 	// Err is why the operation failed; empty unless Status is "Failure".
 	Err string `json:"err"`
+	// ErrKind is the kind of Err (not-found, exists, invalid, busy,
+	// no-space, unavailable), which LXD's operations do not carry, so that
+	// a client can tell a failed operation's kind as it does a request's.
+	ErrKind string `json:"err_kind,omitempty"`
 }

@@ -193,7 +193,7 @@ func (o *Operation) Wait(ctx context.Context) error {
 	}
 	o.Operation = *got
 	if got.StatusCode == api.Failure {
-		return fmt.Errorf("%s", got.Err)
+		return errkind.Decode(got.ErrKind + " " + got.Err)
 	}
 	return nil
 }

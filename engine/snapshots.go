@@ -39,8 +39,11 @@ func (o *SnapshotOptions) check() error {
 			return err
 		}
 	}
-	if o.Expiry != "" && o.NoExpiry || !o.ExpiresAt.IsZero() && (o.Expiry != "" || o.NoExpiry) {
-		return errkind.Wrap(errkind.Invalid, "give one expiry: --expiry, --no-expiry or expires_at")
+	if o.Expiry != "" && o.NoExpiry {
+		return errkind.Wrap(errkind.Invalid, "give --expiry or --no-expiry, not both")
+	}
+	if !o.ExpiresAt.IsZero() && (o.Expiry != "" || o.NoExpiry) {
+		return errkind.Wrap(errkind.Invalid, "give an expiry or expires_at, not both")
 	}
 	if o.At.IsZero() {
 		o.At = time.Now()

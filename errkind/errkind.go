@@ -104,8 +104,11 @@ var names = map[error]string{NoSpace: "no-space", Invalid: "invalid", NotFound: 
 // Encode writes err as one line that Decode reads back with its kind, for
 // an error that crosses from one process to another.
 func Encode(err error) string {
-	return names[Of(err)] + " " + strings.ReplaceAll(err.Error(), "\n", " ")
+	return Name(err) + " " + strings.ReplaceAll(err.Error(), "\n", " ")
 }
+
+// Name spells err's kind, "" for none.
+func Name(err error) string { return names[Of(err)] }
 
 // Decode reads a line that Encode wrote.
 func Decode(line string) error {

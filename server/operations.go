@@ -75,6 +75,7 @@ func (o *operation) set(s *Server, status api.StatusCode, err error) {
 	o.op.Status, o.op.StatusCode = status.String(), status
 	if err != nil {
 		o.op.Err = strings.Join(strings.Fields(err.Error()), " ")
+		o.op.ErrKind = errkind.Name(err)
 	}
 	if status == api.Success || status == api.Failure {
 		o.finished = time.Now()

@@ -223,10 +223,14 @@ func argCandidates(stateDir, kind string, pos []string, cur string) ([]string, s
 	if kind == "" {
 		return nil, ":"
 	}
+	// Remotes where a name may carry one, once a letter is typed: a bare
+	// list is the host's own names.
 	var remotes []string
 	switch kind {
 	case "REMOTE", "INSTANCE", "INSTANCE/", "INSTANCE/SNAP", "IMAGE", "ALIAS":
-		remotes = completeRemotes()
+		if cur != "" {
+			remotes = completeRemotes()
+		}
 	}
 	if kind == "REMOTE" {
 		return prefixed(remotes, cur), ":"

@@ -126,7 +126,7 @@ func completionCases(e *env) []completionCase {
 		{"silo snapshot restore web h", nil}, // a snapshot's name has no remote
 		{"silo launch --po", []string{"--pool"}},
 		{"silo launch --pool ", []string{"default"}},
-		{"silo launch ", append(images, "h2:", "local:")},
+		{"silo launch ", images},
 		{"silo launch bb ", nil}, // a new name
 		{"silo copy web/", []string{"web/before-upgrade", "web/snap0"}},
 		{"silo image export b", []string{"bb"}},

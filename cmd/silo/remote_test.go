@@ -243,6 +243,9 @@ func TestRemoteTrustAndList(t *testing.T) {
 	if s := h2.status("web2"); s.State != "running" {
 		t.Fatalf("web2 on h2 is %s", s.State)
 	}
+	// A failed operation keeps its kind across the wire, and its exit code.
+	h1.fails(5, "is running", "delete", "h2:web2")
+	h1.fails(3, "not found", "start", "h2:nope")
 	h1.ok("stop", "h2:web2", "--force")
 	h1.ok("rename", "h2:web2", "h2:web3")
 	h1.fails(2, "stays on one host", "rename", "h2:web3", "local:web4")
