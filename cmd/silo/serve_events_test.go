@@ -249,6 +249,7 @@ func TestRemoteMonitor(t *testing.T) {
 	h1.ok("remote", "add", "h2", "https://"+h2Addr, "--token", h2.token("h1"))
 	h1.fails(2, "--all is not served by remotes", "monitor", "h2:", "--all")
 	h1.fails(2, "usage: silo monitor [REMOTE:]", "monitor", "h2:web")
+	h1.fails(2, `unknown event type "bogus"`, "monitor", "h2:", "--type", "bogus")
 
 	m := h1.monitor("h2:", "--type", "lifecycle") // not the operations of the API
 	waitWatches(t, s2.cmd.Process.Pid, 1)         // it follows h2's log
