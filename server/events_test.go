@@ -106,6 +106,65 @@ func TestEventsStream(t *testing.T) {
 	}
 }
 
+// BenchmarkEventLatency is the time from a change to its event's arrival
+// over /1.0/events on the unix socket: a lifecycle event committed to the
+// store (as a command beside the server commits it, read back through the
+// inotify watch), and an operation's events, published in the process.
+func BenchmarkEventLatency(b *testing.B) {
+	s := newServer(b, Config{})
+	sock := filepath.Join(b.TempDir(), "s")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() { _ = s.ServeUnix(ctx, l, time.Minute) }()
+	c := client.NewUnix(sock)
+	await := func(st *client.EventStream, want func(api.Event) bool) {
+		for {
+			select {
+			case ev, ok := <-st.C:
+				if !ok {
+					b.Fatalf("the stream ended: %v", st.Err())
+				}
+				if want(ev) {
+					return
+				}
+			case <-time.After(time.Minute):
+				b.Fatal("no event after a minute")
+			}
+		}
+	}
+	b.Run("lifecycle", func(b *testing.B) {
+		st, err := c.Events(ctx, []string{api.EventTypeLifecycle})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := s.eng.Fresh()
+		defer e.Close()
+		for i := 0; b.Loop(); i++ {
+			if err := e.CreateProfile(fmt.Sprint("p", i), ""); err != nil {
+				b.Fatal(err)
+			}
+			await(st, func(api.Event) bool { return true })
+		}
+	})
+	b.Run("operation", func(b *testing.B) {
+		st, err := c.Events(ctx, []string{api.EventTypeOperation})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			s.async("nothing", nil, func(context.Context, *engine.Engine) error { return nil }).Render(discard{})
+			await(st, func(ev api.Event) bool {
+				var op api.Operation
+				return json.Unmarshal(ev.Metadata, &op) == nil && op.StatusCode == api.Success
+			})
+		}
+	})
+}
+
 type discard struct{}
 
 func (discard) Header() http.Header         { return http.Header{} }
