@@ -25,6 +25,7 @@ type StatusCode int
 const (
 	Stopped StatusCode = 102 // an instance that does not run
 	Running StatusCode = 103 // an instance whose init runs; an operation in progress
+	Pending StatusCode = 105 // an operation made, not yet started
 	Success StatusCode = 200 // an operation that finished
 	Failure StatusCode = 400 // an operation that failed
 )
@@ -36,6 +37,8 @@ func (c StatusCode) String() string {
 		return "Stopped"
 	case Running:
 		return "Running"
+	case Pending:
+		return "Pending"
 	case Success:
 		return "Success"
 	case Failure:

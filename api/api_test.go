@@ -94,7 +94,7 @@ var shapes = map[string]any{
 	"operation.json": &Operation{ID: "6916c8a6", Class: ClassTask, Description: "create web", CreatedAt: created,
 		Status: Failure.String(), StatusCode: Failure, Resources: map[string][]string{"instances": {Path("instances", "web")}},
 		Err: "pool fast is full", ErrKind: "no-space"},
-	"event.json": &Event{Type: EventTypeLifecycle, Timestamp: started, Location: LocationNone,
+	"event.json": &Event{Type: EventTypeLifecycle, Timestamp: started, Location: LocationNone, Project: ProjectDefault,
 		// As the golden file's indentation leaves it, to read back the same.
 		Metadata: json.RawMessage("{\n    \"action\": \"instance-started\",\n    \"source\": \"/1.0/instances/web\",\n    \"name\": \"web\"\n  }")},
 	"event-lifecycle.json": &EventLifecycle{Action: ActionInstanceRenamed, Source: Path("instances", "web"),

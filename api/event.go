@@ -26,10 +26,17 @@ type Event struct {
 	Metadata json.RawMessage `json:"metadata"`
 	// Location is the host, "none" as on an LXD that is not clustered.
 	Location string `json:"location"`
+	// Project is the project of the object the event is about: "default"
+	// for lifecycle and operation events, as silo has no other; none for
+	// logging events, which are the host's.
+	Project string `json:"project,omitempty"`
 }
 
 // LocationNone is the location of every event: silo has no cluster.
 const LocationNone = "none"
+
+// ProjectDefault is the project of every object: silo has no others.
+const ProjectDefault = "default"
 
 // EventLifecycle is the metadata of a lifecycle event.
 type EventLifecycle struct {

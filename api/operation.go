@@ -17,9 +17,10 @@ type Operation struct {
 	Description string `json:"description"`
 	// CreatedAt is when the operation began.
 	CreatedAt time.Time `json:"created_at"`
-	// Status is "Running", "Success" or "Failure".
+	// Status is "Running", "Success" or "Failure"; "Pending" only in the
+	// operation event of its creation.
 	Status string `json:"status"`
-	// StatusCode is Status as a number: 103, 200 or 400.
+	// StatusCode is Status as a number: 105, 103, 200 or 400.
 	StatusCode StatusCode `json:"status_code"`
 	// Resources maps a collection (instances, images, storage-pools) to
 	// the paths of the objects the operation acts on.

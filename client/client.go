@@ -126,8 +126,17 @@ func (c *Client) send(ctx context.Context, method, path string, q query, body io
 	if err != nil {
 		return nil, errkind.Wrap(errkind.Unavailable, "%s %s: %w", method, path, err)
 	}
+	if err := answerError(resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// answerError is the error the server answered in resp, which it closes;
+// nil for an answer that is no error.
+func answerError(resp *http.Response) error {
 	if resp.StatusCode < 400 {
-		return resp, nil
+		return nil
 	}
 	defer resp.Body.Close()
 	var env api.Response
@@ -135,7 +144,7 @@ func (c *Client) send(ctx context.Context, method, path string, q query, body io
 	if json.NewDecoder(resp.Body).Decode(&env) == nil && env.Error != "" {
 		msg = env.Error
 	}
-	return nil, &Error{Code: resp.StatusCode, Message: msg}
+	return &Error{Code: resp.StatusCode, Message: msg}
 }
 
 // get reads the object at path into out, and returns its ETag.

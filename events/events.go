@@ -46,12 +46,16 @@ func Lifecycle(action, source string, context map[string]any) (api.Event, error)
 	if err != nil {
 		return api.Event{}, fmt.Errorf("event source %q: %w", source, err)
 	}
-	return newEvent(api.EventTypeLifecycle, api.EventLifecycle{Action: action, Source: source, Context: context, Name: name})
+	ev, err := newEvent(api.EventTypeLifecycle, api.EventLifecycle{Action: action, Source: source, Context: context, Name: name})
+	ev.Project = api.ProjectDefault
+	return ev, err
 }
 
 // Operation is the event of op's state.
 func Operation(op api.Operation) (api.Event, error) {
-	return newEvent(api.EventTypeOperation, op)
+	ev, err := newEvent(api.EventTypeOperation, op)
+	ev.Project = api.ProjectDefault
+	return ev, err
 }
 
 func newEvent(typ string, metadata any) (api.Event, error) {

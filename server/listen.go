@@ -68,8 +68,8 @@ func (s *Server) ServeUnix(ctx context.Context, l net.Listener, grace time.Durat
 }
 
 // Serve serves the API on l until ctx is done; then it stops taking
-// requests, lets those under way end, and waits for the operations in
-// flight, for up to grace. local marks l's clients as trusted (the unix
+// requests, closes the server's event streams, lets the requests under way
+// end, and waits for the operations in flight, for up to grace. local marks l's clients as trusted (the unix
 // socket); on any other listener Config.Trusted decides, and a TLS
 // listener (tls.NewListener) gives it r.TLS with the client's certificate.
 func (s *Server) Serve(ctx context.Context, l net.Listener, local bool, grace time.Duration) error {
@@ -86,7 +86,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, local bool, grace ti
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	err := errors.Join(hs.Shutdown(sctx), s.Wait(sctx))
+	err := errors.Join(s.CloseStreams(sctx), hs.Shutdown(sctx), s.Wait(sctx))
 	<-errc
 	return err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/events"
 )
 
 // keepDone is how long a finished operation stays listed, for a client
@@ -41,11 +42,14 @@ type operation struct {
 func newOperations() *operations { return &operations{ops: map[string]*operation{}} }
 
 // async runs fn in an operation, with an engine of its own and a context
-// that outlives the request, and answers the operation at once.
+// that outlives the request, and answers the operation at once. Each
+// change of its state is an operation event, as LXD's: created (pending),
+// running, then success or failure.
 func (s *Server) async(description string, resources map[string][]string, fn func(ctx context.Context, e *engine.Engine) error) Response {
 	o := &operation{done: make(chan struct{}), op: api.Operation{ID: newUUID(), Class: api.ClassTask,
-		Description: description, CreatedAt: time.Now().UTC(), Status: api.Running.String(), StatusCode: api.Running,
-		Resources: resources}}
+		Description: description, CreatedAt: time.Now().UTC(), Resources: resources}}
+	o.set(s, api.Pending, nil)
+	o.set(s, api.Running, nil)
 	s.ops.add(o)
 	snapshot := o.get()
 	go func() {
@@ -53,20 +57,37 @@ func (s *Server) async(description string, resources map[string][]string, fn fun
 		e := s.eng.Fresh()
 		defer e.Close()
 		err := fn(context.Background(), e)
-		o.mu.Lock()
-		o.finished = time.Now()
 		if err != nil {
 			slog.Warn("operation failed", "id", o.op.ID, "operation", description, "error", err)
-			o.op.Status, o.op.StatusCode = api.Failure.String(), api.Failure
-			o.op.Err = strings.Join(strings.Fields(err.Error()), " ")
-			o.op.ErrKind = errkind.Name(err)
+			o.set(s, api.Failure, err)
 		} else {
-			o.op.Status, o.op.StatusCode = api.Success.String(), api.Success
+			o.set(s, api.Success, nil)
 		}
-		o.mu.Unlock()
 		close(o.done)
 	}()
 	return &asyncResponse{op: snapshot}
+}
+
+// set moves o to status, with err when it failed, and publishes the
+// operation event of the change.
+func (o *operation) set(s *Server, status api.StatusCode, err error) {
+	o.mu.Lock()
+	o.op.Status, o.op.StatusCode = status.String(), status
+	if err != nil {
+		o.op.Err = strings.Join(strings.Fields(err.Error()), " ")
+		o.op.ErrKind = errkind.Name(err)
+	}
+	if status == api.Success || status == api.Failure {
+		o.finished = time.Now()
+	}
+	op := o.op
+	o.mu.Unlock()
+	ev, evErr := events.Operation(op)
+	if evErr != nil {
+		slog.Warn("operation event", "id", op.ID, "error", evErr)
+		return
+	}
+	s.eng.Events().Publish(ev)
 }
 
 func (ops *operations) add(o *operation) {

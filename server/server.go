@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/silo-dev/silo/engine"
@@ -52,12 +53,19 @@ type Server struct {
 	paths  map[string]bool // the paths routed, each with a 405 for other methods
 	routes []string        // the patterns routed, in order
 	ops    *operations
+	// streams is done when the server ends, for the websockets, which
+	// http.Server.Shutdown neither closes nor waits for once hijacked;
+	// streamWG counts them.
+	streams      context.Context
+	closeStreams context.CancelFunc
+	streamWG     sync.WaitGroup
 }
 
 // New returns the server of eng, an engine opened with engine.Open (which
 // has recovered what died before), with every route of the API.
 func New(eng *engine.Engine, cfg Config) *Server {
 	s := &Server{eng: eng, cfg: cfg, mux: http.NewServeMux(), paths: map[string]bool{}, ops: newOperations()}
+	s.streams, s.closeStreams = context.WithCancel(context.Background())
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		Errorf(http.StatusNotFound, "%s: no such path", r.URL.Path).Render(w)
 	})
@@ -73,6 +81,7 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	s.profileRoutes()
 	s.certificateRoutes()
 	s.metricsRoutes()
+	s.eventRoutes()
 	return s
 }
 
@@ -198,12 +207,26 @@ func (s *Server) RecoverEvery(ctx context.Context, interval time.Duration) {
 // Wait waits until the operations in flight end or ctx is done, for a
 // shutdown that lets work finish.
 func (s *Server) Wait(ctx context.Context) error {
+	return waitGroup(ctx, &s.ops.wg, "operations still running")
+}
+
+// CloseStreams closes the websockets of event streams, telling their
+// clients that the server goes away, and waits until they are closed or
+// ctx is done.
+func (s *Server) CloseStreams(ctx context.Context) error {
+	s.closeStreams()
+	return waitGroup(ctx, &s.streamWG, "event streams still open")
+}
+
+// waitGroup waits for wg, or for ctx to be done: then it says what is
+// left, in what.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup, what string) error {
 	done := make(chan struct{})
-	go func() { s.ops.wg.Wait(); close(done) }()
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("operations still running: %w", ctx.Err())
+		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/silo-dev/silo/internal/testutil"
 )
 
-func newServer(t *testing.T, cfg Config) *Server {
+func newServer(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	testutil.NeedRoot(t, "the engine's state directory")
 	e, err := engine.Open(context.Background(), t.TempDir())

@@ -138,11 +138,16 @@ func positional(c *cli.Context) []string {
 	return c.Args().Slice()
 }
 
+// usage is the error of a command given the wrong arguments.
+func usage(c *cli.Context) error {
+	return errkind.Wrap(errkind.Invalid, "usage: silo %s %s", c.Command.HelpName[len("silo "):], c.Command.ArgsUsage)
+}
+
 // args checks the number of positional arguments.
 func args(c *cli.Context, min, max int) ([]string, error) {
 	a := positional(c)
 	if len(a) < min || len(a) > max {
-		return nil, errkind.Wrap(errkind.Invalid, "usage: silo %s %s", c.Command.HelpName[len("silo "):], c.Command.ArgsUsage)
+		return nil, usage(c)
 	}
 	for len(a) < max {
 		a = append(a, "")

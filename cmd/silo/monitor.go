@@ -14,23 +14,25 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
 )
 
 func monitorCommand() *cli.Command {
-	return &cli.Command{Name: "monitor", Usage: "print events as they happen, until interrupted: the lifecycle events of every silo command on this host (operation and logging events come from a server)",
+	return &cli.Command{Name: "monitor", Usage: "print events as they happen, until interrupted: the lifecycle events of every silo command on this host, or a remote's events (operation and logging events come from a server)",
+		ArgsUsage: "[REMOTE:]",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "type", Usage: "only events of this type: lifecycle, operation or logging (repeatable)"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "yaml", Usage: "yaml, json or pretty"},
-			&cli.BoolFlag{Name: "all", Usage: fmt.Sprintf("first the events the log still holds (the last %d), oldest first", store.EventLogSize)},
-		}, Action: withEngine(monitorEvents)}
+			&cli.BoolFlag{Name: "all", Usage: fmt.Sprintf("first the events the log still holds (the last %d), oldest first; not on a remote", store.EventLogSize)},
+		}, Action: onRemote(0, monitorEvents, monitorRemote)}
 }
 
 func monitorEvents(c *cli.Context, e *engine.Engine) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
+	if a, err := args(c, 0, 1); err != nil || a[0] != "" {
+		return usage(c)
 	}
 	print, err := eventPrinter(os.Stdout, c.String("format"))
 	if err != nil {
@@ -59,6 +61,30 @@ func monitorEvents(c *cli.Context, e *engine.Engine) error {
 		return err
 	}
 	return nil // interrupted
+}
+
+// monitorRemote prints a remote's events, read from its /1.0/events.
+func monitorRemote(c *cli.Context, cl *client.Client, a []string) error {
+	if a, err := exactly(c, a, 0, 1); err != nil || a[0] != "" {
+		return usage(c)
+	}
+	if c.Bool("all") {
+		return errkind.Wrap(errkind.Invalid, "--all is not served by remotes: their events stream from the moment of connection")
+	}
+	print, err := eventPrinter(os.Stdout, c.String("format"))
+	if err != nil {
+		return err
+	}
+	stream, err := cl.Events(c.Context, c.StringSlice("type"))
+	if err != nil {
+		return err
+	}
+	for ev := range stream.C {
+		if err := print(ev); err != nil {
+			return err
+		}
+	}
+	return stream.Err() // nil when interrupted
 }
 
 // eventPrinter returns what prints each event to w in format.

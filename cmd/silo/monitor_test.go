@@ -29,7 +29,7 @@ func (e *env) monitor(args ...string) *monitorProc {
 	e.t.Helper()
 	argv := e.silo(append([]string{"monitor", "--format", "json"}, args...)...)
 	m := &monitorProc{t: e.t, cmd: exec.Command(argv[0], argv[1:]...), events: make(chan api.Event, store.EventLogSize+10)}
-	m.cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+e.state)
+	m.cmd.Env = append(append(os.Environ(), "SILO_STATE_DIR="+e.state), e.extra...)
 	m.cmd.Stderr = &m.stderr
 	out, err := m.cmd.StdoutPipe()
 	if err != nil {
@@ -90,9 +90,16 @@ func (m *monitorProc) next(want string) string {
 // expect checks that the next events are want, in order.
 func (m *monitorProc) expect(want ...string) {
 	m.t.Helper()
+	expectEvents(m.t, m.next, want)
+}
+
+// expectEvents checks that the next events, as next reads them, are
+// want, in order.
+func expectEvents(t *testing.T, next func(want string) string, want []string) {
+	t.Helper()
 	for _, w := range want {
-		if got := m.next(w); got != w {
-			m.t.Fatalf("event %q, want %q", got, w)
+		if got := next(w); got != w {
+			t.Fatalf("event %q, want %q", got, w)
 		}
 	}
 }

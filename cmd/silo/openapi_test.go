@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -183,6 +184,55 @@ func (o *openAPI) responseSchema(op map[string]any, code int) (map[string]any, b
 	return j["schema"].(map[string]any), true
 }
 
+// websocketMessage is the schema of the messages of op's websocket, for
+// an op that answers 101.
+func (o *openAPI) websocketMessage(op map[string]any) (map[string]any, bool) {
+	r, ok := op["responses"].(map[string]any)["101"].(map[string]any)
+	if !ok {
+		return nil, false
+	}
+	m, ok := r["x-websocket-message"].(map[string]any)
+	return m, ok
+}
+
+// checkEventMessages reads /1.0/events while an operation of the API
+// snapshots web, and checks each event against schema, until both the
+// operation's end and the snapshot's lifecycle event have come.
+func checkEventMessages(t *testing.T, doc *openAPI, schema map[string]any, c *client.Client) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	st, err := c.Events(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := c.CreateSnapshot(ctx, "web", api.InstanceSnapshotsPost{Name: "s3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, created := false, false
+	for !ended || !created {
+		select {
+		case ev, ok := <-st.C:
+			if !ok {
+				t.Fatalf("GET /1.0/events: the stream ended: %v", st.Err())
+			}
+			var v any
+			if err := roundTrip(ev, &v); err != nil {
+				t.Fatal(err)
+			}
+			if err := doc.check(schema, v, "GET /1.0/events message"); err != nil {
+				t.Errorf("an event breaks the description: %v", err)
+			}
+			line := eventLine(t, ev)
+			ended = ended || line == "operation Success "+op.Description
+			created = created || line == "lifecycle instance-snapshot-created "+api.Path("instances", "web")+"/snapshots/s3"
+		case <-time.After(eventPatience):
+			t.Fatalf("GET /1.0/events: no event after %v", eventPatience)
+		}
+	}
+}
+
 // requiredQuery is the query of the required query parameters of a path
 // and its operation, with their examples.
 func (o *openAPI) requiredQuery(item, op map[string]any) string {
@@ -291,6 +341,13 @@ func TestServeOpenAPI(t *testing.T) {
 				continue
 			}
 			path := fill(real) + doc.requiredQuery(paths[p].(map[string]any), op)
+			if message, ok := doc.websocketMessage(op); ok {
+				code, body := call(method, path, "")
+				expect(method, path, op, code, body) // not asked to upgrade
+				checkEventMessages(t, doc, message, s.c)
+				checked++
+				continue
+			}
 			code, body := call(method, path, "")
 			if code != http.StatusOK {
 				t.Errorf("GET %s: %d %v", path, code, body)

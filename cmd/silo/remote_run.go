@@ -63,7 +63,7 @@ type localArgs struct{}
 // exactly checks a remote command's positional arguments, as args does.
 func exactly(c *cli.Context, a []string, min, max int) ([]string, error) {
 	if len(a) < min || len(a) > max || (min > 0 && a[0] == "") {
-		return nil, errkind.Wrap(errkind.Invalid, "usage: silo %s %s", c.Command.HelpName[len("silo "):], c.Command.ArgsUsage)
+		return nil, usage(c)
 	}
 	for len(a) < max {
 		a = append(a, "")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/events"
 	"github.com/silo-dev/silo/server"
 )
 
@@ -69,6 +71,7 @@ func serve(c *cli.Context) error {
 	// server holds none between requests, so that it never keeps a
 	// command from a pool.
 	e.Close()
+	publishLogs(c, e.Events())
 	srv := server.New(e, server.Config{Trusted: server.TrustedByCertificate(e)})
 	if err := serveHTTPS(c, srv); err != nil {
 		l.Close()
@@ -85,4 +88,14 @@ func serve(c *cli.Context) error {
 	cancel()
 	<-bg
 	return err
+}
+
+// publishLogs makes the server's log records, from info up (from debug
+// with --debug), logging events too, as LXD's /1.0/events serves them.
+func publishLogs(c *cli.Context, bus *events.Bus) {
+	level := slog.LevelInfo
+	if c.Bool("debug") {
+		level = slog.LevelDebug
+	}
+	slog.SetDefault(slog.New(slog.NewMultiHandler(slog.Default().Handler(), events.NewHandler(bus, level))))
 }

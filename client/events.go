@@ -1,0 +1,89 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/coder/websocket"
+
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/errkind"
+)
+
+// EventStream is the server's events as they happen.
+type EventStream struct {
+	// C carries the events, oldest first, and is closed when the stream
+	// ends: ctx was done, or the server ended it; Err says which.
+	C    <-chan api.Event
+	conn *websocket.Conn
+	err  error
+}
+
+// Err is why C was closed: nil when the caller's context ended it.
+func (s *EventStream) Err() error { return s.err }
+
+// Events streams the events of types (every type when empty) from the
+// moment it returns until ctx is done or the server ends the stream.
+func (c *Client) Events(ctx context.Context, types []string) (*EventStream, error) {
+	u := c.base + api.Version + "/events"
+	if len(types) > 0 {
+		u += "?" + query{"type": {strings.Join(types, ",")}}.Encode()
+	}
+	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http})
+	if err != nil {
+		if resp != nil {
+			if e := answerError(resp); e != nil {
+				return nil, e
+			}
+		}
+		return nil, errkind.Wrap(errkind.Unavailable, "GET %s/events: %w", api.Version, err)
+	}
+	out := make(chan api.Event)
+	s := &EventStream{C: out, conn: conn}
+	go func() {
+		defer close(out)
+		s.err = s.read(ctx, out)
+	}()
+	return s, nil
+}
+
+// read passes on each message as an event until ctx is done or the
+// server closes the stream.
+func (s *EventStream) read(ctx context.Context, out chan<- api.Event) error {
+	defer s.conn.CloseNow()
+	for {
+		_, data, err := s.conn.Read(ctx)
+		if ctx.Err() != nil {
+			s.conn.Close(websocket.StatusNormalClosure, "")
+			return nil
+		}
+		if err != nil {
+			if st := websocket.CloseStatus(err); st != -1 {
+				var ce websocket.CloseError
+				errors.As(err, &ce)
+				return errkind.Wrap(errkind.Unavailable, "the server ended the event stream: %s", closeReason(ce))
+			}
+			return errkind.Wrap(errkind.Unavailable, "event stream: %w", err)
+		}
+		var ev api.Event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return fmt.Errorf("event stream: unreadable event: %w", err)
+		}
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+			s.conn.Close(websocket.StatusNormalClosure, "")
+			return nil
+		}
+	}
+}
+
+func closeReason(ce websocket.CloseError) string {
+	if ce.Reason != "" {
+		return ce.Reason
+	}
+	return ce.Code.String()
+}
