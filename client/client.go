@@ -130,12 +130,17 @@ func (c *Client) send(ctx context.Context, method, path string, q query, body io
 		return resp, nil
 	}
 	defer resp.Body.Close()
+	return nil, answerError(resp)
+}
+
+// answerError is the error a server answered in resp.
+func answerError(resp *http.Response) error {
 	var env api.Response
 	msg := resp.Status
 	if json.NewDecoder(resp.Body).Decode(&env) == nil && env.Error != "" {
 		msg = env.Error
 	}
-	return nil, &Error{Code: resp.StatusCode, Message: msg}
+	return &Error{Code: resp.StatusCode, Message: msg}
 }
 
 // get reads the object at path into out, and returns its ETag.

@@ -34,6 +34,9 @@ type Exec struct {
 	Env  []string // the whole environment
 	Cwd  string
 	TTY  bool
+	// UID and GID are the IDs the process runs as, in the container's
+	// user namespace: 0, its root.
+	UID, GID uint32
 	// Sandbox is set for a container in a gVisor sandbox, which is not
 	// entered but asked to run the process.
 	Sandbox *Sandbox
@@ -62,6 +65,10 @@ func (x *Exec) argv(wd int) ([]string, error) {
 		// nsenter then becomes root of the container's namespace
 		// (setuid and setgid 0 in it), with its capabilities there.
 		argv = append(argv, "--user")
+	}
+	if x.UID != 0 || x.GID != 0 {
+		// nsenter drops the supplementary groups with --setgid.
+		argv = append(argv, "--setuid", strconv.FormatUint(uint64(x.UID), 10), "--setgid", strconv.FormatUint(uint64(x.GID), 10))
 	}
 	return append(append(argv, "--"), x.Args...), nil
 }
@@ -406,6 +413,13 @@ func openPTY(open func() (int, error), ns int) (master, slave *os.File, err erro
 	// give it to the container's root, whom the process becomes.
 	if uid, _ := rootOf(ns); ns != 0 && uid != 0 {
 		_ = unix.Fchown(int(sfd), uid, -1)
+	}
+	// Non-blocking, the master is pollable: closing it ends a read that
+	// waits on it.
+	if err := unix.SetNonblock(mfd, true); err != nil {
+		unix.Close(mfd)
+		unix.Close(int(sfd))
+		return nil, nil, err
 	}
 	return os.NewFile(uintptr(mfd), "ptmx"), os.NewFile(sfd, "pts"), nil
 }
