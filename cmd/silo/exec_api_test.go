@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/sys/unix"
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/client"
@@ -119,6 +121,9 @@ func TestServeExec(t *testing.T) {
 	if code, err := x.Wait(ctx); err != nil || code != 3 {
 		t.Fatalf("exit 3 on a terminal: %d, %v; output:\n%q", code, err, out.String())
 	}
+
+	// silo exec on a terminal here, as through a remote.
+	e.shellOnTerminal("web")
 
 	// Without a terminal: stdin, stdout and stderr apart.
 	var stdout, stderr bytes.Buffer
@@ -290,4 +295,78 @@ func cgroupOf(t *testing.T, pid int) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// onTerminal runs silo with a terminal of width by height as its
+// streams and controlling terminal, as a person would, and returns the
+// terminal's master and what silo writes on it.
+func (e *env) onTerminal(width, height int, args ...string) (*os.File, *lockedBuffer, *exec.Cmd) {
+	e.t.Helper()
+	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	master := os.NewFile(uintptr(mfd), "ptmx")
+	e.t.Cleanup(func() { master.Close() })
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		e.t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(mfd, unix.TIOCGPTN)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer slave.Close()
+	resize(e.t, master, width, height)
+	argv := e.silo(args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(append(os.Environ(), "SILO_STATE_DIR="+e.state, "TERM=xterm"), e.extra...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		if cmd.ProcessState == nil { // a test that failed before silo ended
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	out := &lockedBuffer{}
+	go func() { _, _ = io.Copy(out, master) }()
+	return master, out, cmd
+}
+
+// resize sets the size of the terminal whose master is m: its
+// foreground process gets SIGWINCH.
+func resize(t *testing.T, m *os.File, width, height int) {
+	t.Helper()
+	if err := unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: uint16(width), Row: uint16(height)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// shellOnTerminal runs silo exec NAME -- sh on a terminal, as a person
+// would: the shell gets a terminal of the same size, which follows the
+// window's, and silo exits with the shell's code.
+func (e *env) shellOnTerminal(name string) {
+	e.t.Helper()
+	term, out, cmd := e.onTerminal(90, 30, "exec", name, "--", "sh")
+	typeLine := func(line string) {
+		if _, err := io.WriteString(term, line+"\r"); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	typeLine("stty size; echo $TERM")
+	waitOutput(e.t, out, "30 90\r\nxterm\r\n", nil)
+	resize(e.t, term, 120, 40)
+	waitOutput(e.t, out, "40 120\r\n", func() { typeLine("stty size") })
+	typeLine("exit 6")
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 6 {
+		e.t.Fatalf("silo exec %s -- sh on a terminal, exit 6: %v; output:\n%q", name, err, out.String())
+	}
 }

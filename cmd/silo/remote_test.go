@@ -205,6 +205,7 @@ func TestRemoteTrustAndList(t *testing.T) {
 	if r := h1.run("exec", "-t", "h2:web", "--", "sh", "-c", "tty; exit 2"); r.code != 2 || !strings.HasPrefix(r.out, "/dev/pts/") {
 		t.Fatalf("exec -t h2:web: exit %d, %q, %q", r.code, r.out, r.err)
 	}
+	h1.shellOnTerminal("h2:web")
 	h1.fails(3, "not found", "exec", "h2:nope", "--", "true")
 	// Files both ways, with their mode.
 	src := filepath.Join(t.TempDir(), "f")
