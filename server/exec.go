@@ -110,12 +110,14 @@ func runExec(o *operation, x *container.Exec, sess *execSession, width, height i
 	var stdin io.Reader = strings.NewReader("")
 	var stdout, stderr io.Writer = io.Discard, io.Discard
 	if sess != nil {
-		stdin = websocket.NetConn(ctx, sess.conns["0"], websocket.MessageBinary)
-		stdout = stdin.(io.Writer)
+		in := &wsStream{c: sess.conns["0"]}
+		stdin, stdout = in, in
 		if c := sess.conns["1"]; c != nil {
-			stdout = websocket.NetConn(c.CloseRead(ctx), c, websocket.MessageBinary)
+			c.CloseRead(ctx)
+			stdout = &wsStream{c: c}
 			c2 := sess.conns["2"]
-			stderr = websocket.NetConn(c2.CloseRead(ctx), c2, websocket.MessageBinary)
+			c2.CloseRead(ctx)
+			stderr = &wsStream{c: c2}
 		}
 	}
 	p, err := x.Start(stdin, stdout, stderr, width, height)
@@ -248,4 +250,46 @@ func (x *execSession) close() {
 		}
 	}
 	wg.Wait()
+}
+
+// wsStream is a stream over a websocket, as LXD's: binary messages carry
+// it, and it ends at a normal close or at a text message, the barrier
+// that LXD's clients send at the end of their input.
+type wsStream struct {
+	c *websocket.Conn
+	r io.Reader // the message being read
+}
+
+func (w *wsStream) Read(p []byte) (int, error) {
+	for {
+		if w.r == nil {
+			typ, r, err := w.c.Reader(context.Background())
+			if s := websocket.CloseStatus(err); s == websocket.StatusNormalClosure || s == websocket.StatusGoingAway {
+				return 0, io.EOF
+			}
+			if err != nil {
+				return 0, err
+			}
+			if typ == websocket.MessageText {
+				return 0, io.EOF
+			}
+			w.r = r
+		}
+		n, err := w.r.Read(p)
+		if err == io.EOF {
+			w.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (w *wsStream) Write(p []byte) (int, error) {
+	if err := w.c.Write(context.Background(), websocket.MessageBinary, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -196,7 +196,7 @@ func TestServeExec(t *testing.T) {
 	// Any client of LXD's API: a bad secret is refused, a websocket is
 	// connected once, and the process starts once all are.
 	hc := client.UnixHTTP(s.socket)
-	op := rawExec(t, hc, "web", `{"command":["sh","-c","exit 7"],"wait-for-websocket":true}`)
+	op := rawExec(t, hc, "web", `{"command":["sh","-c","cat; exit 7"],"wait-for-websocket":true}`)
 	fds := op.Metadata["fds"].(map[string]any)
 	if len(fds) != 4 {
 		t.Fatalf("fds without a terminal: %v", fds)
@@ -222,8 +222,20 @@ func TestServeExec(t *testing.T) {
 	if ctl == nil {
 		t.Fatal("no control websocket")
 	}
-	for _, conn := range append(conns, ctl) {
+	// The input, ended by the barrier (an empty text message) that LXD's
+	// clients send; the output, ended by a normal close.
+	if err := conns[0].Write(ctx, websocket.MessageBinary, []byte("raw\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := conns[0].Write(ctx, websocket.MessageText, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, conn := range []*websocket.Conn{conns[0], conns[2], ctl} {
 		conn.CloseRead(ctx)
+	}
+	got, err := io.ReadAll(websocket.NetConn(ctx, conns[1], websocket.MessageBinary))
+	if err != nil || string(got) != "raw\n" {
+		t.Fatalf("stdout through raw websockets: %q, %v", got, err)
 	}
 	done, err := c.WaitOperation(ctx, op.ID, 30*time.Second)
 	if err != nil || done.StatusCode != api.Success || done.Metadata["return"] != float64(7) {
