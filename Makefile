@@ -121,7 +121,7 @@ bench-net: deps
 	$(GO) run ./hack/netbench $(BENCH_ARGS)
 
 # silo serve: GET /1.0/instances?recursion=1 with 100 instances over the
-# unix socket, and the server's RSS.
+# unix socket, the server's RSS, and exec through the API.
 bench-api: deps
 	$(GO) run ./hack/apibench $(BENCH_ARGS)
 

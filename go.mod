@@ -3,6 +3,7 @@ module github.com/silo-dev/silo
 go 1.26.8
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/containerd/btrfs/v2 v2.0.0
 	github.com/google/nftables v0.3.0
 	github.com/klauspost/compress v1.20.3
@@ -22,7 +23,6 @@ require (
 )
 
 require (
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect

@@ -93,7 +93,11 @@ var shapes = map[string]any{
 	"networks-post.json": &NetworksPost{Name: "silobr1", Type: "bridge", Config: map[string]string{"ipv4.address": "auto"}},
 	"operation.json": &Operation{ID: "6916c8a6", Class: ClassTask, Description: "create web", CreatedAt: created,
 		Status: Failure.String(), StatusCode: Failure, Resources: map[string][]string{"instances": {Path("instances", "web")}},
-		Err: "pool fast is full", ErrKind: "no-space"},
+		Metadata: map[string]any{"fds": map[string]any{"0": "4c1f", "control": "9e2a"}}, Err: "pool fast is full", ErrKind: "no-space"},
+	"instance-exec-post.json": &InstanceExecPost{Command: []string{"sh", "-c", "stty size"}, Environment: map[string]string{"TERM": "xterm"},
+		WaitForWS: true, Interactive: true, Width: 80, Height: 24, RecordOutput: true, User: 1000, Group: 1000, Cwd: "/srv"},
+	"instance-exec-control.json": &InstanceExecControl{Command: ExecWindowResize, Args: map[string]string{"width": "100", "height": "30"},
+		Signal: 15},
 	"event.json": &Event{Type: EventTypeLifecycle, Timestamp: started, Location: LocationNone, Project: ProjectDefault,
 		// As the golden file's indentation leaves it, to read back the same.
 		Metadata: json.RawMessage("{\n    \"action\": \"instance-started\",\n    \"source\": \"/1.0/instances/web\",\n    \"name\": \"web\"\n  }")},

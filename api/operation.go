@@ -2,16 +2,20 @@ package api
 
 import "time"
 
-// ClassTask is the class of silo's operations: work that runs to its end
-// (LXD also has websocket and token operations, which silo does not).
-const ClassTask = "task"
+// The classes of operations: work that runs to its end, and work that
+// clients connect websockets to (exec). LXD also has token operations,
+// which silo does not.
+const (
+	ClassTask      = "task"
+	ClassWebsocket = "websocket"
+)
 
 // Operation is a piece of work silo carries out, recorded before it
 // touches storage.
 type Operation struct {
 	// ID identifies the operation.
 	ID string `json:"id"`
-	// Class is always "task".
+	// Class is "task", or "websocket" for one that websockets connect to.
 	Class string `json:"class"`
 	// Description says what the operation does, for people.
 	Description string `json:"description"`
@@ -25,6 +29,9 @@ type Operation struct {
 	// Resources maps a collection (instances, images, storage-pools) to
 	// the paths of the objects the operation acts on.
 	Resources map[string][]string `json:"resources"`
+	// Metadata is what the operation tells besides its status: the
+	// secrets of its websockets (fds) and an exec's exit code (return).
+	Metadata map[string]any `json:"metadata"`
 	// Err is why the operation failed; empty unless Status is "Failure".
 	Err string `json:"err"`
 	// ErrKind is the kind of Err (not-found, exists, invalid, busy,

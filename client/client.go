@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
 )
@@ -145,6 +147,25 @@ func answerError(resp *http.Response) error {
 		msg = env.Error
 	}
 	return &Error{Code: resp.StatusCode, Message: msg}
+}
+
+// dial opens the websocket at path: the server's refusal as its error,
+// any other failure as the server being unavailable.
+func (c *Client) dial(ctx context.Context, path string, q query) (*websocket.Conn, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http})
+	if err != nil {
+		if resp != nil {
+			if e := answerError(resp); e != nil {
+				return nil, e
+			}
+		}
+		return nil, errkind.Wrap(errkind.Unavailable, "GET %s: %w", path, err)
+	}
+	return conn, nil
 }
 
 // get reads the object at path into out, and returns its ETag.

@@ -28,18 +28,13 @@ func (s *EventStream) Err() error { return s.err }
 // Events streams the events of types (every type when empty) from the
 // moment it returns until ctx is done or the server ends the stream.
 func (c *Client) Events(ctx context.Context, types []string) (*EventStream, error) {
-	u := c.base + api.Version + "/events"
+	var q query
 	if len(types) > 0 {
-		u += "?" + query{"type": {strings.Join(types, ",")}}.Encode()
+		q = query{"type": {strings.Join(types, ",")}}
 	}
-	conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.http})
+	conn, err := c.dial(ctx, api.Version+"/events", q)
 	if err != nil {
-		if resp != nil {
-			if e := answerError(resp); e != nil {
-				return nil, e
-			}
-		}
-		return nil, errkind.Wrap(errkind.Unavailable, "GET %s/events: %w", api.Version, err)
+		return nil, err
 	}
 	out := make(chan api.Event)
 	s := &EventStream{C: out, conn: conn}

@@ -46,6 +46,8 @@ type ExecOptions struct {
 	Env  []string // K=V, on top of the instance's environment
 	Cwd  string
 	Args []string
+	// UID and GID are the IDs it runs as in the instance: 0, its root.
+	UID, GID uint32
 }
 
 // Exec prepares a process to run in the running instance name.
@@ -59,7 +61,7 @@ func (e *Engine) Exec(ctx context.Context, name string, o ExecOptions) (*contain
 		return nil, err
 	}
 	env := append(append(container.BaseEnv(), environment(inst.Config)...), o.Env...)
-	return &container.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY, Sandbox: sb,
+	return &container.Exec{Init: run.Pid, Args: o.Args, Env: env, Cwd: o.Cwd, TTY: o.TTY, UID: o.UID, GID: o.GID, Sandbox: sb,
 		Bundle: e.runDir(name)}, nil
 }
 

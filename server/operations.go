@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -37,6 +38,9 @@ type operation struct {
 	op       api.Operation
 	finished time.Time
 	done     chan struct{}
+	// connect serves the websocket whose secret a request presents, for
+	// an operation that has websockets.
+	connect func(r *http.Request, secret string) Response
 }
 
 func newOperations() *operations { return &operations{ops: map[string]*operation{}} }
@@ -46,8 +50,17 @@ func newOperations() *operations { return &operations{ops: map[string]*operation
 // change of its state is an operation event, as LXD's: created (pending),
 // running, then success or failure.
 func (s *Server) async(description string, resources map[string][]string, fn func(ctx context.Context, e *engine.Engine) error) Response {
-	o := &operation{done: make(chan struct{}), op: api.Operation{ID: newUUID(), Class: api.ClassTask,
+	return s.run(newOperation(api.ClassTask, description, resources), fn)
+}
+
+// newOperation is an operation of class, for run to carry out.
+func newOperation(class, description string, resources map[string][]string) *operation {
+	return &operation{done: make(chan struct{}), op: api.Operation{ID: newUUID(), Class: class,
 		Description: description, CreatedAt: time.Now().UTC(), Resources: resources}}
+}
+
+// run carries out operation o, as async does.
+func (s *Server) run(o *operation, fn func(ctx context.Context, e *engine.Engine) error) Response {
 	o.set(s, api.Pending, nil)
 	o.set(s, api.Running, nil)
 	s.ops.add(o)
@@ -58,7 +71,7 @@ func (s *Server) async(description string, resources map[string][]string, fn fun
 		defer e.Close()
 		err := fn(context.Background(), e)
 		if err != nil {
-			slog.Warn("operation failed", "id", o.op.ID, "operation", description, "error", err)
+			slog.Warn("operation failed", "id", o.op.ID, "operation", o.op.Description, "error", err)
 			o.set(s, api.Failure, err)
 		} else {
 			o.set(s, api.Success, nil)
@@ -125,6 +138,19 @@ func (ops *operations) list() []*api.Operation {
 	return out
 }
 
+// setMetadata sets a key of the operation's metadata. The map is copied,
+// as get's copies share it.
+func (o *operation) setMetadata(key string, value any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := maps.Clone(o.op.Metadata)
+	if m == nil {
+		m = map[string]any{}
+	}
+	m[key] = value
+	o.op.Metadata = m
+}
+
 // get is a copy of the operation as it stands.
 func (o *operation) get() *api.Operation {
 	o.mu.Lock()
@@ -145,6 +171,20 @@ func (s *Server) operationRoutes() {
 	s.Handle("GET /1.0/operations", s.getOperations, TrustedOnly)
 	s.Handle("GET /1.0/operations/{id}", s.getOperation, TrustedOnly)
 	s.Handle("GET /1.0/operations/{id}/wait", s.waitOperation, TrustedOnly)
+	s.Handle("GET /1.0/operations/{id}/websocket", s.operationWebsocket, TrustedOnly)
+}
+
+// operationWebsocket connects a websocket of an operation that has them,
+// to the client that presents its secret.
+func (s *Server) operationWebsocket(_ *engine.Engine, r *http.Request) Response {
+	o, err := s.ops.find(r.PathValue("id"))
+	if err != nil {
+		return Error(err)
+	}
+	if o.connect == nil {
+		return Errorf(http.StatusBadRequest, "operation %s has no websockets", o.op.ID)
+	}
+	return o.connect(r, r.URL.Query().Get("secret"))
 }
 
 // getOperations lists the operations by status, as LXD does: paths, or

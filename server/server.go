@@ -74,6 +74,7 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	s.stateRoutes()
 	s.snapshotRoutes()
 	s.fileRoutes()
+	s.execRoutes()
 	s.operationRoutes()
 	s.imageRoutes()
 	s.poolRoutes()

@@ -89,7 +89,7 @@ func commands() []*cli.Command {
 			&cli.BoolFlag{Name: "no-tty", Aliases: []string{"T"}, Usage: "give the command no terminal"},
 			&cli.StringSliceFlag{Name: "env", Usage: "K=V for the command (repeatable)"},
 			&cli.StringFlag{Name: "cwd", Usage: "working directory in the instance"},
-		}, Action: withEngine(execIn)},
+		}, Action: onRemote(0, execIn, execRemote)},
 		{Name: "console", Usage: "attach to the console of a running instance (detach: ctrl+a q)", ArgsUsage: "NAME", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "show-log", Usage: "print what init has written to its console, and return"},
 		}, Action: withEngine(console)},

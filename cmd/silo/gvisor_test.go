@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/internal/testutil"
 )
 
@@ -45,6 +49,20 @@ func TestGVisor(t *testing.T) {
 	if r := e.run("exec", "-t", "g", "--", "sh", "-c", "test -t 0 && echo term"); r.code != 0 || !strings.Contains(r.out, "term") {
 		t.Fatalf("no terminal with -t: exit %d, %q", r.code, r.out)
 	}
+	// Through the API too, with its streams apart; and silo exec on a
+	// terminal, which follows the window's size.
+	s := e.serve()
+	var stdout, stderr bytes.Buffer
+	x, err := s.c.Exec(context.Background(), "g", api.InstanceExecPost{Command: []string{"sh", "-c", "cat; echo err >&2; exit 3"}},
+		client.ExecStreams{Stdin: strings.NewReader("in\n"), Stdout: &stdout, Stderr: &stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := x.Wait(context.Background()); err != nil || code != 3 || stdout.String() != "in\n" || stderr.String() != "err\n" {
+		t.Fatalf("exec through the API: %d, %v, %q, %q", code, err, stdout.String(), stderr.String())
+	}
+	e.shellOnTerminal("g")
+	s.stop(t)
 	// The console: busybox init runs a shell on it.
 	if r := e.runIn([]byte("echo con$((6*7))sole\n"), "console", "g"); r.code != 0 || !strings.Contains(r.out, "con42sole") {
 		t.Fatalf("console: exit %d, %q", r.code, r.out)

@@ -40,6 +40,9 @@ func main() {
 	if ran, code := container.LockedCloneMain(); ran {
 		os.Exit(code)
 	}
+	if ran, code := container.ExecChildMain(); ran {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	app := newApp()
 	err := app.RunContext(ctx, reorderArgs(app, os.Args))

@@ -120,8 +120,8 @@ func infoRemote(c *cli.Context, cl *client.Client, a []string) error {
 	return showInstance(c, i)
 }
 
-// noWait refuses --wait on a remote: readiness is read through exec,
-// which remotes do not serve yet.
+// noWait refuses --wait on a remote: the API does not serve readiness
+// yet.
 func noWait(c *cli.Context) error {
 	if c.Bool("wait") {
 		return errkind.Wrap(errkind.Invalid, "--wait is not served by remotes yet")
@@ -359,7 +359,7 @@ func filePullRemote(c *cli.Context, cl *client.Client, a []string) error {
 }
 
 // notRemote refuses a command that does not reach remotes yet when one of
-// its first two arguments names one (exec h2:web, copy web h2:web), rather
+// its first two arguments names one (copy web h2:web, console h2:web), rather
 // than take h2:web for a local name. Commands that onRemote dispatched
 // have had their remote taken off already.
 func notRemote(c *cli.Context) error {

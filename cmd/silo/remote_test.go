@@ -194,7 +194,19 @@ func TestRemoteTrustAndList(t *testing.T) {
 	}
 	h1.fails(3, "not found", "info", "h2:nope")
 	h1.fails(2, "does not reach remotes yet", "copy", "web", "h2:web9")
-	h1.fails(2, "does not reach remotes yet", "exec", "h2:web", "--", "true")
+	// Exec through the remote: its output and exit code, its input, and a
+	// terminal with -t.
+	if r := h1.run("exec", "h2:web", "--", "sh", "-c", "echo hi; echo there >&2; exit 4"); r.code != 4 || r.out != "hi\n" || r.err != "there\n" {
+		t.Fatalf("exec h2:web: exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
+	}
+	if out := h1.runInOK([]byte("piped\n"), "exec", "h2:web", "--", "cat"); out != "piped\n" {
+		t.Fatalf("exec h2:web with input: %q", out)
+	}
+	if r := h1.run("exec", "-t", "h2:web", "--", "sh", "-c", "tty; exit 2"); r.code != 2 || !strings.HasPrefix(r.out, "/dev/pts/") {
+		t.Fatalf("exec -t h2:web: exit %d, %q, %q", r.code, r.out, r.err)
+	}
+	h1.shellOnTerminal("h2:web")
+	h1.fails(3, "not found", "exec", "h2:nope", "--", "true")
 	// Files both ways, with their mode.
 	src := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(src, []byte("to h2\n"), 0o640); err != nil {

@@ -90,32 +90,49 @@ func wait(c *cli.Context, e *engine.Engine) error {
 // takes silo's place: its streams are silo's own, and its exit status
 // becomes silo's.
 func execIn(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
+	x, err := execArgs(c, positional(c))
+	if err != nil {
+		return err
+	}
+	run, err := e.Exec(c.Context, x.name, engine.ExecOptions{TTY: x.tty, Env: x.env, Cwd: c.String("cwd"), Args: x.args})
+	if err != nil {
+		return err
+	}
+	e.Close()
+	if !x.tty {
+		return run.Replace()
+	}
+	code, err := run.Run()
+	if err != nil {
+		return err
+	}
+	os.Exit(code)
+	return nil
+}
+
+// execCall is a command silo exec runs, here or on a remote.
+type execCall struct {
+	name string
+	args []string
+	tty  bool
+	env  []string // K=V
+}
+
+// execArgs reads silo exec's positional arguments, NAME [--] CMD..., and
+// its flags: a terminal with -t, none with -T, else when stdin is one.
+func execArgs(c *cli.Context, a []string) (*execCall, error) {
 	if len(a) > 1 && a[1] == "--" {
 		a = slices.Delete(a, 1, 2)
 	}
-	if len(a) < 2 {
-		return errkind.Wrap(errkind.Invalid, "usage: silo exec NAME [--] CMD...")
+	if len(a) < 2 || a[0] == "" {
+		return nil, errkind.Wrap(errkind.Invalid, "usage: silo exec NAME [--] CMD...")
 	}
 	tty := c.Bool("tty") || (!c.Bool("no-tty") && term.IsTerminal(int(os.Stdin.Fd())))
 	env := c.StringSlice("env")
 	if t := os.Getenv("TERM"); tty && t != "" {
 		env = append([]string{"TERM=" + t}, env...)
 	}
-	x, err := e.Exec(c.Context, a[0], engine.ExecOptions{TTY: tty, Env: env, Cwd: c.String("cwd"), Args: a[1:]})
-	if err != nil {
-		return err
-	}
-	e.Close()
-	if !tty {
-		return x.Replace()
-	}
-	code, err := x.Run()
-	if err != nil {
-		return err
-	}
-	os.Exit(code)
-	return nil
+	return &execCall{name: a[0], args: a[1:], tty: tty, env: env}, nil
 }
 
 func console(c *cli.Context, e *engine.Engine) error {

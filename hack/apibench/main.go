@@ -1,7 +1,8 @@
 // Command apibench measures silo serve: GET /1.0/instances?recursion=1
 // with -n instances over the unix socket (median of -runs requests, one
 // client, then -clients at once), and the server's memory (RSS) after
-// them. The instances are stopped busybox ones on the default dir pool: a
+// them; then exec of true in a running instance, -execs times, through
+// the API (POST, the websockets, the exit code) beside the CLI's own. The instances are stopped busybox ones on the default dir pool: a
 // listing reads the same records for a running one, and 100 running ones
 // would need the host's key limits raised. It needs root (make bench-api).
 package main
@@ -11,6 +12,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,6 +31,7 @@ var (
 	count   = flag.Int("n", 100, "instances to list")
 	runs    = flag.Int("runs", 200, "timed requests")
 	clients = flag.Int("clients", 100, "clients at once, for the concurrent figure")
+	execs   = flag.Int("execs", 50, "timed execs")
 )
 
 func main() {
@@ -91,6 +94,33 @@ func main() {
 	wg.Wait()
 	fmt.Printf("%d clients at once:  %s (each request's time)\n", *clients, benchutil.Stat(many))
 	fmt.Printf("server RSS after:  %s (peak %s)\n", rss(serve.Process.Pid, "VmRSS"), rss(serve.Process.Pid, "VmHWM"))
+
+	// exec: a running instance.
+	benchutil.Check(s.Run("start", names[0], "--wait"))
+	defer func() { _ = s.Run("stop", names[0], "--force") }()
+	viaAPI := func() error {
+		x, err := c.Exec(context.Background(), names[0], api.InstanceExecPost{Command: []string{"true"}},
+			client.ExecStreams{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard})
+		if err != nil {
+			return err
+		}
+		if code, err := x.Wait(context.Background()); err != nil || code != 0 {
+			return fmt.Errorf("exec true: exit %d, %v", code, err)
+		}
+		return nil
+	}
+	viaCLI := func() error { return s.Run("exec", names[0], "--", "true") }
+	for _, m := range []struct {
+		what string
+		fn   func() error
+	}{{"through the API (POST, 4 websockets, wait)", viaAPI}, {"silo exec, the whole command", viaCLI}} {
+		benchutil.Check(m.fn()) // warm
+		var ds []time.Duration
+		for range *execs {
+			ds = append(ds, benchutil.Timed(m.fn))
+		}
+		fmt.Printf("exec true, %s: %s\n", m.what, benchutil.Stat(ds))
+	}
 }
 
 // get lists the instances as a program would: the request, and the

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/silo-dev/silo/errkind"
-	"github.com/silo-dev/silo/internal/runcmd"
 )
 
 // Exec is a process to run in a running container. It enters the
@@ -34,6 +33,9 @@ type Exec struct {
 	Env  []string // the whole environment
 	Cwd  string
 	TTY  bool
+	// UID and GID are the IDs the process runs as, in the container's
+	// user namespace: 0, its root.
+	UID, GID uint32
 	// Sandbox is set for a container in a gVisor sandbox, which is not
 	// entered but asked to run the process.
 	Sandbox *Sandbox
@@ -62,6 +64,10 @@ func (x *Exec) argv(wd int) ([]string, error) {
 		// nsenter then becomes root of the container's namespace
 		// (setuid and setgid 0 in it), with its capabilities there.
 		argv = append(argv, "--user")
+	}
+	if x.UID != 0 || x.GID != 0 {
+		// nsenter drops the supplementary groups with --setgid.
+		argv = append(argv, "--setuid", strconv.FormatUint(uint64(x.UID), 10), "--setgid", strconv.FormatUint(uint64(x.GID), 10))
 	}
 	return append(append(argv, "--"), x.Args...), nil
 }
@@ -174,66 +180,37 @@ func (x *Exec) command(ctx context.Context) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-// Run runs the process as a child, with a terminal from the container's
-// own devpts when x.TTY, relaying it to the caller's streams, and returns
-// its exit code.
+// Run runs the process as a child, its streams the caller's: with
+// x.TTY, a terminal from the container's own devpts, relayed to the
+// caller's, which is made raw, and sized as it is while its window
+// changes. It returns the process's exit code.
 func (x *Exec) Run() (int, error) {
-	cmd, err := x.command(context.Background())
-	if err != nil {
-		return 0, err
-	}
-	if x.Sandbox == nil {
-		runtime.LockOSThread() // never unlocked: the thread goes with its changed bounding set
-		if err := x.enter(); err != nil {
-			return 0, err
-		}
-	}
-	done := runcmd.Trace(cmd)
-	if !x.TTY {
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-		err := cmd.Run()
-		done(err)
-		return exitCode(err)
-	}
-	master, slave, err := openPTY(x.ptmx, x.Init)
-	if err != nil {
-		return 0, err
-	}
-	defer master.Close()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	in := int(os.Stdin.Fd())
-	if term.IsTerminal(in) {
+	var width, height int
+	raw := x.TTY && term.IsTerminal(in)
+	if raw {
+		width, height, _ = term.GetSize(in)
+	}
+	p, err := x.Start(os.Stdin, os.Stdout, os.Stderr, width, height)
+	if err != nil {
+		return 0, err
+	}
+	if raw {
 		if old, err := term.MakeRaw(in); err == nil {
 			defer term.Restore(in, old)
 		}
-		resize := func() {
-			if w, h, err := term.GetSize(in); err == nil {
-				_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(h), Col: uint16(w)})
-			}
-		}
-		resize()
 		winch := make(chan os.Signal, 1)
 		signal.Notify(winch, syscall.SIGWINCH)
 		defer signal.Stop(winch)
 		go func() {
 			for range winch {
-				resize()
+				if w, h, err := term.GetSize(in); err == nil {
+					_ = p.Resize(w, h)
+				}
 			}
 		}()
 	}
-	err = cmd.Start()
-	slave.Close()
-	if err != nil {
-		return 0, err
-	}
-	go func() { _, _ = io.Copy(master, os.Stdin) }()
-	// The terminal's output ends (EIO) once the process and its children
-	// have closed it.
-	_, _ = io.Copy(os.Stdout, master)
-	err = cmd.Wait()
-	done(err)
-	return exitCode(err)
+	return p.Wait()
 }
 
 func exitCode(err error) (int, error) {
@@ -406,6 +383,13 @@ func openPTY(open func() (int, error), ns int) (master, slave *os.File, err erro
 	// give it to the container's root, whom the process becomes.
 	if uid, _ := rootOf(ns); ns != 0 && uid != 0 {
 		_ = unix.Fchown(int(sfd), uid, -1)
+	}
+	// Non-blocking, the master is pollable: closing it ends a read that
+	// waits on it.
+	if err := unix.SetNonblock(mfd, true); err != nil {
+		unix.Close(mfd)
+		unix.Close(int(sfd))
+		return nil, nil, err
 	}
 	return os.NewFile(uintptr(mfd), "ptmx"), os.NewFile(sfd, "pts"), nil
 }

@@ -113,7 +113,7 @@ func (s *Sandbox) argv(x *Exec, fd int) []string {
 // to a file in memory. Its capabilities are left to the runtime: those of
 // the container's init.
 func (s *Sandbox) process(x *Exec) (*os.File, error) {
-	p := specs.Process{Terminal: x.TTY, Args: x.Args, Env: x.Env, Cwd: s.cwd(x.Cwd)}
+	p := specs.Process{Terminal: x.TTY, Args: x.Args, Env: x.Env, Cwd: s.cwd(x.Cwd), User: specs.User{UID: x.UID, GID: x.GID}}
 	data, err := json.Marshal(&p)
 	if err != nil {
 		return nil, err
