@@ -137,3 +137,9 @@ func (w *startWriter) Write(b []byte) (int, error) {
 	w.started = true
 	return w.ResponseWriter.Write(b)
 }
+
+// Flush sends what the answer holds, for a stream whose reader waits on
+// it.
+func (w *startWriter) Flush() error {
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
