@@ -171,4 +171,7 @@ type InstanceSnapshot struct {
 	// ExpiresAt is when the snapshot is deleted; the zero time for never,
 	// as LXD has it.
 	ExpiresAt time.Time `json:"expires_at"`
+	// UUID names the point in time the snapshot holds; copies keep it,
+	// and a refresh between hosts finds by it the snapshots both hold.
+	UUID string `json:"uuid,omitempty"`
 }

@@ -53,16 +53,22 @@ func (c *Client) ImportImage(ctx context.Context, r io.Reader, fingerprint strin
 	if fingerprint != "" {
 		h.Set("X-LXD-fingerprint", fingerprint)
 	}
-	resp, err := c.send(ctx, http.MethodPost, api.Version+"/images", nil, r, h)
+	var img api.Image
+	return &img, c.upload(ctx, api.Version+"/images", r, h, &img)
+}
+
+// upload posts the stream r with headers h to path, and decodes the
+// object answered into out.
+func (c *Client) upload(ctx context.Context, path string, r io.Reader, h http.Header, out any) error {
+	resp, err := c.send(ctx, http.MethodPost, path, nil, r, h)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
-	var img api.Image
-	if err := json.NewDecoder(resp.Body).Decode(&api.Response{Metadata: &img}); err != nil {
-		return nil, fmt.Errorf("image upload: unreadable answer: %w", err)
+	if err := json.NewDecoder(resp.Body).Decode(&api.Response{Metadata: out}); err != nil {
+		return fmt.Errorf("upload to %s: unreadable answer: %w", path, err)
 	}
-	return &img, nil
+	return nil
 }
 
 // ExportImage streams image ref as an LXD unified image, compressed as
@@ -73,7 +79,12 @@ func (c *Client) ExportImage(ctx context.Context, ref, compression string) (io.R
 	if compression != "" {
 		q.Set("compression", compression)
 	}
-	resp, err := c.send(ctx, http.MethodGet, api.Path("images", ref)+"/export", q, nil, nil)
+	return c.download(ctx, api.Path("images", ref)+"/export", q)
+}
+
+// download streams what path answers; close what it returns.
+func (c *Client) download(ctx context.Context, path string, q query) (io.ReadCloser, error) {
+	resp, err := c.send(ctx, http.MethodGet, path, q, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -83,9 +94,5 @@ func (c *Client) ExportImage(ctx context.Context, ref, compression string) (io.R
 // Metrics streams the server's /1.0/metrics, Prometheus's text format;
 // close what it returns.
 func (c *Client) Metrics(ctx context.Context) (io.ReadCloser, error) {
-	resp, err := c.send(ctx, http.MethodGet, "/1.0/metrics", nil, nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	return resp.Body, nil
+	return c.download(ctx, "/1.0/metrics", nil)
 }

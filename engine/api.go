@@ -75,7 +75,7 @@ func apiNICs(x *store.Instance, running bool, nets map[string]*store.Network) ma
 func apiSnapshots(snaps []store.Snapshot) []api.InstanceSnapshot {
 	out := []api.InstanceSnapshot{}
 	for _, s := range snaps {
-		out = append(out, api.InstanceSnapshot{Name: s.Name, CreatedAt: s.Created, ExpiresAt: s.Expires})
+		out = append(out, api.InstanceSnapshot{Name: s.Name, CreatedAt: s.Created, ExpiresAt: s.Expires, UUID: s.UUID})
 	}
 	return out
 }

@@ -28,6 +28,16 @@ type ExportOptions struct {
 	// are, the shift in the index: for a copy on the host, which keeps it.
 	KeepShift   bool
 	Compression string // zstd when empty
+	// Refresh writes a refresh's stream for a receiver that holds the
+	// snapshots whose UUIDs Have lists: the snapshots it lacks and the
+	// head, the first as the difference from the newest snapshot both
+	// hold (ReceiveRefresh applies it). It is portable, whatever
+	// Optimized says.
+	Refresh bool
+	Have    []string
+	// Snapshot exports this snapshot alone, as the head of an instance
+	// with none: for a copy of one snapshot.
+	Snapshot string
 	// Progress, when set, is told the expected number of uncompressed bytes
 	// (an estimate) once, then each byte as it is written.
 	Progress Progress
@@ -61,15 +71,34 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	if err != nil {
 		return err
 	}
-	snaps := inst.Snapshots
-	if opts.InstanceOnly {
+	snaps, headShift := inst.Snapshots, inst.Shift
+	var base *store.Snapshot
+	var snap *store.Snapshot
+	switch {
+	case opts.Snapshot != "":
+		if snap, err = inst.Snapshot(opts.Snapshot); err != nil {
+			return err
+		}
+		snaps, headShift = nil, snap.Shift
+		opts.Optimized = false // a driver stream holds a volume's head
+	case opts.Refresh:
+		snaps, base = lacking(inst.Snapshots, opts.Have)
+		opts.Optimized = false
+	case opts.InstanceOnly:
 		snaps = nil
 	}
-	if opts.Optimized && shifted(inst.Shift, snaps) && !(opts.KeepShift && oneShift(inst.Shift, snaps)) {
+	if opts.Optimized && opts.KeepShift && !oneShift(headShift, snaps) {
+		// A copy's driver streams would carry files shifted unlike one
+		// another; the portable form unshifts them.
+		opts.Optimized = false
+	}
+	if opts.Optimized && shifted(headShift, snaps) && !opts.KeepShift {
 		return errkind.Wrap(errkind.Invalid, "export %s: its files are shifted on disk for its user namespace (pool %s cannot idmap), and a driver stream would carry them so: export it without --optimized", name, inst.Pool)
 	}
-	head, release, err := e.frozenHead(ctx, inst, d, !opts.Optimized)
-	if err != nil {
+	head, release := storage.Ref{}, func() {}
+	if snap != nil {
+		head = storage.Ref{Volume: snap.Volume, Snapshot: snap.ID}
+	} else if head, release, err = e.frozenHead(ctx, inst, d, !opts.Optimized); err != nil {
 		return err
 	}
 	defer release()
@@ -79,20 +108,41 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 		extra.Metadata = imageMetadata(inst.Metadata)
 	}
 	if opts.Optimized && opts.KeepShift {
-		extra.Shift = inst.Shift
+		extra.Shift = headShift
 	}
 	if x.Extra, err = json.Marshal(extra); err != nil {
 		return err
 	}
-	if err := writeBackup(ctx, w, x, pool.Driver, d, snaps, head, inst.Shift, opts); err != nil {
+	if base != nil {
+		x.Base = base.UUID
+	}
+	if err := writeBackup(ctx, w, x, pool.Driver, d, base, snaps, head, headShift, opts); err != nil {
 		return fmt.Errorf("export %s: %w", name, err)
 	}
 	return nil
 }
 
+// lacking returns the snapshots of snaps whose UUIDs have does not list,
+// and the newest of those it lists, nil if none: what a refresh sends,
+// and what it starts from.
+func lacking(snaps []store.Snapshot, have []string) ([]store.Snapshot, *store.Snapshot) {
+	var out []store.Snapshot
+	var base *store.Snapshot
+	for i, s := range snaps {
+		if s.UUID != "" && slices.Contains(have, s.UUID) {
+			base = &snaps[i]
+		} else {
+			out = append(out, s)
+		}
+	}
+	return out, base
+}
+
 // writeBackup writes x, with snaps and then head (its files shifted on
-// disk by headShift), to w as opts say; driver is the pool's.
-func writeBackup(ctx context.Context, w io.Writer, x *backup.Index, driver string, d storage.Driver, snaps []store.Snapshot, head storage.Ref, headShift *store.Shift, opts ExportOptions) error {
+// disk by headShift), to w as opts say; driver is the pool's. base, when
+// not nil, is the snapshot the portable form's first tree is the
+// difference from.
+func writeBackup(ctx context.Context, w io.Writer, x *backup.Index, driver string, d storage.Driver, base *store.Snapshot, snaps []store.Snapshot, head storage.Ref, headShift *store.Shift, opts ExportOptions) error {
 	for _, s := range snaps {
 		x.Snapshots = append(x.Snapshots, backup.Snapshot{Name: s.Name, Created: s.Created, UUID: s.UUID, Expires: s.Expires})
 	}
@@ -111,7 +161,7 @@ func writeBackup(ctx context.Context, w io.Writer, x *backup.Index, driver strin
 	if opts.Optimized {
 		err = exportStreams(ctx, bw, x, driver, d, snaps, head.Volume)
 	} else {
-		err = exportTrees(ctx, bw, x, d, snaps, head, headShift)
+		err = exportTrees(ctx, bw, x, d, base, snaps, head, headShift)
 	}
 	if err == nil {
 		err = bw.Close()
@@ -182,12 +232,19 @@ func (e *Engine) freeze(ctx context.Context, d storage.Driver, pool, vol, target
 // exportTrees writes the portable form: each snapshot as the difference
 // from the one before, then the head as the difference from the last,
 // each with the IDs inside the instance (a volume shifted on disk is
-// unshifted as it is read; headShift is the head's).
-func exportTrees(ctx context.Context, bw *backup.Writer, x *backup.Index, d storage.Driver, snaps []store.Snapshot, head storage.Ref, headShift *store.Shift) error {
+// unshifted as it is read; headShift is the head's). The first is whole,
+// or the difference from base when not nil.
+func exportTrees(ctx context.Context, bw *backup.Writer, x *backup.Index, d storage.Driver, base *store.Snapshot, snaps []store.Snapshot, head storage.Ref, headShift *store.Shift) error {
 	if err := bw.Index(x); err != nil {
 		return err
 	}
 	prev, release := "", func() error { return nil }
+	if base != nil {
+		var err error
+		if prev, release, err = d.OpenSnapshot(ctx, storage.Ref{Volume: base.Volume, Snapshot: base.ID}); err != nil {
+			return err
+		}
+	}
 	defer func() { release() }()
 	for _, s := range snaps {
 		root, rel, err := d.OpenSnapshot(ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID})
@@ -415,7 +472,7 @@ func (im *importer) Begin(x *backup.Index) (string, idmap.Shift, error) {
 		// An optimized export is of unshifted files, but a copy's may
 		// carry them shifted: the copy keeps the shift, which a start
 		// fits to its map as for any instance.
-		if im.asCopy && extra.Shift != nil {
+		if extra.Shift != nil {
 			inst.Shift = extra.Shift
 			for i := range inst.Snapshots {
 				inst.Snapshots[i].Shift = inst.Shift

@@ -65,9 +65,8 @@ func (e *Engine) Copy(ctx context.Context, src, dst string, opts CopyOptions) (*
 	if snap == "" && !opts.InstanceOnly && len(from.Snapshots) > 0 {
 		// Files shifted on disk alike go by the driver's streams as they
 		// are, the copy keeping their shift; shifted otherwise, the
-		// portable way, which unshifts them.
-		optimized := srcPool.Driver == dstPool.Driver && oneShift(from.Shift, from.Snapshots)
-		return e.copyWithSnapshots(ctx, from, dst, pool, keepAddresses, optimized)
+		// portable way, which unshifts them (Export chooses).
+		return e.copyWithSnapshots(ctx, from, dst, pool, keepAddresses, srcPool.Driver == dstPool.Driver)
 	}
 	vol := newID("i-")
 	inst := &store.Instance{Name: dst, Image: from.Image, Pool: pool, Volume: vol,

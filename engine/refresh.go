@@ -69,10 +69,7 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 	if err != nil {
 		return nil, err
 	}
-	if run, err := e.liveRun(dst); err != nil || run != nil {
-		if err == nil {
-			err = errkind.Wrap(errkind.Busy, "instance %q is running: stop it before you refresh it", dst)
-		}
+	if err := e.stoppedForRefresh(dst); err != nil {
 		return nil, err
 	}
 	head, release, err := e.frozenHead(ctx, from, srcD, true)
@@ -80,7 +77,23 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 		return nil, err
 	}
 	defer release()
-	return e.refresh(ctx, &refreshOp{kind: "refresh", target: dst, prefix: "i-", from: instanceLineage(from), to: instanceLineage(to), head: head, force: force,
+	return e.refresh(ctx, instanceRefresh(to, instanceLineage(from), head, force))
+}
+
+// stoppedForRefresh refuses the refresh of instance dst while it runs.
+func (e *Engine) stoppedForRefresh(dst string) error {
+	run, err := e.liveRun(dst)
+	if err == nil && run != nil {
+		err = errkind.Wrap(errkind.Busy, "instance %q is running: stop it before you refresh it", dst)
+	}
+	return err
+}
+
+// instanceRefresh is the refresh of instance to, which must not run, from
+// the state head of from.
+func instanceRefresh(to *store.Instance, from *lineage, head storage.Ref, force bool) *refreshOp {
+	dst := to.Name
+	return &refreshOp{kind: "refresh", target: dst, prefix: "i-", from: from, to: instanceLineage(to), head: head, force: force,
 		prepare: func(tx *store.Tx) error { return notRunning(tx, dst, "refresh") },
 		adopt: func(ctx context.Context, d storage.Volumes, vol string, shift *store.Shift) error {
 			// The head is the copy's own, as any copy's.
@@ -105,7 +118,7 @@ func (e *Engine) Refresh(ctx context.Context, src, dst string, force bool) (*Ref
 				return err
 			}
 			return instanceEvent(tx, api.ActionInstanceUpdated, dst, nil)
-		}})
+		}}
 }
 
 // lineage is what a refresh reads of its source and replaces of its
@@ -162,7 +175,34 @@ func (e *Engine) refresh(ctx context.Context, op *refreshOp) (*RefreshResult, er
 		return nil, err
 	}
 	_, fork := dstD.(forker)
-	fork = fork && streams
+	rt, err := e.beginRefresh(op, plan, fork && streams)
+	if err != nil {
+		return nil, err
+	}
+	res := &RefreshResult{}
+	if res.By, err = e.refreshVolume(ctx, rt.o, op, srcD, dstD, streams, rt.vol, plan, rt.added, &res.Bytes); err != nil {
+		return nil, rt.o.Fail(ctx, fmt.Errorf("refresh %s from %s: %w", to.what, from.what, err))
+	}
+	if err := rt.commit(ctx, dstD, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// runningRefresh is a refresh under way, its intent in the journal: the
+// new volume that becomes the target's head, and the snapshots it adds.
+type runningRefresh struct {
+	o     *journal.Op
+	op    *refreshOp
+	plan  *refreshPlan
+	vol   string
+	added []store.Snapshot
+}
+
+// beginRefresh records the intent of op, as plan says, in the journal;
+// fork when the new volume takes over the target's snapshots (forker).
+func (e *Engine) beginRefresh(op *refreshOp, plan *refreshPlan, fork bool) (*runningRefresh, error) {
+	to := op.to
 	vol := newID(op.prefix)
 	added := make([]store.Snapshot, len(plan.missing))
 	for i, s := range plan.missing {
@@ -182,13 +222,17 @@ func (e *Engine) refresh(ctx context.Context, op *refreshOp) (*RefreshResult, er
 	if err != nil {
 		return nil, err
 	}
-	res := &RefreshResult{Replaced: plan.diverged}
-	if res.By, err = e.refreshVolume(ctx, o, op, srcD, dstD, streams, vol, plan, added, &res.Bytes); err != nil {
-		return nil, o.Fail(ctx, fmt.Errorf("refresh %s from %s: %w", to.what, from.what, err))
-	}
+	return &runningRefresh{o: o, op: op, plan: plan, vol: vol, added: added}, nil
+}
+
+// commit makes the new volume, filled, the target's head, in one commit,
+// with the snapshots added, and those that diverged replaced; it notes
+// them in res.
+func (rt *runningRefresh) commit(ctx context.Context, dstD storage.Driver, res *RefreshResult) error {
+	o, op, plan, to, vol := rt.o, rt.op, rt.plan, rt.op.to, rt.vol
 	o.Step("refreshed")
 	oldKept := false // the old head stays, retired, for its snapshots
-	err = o.Commit(ctx, func(tx *store.Tx) error {
+	err := o.Commit(ctx, func(tx *store.Tx) error {
 		rec := o.Rec
 		cur, err := op.load(tx)
 		if err != nil {
@@ -217,7 +261,7 @@ func (e *Engine) refresh(ctx context.Context, op *refreshOp) (*RefreshResult, er
 			rec.Retire.Volumes = append(rec.Retire.Volumes, store.VolumeRef{Pool: cur.pool, Volume: s.Volume, Snapshot: s.ID})
 		}
 		cur.head, cur.retired, cur.snaps = fromTree(t, cur.snaps)
-		cur.snaps = append(cur.snaps, added...)
+		cur.snaps = append(cur.snaps, rt.added...)
 		slices.SortStableFunc(cur.snaps, func(a, b store.Snapshot) int { return a.Created.Compare(b.Created) })
 		t = treeOf(cur.head, cur.retired, cur.snaps)
 		t.Retired, t.Head = append(slices.Clone(t.Retired), t.Head), vol
@@ -229,15 +273,16 @@ func (e *Engine) refresh(ctx context.Context, op *refreshOp) (*RefreshResult, er
 		return op.save(tx, cur)
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if oldKept {
 		retireHead(ctx, dstD, op.target, to.head)
 	}
-	for _, s := range added {
+	res.Replaced = plan.diverged
+	for _, s := range rt.added {
 		res.Added = append(res.Added, s.Name)
 	}
-	return res, nil
+	return nil
 }
 
 // retire has the heads gone removed once rec commits.

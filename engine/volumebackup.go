@@ -64,7 +64,7 @@ func (e *Engine) exportVolume(ctx context.Context, pool, name, snap string, w io
 		snaps = nil
 	}
 	x := &backup.Index{Type: backup.TypeCustom, Name: v.Name, Created: v.Created, Config: v.Config}
-	if err := writeBackup(ctx, w, x, p.Driver, d, snaps, head, nil, opts); err != nil {
+	if err := writeBackup(ctx, w, x, p.Driver, d, nil, snaps, head, nil, opts); err != nil {
 		return fmt.Errorf("export volume %s: %w", name, err)
 	}
 	return nil

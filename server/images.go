@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -103,15 +104,23 @@ func (s *Server) exportImage(e *engine.Engine, r *http.Request) Response {
 		return Error(err)
 	}
 	comp := r.URL.Query().Get("compression")
+	return streamed("image", ref, func(w io.Writer) error { return e.ExportImage(r.Context(), ref, w, comp) })
+}
+
+// streamed answers the stream that write writes, as a file. A failure
+// before the first byte is answered as an error; after it, the
+// connection is cut, so that the client cannot take a short stream for a
+// whole one. what and name say what is streamed, for the log.
+func streamed(what, name string, write func(io.Writer) error) Response {
 	return responseFunc(func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		sw := &startWriter{ResponseWriter: w}
-		if err := e.ExportImage(r.Context(), ref, sw, comp); err != nil {
+		if err := write(sw); err != nil {
 			if !sw.started {
 				Error(err).Render(w)
 				return
 			}
-			slog.Warn("image export cut short", "image", ref, "error", err)
+			slog.Warn(what+" export cut short", what, name, "error", err)
 			panic(http.ErrAbortHandler)
 		}
 	})
@@ -127,4 +136,10 @@ type startWriter struct {
 func (w *startWriter) Write(b []byte) (int, error) {
 	w.started = true
 	return w.ResponseWriter.Write(b)
+}
+
+// Flush sends what the answer holds, for a stream whose reader waits on
+// it.
+func (w *startWriter) Flush() error {
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }

@@ -22,6 +22,7 @@ func (s *Server) instanceRoutes() {
 	s.Handle("PATCH /1.0/instances/{name}", s.patchInstance, TrustedOnly)
 	s.Handle("DELETE /1.0/instances/{name}", s.deleteInstance, TrustedOnly)
 	s.Handle("POST /1.0/instances/{name}", s.renameInstance, TrustedOnly)
+	s.Handle("GET /1.0/instances/{name}/export", s.exportInstance, TrustedOnly)
 }
 
 // getInstances lists the instances: their paths; with recursion=1 the
@@ -51,8 +52,12 @@ func (s *Server) getInstances(e *engine.Engine, r *http.Request) Response {
 	return Sync(insts)
 }
 
-// postInstances makes an instance from an image, and starts it when asked.
-func (s *Server) postInstances(_ *engine.Engine, r *http.Request) Response {
+// postInstances makes an instance from an image, and starts it when asked;
+// from an uploaded backup stream, postInstanceBackup.
+func (s *Server) postInstances(e *engine.Engine, r *http.Request) Response {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/octet-stream") {
+		return s.postInstanceBackup(e, r)
+	}
 	var req api.InstancesPost
 	if err := Decode(r, &req); err != nil {
 		return Error(err)

@@ -74,6 +74,18 @@ type heard struct {
 // hear takes the connections of l, each read to its end.
 func hear(l net.Listener) <-chan heard {
 	ch := make(chan heard, 64)
+	serveEach(l, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+		ch <- heard{ap.Addr().Unmap(), string(b)}
+	})
+	return ch
+}
+
+// serveEach hands each connection l takes to serve, in a goroutine of
+// its own, and closes it after.
+func serveEach(l net.Listener, serve func(c net.Conn)) {
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -82,14 +94,10 @@ func hear(l net.Listener) <-chan heard {
 			}
 			go func() {
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				b, _ := io.ReadAll(c)
-				ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-				ch <- heard{ap.Addr().Unmap(), string(b)}
+				serve(c)
 			}()
 		}
 	}()
-	return ch
 }
 
 // expectHeard waits for a connection that sent data.

@@ -12,7 +12,9 @@
 // In the portable form the first snapshot is a whole tree; each later tree
 // holds only what differs from the one before it, with a deleted path NAME
 // marked by an empty file ".wh.NAME" beside it (OCI whiteouts). Such a
-// stream can be unpacked on any driver.
+// stream can be unpacked on any driver. A refresh's stream names in its
+// index a snapshot that its receiver holds already (Base): its first tree,
+// too, is the difference from that one.
 //
 // The optimized form holds the storage driver's own send streams (btrfs
 // send, zfs send), each incremental against the previous snapshot where it
@@ -70,6 +72,11 @@ type Index struct {
 	// the portable form.
 	Optimized string   `json:"optimized,omitempty"`
 	Streams   []Stream `json:"streams,omitempty"`
+	// Base is the UUID of the snapshot that the first tree is the
+	// difference from, which the receiver holds: a refresh's stream,
+	// which lists only the snapshots the receiver lacks. Empty in a
+	// backup, whose first tree is whole.
+	Base string `json:"base,omitempty"`
 }
 
 // Snapshot is one snapshot in the backup.
@@ -119,6 +126,9 @@ func (x *Index) check() error {
 			return invalid("the backup's index lists an invalid or repeated snapshot %q", s.Name)
 		}
 		seen[s.Name] = true
+	}
+	if x.Base != "" && x.Optimized != "" {
+		return invalid("the backup's index names a base snapshot for driver streams, which are whole or incremental within the backup")
 	}
 	if x.Optimized == "" {
 		if len(x.Streams) > 0 {

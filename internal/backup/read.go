@@ -98,7 +98,7 @@ func (rd *reader) entry(hdr *tar.Header, body io.Reader) error {
 		return err
 	}
 	if rd.x == nil {
-		rd.x, err = archive.NewExtractor(rd.root, archive.ExtractOptions{Whiteouts: i > 0, Shift: rd.ids})
+		rd.x, err = archive.NewExtractor(rd.root, archive.ExtractOptions{Whiteouts: i > 0 || rd.index.Base != "", Shift: rd.ids})
 		if err != nil {
 			return err
 		}

@@ -18,8 +18,9 @@ import (
 // part the index lists (portable) or Stream for each stream (optimized),
 // then Close.
 type Writer struct {
-	zw io.WriteCloser
-	tw *tar.Writer
+	dst io.Writer
+	zw  io.WriteCloser
+	tw  *tar.Writer
 }
 
 // NewWriter starts a backup stream on w, compressed as named. progress,
@@ -33,7 +34,7 @@ func NewWriter(w io.Writer, comp string, progress func(n int)) (*Writer, error) 
 	if progress != nil {
 		tw = counter{zw, progress}
 	}
-	return &Writer{zw: zw, tw: tar.NewWriter(tw)}, nil
+	return &Writer{dst: w, zw: zw, tw: tar.NewWriter(tw)}, nil
 }
 
 type counter struct {
@@ -87,6 +88,28 @@ func (w *Writer) Root(ctx context.Context, root, base string, ids idmap.Shift) e
 func (w *Writer) Stream(ctx context.Context, k int, send func(io.Writer) error) error {
 	if err := iopipe.Run(send, func(r io.Reader) error { return w.chunks(k, r) }); err != nil {
 		return fmt.Errorf("stream %d: %w", k, err)
+	}
+	return w.flush()
+}
+
+// flusher is a writer that can push out what it holds.
+type flusher interface{ Flush() error }
+
+// flush pushes what the writers hold on to the stream's reader, so that
+// a driver stream's end reaches its receiver before the next stream is
+// made: a receiver can hold its pool until then, and one zfs-fuse daemon
+// serves both ends of a copy on one machine, which would otherwise wait
+// on each other.
+func (w *Writer) flush() error {
+	if err := w.tw.Flush(); err != nil {
+		return err
+	}
+	for _, x := range []any{w.zw, w.dst} {
+		if f, ok := x.(flusher); ok {
+			if err := f.Flush(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

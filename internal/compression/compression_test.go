@@ -76,3 +76,31 @@ func TestZstdWriteError(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A zstd stream's Flush writes out all it was given, which a reader of
+// what was written so far reads back whole, before the stream ends.
+func TestZstdFlush(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := compression.Compress(&buf, compression.Zstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("silo "), 3<<18) // more than one block, and a part
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.(interface{ Flush() error }).Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := compression.Decompress(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes of %d after a flush: %v", len(got), len(data), err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -25,7 +25,7 @@ type parallelZstd struct {
 	w     io.Writer
 	enc   *zstd.Encoder
 	buf   []byte
-	queue chan chan []byte
+	queue chan pending
 	done  chan struct{}
 	// blocks and frames are buffers for reuse: a fresh 4 MiB per block
 	// would leave the collector behind and memory high.
@@ -41,16 +41,27 @@ func newParallelZstd(w io.Writer) (*parallelZstd, error) {
 	}
 	n := runtime.GOMAXPROCS(0) + 1
 	z := &parallelZstd{w: w, enc: enc, buf: make([]byte, 0, blockSize),
-		queue: make(chan chan []byte, n), done: make(chan struct{}),
+		queue: make(chan pending, n), done: make(chan struct{}),
 		blocks: make(chan []byte, n+2), frames: make(chan []byte, n+2)}
 	go z.writeOut()
 	return z, nil
 }
 
+// pending is a frame on its way out, or, with written set, a Flush
+// waiting for the frames before it to be written.
+type pending struct {
+	frame   chan []byte
+	written chan struct{}
+}
+
 func (z *parallelZstd) writeOut() {
 	defer close(z.done)
-	for ch := range z.queue {
-		out := <-ch
+	for p := range z.queue {
+		if p.written != nil {
+			close(p.written)
+			continue
+		}
+		out := <-p.frame
 		if z.failed() == nil {
 			if _, err := z.w.Write(out); err != nil {
 				z.fail(err)
@@ -96,7 +107,7 @@ func (z *parallelZstd) flush() {
 	block := z.buf
 	z.buf = take(z.blocks, blockSize)
 	ch := make(chan []byte, 1)
-	z.queue <- ch
+	z.queue <- pending{frame: ch}
 	go func() {
 		ch <- z.enc.EncodeAll(block, take(z.frames, blockSize/2))
 		reuse(z.blocks, block)
@@ -119,6 +130,17 @@ func reuse(free chan []byte, b []byte) {
 	case free <- b:
 	default:
 	}
+}
+
+// Flush writes out, as frames of their own, all it was given so far.
+func (z *parallelZstd) Flush() error {
+	if len(z.buf) > 0 {
+		z.flush()
+	}
+	written := make(chan struct{})
+	z.queue <- pending{written: written}
+	<-written
+	return z.failed()
 }
 
 func (z *parallelZstd) Close() error {

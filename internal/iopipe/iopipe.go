@@ -39,3 +39,16 @@ func Run(write func(io.Writer) error, read func(io.Reader) error) error {
 }
 
 var errReaderStopped = errors.New("the receiving side stopped")
+
+// Counter reads from R and counts the bytes read in N: what a stream
+// carried.
+type Counter struct {
+	R io.Reader
+	N int64
+}
+
+func (c *Counter) Read(p []byte) (int, error) {
+	k, err := c.R.Read(p)
+	c.N += int64(k)
+	return k, err
+}
