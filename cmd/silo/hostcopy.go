@@ -82,7 +82,7 @@ func (h localHost) snapshots(ctx context.Context, name string) ([]api.InstanceSn
 }
 
 func (h localHost) export(ctx context.Context, name string, opts engine.ExportOptions) (io.ReadCloser, error) {
-	pr, pw := io.Pipe()
+	pr, pw := iopipe.Pipe(iopipe.Buffer)
 	s := &exportStream{PipeReader: pr, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -95,7 +95,7 @@ func (h localHost) export(ctx context.Context, name string, opts engine.ExportOp
 // waits for it to end, so that what it took to read the instance (a
 // snapshot of a running one) is released before the command exits.
 type exportStream struct {
-	*io.PipeReader
+	*iopipe.PipeReader
 	done chan struct{}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/silo-dev/silo/internal/archive"
 	"github.com/silo-dev/silo/internal/compression"
 	"github.com/silo-dev/silo/internal/idmap"
+	"github.com/silo-dev/silo/internal/iopipe"
 )
 
 // Handler is what Read hands a backup's contents to, as they come.
@@ -65,7 +66,7 @@ type reader struct {
 	x          *archive.Extractor
 	// stream is the driver stream being received (-1 before the first).
 	stream   int
-	pw       *io.PipeWriter
+	pw       *iopipe.PipeWriter
 	received chan error
 }
 
@@ -189,7 +190,8 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 }
 
 func (rd *reader) openStream(k int) {
-	pr, pw := io.Pipe()
+	// The backup goes on arriving while the receiver applies a chunk.
+	pr, pw := iopipe.Pipe(chunkSize)
 	rd.stream, rd.pw, rd.received = k, pw, make(chan error, 1)
 	go func() {
 		err := rd.h.Stream(k, pr)

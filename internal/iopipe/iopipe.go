@@ -7,7 +7,8 @@ import (
 	"sync"
 )
 
-// Run runs write and read at once, joined by a pipe; the first failure
+// Run runs write and read at once, joined by a Pipe of Buffer bytes, so
+// that each goes on while the other is busy; the first failure
 // stops both and is the one returned. The side that failed second failed
 // because the pipe broke under it (a sender killed by SIGPIPE, a receiver
 // that calls the stream incomplete), which says nothing of the cause.
@@ -17,7 +18,7 @@ func Run(write func(io.Writer) error, read func(io.Reader) error) error {
 		first error
 	)
 	fail := func(err error) { once.Do(func() { first = err }) }
-	pr, pw := io.Pipe()
+	pr, pw := Pipe(Buffer)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
