@@ -82,6 +82,10 @@ func writeOutput(path, what string, write func(io.Writer) error) error {
 	if err == nil {
 		err = bw.Flush()
 	}
+	if err == nil {
+		// On disk before its name says it is whole, crash or not.
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
