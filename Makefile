@@ -6,7 +6,7 @@ GO ?= go
 export GOFLAGS := -tags=urfave_cli_no_docs,netgo,osusergo -ldflags=-extldflags=-static
 BIN ?= bin/silo
 
-.PHONY: build install demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh bench-api bench-remote bench-housekeep bench-metrics
+.PHONY: build install demo test fuzz deps bench-storage bench-cli bench-run bench-backup bench-tree bench-net bench-quota bench-attach bench-refresh bench-api bench-remote bench-hostcopy bench-housekeep bench-metrics
 
 build:
 	$(GO) build -o $(BIN) ./cmd/silo
@@ -110,6 +110,12 @@ bench-refresh: deps
 # silo list h2: over mutual TLS from a second host (two network namespaces).
 bench-remote: deps
 	$(GO) run ./hack/remotebench $(BENCH_ARGS)
+
+# copy and copy --refresh between two hosts (two network namespaces),
+# beside the local export; BENCH_ARGS="-driver zfs" for zfs pools.
+bench-hostcopy: deps
+	hack/zfs-fuse.sh start
+	$(GO) run ./hack/hostcopybench $(BENCH_ARGS)
 
 # Network readiness, throughput, the nic's cost at launch, and with
 # BENCH_ARGS="-density N" how many Debian instances one network holds

@@ -1,6 +1,8 @@
 package benchutil
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log"
@@ -30,6 +32,9 @@ func BuildSilo(dir string) string {
 type Silo struct {
 	Bin, State string
 	NS         *NetNS
+	// CPUs, when set, are the only CPUs silo's commands run on (taskset's
+	// list): two hosts on one machine, each with CPUs of its own.
+	CPUs string
 }
 
 // NewSilo makes the network namespace for bin on state.
@@ -53,6 +58,9 @@ func TempSilo(bench string) (s *Silo, done func()) {
 // Command is silo with args on s's state directory; start it with s.NS.
 func (s *Silo) Command(args ...string) *exec.Cmd {
 	cmd := exec.Command(s.Bin, args...)
+	if s.CPUs != "" {
+		cmd = exec.Command("taskset", append([]string{"-c", s.CPUs, s.Bin}, args...)...)
+	}
 	cmd.Env = append(os.Environ(), "SILO_STATE_DIR="+s.State)
 	return cmd
 }
@@ -92,6 +100,19 @@ func (s *Silo) run(strict bool, args []string) ([]byte, error) {
 		return nil, fmt.Errorf("silo %s: %v: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	return out, nil
+}
+
+// Change writes size random bytes into instance name at path, with silo
+// file push: a change for a refresh to carry.
+func (s *Silo) Change(name, path string, size int) error {
+	b := make([]byte, size)
+	rand.Read(b)
+	cmd := s.Command("file", "push", "-", name+path)
+	cmd.Stdin = bytes.NewReader(b)
+	if out, err := s.NS.Output(cmd); err != nil {
+		return fmt.Errorf("file push %s%s: %w: %s", name, path, err, out)
+	}
+	return nil
 }
 
 // DeleteNetworks deletes every network, first taking the profiles' nics

@@ -14,7 +14,6 @@
 package main
 
 import (
-	"crypto/rand"
 	"flag"
 	"fmt"
 	"os"
@@ -40,7 +39,6 @@ func main() {
 	s := benchutil.NewSilo(benchutil.BuildSilo(work), filepath.Join(work, "state"))
 	defer s.Close()
 	benchutil.Check(s.Run("image", "import", benchutil.DebianImage(), "--alias", "debian"))
-	change := filepath.Join(work, "change")
 	fmt.Printf("Debian bookworm minbase with systemd; copy --refresh after a 1 MB change; %d runs, medians [min-max]\n", *runs)
 	for _, driver := range strings.Split(*drivers, ",") {
 		pool := createPool(s, "p-", driver)
@@ -64,10 +62,7 @@ func main() {
 			benchutil.Check(s.Run("snapshot", "create", src))
 			_, _, err := refresh(s, src, dst)
 			benchutil.Check(err)
-			b := make([]byte, 1<<20)
-			rand.Read(b)
-			benchutil.Check(os.WriteFile(change, b, 0o644))
-			benchutil.Check(s.Run("file", "push", change, fmt.Sprintf("%s/root/change%d", src, i)))
+			benchutil.Check(s.Change(src, fmt.Sprintf("/root/change%d", i), 1<<20))
 			var n int64
 			times = append(times, benchutil.Timed(func() (err error) {
 				n, by, err = refresh(s, src, dst)

@@ -8,17 +8,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/silo-dev/silo/api"
@@ -33,41 +28,28 @@ var (
 	instances = flag.Int("instances", 100, "stopped instances on h2")
 )
 
-const h2Addr = "198.51.100.2:8443"
-
 func main() {
 	flag.Parse()
 	work, err := os.MkdirTemp("/var/tmp", "remotebench-")
 	benchutil.Check(err)
 	defer os.RemoveAll(work)
-	bin := benchutil.BuildSilo(work)
-	h1 := benchutil.NewSilo(bin, filepath.Join(work, "h1"))
-	defer h1.Close()
-	h2 := benchutil.NewSilo(bin, filepath.Join(work, "h2"))
-	defer h2.Close()
-	join(h1.NS.Name, h2.NS.Name)
-
-	benchutil.Check(h2.Run("image", "import", benchutil.BusyboxImage(), "--alias", "bb"))
 	names := make([]string, *instances)
-	_, err = benchutil.Waves(len(names), 4, func(i int) error {
-		names[i] = fmt.Sprintf("i%03d", i)
-		return h2.Run("create", "bb", names[i])
+	hosts := benchutil.NewHosts(work, benchutil.BuildSilo(work), func(h2 *benchutil.Silo) {
+		benchutil.Check(h2.Run("image", "import", benchutil.BusyboxImage(), "--alias", "bb"))
+		_, err := benchutil.Waves(len(names), 4, func(i int) error {
+			names[i] = fmt.Sprintf("i%03d", i)
+			return h2.Run("create", "bb", names[i])
+		})
+		benchutil.Check(err)
 	})
+	h1, h2 := hosts.H1, hosts.H2
+	defer h1.Close()
+	defer h2.Close()
 	defer func() {
 		_, err := benchutil.Waves(len(names), 4, func(i int) error { return h2.Run("delete", names[i]) })
 		benchutil.Check(err)
 	}()
-	benchutil.Check(err)
-	benchutil.Check(h2.Run("config", "set", "core.https_address", h2Addr))
-	stop := serve(h2)
-	defer stop()
-
-	conf := filepath.Join(work, "h1-conf")
-	os.Setenv(remote.EnvDir, conf) // for h1's commands
-	out, err := h2.Command("config", "trust", "add", "h1").Output()
-	benchutil.Check(err)
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	benchutil.Check(h1.Run("remote", "add", "h2", "https://"+h2Addr, "--token", lines[len(lines)-1]))
+	defer hosts.Close()
 
 	var check []api.Instance
 	benchutil.Check(h1.JSON(&check, "list", "h2:"))
@@ -77,7 +59,7 @@ func main() {
 	fmt.Printf("%d stopped busybox instances on h2 (dir pool); %d runs, medians [min-max]\n", *instances, *runs)
 	figure("silo list h2: --format json (h1, over TLS)", func() error { return h1.Run("list", "h2:", "--format", "json") })
 	figure("silo list --format json (on h2, direct)", func() error { return h2.Run("list", "--format", "json") })
-	load(h1, conf)
+	load(h1, hosts.Conf)
 }
 
 // figure prints the times of fn, after one untimed run.
@@ -88,36 +70,6 @@ func figure(what string, fn func() error) {
 		ds = append(ds, benchutil.Timed(fn))
 	}
 	fmt.Printf("  %-50s %s\n", what, benchutil.Stat(ds))
-}
-
-// join links the two namespaces with a veth.
-func join(ns1, ns2 string) {
-	for _, args := range [][]string{
-		{"-n", ns1, "link", "add", "rb-h1", "type", "veth", "peer", "name", "rb-h2", "netns", ns2},
-		{"-n", ns1, "addr", "add", "198.51.100.1/24", "dev", "rb-h1"},
-		{"-n", ns1, "link", "set", "rb-h1", "up"},
-		{"-n", ns2, "addr", "add", "198.51.100.2/24", "dev", "rb-h2"},
-		{"-n", ns2, "link", "set", "rb-h2", "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			benchutil.Check(fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out))
-		}
-	}
-}
-
-// serve starts silo serve on s and returns once it listens; stop ends it.
-func serve(s *benchutil.Silo) (stop func()) {
-	cmd := s.Command("serve")
-	out, err := cmd.StdoutPipe()
-	benchutil.Check(err)
-	benchutil.Check(s.NS.Start(cmd))
-	sc := bufio.NewScanner(out)
-	for sc.Scan() && !strings.Contains(sc.Text(), "unix.socket") {
-	}
-	return func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	}
 }
 
 // load has many clients list h2's instances at once, each over a TLS
