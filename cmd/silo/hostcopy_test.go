@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/silo-dev/silo/api"
@@ -220,4 +221,59 @@ func TestMoveCutStream(t *testing.T) {
 		t.Fatalf("moved, web's /big is %q, was %q", got, sum)
 	}
 	h1.consistent()
+}
+
+// A server killed in the middle of receiving a copy or a refresh leaves
+// what its next start undoes: no half-made instance, and a refreshed one
+// as it was. The copy's command fails with the server gone, and the
+// source is untouched; once the server is back, the same copy works.
+func TestCopyServerKilled(t *testing.T) {
+	h1, h2 := newEnv(t, "btrfs"), newEnv(t, "btrfs")
+	join(t, h1, h2)
+	h1.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
+	h1.ok("create", "tiny", "web", "--no-network")
+	h1.ok("snapshot", "create", "web", "s1")
+	h2.ok("config", "set", "core.https_address", h2Addr)
+	s := h2.serve()
+	h1.ok("remote", "add", "h2", "https://"+h2Addr, "--token", h2.token("h1"))
+	s.stop(t)
+	copyTo := append([]string{"copy", "web", "h2:web"}, h2.poolArgs()...)
+
+	killedAt := func(step string, args ...string) {
+		t.Helper()
+		s.stop(t)
+		s = h2.serve("SILO_CRASH_AT=" + step)
+		if r := h1.run(args...); r.code == 0 {
+			t.Fatalf("%v with h2's server killed at %s: %s", args, step, r.out)
+		}
+		<-s.done
+		if ws := s.cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("the server was not killed at %s: %v\n%s", step, s.cmd.ProcessState, s.out)
+		}
+		s = h2.serve() // recovers before it serves
+		h1.consistent()
+		h2.consistent()
+	}
+	killedAt("copy/received", copyTo...)
+	if h2.status("web").State != "absent" {
+		t.Fatal("a copy whose receiver was killed left web on h2")
+	}
+	if got := names(snapshotsOf(h1, "web")); !slices.Equal(got, []string{"s1"}) {
+		t.Fatalf("web's snapshots on h1 after the killed copy: %v", got)
+	}
+	h1.ok(copyTo...)
+
+	h1.ok("file", "push", writeFile(t, []byte("new\n")), "web/etc/v")
+	h1.ok("snapshot", "create", "web", "s2")
+	killedAt("refresh/snapshots", "copy", "web", "h2:web", "--refresh")
+	if got := names(snapshotsOf(h2, "web")); !slices.Equal(got, []string{"s1"}) {
+		t.Fatalf("web's snapshots on h2 after the killed refresh: %v", got)
+	}
+	h1.ok("copy", "web", "h2:web", "--refresh")
+	if got := names(snapshotsOf(h2, "web")); !slices.Equal(got, []string{"s1", "s2"}) {
+		t.Fatalf("web's snapshots on h2 after the refresh: %v", got)
+	}
+	if got := h2.ok("file", "pull", "web/etc/v", "-"); got != "new\n" {
+		t.Fatalf("web's /etc/v on h2 after the refresh: %q", got)
+	}
 }
