@@ -111,7 +111,8 @@ func TestRemoteVolumesAndNetworks(t *testing.T) {
 	}
 	h1.fails(3, `snapshot "snap0" of volume "v1"`, "volume", "snapshot", "delete", r, "v1", "snap0")
 
-	// Rename, and delete; both refused while an instance attaches it.
+	// Rename and delete, refused while an instance attaches the volume;
+	// a restore, while a running one does.
 	h1.ok("volume", "rename", r, "v1", "v2")
 	h2.apiJSON(&here, "volume", "list")
 	if len(here) != 1 || here[0].Name != "v2" || !slices.Equal(volumeSnapshotNames(here[0]), []string{"s1", "s2"}) {
@@ -125,6 +126,9 @@ func TestRemoteVolumesAndNetworks(t *testing.T) {
 	h2.ok("volume", "attach", p, "v2", "web", "/mnt")
 	h1.fails(5, "attached to /1.0/instances/web", "volume", "delete", r, "v2")
 	h1.fails(5, "attached to /1.0/instances/web", "volume", "rename", r, "v2", "v4")
+	h2.ok("start", "web")
+	h1.fails(5, "attached to running instance(s) web", "volume", "snapshot", "restore", r, "v2", "s1")
+	h2.ok("stop", "web", "--force")
 	h2.ok("volume", "detach", p, "v2", "web")
 	if out := h1.ok("volume", "delete", r, "v2"); out != "Volume v2 deleted from pool "+p+"\n" {
 		t.Fatalf("volume delete h2: says %q", out)
