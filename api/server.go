@@ -160,6 +160,40 @@ type StorageVolumesPost struct {
 	Config map[string]string `json:"config,omitempty"`
 }
 
+// StorageVolumePut is what PUT and PATCH of a custom volume write (LXD's
+// StorageVolumePut): its description and config; or, with Restore, a
+// snapshot to bring it back to.
+type StorageVolumePut struct {
+	Description string `json:"description,omitempty"`
+	// Config holds size and user.* keys.
+	Config map[string]string `json:"config,omitempty"`
+	// Restore names a snapshot to restore: the rest is then ignored.
+	Restore string `json:"restore,omitempty"`
+}
+
+// StorageVolumePost renames a custom volume within its pool (LXD's
+// StorageVolumePost).
+type StorageVolumePost struct {
+	Name string `json:"name"`
+}
+
+// StorageVolumeSnapshotsPost takes a snapshot of a custom volume (LXD's
+// StorageVolumeSnapshotsPost).
+type StorageVolumeSnapshotsPost struct {
+	// Name is the snapshot's; empty, by snapshots.pattern or the next
+	// free snapN.
+	Name string `json:"name"`
+	// ExpiresAt is when it is deleted: absent, by snapshots.expiry; the
+	// zero time, never.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// NetworkPut is what PUT and PATCH of a network write (LXD's NetworkPut,
+// without a description: silo's networks have none).
+type NetworkPut struct {
+	Config map[string]string `json:"config,omitempty"`
+}
+
 // NetworksPost makes a managed bridge (LXD's NetworksPost).
 type NetworksPost struct {
 	Name string `json:"name"`

@@ -18,6 +18,12 @@ func VolumePath(pool, name string) string {
 	return Path("storage-pools", pool) + "/volumes/" + VolumeTypeCustom + "/" + url.PathEscape(name)
 }
 
+// VolumeSnapshotPath is the address of snapshot snap of custom volume
+// name on pool.
+func VolumeSnapshotPath(pool, name, snap string) string {
+	return VolumePath(pool, name) + "/snapshots/" + url.PathEscape(snap)
+}
+
 // StorageVolume is a custom volume on a pool (LXD's StorageVolume, with
 // its state and snapshots, as silo's instances carry theirs).
 type StorageVolume struct {

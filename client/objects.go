@@ -27,24 +27,16 @@ func (c *Client) Pool(ctx context.Context, name string) (*api.StoragePool, error
 	return objectOf[api.StoragePool](ctx, c, api.Path("storage-pools", name))
 }
 
-// Volumes lists a pool's custom volumes.
-func (c *Client) Volumes(ctx context.Context, pool string) ([]*api.StorageVolume, error) {
-	return listOf[*api.StorageVolume](ctx, c, api.Path("storage-pools", pool)+"/volumes")
-}
-
-// Volume describes a custom volume, with what it holds.
-func (c *Client) Volume(ctx context.Context, pool, name string) (*api.StorageVolume, error) {
-	return objectOf[api.StorageVolume](ctx, c, api.VolumePath(pool, name))
-}
-
 // Networks lists the networks.
 func (c *Client) Networks(ctx context.Context) ([]*api.Network, error) {
 	return listOf[*api.Network](ctx, c, api.Version+"/networks")
 }
 
-// Network describes a network.
-func (c *Client) Network(ctx context.Context, name string) (*api.Network, error) {
-	return objectOf[api.Network](ctx, c, api.Path("networks", name))
+// Network describes a network, and returns its ETag for a write.
+func (c *Client) Network(ctx context.Context, name string) (*api.Network, string, error) {
+	var out api.Network
+	etag, err := c.get(ctx, api.Path("networks", name), nil, &out)
+	return &out, etag, err
 }
 
 // NetworkLeases lists the addresses a network's nics hold.
@@ -92,19 +84,21 @@ func (c *Client) DeleteImage(ctx context.Context, ref string) (*Operation, error
 	return c.async(ctx, http.MethodDelete, api.Path("images", ref), nil, nil)
 }
 
-// CreateVolume makes a custom volume on pool.
-func (c *Client) CreateVolume(ctx context.Context, pool string, req api.StorageVolumesPost) (*Operation, error) {
-	return c.async(ctx, http.MethodPost, api.Path("storage-pools", pool)+"/volumes/"+api.VolumeTypeCustom, req, nil)
-}
-
-// DeleteVolume deletes a custom volume no instance attaches.
-func (c *Client) DeleteVolume(ctx context.Context, pool, name string) (*Operation, error) {
-	return c.async(ctx, http.MethodDelete, api.VolumePath(pool, name), nil, nil)
-}
-
 // CreateNetwork makes a managed bridge.
 func (c *Client) CreateNetwork(ctx context.Context, req api.NetworksPost) error {
 	return c.write(ctx, http.MethodPost, api.Version+"/networks", req, nil)
+}
+
+// UpdateNetwork replaces a network's config; with etag, only if the
+// network has not changed since.
+func (c *Client) UpdateNetwork(ctx context.Context, name string, req api.NetworkPut, etag string) error {
+	return c.write(ctx, http.MethodPut, api.Path("networks", name), req, ifMatch(etag))
+}
+
+// PatchNetwork sets the config keys req gives, and removes those it gives
+// empty.
+func (c *Client) PatchNetwork(ctx context.Context, name string, req api.NetworkPut, etag string) error {
+	return c.write(ctx, http.MethodPatch, api.Path("networks", name), req, ifMatch(etag))
 }
 
 // DeleteNetwork deletes a network no nic is on.

@@ -171,21 +171,33 @@ func (e *Engine) DeleteNetwork(ctx context.Context, name string) error {
 // SetNetwork changes a network's config and brings the host to it. Its
 // subnets stay while instances have addresses in them.
 func (e *Engine) SetNetwork(ctx context.Context, name string, set map[string]string, unset []string) error {
-	for k, v := range set {
-		if err := checkNetworkConfig(k, v); err != nil {
-			return err
-		}
-	}
-	for _, k := range unset {
-		if !slices.Contains(networkKeys, k) {
-			return checkNetworkConfig(k, "")
-		}
-	}
+	return e.SetNetworkIf(ctx, name, func(map[string]string) (map[string]string, []string, error) { return set, unset, nil })
+}
+
+// SetNetworkIf is SetNetwork with the keys to set and unset chosen by
+// change from the network's config as the write's transaction reads it:
+// a write that replaces the whole config, or that holds to an ETag,
+// races no other. change may refuse.
+func (e *Engine) SetNetworkIf(ctx context.Context, name string, change func(config map[string]string) (set map[string]string, unset []string, err error)) error {
 	var before *store.Network
 	err := e.store.Update(func(tx *store.Tx) error {
 		n, err := tx.Network(name)
 		if err != nil {
 			return err
+		}
+		set, unset, err := change(maps.Clone(orEmpty(n.Config)))
+		if err != nil {
+			return err
+		}
+		for k, v := range set {
+			if err := checkNetworkConfig(k, v); err != nil {
+				return err
+			}
+		}
+		for _, k := range unset {
+			if !slices.Contains(networkKeys, k) {
+				return checkNetworkConfig(k, "")
+			}
 		}
 		before = &store.Network{Name: n.Name, Bridge: n.Bridge, Config: maps.Clone(n.Config), Created: n.Created}
 		maps.Copy(n.Config, set)

@@ -455,11 +455,14 @@ func (e *Engine) DeleteVolume(ctx context.Context, pool, name string) error {
 // pool. A change of size= changes its cap at once, attached or not, and
 // a cap below what it holds is refused.
 func (e *Engine) UpdateVolume(ctx context.Context, pool, name string, set map[string]string, unset []string) error {
-	for k, v := range set {
-		if err := checkVolumeConfig(k, v); err != nil {
-			return err
-		}
-	}
+	return e.UpdateVolumeIf(ctx, pool, name, func(map[string]string) (map[string]string, []string, error) { return set, unset, nil })
+}
+
+// UpdateVolumeIf is UpdateVolume with the keys to set and unset chosen by
+// change from the volume's config (its description among the keys) as
+// the write's transaction reads it: a write that replaces the whole
+// config, or that holds to an ETag, races no other. change may refuse.
+func (e *Engine) UpdateVolumeIf(ctx context.Context, pool, name string, change func(config map[string]string) (set map[string]string, unset []string, err error)) error {
 	lock, err := e.volumeLock(pool, name)
 	if err != nil {
 		return err
@@ -470,6 +473,15 @@ func (e *Engine) UpdateVolume(ctx context.Context, pool, name string, set map[st
 		v, err := tx.CustomVolume(pool, name)
 		if err != nil {
 			return err
+		}
+		set, unset, err := change(maps.Clone(orEmpty(v.Config)))
+		if err != nil {
+			return err
+		}
+		for k, val := range set {
+			if err := checkVolumeConfig(k, val); err != nil {
+				return err
+			}
 		}
 		before, after = v, cloneVolume(v)
 		if after.Config == nil {
@@ -585,6 +597,22 @@ func (e *Engine) VolumeSnapshots(ctx context.Context, pool, name string) ([]api.
 		return nil, err
 	}
 	return apiVolumeSnapshots(v.Snapshots), nil
+}
+
+// VolumeSnapshot describes snapshot snap of custom volume name on pool.
+func (e *Engine) VolumeSnapshot(ctx context.Context, pool, name, snap string) (*api.StorageVolumeSnapshot, error) {
+	var s *store.Snapshot
+	err := e.store.View(func(tx *store.Tx) error {
+		v, err := tx.CustomVolume(pool, name)
+		if err == nil {
+			s, err = v.Snapshot(snap)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &apiVolumeSnapshots([]store.Snapshot{*s})[0], nil
 }
 
 // RestoreVolumeSnapshot brings custom volume name on pool back to

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/silo-dev/silo/api"
@@ -275,6 +276,21 @@ func orNone(l []string) []string {
 // isVolatile says whether a config key is one that silo keeps for itself
 // (volatile.eth0.hwaddr...), which a write leaves as it is.
 func isVolatile(key string) bool { return strings.HasPrefix(key, "volatile.") }
+
+// patchKeys splits the config of a PATCH into the keys it sets and
+// those it removes, given "".
+func patchKeys(cfg map[string]string) (set map[string]string, unset []string) {
+	set = map[string]string{}
+	for k, v := range cfg {
+		if v == "" {
+			unset = append(unset, k)
+		} else {
+			set[k] = v
+		}
+	}
+	slices.Sort(unset)
+	return set, unset
+}
 
 // withoutEmpty is cfg less the keys a PATCH removes.
 func withoutEmpty(cfg map[string]string) map[string]string {

@@ -78,6 +78,7 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	s.operationRoutes()
 	s.imageRoutes()
 	s.poolRoutes()
+	s.volumeRoutes()
 	s.networkRoutes()
 	s.profileRoutes()
 	s.certificateRoutes()

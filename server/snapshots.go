@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/engine"
@@ -62,13 +63,19 @@ func (s *Server) postSnapshots(_ *engine.Engine, r *http.Request) Response {
 		return Error(err)
 	}
 	return s.async("Snapshotting instance "+name, instanceResource(name), func(ctx context.Context, e *engine.Engine) error {
-		opts := engine.SnapshotOptions{Name: req.Name}
-		if req.ExpiresAt != nil {
-			opts.ExpiresAt, opts.NoExpiry = *req.ExpiresAt, req.ExpiresAt.IsZero()
-		}
-		_, err := e.CreateSnapshot(ctx, name, opts)
+		_, err := e.CreateSnapshot(ctx, name, snapshotOptions(req.Name, req.ExpiresAt))
 		return err
 	})
+}
+
+// snapshotOptions are the options of a snapshot that a request names,
+// with its expiry: absent, by snapshots.expiry; the zero time, never.
+func snapshotOptions(name string, expiresAt *time.Time) engine.SnapshotOptions {
+	opts := engine.SnapshotOptions{Name: name}
+	if expiresAt != nil {
+		opts.ExpiresAt, opts.NoExpiry = *expiresAt, expiresAt.IsZero()
+	}
+	return opts
 }
 
 func (s *Server) deleteSnapshot(_ *engine.Engine, r *http.Request) Response {

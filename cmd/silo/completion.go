@@ -162,7 +162,7 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 // first, and a volume after a POOL; a new name (NEW, DST, or a NAME after
 // an IMAGE) completes nothing.
 func argKind(group string, tokens []string, i int) string {
-	t := strings.Trim(tokens[i], "[].")
+	t := strings.Trim(strings.TrimPrefix(tokens[i], "[REMOTE:]"), "[].")
 	switch t {
 	case "NAME", "OLD":
 		if i > 0 && tokens[i-1] == "POOL" {

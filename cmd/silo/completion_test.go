@@ -136,6 +136,7 @@ func completionCases(e *env) []completionCase {
 		{"silo profile assign web default,p", []string{"default,prod"}},
 		{"silo profile delete p", []string{"prod"}},
 		{"silo network info ", networks},
+		{"silo volume list ", []string{"default"}}, // [REMOTE:][POOL]
 		{"silo volume snapshot restore default data ", []string{"daily"}},
 		{"silo volume attach default ", []string{"data"}},
 		{"silo volume attach default data ", []string{"web", "worker"}},

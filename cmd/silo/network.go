@@ -332,14 +332,21 @@ func networkCommand() *cli.Command {
 		Usage: "manage networks: bridges with their subnets, NAT, DHCP and DNS",
 		Subcommands: []*cli.Command{
 			{Name: "create", Usage: "make a network (ipv4.address=auto|none|CIDR ipv4.nat=true|false ipv6.address=... ipv6.nat=... dns.domain=silo)",
-				ArgsUsage: "NAME [KEY=VALUE...]", Action: withEngine(networkCreate)},
+				ArgsUsage: "NAME [KEY=VALUE...]", Action: onNetworks(1, -1, networkCreate)},
 			{Name: "list", Aliases: []string{"ls"}, Usage: "list networks", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn(func(e *engine.Engine, _ context.Context) ([]*api.Network, error) { return e.Networks() }, (*client.Client).Networks, networkList)},
-			{Name: "info", Aliases: []string{"show"}, Usage: "show a network and the addresses its instances hold", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(networkInfo)},
-			{Name: "set", Usage: "set config keys of a network", ArgsUsage: "NAME KEY=VALUE...", Action: withEngine(networkSet)},
-			{Name: "unset", Usage: "remove config keys of a network", ArgsUsage: "NAME KEY...", Action: withEngine(networkUnset)},
-			{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a network nothing uses, with every trace of it on the host", ArgsUsage: "NAME", Action: onName(func(c *cli.Context, e *engine.Engine, name string) error { return e.DeleteNetwork(c.Context, name) }, "Network %s deleted")},
+			{Name: "info", Aliases: []string{"show"}, Usage: "show a network and the addresses its instances hold", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: onNetworks(1, 1, networkInfo)},
+			{Name: "set", Usage: "set config keys of a network", ArgsUsage: "NAME KEY=VALUE...", Action: onNetworks(2, -1, networkSet)},
+			{Name: "unset", Usage: "remove config keys of a network", ArgsUsage: "NAME KEY...", Action: onNetworks(2, -1, networkUnset)},
+			{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a network nothing uses, with every trace of it on the host", ArgsUsage: "NAME", Action: onNetworks(1, 1, networkDelete)},
 		},
 	}
+}
+
+// onNetworks runs a network command on this host's engine, or through the
+// remote that its network argument names (h2:NAME), with between min and
+// max positional arguments (max -1: any number).
+func onNetworks(min, max int, fn func(c *cli.Context, h networkHost, a []string) error) cli.ActionFunc {
+	return onHost(func(e *engine.Engine) networkHost { return localNetworks{e} }, func(cl *client.Client) networkHost { return remoteNetworks{cl} }, min, max, fn)
 }
 
 // keyValues reads KEY=VALUE arguments.
@@ -355,16 +362,12 @@ func keyValues(pairs []string) (map[string]string, error) {
 	return out, nil
 }
 
-func networkCreate(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
-	if len(a) < 1 {
-		return errkind.Wrap(errkind.Invalid, "usage: silo network create NAME [KEY=VALUE...]")
-	}
+func networkCreate(c *cli.Context, h networkHost, a []string) error {
 	cfg, err := keyValues(a[1:])
 	if err != nil {
 		return err
 	}
-	if err := e.CreateNetwork(c.Context, a[0], cfg); err != nil {
+	if err := h.create(c.Context, a[0], cfg); err != nil {
 		return err
 	}
 	fmt.Printf("Network %s created\n", a[0])
@@ -386,12 +389,8 @@ type networkWithLeases struct {
 	Leases []api.NetworkLease `json:"leases"`
 }
 
-func networkInfo(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	n, leases, err := e.NetworkInfo(a[0])
+func networkInfo(c *cli.Context, h networkHost, a []string) error {
+	n, leases, err := h.info(c.Context, a[0])
 	if err != nil {
 		return err
 	}
@@ -413,24 +412,24 @@ func networkInfo(c *cli.Context, e *engine.Engine) error {
 	return nil
 }
 
-func networkSet(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
-	if len(a) < 2 {
-		return errkind.Wrap(errkind.Invalid, "usage: silo network set NAME KEY=VALUE...")
-	}
+func networkSet(c *cli.Context, h networkHost, a []string) error {
 	cfg, err := keyValues(a[1:])
 	if err != nil {
 		return err
 	}
-	return e.SetNetwork(c.Context, a[0], cfg, nil)
+	return h.update(c.Context, a[0], cfg, nil)
 }
 
-func networkUnset(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
-	if len(a) < 2 {
-		return errkind.Wrap(errkind.Invalid, "usage: silo network unset NAME KEY...")
+func networkUnset(c *cli.Context, h networkHost, a []string) error {
+	return h.update(c.Context, a[0], nil, a[1:])
+}
+
+func networkDelete(c *cli.Context, h networkHost, a []string) error {
+	if err := h.remove(c.Context, a[0]); err != nil {
+		return err
 	}
-	return e.SetNetwork(c.Context, a[0], nil, a[1:])
+	fmt.Printf("Network %s deleted\n", a[0])
+	return nil
 }
 
 // onName is the action of a command that takes one name, acts on it with

@@ -262,6 +262,7 @@ func TestServeOpenAPI(t *testing.T) {
 	e.launch("bb", "web")
 	e.ok("snapshot", "create", "web", "s1")
 	e.ok("volume", "create", "default", "v1")
+	e.ok("volume", "snapshot", "create", "default", "v1", "s1")
 	certDir := t.TempDir()
 	if _, err := trust.KeyPair(filepath.Join(certDir, "c.crt"), filepath.Join(certDir, "c.key")); err != nil {
 		t.Fatal(err)

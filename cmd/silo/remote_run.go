@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -54,6 +55,40 @@ func onRemote(i int, local func(*cli.Context, *engine.Engine) error, remoteFn re
 		}
 		return remoteFn(c, cl, a)
 	}
+}
+
+// onHost runs fn, a command of a collection that both this host's engine
+// and a remote's client serve, on the host that positional argument 0
+// names (h2:NAME; local: or none, this one): local and remote make the
+// one or the other host. fn gets between min and max positional
+// arguments (max -1: any number), the remote's name taken off.
+func onHost[H any](local func(*engine.Engine) H, remote func(*client.Client) H, min, max int, fn func(c *cli.Context, h H, a []string) error) cli.ActionFunc {
+	run := func(c *cli.Context, h H, a []string) error {
+		n := max
+		if n < 0 {
+			n = len(a)
+		}
+		a, err := exactly(c, a, min, n)
+		if err != nil {
+			return err
+		}
+		return fn(c, h, a)
+	}
+	return onRemote(0, func(c *cli.Context, e *engine.Engine) error { return run(c, local(e), positional(c)) },
+		func(c *cli.Context, cl *client.Client, a []string) error { return run(c, remote(cl), a) })
+}
+
+// patchConfig is the config of a PATCH that sets the keys of set and
+// removes those of unset, which it gives as "".
+func patchConfig(set map[string]string, unset []string) map[string]string {
+	cfg := maps.Clone(set)
+	if cfg == nil {
+		cfg = map[string]string{}
+	}
+	for _, k := range unset {
+		cfg[k] = ""
+	}
+	return cfg
 }
 
 // localArgs carries, for args to read, the positional arguments of a
@@ -305,11 +340,7 @@ func configUnsetRemote(c *cli.Context, cl *client.Client, a []string) error {
 	if len(a) < 2 {
 		return errkind.Wrap(errkind.Invalid, "usage: silo config unset REMOTE:NAME KEY...")
 	}
-	cfg := map[string]string{}
-	for _, k := range a[1:] {
-		cfg[k] = ""
-	}
-	return patchConfigRemote(c, cl, a[0], cfg)
+	return patchConfigRemote(c, cl, a[0], patchConfig(nil, a[1:]))
 }
 
 func configShowRemote(c *cli.Context, cl *client.Client, a []string) error {
@@ -362,12 +393,16 @@ func filePullRemote(c *cli.Context, cl *client.Client, a []string) error {
 // its first two arguments names one (copy web h2:web, console h2:web), rather
 // than take h2:web for a local name. Commands that onRemote dispatched
 // have had their remote taken off already.
-func notRemote(c *cli.Context) error {
+func notRemote(c *cli.Context) error { return notRemoteIn(c, 2) }
+
+// notRemoteIn is notRemote for a command whose first n arguments may be
+// references (volume attach POOL VOLUME INSTANCE).
+func notRemoteIn(c *cli.Context, n int) error {
 	if _, dispatched := c.Context.Value(localArgs{}).([]string); dispatched {
 		return nil
 	}
 	a := c.Args().Slice()
-	a = a[:min(len(a), 2)]
+	a = a[:min(len(a), n)]
 	if !slices.ContainsFunc(a, func(s string) bool { return strings.Contains(s, ":") }) {
 		return nil
 	}

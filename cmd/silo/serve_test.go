@@ -298,7 +298,7 @@ func TestServeInstances(t *testing.T) {
 	e.ok("volume", "create", e.pool, "v1")
 	vols, _ := c.Volumes(ctx, e.pool)
 	sameJSON(t, "GET volumes?recursion=1", vols, e.cliJSON([]*api.StorageVolume{}, "volume", "list", e.pool))
-	vol, _ := c.Volume(ctx, e.pool, "v1")
+	vol, _, _ := c.Volume(ctx, e.pool, "v1")
 	sameJSON(t, "GET volumes/custom/v1", vol, e.cliJSON(&api.StorageVolume{}, "volume", "info", e.pool, "v1"))
 	nets, _ := c.Networks(ctx)
 	sameJSON(t, "GET /1.0/networks?recursion=1", nets, e.cliJSON([]*api.Network{}, "network", "list"))

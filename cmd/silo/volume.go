@@ -13,8 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
-	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/progress"
 )
 
@@ -24,14 +24,14 @@ func volumeCommand() *cli.Command {
 		Name:  "volume",
 		Usage: "manage custom volumes: data apart from any instance's root",
 		Subcommands: append([]*cli.Command{
-			{Name: "create", Usage: "create an empty volume (size=10GiB caps it)", ArgsUsage: "POOL NAME [KEY=VALUE...]", Action: withEngine(volumeCreate)},
-			{Name: "list", Aliases: []string{"ls"}, Usage: "list volumes", ArgsUsage: "[POOL]", Flags: []cli.Flag{formatFlag}, Action: withEngine(volumeList)},
-			{Name: "info", Usage: "show a volume: what it holds, its cap, snapshots and users", ArgsUsage: "POOL NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(volumeInfo)},
-			{Name: "get", Usage: "print a config key of a volume", ArgsUsage: "POOL NAME KEY", Action: withEngine(volumeGet)},
-			{Name: "set", Usage: "set config keys (size= changes the cap at once)", ArgsUsage: "POOL NAME KEY=VALUE...", Action: withEngine(volumeSet)},
-			{Name: "unset", Usage: "remove config keys", ArgsUsage: "POOL NAME KEY...", Action: withEngine(volumeUnset)},
-			{Name: "rename", Aliases: []string{"mv"}, Usage: "rename a volume nothing attaches", ArgsUsage: "POOL OLD NEW", Action: withEngine(volumeRename)},
-			{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a volume nothing attaches, with its snapshots", ArgsUsage: "POOL NAME", Action: withEngine(volumeDelete)},
+			{Name: "create", Usage: "create an empty volume (size=10GiB caps it)", ArgsUsage: "POOL NAME [KEY=VALUE...]", Action: onVolumes(2, -1, volumeCreate)},
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list volumes, of every pool or of one", ArgsUsage: "[REMOTE:][POOL]", Flags: []cli.Flag{formatFlag}, Action: onVolumes(0, 1, volumeList)},
+			{Name: "info", Usage: "show a volume: what it holds, its cap, snapshots and users", ArgsUsage: "POOL NAME", Flags: []cli.Flag{formatFlag}, Action: onVolumes(2, 2, volumeInfo)},
+			{Name: "get", Usage: "print a config key of a volume", ArgsUsage: "POOL NAME KEY", Action: onVolumes(3, 3, volumeGet)},
+			{Name: "set", Usage: "set config keys (size= changes the cap at once)", ArgsUsage: "POOL NAME KEY=VALUE...", Action: onVolumes(3, -1, volumeSet)},
+			{Name: "unset", Usage: "remove config keys", ArgsUsage: "POOL NAME KEY...", Action: onVolumes(3, -1, volumeUnset)},
+			{Name: "rename", Aliases: []string{"mv"}, Usage: "rename a volume nothing attaches", ArgsUsage: "POOL OLD NEW", Action: onVolumes(3, 3, volumeRename)},
+			{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a volume nothing attaches, with its snapshots", ArgsUsage: "POOL NAME", Action: onVolumes(2, 2, volumeDelete)},
 			{Name: "export", Usage: "write a volume, with its snapshots, as a backup file (- for stdout)", ArgsUsage: "POOL NAME FILE", Flags: []cli.Flag{
 				compressionFlag,
 				&cli.BoolFlag{Name: "volume-only", Usage: "leave the snapshots out"},
@@ -42,30 +42,33 @@ func volumeCommand() *cli.Command {
 				Name:  "snapshot",
 				Usage: "manage volume snapshots",
 				Subcommands: []*cli.Command{
-					{Name: "create", Usage: "snapshot a volume (default names: by snapshots.pattern, else snap0, snap1...)", ArgsUsage: "POOL NAME [SNAP]", Flags: snapshotFlags, Action: withEngine(volumeSnapshotCreate)},
-					{Name: "list", Aliases: []string{"ls"}, Usage: "list a volume's snapshots", ArgsUsage: "POOL NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(volumeSnapshotList)},
-					{Name: "restore", Usage: "bring a volume back to any of its snapshots, keeping the others", ArgsUsage: "POOL NAME SNAP", Action: withEngine(volumeSnapshotRestore)},
-					{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "POOL NAME SNAP", Action: withEngine(volumeSnapshotDelete)},
+					{Name: "create", Usage: "snapshot a volume (default names: by snapshots.pattern, else snap0, snap1...)", ArgsUsage: "POOL NAME [SNAP]", Flags: snapshotFlags, Action: onVolumes(2, 3, volumeSnapshotCreate)},
+					{Name: "list", Aliases: []string{"ls"}, Usage: "list a volume's snapshots", ArgsUsage: "POOL NAME", Flags: []cli.Flag{formatFlag}, Action: onVolumes(2, 2, volumeSnapshotList)},
+					{Name: "restore", Usage: "bring a volume back to any of its snapshots, keeping the others", ArgsUsage: "POOL NAME SNAP", Action: onVolumes(3, 3, volumeSnapshotRestore)},
+					{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a snapshot", ArgsUsage: "POOL NAME SNAP", Action: onVolumes(3, 3, volumeSnapshotDelete)},
 				},
 			},
 		}, volumeCopyCommands()...),
 	}
 }
 
-func volumeCreate(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
-	if len(a) < 2 {
-		return errkind.Wrap(errkind.Invalid, "usage: silo volume create POOL NAME [KEY=VALUE...]")
-	}
+// onVolumes runs a volume command on this host's engine, or through the
+// remote that its pool argument names (h2:POOL, as lxc takes it; h2: for
+// volume list), with between min and max positional arguments (max -1:
+// any number).
+func onVolumes(min, max int, fn func(c *cli.Context, h volumeHost, a []string) error) cli.ActionFunc {
+	return onHost(func(e *engine.Engine) volumeHost { return localVolumes{e} }, func(cl *client.Client) volumeHost { return remoteVolumes{cl} }, min, max, fn)
+}
+
+func volumeCreate(c *cli.Context, h volumeHost, a []string) error {
 	cfg, err := keyValues(a[2:])
 	if err != nil {
 		return err
 	}
-	v, err := e.CreateVolume(c.Context, a[0], a[1], cfg)
-	if err != nil {
+	if err := h.create(c.Context, a[0], a[1], cfg); err != nil {
 		return err
 	}
-	fmt.Printf("Volume %s created on pool %s\n", v.Name, v.Pool)
+	fmt.Printf("Volume %s created on pool %s\n", a[1], a[0])
 	return nil
 }
 
@@ -80,12 +83,8 @@ func volumeSize(v *api.StorageVolume) string {
 	return humanSize(v.State.Usage.Used)
 }
 
-func volumeList(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 0, 1)
-	if err != nil {
-		return err
-	}
-	vols, err := e.Volumes(c.Context, a[0])
+func volumeList(c *cli.Context, h volumeHost, a []string) error {
+	vols, err := h.volumes(c.Context, a[0])
 	if err != nil {
 		return err
 	}
@@ -96,12 +95,8 @@ func volumeList(c *cli.Context, e *engine.Engine) error {
 	return output(c, vols, []string{"POOL", "NAME", "USED", "SNAPSHOTS", "USED BY"}, rows)
 }
 
-func volumeInfo(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 2)
-	if err != nil {
-		return err
-	}
-	v, err := e.Volume(c.Context, a[0], a[1])
+func volumeInfo(c *cli.Context, h volumeHost, a []string) error {
+	v, err := h.volume(c.Context, a[0], a[1])
 	if err != nil {
 		return err
 	}
@@ -119,12 +114,8 @@ func volumeInfo(c *cli.Context, e *engine.Engine) error {
 		"Snapshots", orDash(strings.Join(snaps, ", ")), "Used by", orDash(strings.Join(v.UsedBy, ", "))))
 }
 
-func volumeGet(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 3, 3)
-	if err != nil {
-		return err
-	}
-	v, err := e.Volume(c.Context, a[0], a[1])
+func volumeGet(c *cli.Context, h volumeHost, a []string) error {
+	v, err := h.volume(c.Context, a[0], a[1])
 	if err != nil {
 		return err
 	}
@@ -136,40 +127,24 @@ func volumeGet(c *cli.Context, e *engine.Engine) error {
 	return nil
 }
 
-func volumeSet(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
-	if len(a) < 3 {
-		return errkind.Wrap(errkind.Invalid, "usage: silo volume set POOL NAME KEY=VALUE...")
-	}
+func volumeSet(c *cli.Context, h volumeHost, a []string) error {
 	set, err := keyValues(a[2:])
 	if err != nil {
 		return err
 	}
-	return e.UpdateVolume(c.Context, a[0], a[1], set, nil)
+	return h.update(c.Context, a[0], a[1], set, nil)
 }
 
-func volumeUnset(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
-	if len(a) < 3 {
-		return errkind.Wrap(errkind.Invalid, "usage: silo volume unset POOL NAME KEY...")
-	}
-	return e.UpdateVolume(c.Context, a[0], a[1], nil, a[2:])
+func volumeUnset(c *cli.Context, h volumeHost, a []string) error {
+	return h.update(c.Context, a[0], a[1], nil, a[2:])
 }
 
-func volumeRename(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 3, 3)
-	if err != nil {
-		return err
-	}
-	return e.RenameVolume(c.Context, a[0], a[1], a[2])
+func volumeRename(c *cli.Context, h volumeHost, a []string) error {
+	return h.rename(c.Context, a[0], a[1], a[2])
 }
 
-func volumeDelete(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 2)
-	if err != nil {
-		return err
-	}
-	if err := e.DeleteVolume(c.Context, a[0], a[1]); err != nil {
+func volumeDelete(c *cli.Context, h volumeHost, a []string) error {
+	if err := h.remove(c.Context, a[0], a[1]); err != nil {
 		return err
 	}
 	fmt.Printf("Volume %s deleted from pool %s\n", a[1], a[0])
@@ -209,25 +184,21 @@ func volumeImport(c *cli.Context, e *engine.Engine) error {
 	return nil
 }
 
-func volumeSnapshotCreate(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 3)
+func volumeSnapshotCreate(c *cli.Context, h volumeHost, a []string) error {
+	snap, err := h.snapshot(c, a[0], a[1], a[2])
 	if err != nil {
 		return err
 	}
-	s, err := e.CreateVolumeSnapshot(c.Context, a[0], a[1], snapshotOptions(c, a[2]))
-	if err != nil {
-		return err
+	if snap == "" { // a remote's, named by its snapshots.pattern
+		fmt.Printf("Snapshot of %s created on pool %s\n", a[1], a[0])
+		return nil
 	}
-	fmt.Printf("Snapshot %s/%s created on pool %s\n", a[1], s.Name, a[0])
+	fmt.Printf("Snapshot %s/%s created on pool %s\n", a[1], snap, a[0])
 	return nil
 }
 
-func volumeSnapshotList(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 2)
-	if err != nil {
-		return err
-	}
-	snaps, err := e.VolumeSnapshots(c.Context, a[0], a[1])
+func volumeSnapshotList(c *cli.Context, h volumeHost, a []string) error {
+	snaps, err := h.snapshots(c.Context, a[0], a[1])
 	if err != nil {
 		return err
 	}
@@ -236,18 +207,10 @@ func volumeSnapshotList(c *cli.Context, e *engine.Engine) error {
 	})
 }
 
-func volumeSnapshotRestore(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 3, 3)
-	if err != nil {
-		return err
-	}
-	return e.RestoreVolumeSnapshot(c.Context, a[0], a[1], a[2])
+func volumeSnapshotRestore(c *cli.Context, h volumeHost, a []string) error {
+	return h.restore(c.Context, a[0], a[1], a[2])
 }
 
-func volumeSnapshotDelete(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 3, 3)
-	if err != nil {
-		return err
-	}
-	return e.DeleteVolumeSnapshot(c.Context, a[0], a[1], a[2])
+func volumeSnapshotDelete(c *cli.Context, h volumeHost, a []string) error {
+	return h.removeSnapshot(c.Context, a[0], a[1], a[2])
 }

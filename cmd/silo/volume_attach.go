@@ -20,6 +20,9 @@ func volumeAttachCommands() []*cli.Command {
 	return []*cli.Command{
 		{Name: "attach", Usage: "mount a custom volume in an instance, at once if it runs (a disk device, named after the volume by default)",
 			ArgsUsage: "POOL VOLUME INSTANCE PATH [DEVICE]", Action: withEngine(func(c *cli.Context, e *engine.Engine) error {
+				if err := notRemoteIn(c, 3); err != nil {
+					return err
+				}
 				a, err := args(c, 4, 5)
 				if err != nil {
 					return err
@@ -32,6 +35,9 @@ func volumeAttachCommands() []*cli.Command {
 			})},
 		{Name: "detach", Usage: "take a custom volume out of an instance, at once if it runs",
 			ArgsUsage: "POOL VOLUME INSTANCE", Action: withEngine(func(c *cli.Context, e *engine.Engine) error {
+				if err := notRemoteIn(c, 3); err != nil {
+					return err
+				}
 				a, err := args(c, 3, 3)
 				if err != nil {
 					return err
