@@ -112,9 +112,8 @@ bench-remote: deps
 	$(GO) run ./hack/remotebench $(BENCH_ARGS)
 
 # copy and copy --refresh between two hosts (two network namespaces),
-# beside the local export; BENCH_ARGS="-driver zfs" for zfs pools.
+# beside the local export.
 bench-hostcopy: deps
-	hack/zfs-fuse.sh start
 	$(GO) run ./hack/hostcopybench $(BENCH_ARGS)
 
 # Network readiness, throughput, the nic's cost at launch, and with
