@@ -75,6 +75,7 @@ func console(c *cli.Context, e *engine.Engine) error {
 	select {
 	case <-out: // the instance stopped
 	case <-detached:
+	case <-c.Context.Done(): // SIGINT or SIGTERM, where the terminal is not raw
 	}
 	return nil
 }
@@ -96,7 +97,8 @@ func consoleRemote(c *cli.Context, cl *client.Client, a []string) error {
 		_, err = io.Copy(os.Stdout, log)
 		return err
 	}
-	// Interrupts are typed to init, not the end of silo's wait.
+	// SIGINT or SIGTERM, where the terminal is not raw, detaches, rather
+	// than cut the websockets.
 	ctx := context.WithoutCancel(c.Context)
 	typed, w := io.Pipe()
 	x, err := cl.Console(ctx, a[0], api.InstanceConsolePost{Type: api.ConsoleTypeConsole}, typed, os.Stdout)
@@ -114,6 +116,10 @@ func consoleRemote(c *cli.Context, cl *client.Client, a []string) error {
 	go func() {
 		copyUntilDetach(w, os.Stdin)
 		w.Close() // which detaches
+	}()
+	go func() {
+		<-c.Context.Done()
+		w.Close()
 	}()
 	return x.Wait(ctx)
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,8 +18,8 @@ import (
 
 // The console through a remote, as lxc console: silo console h2:web on a
 // terminal attaches over TLS to the shell that busybox's init runs on the
-// console, which takes the window's size and follows it; ctrl+a q
-// detaches and leaves the instance running; --show-log prints what init
+// console, which takes the window's size and follows it; ctrl+a q, or
+// SIGTERM, detaches and leaves the instance running; --show-log prints what init
 // wrote. Through the API, as any client of LXD's: the websockets by their
 // secrets, a client that detaches and one whose instance stops under it;
 // a server that shuts down; and the requests refused: an unknown
@@ -53,6 +54,13 @@ func TestRemoteConsole(t *testing.T) {
 	if st := h2.status("web"); st.State != "running" {
 		t.Fatalf("web after a detach: %s", st.State)
 	}
+	// SIGTERM detaches too.
+	_, out, cmd = h1.onTerminal(90, 30, "console", "h2:web")
+	waitOutput(t, out, "To detach from the console", nil)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, cmd, out)
 	// The log, through the remote as here.
 	if log := h1.ok("console", "h2:web", "--show-log"); !strings.Contains(log, "con42sole") || log != h2.ok("console", "web", "--show-log") {
 		t.Fatalf("console h2:web --show-log:\n%q", log)
