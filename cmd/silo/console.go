@@ -75,7 +75,7 @@ func console(c *cli.Context, e *engine.Engine) error {
 	select {
 	case <-out: // the instance stopped
 	case <-detached:
-	case <-c.Context.Done(): // SIGINT or SIGTERM, where the terminal is not raw
+	case <-c.Context.Done(): // SIGTERM, or SIGINT where the terminal is not raw
 	}
 	return nil
 }
@@ -97,7 +97,7 @@ func consoleRemote(c *cli.Context, cl *client.Client, a []string) error {
 		_, err = io.Copy(os.Stdout, log)
 		return err
 	}
-	// SIGINT or SIGTERM, where the terminal is not raw, detaches, rather
+	// SIGTERM, or SIGINT where the terminal is not raw, detaches rather
 	// than cut the websockets.
 	ctx := context.WithoutCancel(c.Context)
 	typed, w := io.Pipe()

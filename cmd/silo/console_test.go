@@ -156,8 +156,8 @@ func TestRemoteConsole(t *testing.T) {
 		t.Fatalf("console h2:web --show-log of a stopped instance:\n%q", log)
 	}
 
-	// A server that shuts down closes the consoles attached to it, as
-	// going away, and exits well.
+	// A server that shuts down closes the consoles attached to it, and
+	// exits well rather than wait for them.
 	h2.ok("start", "web")
 	seen = &lockedBuffer{}
 	if _, err := s.c.Console(ctx, "web", api.InstanceConsolePost{}, inR, seen); err != nil {
