@@ -102,6 +102,7 @@ var shapes = map[string]any{
 		WaitForWS: true, Interactive: true, Width: 80, Height: 24, RecordOutput: true, User: 1000, Group: 1000, Cwd: "/srv"},
 	"instance-exec-control.json": &InstanceExecControl{Command: ExecWindowResize, Args: map[string]string{"width": "100", "height": "30"},
 		Signal: 15},
+	"instance-console-post.json": &InstanceConsolePost{Width: 80, Height: 24, Type: ConsoleTypeConsole},
 	"event.json": &Event{Type: EventTypeLifecycle, Timestamp: started, Location: LocationNone, Project: ProjectDefault,
 		// As the golden file's indentation leaves it, to read back the same.
 		Metadata: json.RawMessage("{\n    \"action\": \"instance-started\",\n    \"source\": \"/1.0/instances/web\",\n    \"name\": \"web\"\n  }")},

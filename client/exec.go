@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"sync"
 	"syscall"
 
 	"github.com/coder/websocket"
@@ -26,10 +24,7 @@ type ExecStreams struct {
 // Exec is a process running in an instance, its streams relayed over the
 // operation's websockets.
 type Exec struct {
-	op      *Operation
-	conns   map[string]*websocket.Conn
-	control *websocket.Conn
-	outputs sync.WaitGroup
+	*session
 }
 
 // Exec runs a command in an instance, as lxc exec does: it connects the
@@ -42,26 +37,15 @@ func (c *Client) Exec(ctx context.Context, name string, req api.InstanceExecPost
 	if err != nil {
 		return nil, err
 	}
-	fds, _ := op.Metadata["fds"].(map[string]any)
-	x := &Exec{op: op, conns: map[string]*websocket.Conn{}}
-	for fd, v := range fds {
-		secret, _ := v.(string)
-		conn, err := c.websocket(ctx, op.ID, secret)
-		if err != nil {
-			x.close()
-			return nil, fmt.Errorf("exec in %s: websocket %s: %w", name, fd, err)
-		}
-		x.conns[fd] = conn
+	want := []string{"0", "control"}
+	if !req.Interactive {
+		want = append(want, "1", "2")
 	}
-	x.control = x.conns["control"]
-	in := x.conns["0"]
-	if x.control == nil || in == nil || (!req.Interactive && (x.conns["1"] == nil || x.conns["2"] == nil)) {
-		x.close()
-		return nil, fmt.Errorf("exec in %s: the server answered websockets %v", name, fds)
+	sess, err := c.connect(ctx, op, "exec in "+name, want...)
+	if err != nil {
+		return nil, err
 	}
-	// The server writes nothing on the control websocket, nor, without a
-	// terminal, on the input's: they are read only for their closing.
-	x.control.CloseRead(ctx)
+	x, in := &Exec{sess}, sess.conns["0"]
 	if req.Interactive {
 		pty := websocket.NetConn(ctx, in, websocket.MessageBinary)
 		go func() { _, _ = io.Copy(pty, s.Stdin) }()
@@ -79,31 +63,6 @@ func (c *Client) Exec(ctx context.Context, name string, req api.InstanceExecPost
 	return x, nil
 }
 
-// websocket connects the websocket of operation id that secret opens.
-func (c *Client) websocket(ctx context.Context, id, secret string) (*websocket.Conn, error) {
-	conn, err := c.dial(ctx, api.Path("operations", id)+"/websocket", query{"secret": {secret}})
-	if err != nil {
-		return nil, err
-	}
-	conn.SetReadLimit(-1)
-	return conn, nil
-}
-
-// relay copies an output of the process until the server closes it.
-func (x *Exec) relay(w io.Writer, r io.Reader) {
-	x.outputs.Add(1)
-	go func() {
-		defer x.outputs.Done()
-		_, _ = io.Copy(w, r)
-	}()
-}
-
-// Resize sets the size of the process's terminal.
-func (x *Exec) Resize(ctx context.Context, width, height int) error {
-	return wsjson.Write(ctx, x.control, api.InstanceExecControl{Command: api.ExecWindowResize,
-		Args: map[string]string{"width": strconv.Itoa(width), "height": strconv.Itoa(height)}})
-}
-
 // Signal sends sig to the process.
 func (x *Exec) Signal(ctx context.Context, sig syscall.Signal) error {
 	return wsjson.Write(ctx, x.control, api.InstanceExecControl{Command: api.ExecSignal, Signal: int(sig)})
@@ -112,12 +71,7 @@ func (x *Exec) Signal(ctx context.Context, sig syscall.Signal) error {
 // Wait waits for the process to end and its output to be relayed, and
 // returns its exit code.
 func (x *Exec) Wait(ctx context.Context) (int, error) {
-	err := x.op.Wait(ctx)
-	if err == nil {
-		x.outputs.Wait()
-	}
-	x.close()
-	if err != nil {
+	if err := x.wait(ctx); err != nil {
 		return 0, err
 	}
 	code, ok := x.op.Metadata["return"].(float64)
@@ -125,10 +79,4 @@ func (x *Exec) Wait(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("exec: the operation ended with no exit code: %v", x.op.Metadata)
 	}
 	return int(code), nil
-}
-
-func (x *Exec) close() {
-	for _, c := range x.conns {
-		_ = c.CloseNow()
-	}
 }

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,4 +181,24 @@ func (e *Engine) Console(ctx context.Context, name string) (*Console, error) {
 		}
 	}
 	return c, nil
+}
+
+// ResizeConsole sets the size of the console of running instance name, as
+// a terminal's window that was resized.
+func (e *Engine) ResizeConsole(ctx context.Context, name string, width, height int) error {
+	if width <= 0 || height <= 0 || width > math.MaxUint16 || height > math.MaxUint16 {
+		return errkind.Wrap(errkind.Invalid, "console size %dx%d: each from 1 to %d", width, height, math.MaxUint16)
+	}
+	_, run, err := e.runningInstance(name)
+	if err != nil {
+		return err
+	}
+	if sb, err := e.sandbox(run); err != nil || sb != nil {
+		// gVisor passes its console on to init as a plain file.
+		return cmp.Or(err, errkind.Wrap(errkind.Invalid, "the console of %s, a gVisor instance, has no size to set", name))
+	}
+	if err := container.ResizeConsole(run.Pid, width, height); err != nil {
+		return fmt.Errorf("resize the console of %s: %w", name, err)
+	}
+	return nil
 }

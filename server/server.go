@@ -75,6 +75,7 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	s.snapshotRoutes()
 	s.fileRoutes()
 	s.execRoutes()
+	s.consoleRoutes()
 	s.operationRoutes()
 	s.imageRoutes()
 	s.poolRoutes()

@@ -92,7 +92,7 @@ func commands() []*cli.Command {
 		}, Action: onRemote(0, execIn, execRemote)},
 		{Name: "console", Usage: "attach to the console of a running instance (detach: ctrl+a q)", ArgsUsage: "NAME", Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "show-log", Usage: "print what init has written to its console, and return"},
-		}, Action: withEngine(console)},
+		}, Action: onRemote(0, console, consoleRemote)},
 		{
 			Name:  "config",
 			Usage: "manage instance config (limits apply at once to a running instance), or the server's (core.* keys, no instance named)",

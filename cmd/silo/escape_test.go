@@ -383,3 +383,41 @@ func TestExecTerminalConfined(t *testing.T) {
 	e.ok("exec", "a", "--", "sh", "-c", "umount -l /dev/pts && ln -s /etc/hostname /dev/pts/ptmx")
 	e.fails(2, "not a devpts terminal multiplexer", "exec", "-t", "a", "--", "true")
 }
+
+// silo console on a terminal sets the size of the instance's console
+// through its /dev/console, as the host's root: one that the instance
+// replaced with a symlink must be refused, never followed to a terminal
+// of the host.
+func TestConsoleResizeConfined(t *testing.T) {
+	e := bootEnv(t, "dir")
+	e.launch("bb", "a")
+	// A terminal of the host, 10x5, that the symlink names.
+	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(mfd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetWinsize(mfd, unix.TIOCSWINSZ, &unix.Winsize{Col: 10, Row: 5}); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("exec", "a", "--", "sh", "-c", fmt.Sprintf("umount -l /dev/console && rm /dev/console && ln -s /dev/pts/%d /dev/console", n))
+	term, out, cmd := e.onTerminal(90, 30, "--debug", "console", "a")
+	waitOutput(t, out, "To detach from the console", nil)
+	if _, err := term.Write([]byte{1, 'q'}); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, cmd, out)
+	if !strings.Contains(out.String(), "/dev/console is not a devpts terminal") {
+		t.Errorf("the resize was not refused:\n%q", out.String())
+	}
+	if ws, err := unix.IoctlGetWinsize(mfd, unix.TIOCGWINSZ); err != nil || ws.Col != 10 || ws.Row != 5 {
+		t.Fatalf("the host's terminal that the instance's /dev/console names was resized: %+v, %v", ws, err)
+	}
+}

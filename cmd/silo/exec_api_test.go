@@ -54,11 +54,12 @@ func waitOutput(t *testing.T, out *lockedBuffer, want string, again func()) {
 	}
 }
 
-// rawExec starts an exec with a request of its own, as any client of
-// LXD's API would, and returns the operation.
-func rawExec(t *testing.T, hc *http.Client, name, body string) *api.Operation {
+// rawOperation starts a websocket operation of an instance (exec,
+// console) with a request of its own, as any client of LXD's API would,
+// and returns the operation.
+func rawOperation(t *testing.T, hc *http.Client, name, what, body string) *api.Operation {
 	t.Helper()
-	resp, err := hc.Post("http://unix.socket/1.0/instances/"+name+"/exec", "application/json", strings.NewReader(body))
+	resp, err := hc.Post("http://unix.socket/1.0/instances/"+name+"/"+what, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func rawExec(t *testing.T, hc *http.Client, name, body string) *api.Operation {
 	op := &api.Operation{}
 	env := api.Response{Metadata: op}
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || resp.StatusCode != http.StatusAccepted || op.Class != api.ClassWebsocket {
-		t.Fatalf("POST exec: %d %+v %v", resp.StatusCode, env, err)
+		t.Fatalf("POST %s: %d %+v %v", what, resp.StatusCode, env, err)
 	}
 	return op
 }
@@ -196,7 +197,7 @@ func TestServeExec(t *testing.T) {
 	// Any client of LXD's API: a bad secret is refused, a websocket is
 	// connected once, and the process starts once all are.
 	hc := client.UnixHTTP(s.socket)
-	op := rawExec(t, hc, "web", `{"command":["sh","-c","cat; exit 7"],"wait-for-websocket":true}`)
+	op := rawOperation(t, hc, "web", "exec", `{"command":["sh","-c","cat; exit 7"],"wait-for-websocket":true}`)
 	fds := op.Metadata["fds"].(map[string]any)
 	if len(fds) != 4 {
 		t.Fatalf("fds without a terminal: %v", fds)
@@ -241,7 +242,7 @@ func TestServeExec(t *testing.T) {
 	if err != nil || done.StatusCode != api.Success || done.Metadata["return"] != float64(7) {
 		t.Fatalf("exit 7 through raw websockets: %+v, %v", done, err)
 	}
-	if op := rawExec(t, hc, "web", `{"command":["true"],"interactive":true,"wait-for-websocket":true}`); len(op.Metadata["fds"].(map[string]any)) != 2 {
+	if op := rawOperation(t, hc, "web", "exec", `{"command":["true"],"interactive":true,"wait-for-websocket":true}`); len(op.Metadata["fds"].(map[string]any)) != 2 {
 		t.Fatalf("fds with a terminal: %v", op.Metadata)
 	} else {
 		for _, fd := range []string{"0", "control"} {

@@ -54,28 +54,44 @@ func relayExec(c *cli.Context, cl *client.Client, x *execCall) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	sigs := make(chan os.Signal, 1)
 	if raw {
-		old, err := term.MakeRaw(in)
+		restore, err := rawTerminal(in, func(w, h int) { _ = run.Resize(ctx, w, h) })
 		if err != nil {
 			return 0, err
 		}
-		defer term.Restore(in, old)
-		signal.Notify(sigs, syscall.SIGWINCH)
+		defer restore()
 	} else {
+		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	}
-	defer signal.Stop(sigs)
-	go func() {
-		for sig := range sigs {
-			if sig == syscall.SIGWINCH {
-				if w, h, err := term.GetSize(in); err == nil {
-					_ = run.Resize(ctx, w, h)
-				}
-				continue
+		defer signal.Stop(sigs)
+		go func() {
+			for sig := range sigs {
+				_ = run.Signal(ctx, sig.(syscall.Signal))
 			}
-			_ = run.Signal(ctx, sig.(syscall.Signal))
+		}()
+	}
+	return run.Wait(ctx)
+}
+
+// rawTerminal makes the terminal fd raw, and has resize follow the size
+// of its window; restore undoes both.
+func rawTerminal(fd int, resize func(width, height int)) (restore func(), err error) {
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, err
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGWINCH)
+	go func() {
+		for range sigs {
+			if w, h, err := term.GetSize(fd); err == nil {
+				resize(w, h)
+			}
 		}
 	}()
-	return run.Wait(ctx)
+	return func() {
+		signal.Stop(sigs)
+		close(sigs)
+		_ = term.Restore(fd, old)
+	}, nil
 }

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"slices"
 	"strings"
@@ -133,90 +130,6 @@ func execArgs(c *cli.Context, a []string) (*execCall, error) {
 		env = append([]string{"TERM=" + t}, env...)
 	}
 	return &execCall{name: a[0], args: a[1:], tty: tty, env: env}, nil
-}
-
-func console(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	con, err := e.Console(c.Context, a[0])
-	if err != nil {
-		return err
-	}
-	if c.Bool("show-log") {
-		for _, p := range con.Logs {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(os.Stdout, f)
-			f.Close()
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if con.Socket == "" {
-		return errkind.Wrap(errkind.Busy, "instance %q is not running (--show-log prints its last console log)", a[0])
-	}
-	conn, err := net.Dial("unix", con.Socket)
-	if err != nil {
-		return fmt.Errorf("attach to the console of %s: %w", a[0], err)
-	}
-	defer conn.Close()
-	in := int(os.Stdin.Fd())
-	if term.IsTerminal(in) {
-		fmt.Fprint(os.Stderr, "To detach from the console, press: <ctrl>+a q\r\n")
-		old, err := term.MakeRaw(in)
-		if err != nil {
-			return err
-		}
-		defer term.Restore(in, old)
-	}
-	out := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(os.Stdout, conn)
-		close(out)
-	}()
-	detached := make(chan struct{})
-	go func() {
-		copyUntilDetach(conn, os.Stdin)
-		close(detached)
-	}()
-	select {
-	case <-out: // the instance stopped
-	case <-detached:
-	}
-	return nil
-}
-
-// copyUntilDetach sends what is typed to the console until ctrl+a q, or
-// until the input ends.
-func copyUntilDetach(w io.Writer, r io.Reader) {
-	buf := make([]byte, 1024)
-	var prevCtrlA bool
-	for {
-		n, err := r.Read(buf)
-		chunk := buf[:n]
-		if prevCtrlA && n > 0 && chunk[0] == 'q' {
-			return
-		}
-		if i := bytes.Index(chunk, []byte{1, 'q'}); i >= 0 {
-			_, _ = w.Write(chunk[:i])
-			return
-		}
-		prevCtrlA = n > 0 && chunk[n-1] == 1
-		if _, werr := w.Write(chunk); werr != nil {
-			return
-		}
-		if err != nil {
-			// Input from a pipe has ended: leave time for the answer.
-			time.Sleep(time.Second)
-			return
-		}
-	}
 }
 
 func configSet(c *cli.Context, e *engine.Engine) error {

@@ -331,35 +331,44 @@ func (x *Exec) ptmx() (int, error) {
 }
 
 // containerPTMX opens the terminal multiplexer of the devpts in the root
-// of process pid. The root is the container's to change: its dev/pts/ptmx
-// is resolved inside it and never through a symlink, and must be a devpts
-// multiplexer (5:2), or else silo, the host's root, would open whatever
-// host file or device the container named.
+// of process pid, which must be a devpts multiplexer (5:2).
 func containerPTMX(pid int) (int, error) {
+	return openDevpts(pid, "dev/pts/ptmx", "a devpts terminal multiplexer",
+		func(rdev uint64) bool { return rdev == unix.Mkdev(5, 2) })
+}
+
+// openDevpts opens, read and write, the device at path in the root of
+// process pid, which devpts must hold and isDev accept. The root is the
+// container's to change: path is resolved inside it and never through a
+// symlink, and the device is checked before it is opened, through an
+// O_PATH descriptor that opens nothing, or else silo, the host's root,
+// would open whatever host file or device the container named. what is
+// what the device must be, for the error.
+func openDevpts(pid int, path, what string, isDev func(rdev uint64) bool) (int, error) {
 	rfd, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(rfd)
-	fd, err := unix.Openat2(rfd, "dev/pts/ptmx", &unix.OpenHow{
-		Flags:   unix.O_RDWR | unix.O_NOCTTY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+	pfd, err := unix.Openat2(rfd, path, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	})
-	notPTMX := errkind.Wrap(errkind.Invalid, "the container's /dev/pts/ptmx is not a devpts terminal multiplexer")
+	wrong := errkind.Wrap(errkind.Invalid, "the container's /%s is not %s", path, what)
 	if errors.Is(err, unix.ELOOP) {
-		return -1, notPTMX // a symlink, not followed
+		return -1, wrong // a symlink, not followed
 	}
 	if err != nil {
 		return -1, err
 	}
+	defer unix.Close(pfd)
 	var st unix.Stat_t
 	var fs unix.Statfs_t
-	if err := unix.Fstat(fd, &st); err != nil || unix.Fstatfs(fd, &fs) != nil ||
-		st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(5, 2) || fs.Type != unix.DEVPTS_SUPER_MAGIC {
-		unix.Close(fd)
-		return -1, notPTMX
+	if err := unix.Fstat(pfd, &st); err != nil || unix.Fstatfs(pfd, &fs) != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFCHR || !isDev(st.Rdev) || fs.Type != unix.DEVPTS_SUPER_MAGIC {
+		return -1, wrong
 	}
-	return fd, nil
+	return unix.Open(fmt.Sprintf("/proc/self/fd/%d", pfd), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 }
 
 // openPTY opens a terminal pair through open, which opens a terminal
