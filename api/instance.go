@@ -174,4 +174,9 @@ type InstanceSnapshot struct {
 	// UUID names the point in time the snapshot holds; copies keep it,
 	// and a refresh between hosts finds by it the snapshots both hold.
 	UUID string `json:"uuid,omitempty"`
+	// StreamID is the storage driver's name for that point in time, in
+	// the answer to a GET of the one snapshot, on a driver whose streams
+	// name one: a refresh from another host sends the driver's
+	// incremental streams onto it only when the source's has the same.
+	StreamID string `json:"stream_id,omitempty"`
 }

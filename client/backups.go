@@ -17,9 +17,12 @@ type ExportOptions struct {
 	// are on disk, for a pool of the same driver.
 	Optimized bool
 	// Refresh asks for a refresh stream, for a receiver that holds the
-	// snapshots whose UUIDs Have lists.
-	Refresh bool
-	Have    []string
+	// snapshots whose UUIDs Have lists; with Optimized, by the driver's
+	// streams when the receiver's copy of the snapshot the refresh starts
+	// from has the stream ID BaseStream.
+	Refresh    bool
+	Have       []string
+	BaseStream string
 }
 
 // ExportInstance streams instance name's backup; close what it returns.
@@ -36,6 +39,9 @@ func (c *Client) ExportInstance(ctx context.Context, name string, opts ExportOpt
 	}
 	if len(opts.Have) > 0 {
 		q.Set("have", strings.Join(opts.Have, ","))
+	}
+	if opts.BaseStream != "" {
+		q.Set("base-stream", opts.BaseStream)
 	}
 	return c.download(ctx, api.Path("instances", name)+"/export", q)
 }

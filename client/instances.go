@@ -29,6 +29,14 @@ func (c *Client) Instance(ctx context.Context, name string) (*api.Instance, stri
 	return &out, etag, err
 }
 
+// InstanceBrief is Instance without the disk usage, which can take the
+// server a walk of the instance's files.
+func (c *Client) InstanceBrief(ctx context.Context, name string) (*api.Instance, error) {
+	var out api.Instance
+	_, err := c.get(ctx, api.Path("instances", name), recursion(0), &out)
+	return &out, err
+}
+
 // CreateInstance makes an instance (and starts it, with req.Start).
 func (c *Client) CreateInstance(ctx context.Context, req api.InstancesPost) (*Operation, error) {
 	return c.async(ctx, http.MethodPost, api.Version+"/instances", req, nil)

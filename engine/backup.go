@@ -31,10 +31,13 @@ type ExportOptions struct {
 	// Refresh writes a refresh's stream for a receiver that holds the
 	// snapshots whose UUIDs Have lists: the snapshots it lacks and the
 	// head, the first as the difference from the newest snapshot both
-	// hold (ReceiveRefresh applies it). It is portable, whatever
-	// Optimized says.
-	Refresh bool
-	Have    []string
+	// hold (ReceiveRefresh applies it). With Optimized, the driver's
+	// incremental streams carry it when they fit (see streamsFit):
+	// BaseStream is then the stream ID of the receiver's copy of that
+	// snapshot. Otherwise it is portable.
+	Refresh    bool
+	Have       []string
+	BaseStream string
 	// Snapshot exports this snapshot alone, as the head of an instance
 	// with none: for a copy of one snapshot.
 	Snapshot string
@@ -83,7 +86,9 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 		opts.Optimized = false // a driver stream holds a volume's head
 	case opts.Refresh:
 		snaps, base = lacking(inst.Snapshots, opts.Have)
-		opts.Optimized = false
+		if opts.Optimized, err = refreshStreamsFit(ctx, d, inst, base, snaps, opts.BaseStream); err != nil {
+			return err
+		}
 	case opts.InstanceOnly:
 		snaps = nil
 	}
@@ -115,11 +120,33 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 	}
 	if base != nil {
 		x.Base = base.UUID
+		if opts.Optimized {
+			x.BaseStream = opts.BaseStream
+		}
 	}
 	if err := writeBackup(ctx, w, x, pool.Driver, d, base, snaps, head, headShift, opts); err != nil {
 		return fmt.Errorf("export %s: %w", name, err)
 	}
 	return nil
+}
+
+// refreshStreamsFit says whether the driver's incremental streams can
+// carry the refresh of a copy of inst that holds base (nil when none),
+// whose copy of base has the stream ID baseStream (empty when unknown):
+// base's own stream ID is the same, and the snapshots to send and the
+// head live in base's volume, their files shifted on disk as base's.
+func refreshStreamsFit(ctx context.Context, d storage.Driver, inst *store.Instance, base *store.Snapshot, snaps []store.Snapshot, baseStream string) (bool, error) {
+	sd, ok := d.(streamIDer)
+	if !ok || base == nil || baseStream == "" || inst.Volume != base.Volume || !sameShift(inst.Shift, base.Shift) {
+		return false, nil
+	}
+	for _, s := range snaps {
+		if s.Volume != base.Volume || !sameShift(s.Shift, base.Shift) {
+			return false, nil
+		}
+	}
+	id, err := sd.StreamID(ctx, storage.Ref{Volume: base.Volume, Snapshot: base.ID})
+	return id == baseStream, err
 }
 
 // lacking returns the snapshots of snaps whose UUIDs have does not list,
@@ -159,7 +186,7 @@ func writeBackup(ctx context.Context, w io.Writer, x *backup.Index, driver strin
 		return err
 	}
 	if opts.Optimized {
-		err = exportStreams(ctx, bw, x, driver, d, snaps, head.Volume)
+		err = exportStreams(ctx, bw, x, driver, d, base, snaps, head.Volume)
 	} else {
 		err = exportTrees(ctx, bw, x, d, base, snaps, head, headShift)
 	}
@@ -277,9 +304,14 @@ func openRef(ctx context.Context, d storage.Volumes, ref storage.Ref) (string, f
 
 // exportStreams writes the optimized form: a driver stream per snapshot,
 // then the head, chained as snapshot.Chain plans.
-func exportStreams(ctx context.Context, bw *backup.Writer, x *backup.Index, driver string, d storage.Driver, snaps []store.Snapshot, head string) error {
+func exportStreams(ctx context.Context, bw *backup.Writer, x *backup.Index, driver string, d storage.Driver, base *store.Snapshot, snaps []store.Snapshot, head string) error {
 	x.Optimized = driver
 	sends := snapshot.Chain(modelSnapshots(snaps), head)
+	if base != nil {
+		// A refresh's: the first is incremental against the base, which
+		// the receiver holds.
+		sends[0].ParentID = base.ID
+	}
 	for _, s := range sends {
 		x.Streams = append(x.Streams, backup.Stream{Snapshot: s.Snapshot, Parent: s.Parent})
 	}

@@ -177,6 +177,18 @@ func eachInstance(tx *store.Tx, fn func(inst, x *store.Instance, run *store.Run)
 // Instance describes the instance called name, with the disk usage of
 // its root.
 func (e *Engine) Instance(ctx context.Context, name string) (*api.Instance, error) {
+	return e.describe(ctx, name, true)
+}
+
+// InstanceBrief is Instance without the disk usage, which walks the
+// root's files on a pool without quotas.
+func (e *Engine) InstanceBrief(ctx context.Context, name string) (*api.Instance, error) {
+	return e.describe(ctx, name, false)
+}
+
+// describe describes instance name, with the disk usage of its root when
+// usage is set.
+func (e *Engine) describe(ctx context.Context, name string, usage bool) (*api.Instance, error) {
 	var inst, x *store.Instance
 	var run *store.Run
 	var nets map[string]*store.Network
@@ -196,23 +208,25 @@ func (e *Engine) Instance(ctx context.Context, name string) (*api.Instance, erro
 	if err != nil {
 		return nil, err
 	}
-	d, _, err := e.driver(ctx, inst.Pool)
-	if err != nil {
-		return nil, err
-	}
-	usage, err := d.Usage(ctx, storage.Ref{Volume: inst.Volume})
-	if err != nil {
-		return nil, fmt.Errorf("usage of %s: %w", name, err)
-	}
-	var total int64
-	if q, ok := d.(storage.Quota); ok && rootSize(x.Devices) > 0 {
-		if total, err = q.Quota(ctx, inst.Volume); err != nil {
-			return nil, fmt.Errorf("size of %s: %w", name, err)
-		}
-	}
 	out := e.apiInstance(inst, x, run, nets)
-	root, _ := rootDisk(x.Devices)
-	out.State.Disk = map[string]api.InstanceStateDisk{root: {Usage: usage, Total: total}}
+	if usage {
+		d, _, err := e.driver(ctx, inst.Pool)
+		if err != nil {
+			return nil, err
+		}
+		n, err := d.Usage(ctx, storage.Ref{Volume: inst.Volume})
+		if err != nil {
+			return nil, fmt.Errorf("usage of %s: %w", name, err)
+		}
+		var total int64
+		if q, ok := d.(storage.Quota); ok && rootSize(x.Devices) > 0 {
+			if total, err = q.Quota(ctx, inst.Volume); err != nil {
+				return nil, fmt.Errorf("size of %s: %w", name, err)
+			}
+		}
+		root, _ := rootDisk(x.Devices)
+		out.State.Disk = map[string]api.InstanceStateDisk{root: {Usage: n, Total: total}}
+	}
 	if out.State.Pid != 0 {
 		nicCounters(int(out.State.Pid), out.State.Network)
 	}

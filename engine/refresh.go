@@ -429,12 +429,29 @@ func (e *Engine) refreshVolume(ctx context.Context, o *journal.Op, op *refreshOp
 }
 
 // refreshStreams returns what brings the new volume vol to each state in
-// turn by the driver's incremental streams: the first is received onto
-// the target's copy of the shared snapshot, each other onto the state
-// before it. A forker first makes vol take over that copy, and each stream
-// lands in vol.
+// turn by the driver's incremental streams, each made against the state
+// before it, starting from the source's copy of the shared snapshot.
 func refreshStreams(ctx context.Context, o *journal.Op, srcD, dstD storage.Driver, vol string, plan *refreshPlan, moved *int64) (func(storage.Ref, *store.Shift, storage.Ref) error, error) {
-	parent, onto := plan.srcBase.Snapshot, ""
+	land, err := landStreams(ctx, o, dstD, vol, plan)
+	if err != nil {
+		return nil, err
+	}
+	parent := plan.srcBase.Snapshot
+	return func(src storage.Ref, _ *store.Shift, dst storage.Ref) error {
+		err := iopipe.Run(func(w io.Writer) error { return srcD.Send(ctx, src, parent, countWriter{w, moved}) },
+			func(r io.Reader) error { return land(dst, r) })
+		parent = src.Snapshot
+		return err
+	}, nil
+}
+
+// landStreams returns what receives, in turn, the streams that bring the
+// new volume vol to each state: the first is received onto the target's
+// copy of the shared snapshot, each other onto the state before it. A
+// forker first makes vol take over that copy, and each stream lands in
+// vol.
+func landStreams(ctx context.Context, o *journal.Op, dstD storage.Driver, vol string, plan *refreshPlan) (func(dst storage.Ref, r io.Reader) error, error) {
+	onto := ""
 	if fk, ok := dstD.(forker); ok {
 		ids, err := fk.Fork(ctx, plan.base, vol)
 		if err != nil {
@@ -443,15 +460,14 @@ func refreshStreams(ctx context.Context, o *journal.Op, srcD, dstD storage.Drive
 		plan.forked, onto = ids, plan.base.Snapshot
 		o.Step("forked")
 	}
-	return func(src storage.Ref, _ *store.Shift, dst storage.Ref) error {
-		err := iopipe.Run(func(w io.Writer) error { return srcD.Send(ctx, src, parent, countWriter{w, moved}) },
-			func(r io.Reader) error {
-				if onto == "" {
-					return dstD.(ontoReceiver).ReceiveOnto(ctx, dst, plan.base, r)
-				}
-				return dstD.Receive(ctx, dst, onto, r)
-			})
-		parent, onto = src.Snapshot, dst.Snapshot
+	return func(dst storage.Ref, r io.Reader) error {
+		var err error
+		if onto == "" {
+			err = dstD.(ontoReceiver).ReceiveOnto(ctx, dst, plan.base, r)
+		} else {
+			err = dstD.Receive(ctx, dst, onto, r)
+		}
+		onto = dst.Snapshot
 		return err
 	}, nil
 }

@@ -165,6 +165,26 @@ func (e *Engine) Snapshots(ctx context.Context, name string) ([]api.InstanceSnap
 	return apiSnapshots(inst.Snapshots), nil
 }
 
+// SnapshotStreamID is the driver's name for the point in time snapshot
+// snap of instance name holds (see streamIDer); empty on a driver whose
+// streams name none. A refresh from another host sends the driver's
+// incremental streams only onto a snapshot whose ID is the source's.
+func (e *Engine) SnapshotStreamID(ctx context.Context, name, snap string) (string, error) {
+	inst, d, err := e.instanceDriver(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	s, err := inst.Snapshot(snap)
+	if err != nil {
+		return "", err
+	}
+	sd, ok := d.(streamIDer)
+	if !ok {
+		return "", nil
+	}
+	return sd.StreamID(ctx, storage.Ref{Volume: s.Volume, Snapshot: s.ID})
+}
+
 // RestoreSnapshot brings instance name back to snapshot snap. Every
 // snapshot, older or newer, is kept: the snapshot is cloned into a new head,
 // and the old head is retired, to be collected later (see collect), so that

@@ -31,7 +31,8 @@ const (
 // postInstanceBackup makes an instance from the backup stream that the
 // body is, as LXD's backup import does, or refreshes one from a refresh
 // stream. The stream is applied as it arrives, so the answer is the
-// instance itself (201 made, 200 refreshed), not an operation; a body
+// instance itself (201 made, 200 refreshed; without its disk usage), not
+// an operation; a body
 // cut short leaves nothing, through the import's journal.
 func (s *Server) postInstanceBackup(e *engine.Engine, r *http.Request) Response {
 	name, h := r.Header.Get(HeaderName), r.Header
@@ -57,7 +58,7 @@ func (s *Server) postInstanceBackup(e *engine.Engine, r *http.Request) Response 
 	if err != nil {
 		return Error(err)
 	}
-	inst, err := e.Instance(r.Context(), name)
+	inst, err := e.InstanceBrief(r.Context(), name)
 	if err != nil {
 		return Error(err)
 	}
@@ -69,7 +70,10 @@ func (s *Server) postInstanceBackup(e *engine.Engine, r *http.Request) Response 
 // with instance-only=1, as the driver's streams with optimized=1 (files
 // as they are on disk, their shift in the index, for a pool of the same
 // driver), or, with refresh=1, as a refresh stream for a receiver that
-// holds the snapshots whose UUIDs have lists, comma-separated. A failure
+// holds the snapshots whose UUIDs have lists, comma-separated (and with
+// optimized=1 too, by the driver's incremental streams when the
+// receiver's copy of the snapshot they start from has the stream ID
+// base-stream). A failure
 // half-way cuts the connection, so that the client cannot take a short
 // stream for a whole one.
 func (s *Server) exportInstance(e *engine.Engine, r *http.Request) Response {
@@ -78,7 +82,7 @@ func (s *Server) exportInstance(e *engine.Engine, r *http.Request) Response {
 		return Error(err)
 	}
 	opts := engine.ExportOptions{Compression: q.Get("compression"), InstanceOnly: q.Get("instance-only") == "1",
-		Optimized: q.Get("optimized") == "1", Refresh: q.Get("refresh") == "1"}
+		Optimized: q.Get("optimized") == "1", Refresh: q.Get("refresh") == "1", BaseStream: q.Get("base-stream")}
 	opts.KeepShift = opts.Optimized
 	for _, u := range strings.Split(q.Get("have"), ",") {
 		if u != "" {

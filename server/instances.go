@@ -106,7 +106,15 @@ func (s *Server) postInstances(e *engine.Engine, r *http.Request) Response {
 }
 
 func (s *Server) getInstance(e *engine.Engine, r *http.Request) Response {
-	inst, err := e.Instance(r.Context(), r.PathValue("name"))
+	if _, err := recursion(r); err != nil {
+		return Error(err)
+	}
+	describe := e.Instance
+	if r.URL.Query().Get("recursion") == "0" {
+		// Without the disk usage, which can take a walk of the files.
+		describe = e.InstanceBrief
+	}
+	inst, err := describe(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return Error(err)
 	}

@@ -53,6 +53,9 @@ func (s *Server) getSnapshot(e *engine.Engine, r *http.Request) Response {
 	if i < 0 {
 		return Error(errkind.Wrap(errkind.NotFound, "snapshot %q of instance %q not found", snap, name))
 	}
+	if snaps[i].StreamID, err = e.SnapshotStreamID(r.Context(), name, snap); err != nil {
+		return Error(err)
+	}
 	return Sync(snaps[i])
 }
 

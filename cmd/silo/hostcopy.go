@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -50,9 +51,13 @@ func betweenHosts(local func(*cli.Context, *engine.Engine) error, move bool) cli
 // host is one end of a transfer: this host's engine, or a remote's
 // client.
 type host interface {
+	// instance describes instance name, without its disk usage.
 	instance(ctx context.Context, name string) (*api.Instance, error)
 	poolDriver(ctx context.Context, pool string) (string, error)
 	snapshots(ctx context.Context, name string) ([]api.InstanceSnapshot, error)
+	// streamID is the driver's stream ID of snapshot snap of name (see
+	// engine.SnapshotStreamID).
+	streamID(ctx context.Context, name, snap string) (string, error)
 	// export starts the stream of instance name.
 	export(ctx context.Context, name string, opts engine.ExportOptions) (io.ReadCloser, error)
 	// receive makes an instance from a backup stream, or refreshes one,
@@ -66,7 +71,7 @@ type host interface {
 type localHost struct{ e *engine.Engine }
 
 func (h localHost) instance(ctx context.Context, name string) (*api.Instance, error) {
-	return h.e.Instance(ctx, name)
+	return h.e.InstanceBrief(ctx, name)
 }
 
 func (h localHost) poolDriver(ctx context.Context, pool string) (string, error) {
@@ -79,6 +84,10 @@ func (h localHost) poolDriver(ctx context.Context, pool string) (string, error) 
 
 func (h localHost) snapshots(ctx context.Context, name string) ([]api.InstanceSnapshot, error) {
 	return h.e.Snapshots(ctx, name)
+}
+
+func (h localHost) streamID(ctx context.Context, name, snap string) (string, error) {
+	return h.e.SnapshotStreamID(ctx, name, snap)
 }
 
 func (h localHost) export(ctx context.Context, name string, opts engine.ExportOptions) (io.ReadCloser, error) {
@@ -139,8 +148,7 @@ func (h localHost) rename(ctx context.Context, name, to string) error {
 type remoteHost struct{ cl *client.Client }
 
 func (h remoteHost) instance(ctx context.Context, name string) (*api.Instance, error) {
-	i, _, err := h.cl.Instance(ctx, name)
-	return i, err
+	return h.cl.InstanceBrief(ctx, name)
 }
 
 func (h remoteHost) poolDriver(ctx context.Context, pool string) (string, error) {
@@ -155,12 +163,20 @@ func (h remoteHost) snapshots(ctx context.Context, name string) ([]api.InstanceS
 	return h.cl.Snapshots(ctx, name)
 }
 
+func (h remoteHost) streamID(ctx context.Context, name, snap string) (string, error) {
+	sn, err := h.cl.Snapshot(ctx, name, snap)
+	if err != nil {
+		return "", err
+	}
+	return sn.StreamID, nil
+}
+
 func (h remoteHost) export(ctx context.Context, name string, opts engine.ExportOptions) (io.ReadCloser, error) {
 	if opts.Snapshot != "" {
 		return nil, errkind.Wrap(errkind.Invalid, "a copy of one snapshot from a remote is not served yet: copy the instance")
 	}
 	return h.cl.ExportInstance(ctx, name, client.ExportOptions{Compression: opts.Compression, InstanceOnly: opts.InstanceOnly,
-		Optimized: opts.Optimized, Refresh: opts.Refresh, Have: opts.Have})
+		Optimized: opts.Optimized, Refresh: opts.Refresh, Have: opts.Have, BaseStream: opts.BaseStream})
 }
 
 func (h remoteHost) receive(ctx context.Context, r io.Reader, opts client.ImportOptions) (string, error) {
@@ -250,7 +266,7 @@ func transfer(c *cli.Context, cfg *remote.Config, src, dst remote.Ref, move bool
 		return err
 	}
 	if refresh {
-		return refreshBetween(c, from, to, name, target, dst.Remote)
+		return refreshBetween(c, from, to, inst, target, dst.Remote)
 	}
 	wasRunning := inst.StatusCode == api.Running
 	if move && wasRunning {
@@ -309,36 +325,70 @@ func sameDriver(ctx context.Context, from, to host, srcPool, dstPool string) (bo
 	return a == b, err
 }
 
-// refreshBetween brings target on to, an earlier copy of instance name on
-// from, up to date: to says which snapshots it holds, and from sends the
-// ones it lacks and its head, each as the difference from the state
-// before, starting from the newest snapshot both hold.
-func refreshBetween(c *cli.Context, from, to host, name, target, dstRemote string) error {
+// refreshBetween brings target on to, an earlier copy of instance inst
+// on from, up to date: to says which snapshots it holds, and from sends
+// the ones it lacks and its head, each as the difference from the state
+// before, starting from the newest snapshot both hold: by the driver's
+// incremental streams when both pools have one driver and to's copy of
+// that snapshot was received from from's streams, by differences of the
+// trees otherwise.
+func refreshBetween(c *cli.Context, from, to host, inst *api.Instance, target, dstRemote string) error {
 	ctx := c.Context
 	snaps, err := to.snapshots(ctx, target)
 	if err != nil {
 		return err
 	}
-	before := len(snaps)
-	have := make([]string, 0, len(snaps))
+	dst, err := to.instance(ctx, target)
+	if err != nil {
+		return err
+	}
+	opts := engine.ExportOptions{Refresh: true, KeepShift: true}
 	for _, s := range snaps {
 		if s.UUID != "" {
-			have = append(have, s.UUID)
+			opts.Have = append(opts.Have, s.UUID)
 		}
 	}
-	stream, err := from.export(ctx, name, engine.ExportOptions{Refresh: true, Have: have})
+	if opts.Optimized, err = sameDriver(ctx, from, to, inst.Pool(), dst.Pool()); err != nil {
+		return err
+	}
+	base, err := sharedBase(ctx, from, inst.Name, snaps)
+	if err != nil {
+		return err
+	}
+	if opts.Optimized && base != "" {
+		if opts.BaseStream, err = to.streamID(ctx, target, base); err != nil {
+			return err
+		}
+	}
+	stream, err := from.export(ctx, inst.Name, opts)
 	if err != nil {
 		return err
 	}
 	defer stream.Close()
 	cr := &iopipe.Counter{R: stream}
 	if _, err := to.receive(ctx, cr, client.ImportOptions{Name: target, Refresh: true, Force: c.Bool("force")}); err != nil {
-		return fmt.Errorf("refresh %s:%s from %s: %w", dstRemote, target, name, err)
+		return fmt.Errorf("refresh %s:%s from %s: %w", dstRemote, target, inst.Name, err)
 	}
 	after, err := to.snapshots(ctx, target)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Instance %s:%s refreshed from %s: %d snapshots now (%d before), %d bytes sent\n", dstRemote, target, name, len(after), before, cr.N)
+	fmt.Printf("Instance %s:%s refreshed from %s: %d snapshots now (%d before), %d bytes sent\n", dstRemote, target, inst.Name, len(after), len(snaps), cr.N)
 	return nil
+}
+
+// sharedBase is the name, among the target's snapshots, of the newest
+// snapshot of instance name on from that the target holds too (by UUID):
+// the one a refresh starts from; empty when they share none.
+func sharedBase(ctx context.Context, from host, name string, target []api.InstanceSnapshot) (string, error) {
+	src, err := from.snapshots(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range slices.Backward(src) {
+		if i := slices.IndexFunc(target, func(t api.InstanceSnapshot) bool { return t.UUID != "" && t.UUID == s.UUID }); i >= 0 {
+			return target[i].Name, nil
+		}
+	}
+	return "", nil
 }

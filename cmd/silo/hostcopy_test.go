@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/engine"
 )
 
 // servedPair joins h1 and h2 as twoHosts does, has h2 serve on h2Addr,
@@ -32,6 +34,21 @@ func snapshotsOf(e *env, name string) []string {
 		out = append(out, s.Name+":"+s.UUID)
 	}
 	return out
+}
+
+// streamIDOf is the driver's stream ID of snapshot snap of name on e.
+func streamIDOf(e *env, name, snap string) string {
+	e.t.Helper()
+	eng, err := engine.Open(context.Background(), e.state)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer eng.Close()
+	id, err := eng.SnapshotStreamID(context.Background(), name, snap)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
 }
 
 // names is the part before the colon of each of snaps.
@@ -107,6 +124,11 @@ func TestCopyBetweenHosts(t *testing.T) {
 			}
 			if got := names(snapshotsOf(h2, "web")); !slices.Equal(got, []string{"s1", "s2", "mine", "s3"}) {
 				t.Fatalf("snapshots on h2 after the refresh: %v", got)
+			}
+			// The driver's streams carried it: h2's s3 holds what h1's does
+			// as the driver names it, from which the next refresh starts.
+			if a, b := streamIDOf(h1, "web", "s3"), streamIDOf(h2, "web", "s3"); a == "" || a != b {
+				t.Fatalf("the refresh did not go by the driver's streams: s3 is %q on h1, %q on h2", a, b)
 			}
 			h2.ok("start", "web")
 			sum := "md5sum </big; cat /etc/v"
@@ -223,15 +245,21 @@ func TestMoveCutStream(t *testing.T) {
 	h1.consistent()
 }
 
-// A server killed in the middle of receiving a copy or a refresh leaves
-// what its next start undoes: no half-made instance, and a refreshed one
-// as it was. The copy's command fails with the server gone, and the
+// A server killed in the middle of receiving a copy or a refresh (by the
+// driver's streams, a zfs one on a fork) leaves what its next start
+// undoes: no half-made instance, and a refreshed one as it was. The copy's command fails with the server gone, and the
 // source is untouched; once the server is back, the same copy works.
 func TestCopyServerKilled(t *testing.T) {
-	h1, h2 := newEnv(t, "btrfs"), newEnv(t, "btrfs")
+	for _, driver := range []string{"btrfs", "zfs"} {
+		t.Run(driver, func(t *testing.T) { copyServerKilled(t, driver) })
+	}
+}
+
+func copyServerKilled(t *testing.T, driver string) {
+	h1, h2 := newEnv(t, driver), newEnv(t, driver)
 	join(t, h1, h2)
 	h1.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
-	h1.ok("create", "tiny", "web", "--no-network")
+	h1.ok(append([]string{"create", "tiny", "web", "--no-network"}, h1.poolArgs()...)...)
 	h1.ok("snapshot", "create", "web", "s1")
 	h2.ok("config", "set", "core.https_address", h2Addr)
 	s := h2.serve()
@@ -275,5 +303,8 @@ func TestCopyServerKilled(t *testing.T) {
 	}
 	if got := h2.ok("file", "pull", "web/etc/v", "-"); got != "new\n" {
 		t.Fatalf("web's /etc/v on h2 after the refresh: %q", got)
+	}
+	if a, b := streamIDOf(h1, "web", "s2"), streamIDOf(h2, "web", "s2"); a == "" || a != b {
+		t.Fatalf("the refresh did not go by the driver's streams: s2 is %q on h1, %q on h2", a, b)
 	}
 }

@@ -360,7 +360,7 @@ func TestServeOpenAPI(t *testing.T) {
 			}
 			expect(method, path, op, code, body)
 			if doc.hasQuery(op, "recursion") {
-				for _, r := range []string{"1", "2"} {
+				for _, r := range []string{"0", "1", "2"} {
 					code, body := call(method, path+"?recursion="+r, "")
 					expect(method, path+"?recursion="+r, op, code, body)
 				}

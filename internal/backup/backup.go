@@ -77,6 +77,11 @@ type Index struct {
 	// which lists only the snapshots the receiver lacks. Empty in a
 	// backup, whose first tree is whole.
 	Base string `json:"base,omitempty"`
+	// BaseStream is, in a refresh's driver streams (Base and Optimized
+	// set), the driver's stream ID of the base: the first stream is
+	// incremental against it, each other against the one before, and the
+	// receiver's copy of the base must have that ID.
+	BaseStream string `json:"base_stream,omitempty"`
 }
 
 // Snapshot is one snapshot in the backup.
@@ -95,7 +100,8 @@ type Stream struct {
 	// Snapshot is the snapshot the stream holds, or empty for the root.
 	Snapshot string `json:"snapshot,omitempty"`
 	// Parent is the earlier snapshot the stream is incremental against,
-	// or empty for a whole volume.
+	// or empty for a whole volume (for the first of a refresh's streams:
+	// the base).
 	Parent string `json:"parent,omitempty"`
 }
 
@@ -128,7 +134,14 @@ func (x *Index) check() error {
 		seen[s.Name] = true
 	}
 	if x.Base != "" && x.Optimized != "" {
-		return invalid("the backup's index names a base snapshot for driver streams, which are whole or incremental within the backup")
+		if x.BaseStream == "" {
+			return invalid("the backup's index names a base snapshot for driver streams, but not its stream ID")
+		}
+		for i, s := range x.Streams {
+			if i == 0 && s.Parent != "" || i > 0 && s.Parent != x.Streams[i-1].Snapshot {
+				return invalid("stream %d of the refresh is not incremental against the one before it", i)
+			}
+		}
 	}
 	if x.Optimized == "" {
 		if len(x.Streams) > 0 {
