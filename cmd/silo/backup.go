@@ -11,6 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/progress"
@@ -25,15 +27,15 @@ func outputFlag() cli.Flag {
 func backupCommands() []*cli.Command {
 	return []*cli.Command{
 		publishCommand(),
-		{Name: "export", Usage: "write an instance, with its snapshots, as a backup file", ArgsUsage: "NAME", Flags: []cli.Flag{
+		{Name: "export", Usage: "write an instance, with its snapshots, as a backup file", ArgsUsage: "[REMOTE:]NAME", Flags: []cli.Flag{
 			outputFlag(), compressionFlag,
 			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"},
 			&cli.BoolFlag{Name: "optimized", Usage: "the storage driver's own streams: faster, but only a pool of the same driver can import them"},
-		}, Action: withEngine(exportInstance)},
-		{Name: "import", Usage: "make an instance from a backup file (- for stdin)", ArgsUsage: "FILE [NAME]", Flags: []cli.Flag{
+		}, Action: onRemote(0, exportInstance, exportRemote)},
+		{Name: "import", Usage: "make an instance from a backup file (- for stdin)", ArgsUsage: "FILE [[REMOTE:]NAME]", Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pool", Aliases: []string{"p"}, Usage: "storage pool (default: the pool named default)"},
 			keepAddressesFlag,
-		}, Action: withEngine(importInstance)},
+		}, Action: onRemote(1, importInstance, importRemote)},
 	}
 }
 
@@ -49,6 +51,31 @@ func exportInstance(c *cli.Context, e *engine.Engine) error {
 			opts.Progress = bar
 		}
 		return e.Export(c.Context, a[0], w, opts)
+	})
+}
+
+// exportRemote downloads a remote instance's backup stream, as the
+// remote's GET /1.0/instances/NAME/export writes it while it reads the
+// instance: no copy is staged on the remote.
+func exportRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	opts := client.ExportOptions{InstanceOnly: c.Bool("instance-only"), Optimized: c.Bool("optimized"), Compression: c.String("compression")}
+	return writeOutput(c.String("output"), "Instance "+c.Args().First(), func(w io.Writer) error {
+		rc, err := cl.ExportInstance(c.Context, a[0], opts)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		var r io.Reader = rc
+		if bar := progress.Start(os.Stderr, "export "+c.Args().First()); bar != nil {
+			defer bar.Finish()
+			r = bar.Reader(rc)
+		}
+		_, err = io.Copy(w, r)
+		return err
 	})
 }
 
@@ -138,6 +165,31 @@ func importInstance(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Instance %s imported on pool %s, with %d snapshot(s)\n", inst.Name, inst.Pool, len(inst.Snapshots))
+	return imported(inst.Name, inst.Pool, len(inst.Snapshots))
+}
+
+// importRemote uploads a backup file to a remote (silo import f h2:web,
+// or h2: for the backup's name), which applies it as it arrives: a
+// file the remote cannot read leaves nothing there.
+func importRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 2)
+	if err != nil {
+		return err
+	}
+	r, done, err := openInput(a[0], "backup file")
+	if err != nil {
+		return err
+	}
+	inst, err := cl.ImportInstance(c.Context, r, client.ImportOptions{Name: a[1], Pool: c.String("pool"),
+		KeepAddresses: c.Bool(keepAddressesFlag.Name)})
+	done()
+	if err != nil {
+		return err
+	}
+	return imported(inst.Name, inst.ExpandedDevices[api.RootDevice]["pool"], len(inst.Snapshots))
+}
+
+func imported(name, pool string, snaps int) error {
+	fmt.Printf("Instance %s imported on pool %s, with %d snapshot(s)\n", name, pool, snaps)
 	return nil
 }

@@ -162,7 +162,8 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 // first, and a volume after a POOL; a new name (NEW, DST, or a NAME after
 // an IMAGE) completes nothing.
 func argKind(group string, tokens []string, i int) string {
-	t := strings.Trim(tokens[i], "[].")
+	// [REMOTE:]NAME is a NAME: the remote is offered once a letter is typed.
+	t := strings.Trim(strings.TrimPrefix(strings.TrimLeft(tokens[i], "["), "REMOTE:]"), "[].")
 	switch t {
 	case "NAME", "OLD":
 		if i > 0 && tokens[i-1] == "POOL" {
