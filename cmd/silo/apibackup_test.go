@@ -87,6 +87,10 @@ func TestServeBackups(t *testing.T) {
 	tinyWeb(t, e)
 	s := e.serve()
 	c, ctx := s.c, context.Background()
+	st, err := c.Events(ctx, []string{api.EventTypeLifecycle})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	op, err := c.CreateBackup(ctx, "web", api.InstanceBackupsPost{})
 	if err != nil {
@@ -195,6 +199,25 @@ func TestServeBackups(t *testing.T) {
 	}
 	e.consistent()
 
+	// Each change was a lifecycle event, as LXD's, the background pass's
+	// too.
+	want := []string{"created web/backups/backup0", "created web/backups/b1", "renamed web/backups/b2",
+		"created www/backups/daily", "deleted www/backups/daily", "deleted www/backups/b2"}
+	var got []string
+	for len(got) < len(want) {
+		select {
+		case ev := <-st.C:
+			if rest, ok := strings.CutPrefix(eventLine(t, ev), "lifecycle instance-backup-"); ok {
+				got = append(got, strings.Replace(rest, " /1.0/instances/", " ", 1))
+			}
+		case <-time.After(eventPatience):
+			t.Fatalf("backup events: %v, then none", got)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("backup events: %v, want %v", got, want)
+	}
+
 	// The instance's deletion takes its backups with it.
 	e.ok("delete", "www")
 	if n := backupFiles(t, e); n != 0 {
@@ -280,6 +303,8 @@ func TestBackupsBetweenHosts(t *testing.T) {
 		{"an image, not a backup", "not a silo backup", rootfs(t)},
 		{"a bad config key", "the backup's config", testutil.ReadTestdata(t, "backup", "bad-config.tar")},
 		{"traversal", "leaves the root", testutil.ReadTestdata(t, "backup", "hostile", "traversal.tar")},
+		// Refused at its first bytes, while the client still sends.
+		{"large, and no backup", "invalid tar header", bytes.Repeat([]byte("not a backup\n"), 4<<20)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(dir, "bad")
