@@ -86,8 +86,15 @@ func prepareBackup(tx *store.Tx, inst *store.Instance, opts *BackupOptions) erro
 // into the backups directory. The file is written under a temporary
 // name and renamed once whole, and both names are in the operation's
 // undo list, recorded before the first byte: a command killed at any
-// point leaves no file that the next start does not remove.
+// point leaves no file that the next start does not remove. It holds
+// the instance's lock from its record to its commit, as the changes
+// whose undo puts the instance's record back do.
 func (e *Engine) CreateBackup(ctx context.Context, name string, opts BackupOptions) (*store.Backup, error) {
+	lock, err := e.instanceLock(name)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
 	b := &store.Backup{ID: newID("b-"), Expires: opts.ExpiresAt.UTC(), InstanceOnly: opts.InstanceOnly, Optimized: opts.Optimized}
 	path := e.backupPath(b.ID)
 	tmp := path + ".part"
@@ -121,7 +128,7 @@ func (e *Engine) CreateBackup(ctx context.Context, name string, opts BackupOptio
 	return b, o.Commit(ctx, func(tx *store.Tx) error {
 		inst, err := tx.Instance(name)
 		if err != nil {
-			return fmt.Errorf("backup %s: the instance went meanwhile: %w", name, err)
+			return err
 		}
 		inst.Backups = append(inst.Backups, *b)
 		if err := tx.PutInstance(inst); err != nil {
@@ -143,7 +150,7 @@ func (e *Engine) writeBackup(ctx context.Context, name, path string, opts Backup
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 1<<20)
-	err = e.Export(ctx, name, w, ExportOptions{InstanceOnly: opts.InstanceOnly, Optimized: opts.Optimized, Compression: opts.Compression})
+	err = e.export(ctx, name, w, ExportOptions{InstanceOnly: opts.InstanceOnly, Optimized: opts.Optimized, Compression: opts.Compression})
 	if err == nil {
 		err = w.Flush()
 	}
@@ -226,6 +233,11 @@ func (e *Engine) RenameBackup(ctx context.Context, name, b, to string) error {
 	if err := checkName("backup", to); err != nil {
 		return err
 	}
+	lock, err := e.instanceLock(name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	return e.store.Update(func(tx *store.Tx) error {
 		inst, err := tx.Instance(name)
 		if err != nil {
@@ -249,6 +261,11 @@ func (e *Engine) RenameBackup(ctx context.Context, name, b, to string) error {
 // DeleteBackup deletes backup b of instance name, its record and then
 // its file.
 func (e *Engine) DeleteBackup(ctx context.Context, name, b string) error {
+	lock, err := e.instanceLock(name)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	return e.journal.Do(ctx, "backup-delete", name+"/"+b, func(tx *store.Tx, rec *store.Op) error {
 		inst, err := tx.Instance(name)
 		if err != nil {
