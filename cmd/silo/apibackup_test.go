@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/internal/testutil"
 )
 
@@ -131,6 +132,11 @@ func TestServeBackups(t *testing.T) {
 	if backupFiles(t, e) != 2 {
 		t.Fatalf("%d backup files for 2 backups", backupFiles(t, e))
 	}
+	sameJSON(t, "backup list web", list, e.cliJSON(list, "backup", "list", "web"))
+	if out := e.ok("backup", "list", "web"); !strings.Contains(out, "b1") || !strings.Contains(out, "gzip") {
+		t.Fatalf("backup list says:\n%s", out)
+	}
+	e.fails(3, `instance "nope" not found`, "backup", "list", "nope")
 
 	// Downloaded, each is what it says, and imports.
 	dir := t.TempDir()
@@ -264,6 +270,11 @@ func TestBackupsBetweenHosts(t *testing.T) {
 	h1, h2 := newEnv(t, "dir"), newEnv(t, "dir")
 	servedPair(t, h1, h2)
 	tinyWeb(t, h2)
+	// A backup h2 keeps, listed from h1, goes with its instance below.
+	must(t)(client.NewUnix(filepath.Join(h2.state, "unix.socket")).CreateBackup(context.Background(), "web", api.InstanceBackupsPost{Name: "kept"}))
+	if out := h1.ok("backup", "list", "h2:web"); !strings.Contains(out, "kept") {
+		t.Fatalf("backup list h2:web says:\n%s", out)
+	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "web.tar.zst")
 	if out := h1.ok("export", "h2:web", "-o", file); !strings.Contains(out, "Instance h2:web exported to "+file) {
@@ -288,6 +299,9 @@ func TestBackupsBetweenHosts(t *testing.T) {
 	}
 	h1.fails(4, `instance "web" already exists`, "import", back, "h2:")
 	h2.ok("delete", "web")
+	if n := backupFiles(t, h2); n != 0 {
+		t.Fatalf("%d backup files outlive web on h2", n)
+	}
 	h1.ok("import", back, "h2:")
 	checkWeb(t, h2, "web", "s1", "s2")
 

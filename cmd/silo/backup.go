@@ -36,6 +36,10 @@ func backupCommands() []*cli.Command {
 			&cli.StringFlag{Name: "pool", Aliases: []string{"p"}, Usage: "storage pool (default: the pool named default)"},
 			keepAddressesFlag,
 		}, Action: onRemote(1, importInstance, importRemote)},
+		{Name: "backup", Usage: "the backups a server keeps of an instance (made through its API)", Subcommands: []*cli.Command{
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list an instance's backups", ArgsUsage: "[REMOTE:]NAME", Flags: []cli.Flag{formatFlag},
+				Action: onRemote(0, backupList, backupListRemote)},
+		}},
 	}
 }
 
@@ -77,6 +81,41 @@ func exportRemote(c *cli.Context, cl *client.Client, a []string) error {
 		_, err = io.Copy(w, r)
 		return err
 	})
+}
+
+func backupList(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	backups, err := e.Backups(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return backupTable(c, backups)
+}
+
+func backupListRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	backups, err := cl.Backups(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return backupTable(c, backups)
+}
+
+// backupTable prints backups with the columns of lxc info's.
+func backupTable(c *cli.Context, backups []api.InstanceBackup) error {
+	yes := map[bool]string{true: "YES", false: "NO"}
+	var rows [][]string
+	for _, b := range backups {
+		rows = append(rows, []string{b.Name, when(b.CreatedAt), when(b.ExpiresAt), yes[b.InstanceOnly], yes[b.OptimizedStorage],
+			b.CompressionAlgorithm, humanSize(b.Size)})
+	}
+	return output(c, backups, []string{"NAME", "TAKEN AT", "EXPIRES AT", "INSTANCE ONLY", "OPTIMIZED STORAGE", "COMPRESSION", "SIZE"}, rows)
 }
 
 // writeOutput runs write on the file path, or on stdout for "-". A file

@@ -131,6 +131,7 @@ func completionCases(e *env) []completionCase {
 		{"silo copy web/", []string{"web/before-upgrade", "web/snap0"}},
 		{"silo image export b", []string{"bb"}},
 		{"silo export w", []string{"web", "worker"}},
+		{"silo backup list w", []string{"web", "worker"}},
 		{"silo import rootfs.tar ", nil}, // a new name
 		{"silo image import ", []string{"rootfs.tar"}},
 		{"silo file pull w", []string{"web/", "worker/"}},
