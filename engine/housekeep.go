@@ -1,6 +1,7 @@
 // The background pass: scheduled snapshots and their expiry, for
-// instances and custom volumes, and the expiry of instances' backups. `silo serve` runs it each minute; without
-// a server, cron or a systemd timer runs `silo housekeep`.
+// instances and custom volumes, and the expiry of instances' backups.
+// `silo serve` runs it each minute; without a server, cron or a systemd
+// timer runs `silo housekeep`.
 
 package engine
 
@@ -48,9 +49,10 @@ type owner struct {
 }
 
 // Housekeep runs the background pass at time now: it deletes the
-// snapshots and backups that have expired, and takes those that the schedules name
-// since each owner's last scheduled snapshot (see snapshot.Schedule.Due),
-// once however many times the schedule named since. The time of that
+// snapshots and backups that have expired, and takes the snapshots that
+// the schedules name since each owner's last scheduled snapshot (see
+// snapshot.Schedule.Due), once however many times the schedule named
+// since. The time of that
 // snapshot is recorded with it, in the same commit, so that a second
 // pass in the same minute takes none, and a snapshot that a crash undid
 // is taken by the next pass; a pass that came late (the host was down,
