@@ -107,7 +107,8 @@ bench-refresh: deps
 	hack/zfs-fuse.sh start
 	$(GO) run ./hack/refreshbench $(BENCH_ARGS)
 
-# silo list h2: over mutual TLS from a second host (two network namespaces).
+# silo list h2: over mutual TLS from a second host (two network namespaces),
+# and silo export h2:NAME and import FILE h2:NAME of a 256 MB instance.
 bench-remote: deps
 	$(GO) run ./hack/remotebench $(BENCH_ARGS)
 

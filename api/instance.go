@@ -180,3 +180,23 @@ type InstanceSnapshot struct {
 	// incremental streams onto it only when the source's has the same.
 	StreamID string `json:"stream_id,omitempty"`
 }
+
+// InstanceBackup is a backup file of an instance that the server keeps,
+// for a client to download (LXD's InstanceBackup).
+type InstanceBackup struct {
+	// Name is the backup's, unique within its instance.
+	Name string `json:"name"`
+	// CreatedAt is when it was made.
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is when the server deletes it; the zero time for never.
+	ExpiresAt time.Time `json:"expires_at"`
+	// InstanceOnly says that it leaves the snapshots out.
+	InstanceOnly bool `json:"instance_only"`
+	// OptimizedStorage says that it holds the storage driver's own
+	// streams, which only a pool of the same driver imports.
+	OptimizedStorage bool `json:"optimized_storage"`
+	// CompressionAlgorithm is its file's: zstd, gzip, xz or none.
+	CompressionAlgorithm string `json:"compression_algorithm,omitempty"`
+	// Size is its file's, in bytes.
+	Size int64 `json:"size,omitempty"`
+}

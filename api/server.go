@@ -136,6 +136,26 @@ type InstanceSnapshotsPost struct {
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
+// InstanceBackupsPost makes a backup of an instance (LXD's
+// InstanceBackupsPost).
+type InstanceBackupsPost struct {
+	// Name is the backup's; empty, the first free backupN.
+	Name string `json:"name"`
+	// ExpiresAt is when the server deletes it; the zero time, never.
+	ExpiresAt time.Time `json:"expires_at"`
+	// InstanceOnly leaves the snapshots out.
+	InstanceOnly bool `json:"instance_only"`
+	// OptimizedStorage writes the storage driver's own streams.
+	OptimizedStorage bool `json:"optimized_storage"`
+	// CompressionAlgorithm is zstd (when empty), gzip, xz or none.
+	CompressionAlgorithm string `json:"compression_algorithm"`
+}
+
+// InstanceBackupPost renames a backup (LXD's InstanceBackupPost).
+type InstanceBackupPost struct {
+	Name string `json:"name"`
+}
+
 // ProfilesPost makes a profile (LXD's ProfilesPost).
 type ProfilesPost struct {
 	Name        string                       `json:"name"`

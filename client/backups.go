@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/silo-dev/silo/api"
@@ -76,4 +77,45 @@ func (c *Client) ImportInstance(ctx context.Context, r io.Reader, opts ImportOpt
 	}
 	var inst api.Instance
 	return &inst, c.upload(ctx, api.Version+"/instances", r, h, &inst)
+}
+
+// Backups lists the backups the server keeps of an instance, oldest
+// first.
+func (c *Client) Backups(ctx context.Context, name string) ([]api.InstanceBackup, error) {
+	var out []api.InstanceBackup
+	_, err := c.get(ctx, api.Path("instances", name)+"/backups", recursion(1), &out)
+	return out, err
+}
+
+// Backup describes one backup of an instance.
+func (c *Client) Backup(ctx context.Context, name, backup string) (*api.InstanceBackup, error) {
+	var out api.InstanceBackup
+	_, err := c.get(ctx, backupPath(name, backup), nil, &out)
+	return &out, err
+}
+
+// CreateBackup has the server write a backup of an instance, which it
+// keeps until it is deleted or expires; the operation's resources name
+// it.
+func (c *Client) CreateBackup(ctx context.Context, name string, req api.InstanceBackupsPost) (*Operation, error) {
+	return c.async(ctx, http.MethodPost, api.Path("instances", name)+"/backups", req, nil)
+}
+
+// RenameBackup renames a backup.
+func (c *Client) RenameBackup(ctx context.Context, name, backup, to string) (*Operation, error) {
+	return c.async(ctx, http.MethodPost, backupPath(name, backup), api.InstanceBackupPost{Name: to}, nil)
+}
+
+// DeleteBackup deletes a backup and its file.
+func (c *Client) DeleteBackup(ctx context.Context, name, backup string) (*Operation, error) {
+	return c.async(ctx, http.MethodDelete, backupPath(name, backup), nil, nil)
+}
+
+// ExportBackup downloads a backup's file; close what it returns.
+func (c *Client) ExportBackup(ctx context.Context, name, backup string) (io.ReadCloser, error) {
+	return c.download(ctx, backupPath(name, backup)+"/export", nil)
+}
+
+func backupPath(name, backup string) string {
+	return api.Path("instances", name) + "/backups/" + url.PathEscape(backup)
 }

@@ -66,6 +66,12 @@ func (e *Engine) Export(ctx context.Context, name string, w io.Writer, opts Expo
 		return err
 	}
 	defer lock.Close()
+	return e.export(ctx, name, w, opts)
+}
+
+// export is Export, for a caller that holds the instance's lock and has
+// checked opts.
+func (e *Engine) export(ctx context.Context, name string, w io.Writer, opts ExportOptions) error {
 	inst, d, err := e.instanceDriver(ctx, name)
 	if err != nil {
 		return err

@@ -12,11 +12,13 @@ import (
 )
 
 // Check compares the records with what the pools and the image store hold,
-// and returns one line for each volume or image file without a record,
-// record without a volume, and operation left in flight. None means the two agree.
+// and returns one line for each volume, image file or backup file without
+// a record, record without its volume or backup file, and operation left
+// in flight. None means the two agree.
 func (e *Engine) Check(ctx context.Context) ([]string, error) {
 	want := map[string]map[storage.Ref]string{} // pool -> ref -> what records it
 	files := map[string]bool{}                  // image files with a record
+	backups := map[string]string{}              // backup files -> what records each
 	var pools []*store.Pool
 	var problems []string
 	err := e.store.View(func(tx *store.Tx) error {
@@ -67,6 +69,9 @@ func (e *Engine) Check(ctx context.Context) ([]string, error) {
 			for _, s := range i.Snapshots {
 				add(i.Pool, storage.Ref{Volume: s.Volume, Snapshot: s.ID}, "snapshot "+i.Name+"/"+s.Name)
 			}
+			for _, b := range i.Backups {
+				backups[e.backupPath(b.ID)] = "backup " + i.Name + "/" + b.Name
+			}
 		}
 		vols, err := tx.CustomVolumes("")
 		if err != nil {
@@ -88,14 +93,22 @@ func (e *Engine) Check(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, err := os.ReadDir(e.path("images"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	for _, f := range entries {
-		if p := e.path("images", f.Name()); !files[p] {
-			problems = append(problems, fmt.Sprintf("image file %s has no record", p))
+	for _, dir := range []string{"images", "backups"} {
+		entries, err := os.ReadDir(e.path(dir))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
 		}
+		for _, f := range entries {
+			p := e.path(dir, f.Name())
+			if _, ok := backups[p]; ok {
+				delete(backups, p)
+			} else if !files[p] {
+				problems = append(problems, fmt.Sprintf("file %s has no record", p))
+			}
+		}
+	}
+	for p, what := range backups {
+		problems = append(problems, fmt.Sprintf("%s has no file %s", what, p))
 	}
 	for _, p := range pools {
 		d, _, err := e.driver(ctx, p.Name)

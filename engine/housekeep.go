@@ -1,6 +1,7 @@
 // The background pass: scheduled snapshots and their expiry, for
-// instances and custom volumes. `silo serve` runs it each minute; without
-// a server, cron or a systemd timer runs `silo housekeep`.
+// instances and custom volumes, and the expiry of instances' backups.
+// `silo serve` runs it each minute; without a server, cron or a systemd
+// timer runs `silo housekeep`.
 
 package engine
 
@@ -21,6 +22,9 @@ import (
 type HousekeepReport struct {
 	Taken   []string `json:"taken"`
 	Expired []string `json:"expired"`
+	// ExpiredBackups are the instances' backups deleted as they
+	// expired, as NAME/BACKUP.
+	ExpiredBackups []string `json:"expired_backups"`
 	// Skipped lists the stopped instances whose scheduled snapshot was
 	// not taken (snapshots.schedule.stopped is false).
 	Skipped []string `json:"skipped"`
@@ -35,16 +39,20 @@ type owner struct {
 	cfg     map[string]string
 	last    time.Time // of the last scheduled snapshot
 	snaps   []store.Snapshot
-	stopped bool // an instance that does not run, and may not be snapshotted so
+	backups []store.Backup // an instance's
+	stopped bool           // an instance that does not run, and may not be snapshotted so
 	take    func(SnapshotOptions) (*store.Snapshot, error)
 	drop    func(snap string) error
-	skip    func(now time.Time) error // records a scheduled time as passed
+	// dropBackup deletes an instance's backup.
+	dropBackup func(backup string) error
+	skip       func(now time.Time) error // records a scheduled time as passed
 }
 
 // Housekeep runs the background pass at time now: it deletes the
-// snapshots that have expired, and takes those that the schedules name
-// since each owner's last scheduled snapshot (see snapshot.Schedule.Due),
-// once however many times the schedule named since. The time of that
+// snapshots and backups that have expired, and takes the snapshots that
+// the schedules name since each owner's last scheduled snapshot (see
+// snapshot.Schedule.Due), once however many times the schedule named
+// since. The time of that
 // snapshot is recorded with it, in the same commit, so that a second
 // pass in the same minute takes none, and a snapshot that a crash undid
 // is taken by the next pass; a pass that came late (the host was down,
@@ -62,7 +70,7 @@ func (e *Engine) Housekeep(ctx context.Context, now time.Time) (*HousekeepReport
 	if err != nil {
 		return nil, err
 	}
-	r := &HousekeepReport{Taken: []string{}, Expired: []string{}, Skipped: []string{}, Failed: []string{}}
+	r := &HousekeepReport{Taken: []string{}, Expired: []string{}, ExpiredBackups: []string{}, Skipped: []string{}, Failed: []string{}}
 	for _, o := range owners {
 		if ctx.Err() != nil {
 			return r, ctx.Err()
@@ -78,17 +86,22 @@ func (e *Engine) Housekeep(ctx context.Context, now time.Time) (*HousekeepReport
 	return r, nil
 }
 
-// keep deletes o's expired snapshots, then takes its scheduled one if due.
+// keep deletes o's expired snapshots and backups, then takes its
+// scheduled snapshot if due.
 func (o *owner) keep(now time.Time, r *HousekeepReport) error {
 	dated := make([]snapshot.Dated, len(o.snaps))
 	for i, s := range o.snaps {
 		dated[i] = snapshot.Dated{Name: s.Name, Expires: s.Expires}
 	}
-	for _, snap := range snapshot.Expired(dated, now) {
-		if err := o.drop(snap); err != nil {
-			return fmt.Errorf("delete expired snapshot %s: %w", snap, err)
-		}
-		r.Expired = append(r.Expired, o.what+"/"+snap)
+	if err := o.expire("snapshot", dated, now, o.drop, &r.Expired); err != nil {
+		return err
+	}
+	dated = make([]snapshot.Dated, len(o.backups))
+	for i, b := range o.backups {
+		dated[i] = snapshot.Dated{Name: b.Name, Expires: b.Expires}
+	}
+	if err := o.expire("backup", dated, now, o.dropBackup, &r.ExpiredBackups); err != nil {
+		return err
 	}
 	sched, err := snapshot.ParseSchedule(o.cfg[KeySnapSchedule])
 	if err != nil || !sched.Due(o.last, now) {
@@ -103,6 +116,18 @@ func (o *owner) keep(now time.Time, r *HousekeepReport) error {
 		return fmt.Errorf("scheduled snapshot: %w", err)
 	}
 	r.Taken = append(r.Taken, o.what+"/"+s.Name)
+	return nil
+}
+
+// expire deletes through drop those of items (of kind, in messages)
+// whose expiry has come, and adds each to done as OWNER/NAME.
+func (o *owner) expire(kind string, items []snapshot.Dated, now time.Time, drop func(string) error, done *[]string) error {
+	for _, name := range snapshot.Expired(items, now) {
+		if err := drop(name); err != nil {
+			return fmt.Errorf("delete expired %s %s: %w", kind, name, err)
+		}
+		*done = append(*done, o.what+"/"+name)
+	}
 	return nil
 }
 
@@ -143,9 +168,10 @@ func (e *Engine) owners(ctx context.Context) ([]*owner, error) {
 
 func (e *Engine) instanceOwner(ctx context.Context, inst *store.Instance, cfg map[string]string) *owner {
 	name := inst.Name
-	return &owner{what: name, cfg: cfg, last: inst.ScheduledAt, snaps: inst.Snapshots,
-		take: func(o SnapshotOptions) (*store.Snapshot, error) { return e.CreateSnapshot(ctx, name, o) },
-		drop: func(snap string) error { return e.DeleteSnapshot(ctx, name, snap) },
+	return &owner{what: name, cfg: cfg, last: inst.ScheduledAt, snaps: inst.Snapshots, backups: inst.Backups,
+		take:       func(o SnapshotOptions) (*store.Snapshot, error) { return e.CreateSnapshot(ctx, name, o) },
+		drop:       func(snap string) error { return e.DeleteSnapshot(ctx, name, snap) },
+		dropBackup: func(b string) error { return e.DeleteBackup(ctx, name, b) },
 		skip: func(now time.Time) error {
 			return e.store.Update(func(tx *store.Tx) error {
 				inst, err := tx.Instance(name)

@@ -26,6 +26,7 @@ var nameRules = map[string]nameRule{
 	"pool":     {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	"volume":   {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	"snapshot": {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
+	"backup":   {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	"alias":    {max: 128, extra: "_./:-", desc: "letters, digits, '.', '_', ':', '/' and '-', at most 128"},
 	"profile":  {max: 63, extra: "_.-", desc: "letters, digits, '.', '_' and '-', at most 63"},
 	// A trusted client's name, and a remote's on the client side.

@@ -7,7 +7,8 @@ import (
 	"github.com/silo-dev/silo/internal/store"
 )
 
-// remove deletes an instance that does not run, with its snapshots.
+// remove deletes an instance that does not run, with its snapshots and
+// backups.
 func (e *Engine) remove(ctx context.Context, name string) error {
 	defer e.refreshNetworks(ctx)
 	return e.journal.Do(ctx, "delete", name, func(tx *store.Tx, rec *store.Op) error {
@@ -21,7 +22,7 @@ func (e *Engine) remove(ctx context.Context, name string) error {
 		if err := tx.DeleteRun(name); err != nil {
 			return err
 		}
-		rec.Retire.Files = append(rec.Retire.Files, e.consoleLog(name))
+		rec.Retire.Files = append(append(rec.Retire.Files, e.consoleLog(name)), e.backupFiles(inst)...)
 		rec.Retire.Volumes = append(rec.Retire.Volumes, treeRefs(inst.Pool, inst.Volume, inst.Retired, inst.Snapshots)...)
 		if err := tx.DeleteInstance(name); err != nil {
 			return err

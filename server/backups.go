@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/silo-dev/silo/api"
@@ -90,4 +92,94 @@ func (s *Server) exportInstance(e *engine.Engine, r *http.Request) Response {
 		}
 	}
 	return streamed("instance", name, func(w io.Writer) error { return e.Export(r.Context(), name, w, opts) })
+}
+
+func (s *Server) backupRoutes() {
+	s.Handle("GET /1.0/instances/{name}/backups", s.getBackups, TrustedOnly)
+	s.Handle("POST /1.0/instances/{name}/backups", s.postBackups, TrustedOnly)
+	s.Handle("GET /1.0/instances/{name}/backups/{backup}", s.getBackup, TrustedOnly)
+	s.Handle("POST /1.0/instances/{name}/backups/{backup}", s.renameBackup, TrustedOnly)
+	s.Handle("DELETE /1.0/instances/{name}/backups/{backup}", s.deleteBackup, TrustedOnly)
+	s.Handle("GET /1.0/instances/{name}/backups/{backup}/export", s.exportBackup, TrustedOnly)
+}
+
+func backupPath(name, b string) string {
+	return api.Path("instances", name) + "/backups/" + url.PathEscape(b)
+}
+
+// backupResources are what an operation on backup b of instance name
+// acts on, as LXD lists them.
+func backupResources(name, b string) map[string][]string {
+	return map[string][]string{"instances": {api.Path("instances", name)}, "backups": {backupPath(name, b)}}
+}
+
+func (s *Server) getBackups(e *engine.Engine, r *http.Request) Response {
+	name := r.PathValue("name")
+	backups, err := e.Backups(r.Context(), name)
+	return list(r, backups, err, func(b api.InstanceBackup) string { return backupPath(name, b.Name) })
+}
+
+func (s *Server) getBackup(e *engine.Engine, r *http.Request) Response {
+	return object(e.Backup(r.Context(), r.PathValue("name"), r.PathValue("backup")))
+}
+
+// postBackups makes a backup in an operation. What is wrong with the
+// request (no such instance, a name taken, a compression silo does not
+// know) is answered at once, and the backup is named before the
+// operation starts, so that its resources name it.
+func (s *Server) postBackups(e *engine.Engine, r *http.Request) Response {
+	name := r.PathValue("name")
+	var req api.InstanceBackupsPost
+	if err := Decode(r, &req); err != nil {
+		return Error(err)
+	}
+	opts := engine.BackupOptions{Name: req.Name, ExpiresAt: req.ExpiresAt, InstanceOnly: req.InstanceOnly,
+		Optimized: req.OptimizedStorage, Compression: req.CompressionAlgorithm}
+	if err := e.CheckBackup(name, &opts); err != nil {
+		return Error(err)
+	}
+	return s.async("Backing up instance "+name, backupResources(name, opts.Name), func(ctx context.Context, e *engine.Engine) error {
+		_, err := e.CreateBackup(ctx, name, opts)
+		return err
+	})
+}
+
+// renameBackup and deleteBackup answer an operation, as LXD's, for a
+// backup that exists.
+func (s *Server) renameBackup(e *engine.Engine, r *http.Request) Response {
+	name, b := r.PathValue("name"), r.PathValue("backup")
+	var req api.InstanceBackupPost
+	if err := Decode(r, &req); err != nil {
+		return Error(err)
+	}
+	if _, err := e.Backup(r.Context(), name, b); err != nil {
+		return Error(err)
+	}
+	return s.async("Renaming backup "+name+"/"+b, backupResources(name, b), func(ctx context.Context, e *engine.Engine) error {
+		return e.RenameBackup(ctx, name, b, req.Name)
+	})
+}
+
+func (s *Server) deleteBackup(e *engine.Engine, r *http.Request) Response {
+	name, b := r.PathValue("name"), r.PathValue("backup")
+	if _, err := e.Backup(r.Context(), name, b); err != nil {
+		return Error(err)
+	}
+	return s.async("Deleting backup "+name+"/"+b, backupResources(name, b), func(ctx context.Context, e *engine.Engine) error {
+		return e.DeleteBackup(ctx, name, b)
+	})
+}
+
+// exportBackup sends a backup's file, with its length, and ranges for a
+// client that resumes.
+func (s *Server) exportBackup(e *engine.Engine, r *http.Request) Response {
+	f, b, err := e.OpenBackup(r.Context(), r.PathValue("name"), r.PathValue("backup"))
+	if err != nil {
+		return Error(err)
+	}
+	return responseFunc(func(w http.ResponseWriter) {
+		defer f.Close()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, r, "", b.CreatedAt, f)
+	})
 }

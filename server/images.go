@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -115,7 +116,12 @@ func streamed(what, name string, write func(io.Writer) error) Response {
 	return responseFunc(func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		sw := &startWriter{ResponseWriter: w}
-		if err := write(sw); err != nil {
+		bw := &bufferedStream{Writer: bufio.NewWriterSize(sw, streamBuffer), w: sw}
+		err := write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
 			if !sw.started {
 				Error(err).Render(w)
 				return
@@ -124,6 +130,25 @@ func streamed(what, name string, write func(io.Writer) error) Response {
 			panic(http.ErrAbortHandler)
 		}
 	})
+}
+
+// streamBuffer gathers a stream's small writes (a tar header, a small
+// file) into large ones: each write to the connection is a chunk of the
+// answer, a TLS record and a system call.
+const streamBuffer = 256 << 10
+
+// bufferedStream is a stream's buffer, which Flush empties on to the
+// client.
+type bufferedStream struct {
+	*bufio.Writer
+	w *startWriter
+}
+
+func (b *bufferedStream) Flush() error {
+	if err := b.Writer.Flush(); err != nil {
+		return err
+	}
+	return b.w.Flush()
 }
 
 // startWriter notes whether anything was written, after which an error can

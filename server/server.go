@@ -73,6 +73,7 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	s.instanceRoutes()
 	s.stateRoutes()
 	s.snapshotRoutes()
+	s.backupRoutes()
 	s.fileRoutes()
 	s.execRoutes()
 	s.consoleRoutes()

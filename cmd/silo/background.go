@@ -69,6 +69,9 @@ func housekeep(c *cli.Context, e *engine.Engine) error {
 	for _, s := range r.Expired {
 		rows = append(rows, []string{"Snapshot " + s + " expired: deleted"})
 	}
+	for _, s := range r.ExpiredBackups {
+		rows = append(rows, []string{"Backup " + s + " expired: deleted"})
+	}
 	for _, s := range r.Taken {
 		rows = append(rows, []string{"Snapshot " + s + " taken"})
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/progress"
@@ -25,15 +27,19 @@ func outputFlag() cli.Flag {
 func backupCommands() []*cli.Command {
 	return []*cli.Command{
 		publishCommand(),
-		{Name: "export", Usage: "write an instance, with its snapshots, as a backup file", ArgsUsage: "NAME", Flags: []cli.Flag{
+		{Name: "export", Usage: "write an instance, with its snapshots, as a backup file", ArgsUsage: "[REMOTE:]NAME", Flags: []cli.Flag{
 			outputFlag(), compressionFlag,
 			&cli.BoolFlag{Name: "instance-only", Usage: "leave the snapshots out"},
 			&cli.BoolFlag{Name: "optimized", Usage: "the storage driver's own streams: faster, but only a pool of the same driver can import them"},
-		}, Action: withEngine(exportInstance)},
-		{Name: "import", Usage: "make an instance from a backup file (- for stdin)", ArgsUsage: "FILE [NAME]", Flags: []cli.Flag{
+		}, Action: onRemote(0, exportInstance, exportRemote)},
+		{Name: "import", Usage: "make an instance from a backup file (- for stdin)", ArgsUsage: "FILE [[REMOTE:]NAME]", Flags: []cli.Flag{
 			&cli.StringFlag{Name: "pool", Aliases: []string{"p"}, Usage: "storage pool (default: the pool named default)"},
 			keepAddressesFlag,
-		}, Action: withEngine(importInstance)},
+		}, Action: onRemote(1, importInstance, importRemote)},
+		{Name: "backup", Usage: "the backups a server keeps of an instance (made through its API)", Subcommands: []*cli.Command{
+			{Name: "list", Aliases: []string{"ls"}, Usage: "list an instance's backups", ArgsUsage: "[REMOTE:]NAME", Flags: []cli.Flag{formatFlag},
+				Action: onRemote(0, backupList, backupListRemote)},
+		}},
 	}
 }
 
@@ -50,6 +56,66 @@ func exportInstance(c *cli.Context, e *engine.Engine) error {
 		}
 		return e.Export(c.Context, a[0], w, opts)
 	})
+}
+
+// exportRemote downloads a remote instance's backup stream, as the
+// remote's GET /1.0/instances/NAME/export writes it while it reads the
+// instance: no copy is staged on the remote.
+func exportRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	opts := client.ExportOptions{InstanceOnly: c.Bool("instance-only"), Optimized: c.Bool("optimized"), Compression: c.String("compression")}
+	return writeOutput(c.String("output"), "Instance "+c.Args().First(), func(w io.Writer) error {
+		rc, err := cl.ExportInstance(c.Context, a[0], opts)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		var r io.Reader = rc
+		if bar := progress.Start(os.Stderr, "export "+c.Args().First()); bar != nil {
+			defer bar.Finish()
+			r = bar.Reader(rc)
+		}
+		_, err = io.Copy(w, r)
+		return err
+	})
+}
+
+func backupList(c *cli.Context, e *engine.Engine) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	backups, err := e.Backups(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return backupTable(c, backups)
+}
+
+func backupListRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	backups, err := cl.Backups(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return backupTable(c, backups)
+}
+
+// backupTable prints backups with the columns of lxc info's.
+func backupTable(c *cli.Context, backups []api.InstanceBackup) error {
+	yes := map[bool]string{true: "YES", false: "NO"}
+	var rows [][]string
+	for _, b := range backups {
+		rows = append(rows, []string{b.Name, when(b.CreatedAt), when(b.ExpiresAt), yes[b.InstanceOnly], yes[b.OptimizedStorage],
+			b.CompressionAlgorithm, humanSize(b.Size)})
+	}
+	return output(c, backups, []string{"NAME", "TAKEN AT", "EXPIRES AT", "INSTANCE ONLY", "OPTIMIZED STORAGE", "COMPRESSION", "SIZE"}, rows)
 }
 
 // writeOutput runs write on the file path, or on stdout for "-". A file
@@ -142,6 +208,31 @@ func importInstance(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Instance %s imported on pool %s, with %d snapshot(s)\n", inst.Name, inst.Pool, len(inst.Snapshots))
+	return imported(inst.Name, inst.Pool, len(inst.Snapshots))
+}
+
+// importRemote uploads a backup file to a remote (silo import f h2:web,
+// or h2: for the backup's name), which applies it as it arrives: a
+// file the remote cannot read leaves nothing there.
+func importRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 2)
+	if err != nil {
+		return err
+	}
+	r, done, err := openInput(a[0], "backup file")
+	if err != nil {
+		return err
+	}
+	inst, err := cl.ImportInstance(c.Context, r, client.ImportOptions{Name: a[1], Pool: c.String("pool"),
+		KeepAddresses: c.Bool(keepAddressesFlag.Name)})
+	done()
+	if err != nil {
+		return err
+	}
+	return imported(inst.Name, inst.ExpandedDevices[api.RootDevice]["pool"], len(inst.Snapshots))
+}
+
+func imported(name, pool string, snaps int) error {
+	fmt.Printf("Instance %s imported on pool %s, with %d snapshot(s)\n", name, pool, snaps)
 	return nil
 }

@@ -130,6 +130,9 @@ func completionCases(e *env) []completionCase {
 		{"silo launch bb ", nil}, // a new name
 		{"silo copy web/", []string{"web/before-upgrade", "web/snap0"}},
 		{"silo image export b", []string{"bb"}},
+		{"silo export w", []string{"web", "worker"}},
+		{"silo backup list w", []string{"web", "worker"}},
+		{"silo import rootfs.tar ", nil}, // a new name
 		{"silo image import ", []string{"rootfs.tar"}},
 		{"silo file pull w", []string{"web/", "worker/"}},
 		{"silo profile assign web de", []string{"default"}},

@@ -276,13 +276,14 @@ func TestServeOpenAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	must(t)(s.c.CreateBackup(context.Background(), "web", api.InstanceBackupsPost{Name: "b1"}))
 	var nets []api.Network
 	e.json(&nets, "network", "list")
 	if len(nets) == 0 {
 		t.Fatal("no network to describe")
 	}
 	real := map[string]string{"name": "web", "snapshot": "s1", "id": op.ID, "fingerprint": "bb", "pool": "default",
-		"volume": "v1", "network": nets[0].Name, "profile": "default", "certificate": "c1"}
+		"volume": "v1", "network": nets[0].Name, "profile": "default", "certificate": "c1", "backup": "b1"}
 	hc := client.UnixHTTP(s.socket)
 	call := func(method, path, body string) (int, any) {
 		t.Helper()

@@ -19,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/silo-dev/silo/api"
@@ -63,11 +62,11 @@ func main() {
 		var times []time.Duration
 		var peak int64
 		for range *runs {
-			d, rss := measure(bench.Silo, "/dev/null", "", exp...)
+			d, rss := benchutil.Measure(bench.Silo, "/dev/null", "", exp...)
 			times, peak = append(times, d), max(peak, rss)
 		}
 		file := filepath.Join(work, fmt.Sprintf("backup%d", k))
-		measure(bench.Silo, file, "", exp...)
+		benchutil.Measure(bench.Silo, file, "", exp...)
 		st, err := os.Stat(file)
 		benchutil.Check(err)
 		fmt.Printf("export %-20s %s, %.1f MB, peak memory %d MB\n", label, benchutil.Stat(times), float64(st.Size())/1e6, peak>>10)
@@ -75,7 +74,7 @@ func main() {
 		times, peak = nil, 0
 		for i := range *runs {
 			name := fmt.Sprintf("imported%d-%d", k, i)
-			d, rss := measure(bench.Silo, "", file, "import", "-", name, "--pool", "bench")
+			d, rss := benchutil.Measure(bench.Silo, "", file, "import", "-", name, "--pool", "bench")
 			times, peak = append(times, d), max(peak, rss)
 			bench.Names = append(bench.Names, name)
 		}
@@ -86,29 +85,4 @@ func main() {
 		bench.Names = bench.Names[:2]
 		k++
 	}
-}
-
-// measure runs silo with stdout to out and stdin from in (when not
-// empty), and returns its wall time and peak resident set in KiB.
-func measure(silo *benchutil.Silo, out, in string, args ...string) (time.Duration, int64) {
-	cmd := silo.Command(args...)
-	cmd.Stderr = os.Stderr
-	if out != "" {
-		f, err := os.Create(out)
-		benchutil.Check(err)
-		defer f.Close()
-		cmd.Stdout = f
-	}
-	if in != "" {
-		f, err := os.Open(in)
-		benchutil.Check(err)
-		defer f.Close()
-		cmd.Stdin = f
-	}
-	start := time.Now()
-	if err := silo.NS.Run(cmd); err != nil {
-		benchutil.Check(fmt.Errorf("silo %s: %w", strings.Join(args, " "), err))
-	}
-	d := time.Since(start)
-	return d, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
 }

@@ -145,6 +145,25 @@ func atFailure(fn func()) {
 	onFailure = append(onFailure, fn)
 }
 
+// TarTree writes the tree at root as a plain tar at out: an image to
+// import.
+func TarTree(root, out string) error {
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	err = AddTree(tw, root, "")
+	if err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // AddTree writes the tree at root into tw, its names under prefix.
 func AddTree(tw *tar.Writer, root, prefix string) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/silo-dev/silo/api"
 )
@@ -207,4 +209,29 @@ func (d *Debian) Close() {
 	_ = d.Run("pool", "delete", "bench")
 	d.Silo.Close()
 	os.RemoveAll(d.Work)
+}
+
+// Measure runs silo with stdout to out and stdin from in (when not
+// empty), and returns its wall time and peak resident set in KiB.
+func Measure(silo *Silo, out, in string, args ...string) (time.Duration, int64) {
+	cmd := silo.Command(args...)
+	cmd.Stderr = os.Stderr
+	if out != "" {
+		f, err := os.Create(out)
+		Check(err)
+		defer f.Close()
+		cmd.Stdout = f
+	}
+	if in != "" {
+		f, err := os.Open(in)
+		Check(err)
+		defer f.Close()
+		cmd.Stdin = f
+	}
+	start := time.Now()
+	if err := silo.NS.Run(cmd); err != nil {
+		Check(fmt.Errorf("silo %s: %w", strings.Join(args, " "), err))
+	}
+	d := time.Since(start)
+	return d, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
 }

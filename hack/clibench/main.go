@@ -16,7 +16,6 @@
 package main
 
 import (
-	"archive/tar"
 	"flag"
 	"fmt"
 	"os"
@@ -60,7 +59,7 @@ func main() {
 		tree := filepath.Join(work, "tree")
 		benchutil.Check(benchutil.MakeTree(tree, int64(*treeMB)<<20))
 		image, what = filepath.Join(work, "image.tar"), fmt.Sprintf("synthetic %d MB tree", *treeMB)
-		benchutil.Check(tarTree(tree, image))
+		benchutil.Check(benchutil.TarTree(tree, image))
 		os.RemoveAll(tree)
 	} else {
 		image, what = benchutil.DebianImage(), "Debian bookworm minbase"
@@ -137,22 +136,4 @@ func zpoolIn(state string) string {
 	}
 	benchutil.Check(fmt.Errorf("no zpool for the pools under %s", state))
 	return ""
-}
-
-// tarTree writes the tree as a plain tar, the image to import.
-func tarTree(root, out string) error {
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	err = benchutil.AddTree(tw, root, "")
-	if err != nil {
-		return err
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	return f.Close()
 }

@@ -1,6 +1,8 @@
 // Command remotebench measures silo's remotes: `silo list h2:` over mutual
 // TLS from a second host, with N stopped instances on h2, beside the same
-// listing made directly on h2. The two
+// listing made directly on h2; then `silo export h2:NAME` and `silo import
+// FILE h2:NAME` of an instance of many files, beside the same commands on
+// h2. The two
 // hosts are two state directories in two network namespaces joined by a
 // veth (198.51.100.1 and .2); nothing leaves the machine.
 //
@@ -14,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/silo-dev/silo/api"
@@ -26,6 +29,9 @@ var (
 	runs      = flag.Int("runs", 20, "timed runs per figure")
 	clients   = flag.Int("clients", 100, "clients at once, each with its own TLS connection")
 	instances = flag.Int("instances", 100, "stopped instances on h2")
+	backupMB  = flag.Int("backup-mb", 256, "MB of files in the instance that export and import move (0: none)")
+	backupRun = flag.Int("backup-runs", 5, "timed runs of each export and import")
+	backupZ   = flag.String("backup-compression", "zstd", "the exports' compression")
 )
 
 func main() {
@@ -60,6 +66,56 @@ func main() {
 	figure("silo list h2: --format json (h1, over TLS)", func() error { return h1.Run("list", "h2:", "--format", "json") })
 	figure("silo list --format json (on h2, direct)", func() error { return h2.Run("list", "--format", "json") })
 	load(h1, hosts.Conf)
+	if *backupMB > 0 {
+		backups(h1, h2, work)
+	}
+}
+
+// backups times silo export and import of an instance of backupMB on
+// h2: from h1 through h2's API over TLS, and directly on h2. The exports
+// go to /dev/null, as over a pipe to another host; the imports read one
+// export's file.
+func backups(h1, h2 *benchutil.Silo, work string) {
+	tree, img := filepath.Join(work, "tree"), filepath.Join(work, "tree.tar")
+	benchutil.Check(benchutil.MakeTree(tree, int64(*backupMB)<<20))
+	benchutil.Check(benchutil.TarTree(tree, img))
+	os.RemoveAll(tree)
+	benchutil.Check(h2.Run("image", "import", img, "--alias", "tree"))
+	benchutil.Check(h2.Run("create", "tree", "big"))
+	defer func() { benchutil.Check(h2.Run("delete", "big")) }()
+	file := filepath.Join(work, "big.backup")
+	benchutil.Measure(h2, file, "", "export", "big", "-o", "-", "--compression", *backupZ)
+	st, err := os.Stat(file)
+	benchutil.Check(err)
+	fmt.Printf("an instance of %d MB of files (%.0f MB exported, %s); %d runs, medians [min-max]\n", *backupMB, float64(st.Size())/1e6, *backupZ, *backupRun)
+	timed := func(what string, fn func(i int) time.Duration) {
+		var ds []time.Duration
+		for i := range *backupRun {
+			ds = append(ds, fn(i))
+		}
+		fmt.Printf("  %-50s %s, %.0f MB/s of files\n", what, benchutil.Stat(ds), float64(*backupMB)/benchutil.Median(ds).Seconds())
+	}
+	for _, c := range []struct {
+		what string
+		s    *benchutil.Silo
+		ref  string
+	}{{"silo export h2:big -o - (h1, over TLS)", h1, "h2:big"}, {"silo export big -o - (on h2, direct)", h2, "big"}} {
+		timed(c.what, func(int) time.Duration {
+			d, _ := benchutil.Measure(c.s, "/dev/null", "", "export", c.ref, "-o", "-", "--compression", *backupZ)
+			return d
+		})
+	}
+	for _, c := range []struct {
+		what, prefix string
+		s            *benchutil.Silo
+	}{{"silo import - h2:NAME (h1, over TLS)", "h2:", h1}, {"silo import - NAME (on h2, direct)", "", h2}} {
+		timed(c.what, func(i int) time.Duration {
+			name := fmt.Sprintf("imported%d", i)
+			d, _ := benchutil.Measure(c.s, "", file, "import", "-", c.prefix+name)
+			benchutil.Check(h2.Run("delete", name))
+			return d
+		})
+	}
 }
 
 // figure prints the times of fn, after one untimed run.

@@ -105,6 +105,33 @@ type Instance struct {
 	// into on disk (nil: as the image has them), on a pool whose
 	// filesystem cannot be idmapped.
 	Shift *Shift `json:"shift,omitempty"`
+	// Backups are the backup files kept of the instance, oldest first.
+	Backups []Backup `json:"backups,omitempty"`
+}
+
+// Backup is a backup file of an instance that the host keeps for a
+// client to download, as LXD's instance backups. Its file is named by
+// its ID, so that renaming it or its instance touches no file.
+type Backup struct {
+	Name    string    `json:"name"`
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	// Expires is when the background pass deletes it; zero for never.
+	Expires      time.Time `json:"expires_at,omitzero"`
+	InstanceOnly bool      `json:"instance_only,omitempty"`
+	Optimized    bool      `json:"optimized,omitempty"`
+	Compression  string    `json:"compression"`
+	Size         int64     `json:"size"`
+}
+
+// Backup returns the backup called name.
+func (i *Instance) Backup(name string) (*Backup, error) {
+	for k := range i.Backups {
+		if i.Backups[k].Name == name {
+			return &i.Backups[k], nil
+		}
+	}
+	return nil, errkind.Wrap(errkind.NotFound, "backup %q of instance %q not found", name, i.Name)
 }
 
 // Shift is a map whose host IDs a volume's files carry on disk: the
