@@ -136,25 +136,6 @@ func (e *Engine) export(ctx context.Context, name string, w io.Writer, opts Expo
 	return nil
 }
 
-// refreshStreamsFit says whether the driver's incremental streams can
-// carry the refresh of a copy of inst that holds base (nil when none),
-// whose copy of base has the stream ID baseStream (empty when unknown):
-// base's own stream ID is the same, and the snapshots to send and the
-// head live in base's volume, their files shifted on disk as base's.
-func refreshStreamsFit(ctx context.Context, d storage.Driver, inst *store.Instance, base *store.Snapshot, snaps []store.Snapshot, baseStream string) (bool, error) {
-	sd, ok := d.(streamIDer)
-	if !ok || base == nil || baseStream == "" || inst.Volume != base.Volume || !sameShift(inst.Shift, base.Shift) {
-		return false, nil
-	}
-	for _, s := range snaps {
-		if s.Volume != base.Volume || !sameShift(s.Shift, base.Shift) {
-			return false, nil
-		}
-	}
-	id, err := sd.StreamID(ctx, storage.Ref{Volume: base.Volume, Snapshot: base.ID})
-	return id == baseStream, err
-}
-
 // lacking returns the snapshots of snaps whose UUIDs have does not list,
 // and the newest of those it lists, nil if none: what a refresh sends,
 // and what it starts from.
@@ -212,11 +193,6 @@ func shifted(head *store.Shift, snaps []store.Snapshot) bool {
 // have their files shifted alike, or none of them shifted.
 func oneShift(head *store.Shift, snaps []store.Snapshot) bool {
 	return !slices.ContainsFunc(snaps, func(s store.Snapshot) bool { return !sameShift(s.Shift, head) })
-}
-
-// sameShift says whether a and b shift files alike.
-func sameShift(a, b *store.Shift) bool {
-	return a == b || a != nil && b != nil && *a == *b
 }
 
 // backupExtra is what a backup's index carries for the engine alone.
