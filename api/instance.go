@@ -195,7 +195,7 @@ type InstanceBackup struct {
 	// OptimizedStorage says that it holds the storage driver's own
 	// streams, which only a pool of the same driver imports.
 	OptimizedStorage bool `json:"optimized_storage"`
-	// CompressionAlgorithm is its file's: zstd, gzip, xz or none.
+	// CompressionAlgorithm is its file's: zstd, zstd-fast, gzip, xz or none.
 	CompressionAlgorithm string `json:"compression_algorithm,omitempty"`
 	// Size is its file's, in bytes.
 	Size int64 `json:"size,omitempty"`

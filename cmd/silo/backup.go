@@ -18,7 +18,7 @@ import (
 	"github.com/silo-dev/silo/internal/progress"
 )
 
-var compressionFlag = &cli.StringFlag{Name: "compression", Value: "zstd", Usage: "zstd, gzip, xz or none"}
+var compressionFlag = &cli.StringFlag{Name: "compression", Value: "zstd", Usage: "zstd, zstd-fast, gzip, xz or none"}
 
 func outputFlag() cli.Flag {
 	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "file to write (- for stdout); required"}

@@ -14,6 +14,7 @@ import (
 	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/compression"
 	"github.com/silo-dev/silo/internal/iopipe"
 	"github.com/silo-dev/silo/remote"
 )
@@ -276,7 +277,8 @@ func transfer(c *cli.Context, cfg *remote.Config, src, dst remote.Ref, move bool
 		}
 	}
 	pool := c.String("pool")
-	opts := engine.ExportOptions{Snapshot: snap, InstanceOnly: c.Bool("instance-only"), KeepShift: true}
+	// The sender's CPU, not the wire, is what a copy waits on.
+	opts := engine.ExportOptions{Snapshot: snap, InstanceOnly: c.Bool("instance-only"), KeepShift: true, Compression: compression.ZstdFast}
 	opts.Optimized, err = sameDriver(ctx, from, to, inst.Pool(), pool)
 	if err != nil {
 		return err
@@ -342,7 +344,7 @@ func refreshBetween(c *cli.Context, from, to host, inst *api.Instance, target, d
 	if err != nil {
 		return err
 	}
-	opts := engine.ExportOptions{Refresh: true, KeepShift: true}
+	opts := engine.ExportOptions{Refresh: true, KeepShift: true, Compression: compression.ZstdFast}
 	for _, s := range snaps {
 		if s.UUID != "" {
 			opts.Have = append(opts.Have, s.UUID)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 
 	"github.com/silo-dev/silo/errkind"
 
@@ -20,11 +21,15 @@ import (
 
 // Compression names, as shown to people.
 const (
-	None  = "none"
-	Gzip  = "gzip"
-	Zstd  = "zstd"
-	Xz    = "xz"
-	Bzip2 = "bzip2"
+	None = "none"
+	Gzip = "gzip"
+	Zstd = "zstd"
+	// ZstdFast is zstd at its fastest level: a few percent larger, and
+	// written in about half the time, which is what a copy between hosts
+	// is waiting on.
+	ZstdFast = "zstd-fast"
+	Xz       = "xz"
+	Bzip2    = "bzip2"
 )
 
 var magics = []struct {
@@ -38,7 +43,7 @@ var magics = []struct {
 }
 
 // Names lists the compressions a stream can be written with.
-var Names = []string{Zstd, Gzip, Xz, None}
+var Names = []string{Zstd, ZstdFast, Gzip, Xz, None}
 
 // Check refuses a compression that cannot be written.
 func Check(name string) error {
@@ -47,7 +52,7 @@ func Check(name string) error {
 			return nil
 		}
 	}
-	return errkind.Wrap(errkind.Invalid, "unknown compression %q: use one of zstd, gzip, xz or none", name)
+	return errkind.Wrap(errkind.Invalid, "unknown compression %q: use one of %s", name, strings.Join(Names, ", "))
 }
 
 // Compress returns a writer that compresses into w with the named
@@ -55,7 +60,9 @@ func Check(name string) error {
 func Compress(w io.Writer, name string) (io.WriteCloser, error) {
 	switch name {
 	case Zstd:
-		return newParallelZstd(w)
+		return newParallelZstd(w, zstd.SpeedDefault)
+	case ZstdFast:
+		return newParallelZstd(w, zstd.SpeedFastest)
 	case Gzip:
 		return gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	case Xz:

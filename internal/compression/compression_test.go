@@ -39,8 +39,12 @@ func TestRoundTrip(t *testing.T) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
+		want := name
+		if name == compression.ZstdFast {
+			want = compression.Zstd // a zstd stream, written faster
+		}
 		r, got, err := compression.Decompress(&buf)
-		if err != nil || got != name {
+		if err != nil || got != want {
 			t.Fatalf("%s: recognized as %q: %v", name, got, err)
 		}
 		back, err := io.ReadAll(r)

@@ -13,11 +13,18 @@ import (
 // stream. A block this size loses little ratio to a single frame.
 const blockSize = 2 << 20
 
-// encoder is shared: EncodeAll may be called from many goroutines.
-var encoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-		zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(blockSize))
-})
+// The encoders are shared: EncodeAll may be called from many goroutines.
+var encoders = map[zstd.EncoderLevel]func() (*zstd.Encoder, error){
+	zstd.SpeedDefault: newEncoder(zstd.SpeedDefault),
+	zstd.SpeedFastest: newEncoder(zstd.SpeedFastest),
+}
+
+func newEncoder(level zstd.EncoderLevel) func() (*zstd.Encoder, error) {
+	return sync.OnceValues(func() (*zstd.Encoder, error) {
+		return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithEncoderLevel(level), zstd.WithWindowSize(blockSize))
+	})
+}
 
 // parallelZstd compresses blocks of its input concurrently. Memory stays
 // bounded: at most one block per core, and one more, are in flight.
@@ -34,8 +41,8 @@ type parallelZstd struct {
 	err            error
 }
 
-func newParallelZstd(w io.Writer) (*parallelZstd, error) {
-	enc, err := encoder()
+func newParallelZstd(w io.Writer, level zstd.EncoderLevel) (*parallelZstd, error) {
+	enc, err := encoders[level]()
 	if err != nil {
 		return nil, err
 	}
