@@ -77,6 +77,7 @@ const (
 	ActionImageDeleted            = "image-deleted"
 	ActionImageAliasCreated       = "image-alias-created"
 	ActionImageAliasDeleted       = "image-alias-deleted"
+	ActionImageAliasRenamed       = "image-alias-renamed"
 	ActionStoragePoolCreated      = "storage-pool-created"
 	ActionStoragePoolDeleted      = "storage-pool-deleted"
 	ActionVolumeCreated           = "storage-volume-created"

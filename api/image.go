@@ -45,3 +45,51 @@ type ImageAlias struct {
 	// Name is the alias, as in debian/12.
 	Name string `json:"name"`
 }
+
+// ImageAliasesEntry is an alias with the image it names, as
+// /1.0/images/aliases serves it.
+type ImageAliasesEntry struct {
+	Name string `json:"name"`
+	// Target is the fingerprint of the image the alias names.
+	Target string `json:"target"`
+	// Type is always "container".
+	Type string `json:"type"`
+}
+
+// ImageAliasesPost gives image Target (a fingerprint, a unique prefix of
+// one, or another alias) the alias Name.
+type ImageAliasesPost struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`
+}
+
+// ImageAliasesEntryPost renames an alias.
+type ImageAliasesEntryPost struct {
+	Name string `json:"name"`
+}
+
+// ImagesPost makes an image of an instance or of one of its snapshots:
+// the JSON form of POST /1.0/images (a file uploaded is the other).
+type ImagesPost struct {
+	Source ImagesPostSource `json:"source"`
+	// Aliases are the new image's names.
+	Aliases []ImageAlias `json:"aliases,omitempty"`
+	// Properties are added to the image's metadata.
+	Properties map[string]string `json:"properties,omitempty"`
+	// CompressionAlgorithm is zstd (the default), zstd-fast, gzip, xz
+	// or none.
+	CompressionAlgorithm string `json:"compression_algorithm,omitempty"`
+}
+
+// ImagesPostSource names what an image is made of.
+type ImagesPostSource struct {
+	// Type is instance, or snapshot for NAME/SNAPSHOT.
+	Type string `json:"type"`
+	Name string `json:"name"`
+}
+
+// Image source types of ImagesPostSource.
+const (
+	ImageSourceInstance = "instance"
+	ImageSourceSnapshot = "snapshot"
+)

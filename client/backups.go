@@ -76,7 +76,8 @@ func (c *Client) ImportInstance(ctx context.Context, r io.Reader, opts ImportOpt
 		}
 	}
 	var inst api.Instance
-	return &inst, c.upload(ctx, api.Version+"/instances", r, h, &inst)
+	_, err := c.upload(ctx, api.Version+"/instances", r, h, &inst)
+	return &inst, err
 }
 
 // Backups lists the backups the server keeps of an instance, oldest

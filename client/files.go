@@ -47,28 +47,30 @@ func (c *Client) PushFile(ctx context.Context, name, path string, r io.Reader, m
 
 // ImportImage uploads an image file (a root filesystem tarball or an LXD
 // unified image) with aliases; with fingerprint, the server refuses any
-// other image.
-func (c *Client) ImportImage(ctx context.Context, r io.Reader, fingerprint string, aliases []string) (*api.Image, error) {
+// other image. existed says the same file was imported before: nothing
+// changed.
+func (c *Client) ImportImage(ctx context.Context, r io.Reader, fingerprint string, aliases []string) (img *api.Image, existed bool, err error) {
 	h := http.Header{"Content-Type": {"application/octet-stream"}, "X-Silo-Aliases": {strings.Join(aliases, ",")}}
 	if fingerprint != "" {
 		h.Set("X-LXD-fingerprint", fingerprint)
 	}
-	var img api.Image
-	return &img, c.upload(ctx, api.Version+"/images", r, h, &img)
+	img = &api.Image{}
+	code, err := c.upload(ctx, api.Version+"/images", r, h, img)
+	return img, code == http.StatusOK, err
 }
 
-// upload posts the stream r with headers h to path, and decodes the
-// object answered into out.
-func (c *Client) upload(ctx context.Context, path string, r io.Reader, h http.Header, out any) error {
+// upload posts the stream r with headers h to path, decodes the object
+// answered into out, and returns the answer's status.
+func (c *Client) upload(ctx context.Context, path string, r io.Reader, h http.Header, out any) (int, error) {
 	resp, err := c.send(ctx, http.MethodPost, path, nil, r, h)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(&api.Response{Metadata: out}); err != nil {
-		return fmt.Errorf("upload to %s: unreadable answer: %w", path, err)
+		return 0, fmt.Errorf("upload to %s: unreadable answer: %w", path, err)
 	}
-	return nil
+	return resp.StatusCode, nil
 }
 
 // ExportImage streams image ref as an LXD unified image, compressed as

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/events"
 	"github.com/silo-dev/silo/image"
 	"github.com/silo-dev/silo/internal/fsutil"
 	"github.com/silo-dev/silo/internal/store"
@@ -131,6 +134,18 @@ func aliasFree(tx *store.Tx, alias string) error {
 	return nil
 }
 
+// aliasGivable refuses an alias that names an image, or that an import
+// under way is to give.
+func aliasGivable(tx *store.Tx, alias string) error {
+	if err := aliasFree(tx, alias); err != nil {
+		return err
+	}
+	if taken, err := tx.Reserved(store.Reservation("alias", alias)); err != nil || taken {
+		return errkindOr(err, errkind.Wrap(errkind.Busy, "alias %q is being given by another silo command", alias))
+	}
+	return nil
+}
+
 // Images lists the images, oldest first.
 func (e *Engine) Images(ctx context.Context) ([]*api.Image, error) {
 	var imgs []*store.Image
@@ -207,11 +222,8 @@ func (e *Engine) AddAlias(ctx context.Context, ref, alias string) error {
 		if err != nil {
 			return err
 		}
-		if err := aliasFree(tx, alias); err != nil {
+		if err := aliasGivable(tx, alias); err != nil {
 			return err
-		}
-		if taken, err := tx.Reserved(store.Reservation("alias", alias)); err != nil || taken {
-			return errkindOr(err, errkind.Wrap(errkind.Busy, "alias %q is being given by another silo command", alias))
 		}
 		img.Aliases = append(img.Aliases, alias)
 		if err := tx.PutImage(img); err != nil {
@@ -229,6 +241,62 @@ func (e *Engine) DeleteAlias(ctx context.Context, alias string) error {
 		}
 		return objectEvent(tx, api.ActionImageAliasDeleted, "images/aliases", alias)
 	})
+}
+
+// RenameAlias gives the image that alias names the name newName instead.
+func (e *Engine) RenameAlias(ctx context.Context, alias, newName string) error {
+	if err := checkName("alias", newName); err != nil {
+		return err
+	}
+	return e.store.Update(func(tx *store.Tx) error {
+		fp := tx.AliasTarget(alias)
+		if fp == "" {
+			return errkind.Wrap(errkind.NotFound, "alias %q not found", alias)
+		}
+		if err := aliasGivable(tx, newName); err != nil {
+			return err
+		}
+		if err := tx.DeleteAlias(alias); err != nil {
+			return err
+		}
+		img, err := tx.Image(fp)
+		if err != nil {
+			return err
+		}
+		img.Aliases = append(img.Aliases, newName)
+		if err := tx.PutImage(img); err != nil {
+			return err
+		}
+		return events.Record(tx, api.ActionImageAliasRenamed, api.Path("images/aliases", newName), map[string]any{"old_name": alias})
+	})
+}
+
+// Aliases lists the aliases with the images they name, by name.
+func (e *Engine) Aliases(ctx context.Context) ([]api.ImageAliasesEntry, error) {
+	imgs, err := e.Images(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.ImageAliasesEntry{}
+	for _, img := range imgs {
+		for _, a := range img.Aliases {
+			out = append(out, api.ImageAliasesEntry{Name: a.Name, Target: img.Fingerprint, Type: img.Type})
+		}
+	}
+	slices.SortFunc(out, func(a, b api.ImageAliasesEntry) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// Alias describes one alias.
+func (e *Engine) Alias(ctx context.Context, name string) (*api.ImageAliasesEntry, error) {
+	var fp string
+	if err := e.store.View(func(tx *store.Tx) error { fp = tx.AliasTarget(name); return nil }); err != nil {
+		return nil, err
+	}
+	if fp == "" {
+		return nil, errkind.Wrap(errkind.NotFound, "alias %q not found", name)
+	}
+	return &api.ImageAliasesEntry{Name: name, Target: fp, Type: api.TypeContainer}, nil
 }
 
 func errkindOr(err, other error) error {

@@ -18,6 +18,11 @@ func (s *Server) imageRoutes() {
 	s.Handle("POST /1.0/images", s.postImages, TrustedOnly)
 	s.Handle("DELETE /1.0/images/{ref}", s.deleteImage, TrustedOnly)
 	s.Handle("GET /1.0/images/{ref}/export", s.exportImage, TrustedOnly)
+	s.Handle("GET /1.0/images/aliases", s.getAliases, TrustedOnly)
+	s.Handle("POST /1.0/images/aliases", s.postAliases, TrustedOnly)
+	s.Handle("GET /1.0/images/aliases/{alias}", s.getAlias, TrustedOnly)
+	s.Handle("POST /1.0/images/aliases/{alias}", s.renameAlias, TrustedOnly)
+	s.Handle("DELETE /1.0/images/aliases/{alias}", s.deleteAlias, TrustedOnly)
 }
 
 func (s *Server) getImages(e *engine.Engine, r *http.Request) Response {
@@ -77,11 +82,12 @@ const HeaderAliases = "X-Silo-Aliases"
 // postImages imports the image file that the body is (a root filesystem
 // tarball or an LXD unified image), checked as it is read; with
 // X-LXD-fingerprint, only if it has that fingerprint. The import happens
-// while the body arrives, so the answer is the image itself (201), not an
-// operation.
+// while the body arrives, so the answer is the image itself (201, or 200
+// when the same file was imported before), not an operation. A JSON body
+// publishes an instance instead.
 func (s *Server) postImages(e *engine.Engine, r *http.Request) Response {
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		return Errorf(http.StatusBadRequest, "silo imports images uploaded as a file (application/octet-stream), from no other source")
+		return s.publish(r)
 	}
 	opts := engine.ImportOptions{Fingerprint: r.Header.Get("X-LXD-fingerprint")}
 	for _, a := range strings.Split(r.Header.Get(HeaderAliases), ",") {
@@ -93,7 +99,90 @@ func (s *Server) postImages(e *engine.Engine, r *http.Request) Response {
 	if err != nil {
 		return Error(err)
 	}
-	return &syncResponse{metadata: res.Image, location: api.Path("images", res.Fingerprint), code: http.StatusCreated}
+	code := http.StatusCreated
+	if res.Existed {
+		code = http.StatusOK // the same file was imported before: nothing changed
+	}
+	return &syncResponse{metadata: res.Image, location: api.Path("images", res.Fingerprint), code: code}
+}
+
+// publish makes an image of an instance or of one of its snapshots, as
+// LXD does for a source of type instance or snapshot. The operation's
+// metadata gives the image's fingerprint and size when it is done.
+func (s *Server) publish(r *http.Request) Response {
+	var req api.ImagesPost
+	if err := Decode(r, &req); err != nil {
+		return Error(err)
+	}
+	name, snap, isSnap := strings.Cut(req.Source.Name, "/")
+	switch {
+	case req.Source.Type != api.ImageSourceInstance && req.Source.Type != api.ImageSourceSnapshot:
+		return Errorf(http.StatusBadRequest, "source.type %q: silo makes images of an instance or a snapshot", req.Source.Type)
+	case name == "" || isSnap != (req.Source.Type == api.ImageSourceSnapshot) || isSnap && snap == "":
+		return Errorf(http.StatusBadRequest, "source.name %q: give INSTANCE for an instance, INSTANCE/SNAPSHOT for a snapshot", req.Source.Name)
+	}
+	opts := engine.PublishOptions{Compression: req.CompressionAlgorithm, Properties: req.Properties}
+	for _, a := range req.Aliases {
+		opts.Aliases = append(opts.Aliases, a.Name)
+	}
+	o := newOperation(api.ClassTask, "Publishing "+req.Source.Name, instanceResource(name))
+	return s.run(o, func(ctx context.Context, e *engine.Engine) error {
+		res, err := e.Publish(ctx, name, snap, opts)
+		if err != nil {
+			return err
+		}
+		o.setMetadata("fingerprint", res.Fingerprint)
+		o.setMetadata("size", res.Size)
+		return nil
+	})
+}
+
+// getAliases lists the aliases, by name.
+func (s *Server) getAliases(e *engine.Engine, r *http.Request) Response {
+	aliases, err := e.Aliases(r.Context())
+	return list(r, aliases, err, func(a api.ImageAliasesEntry) string { return api.Path("images/aliases", a.Name) })
+}
+
+func (s *Server) getAlias(e *engine.Engine, r *http.Request) Response {
+	return object(e.Alias(r.Context(), r.PathValue("alias")))
+}
+
+// postAliases gives an image an alias.
+func (s *Server) postAliases(e *engine.Engine, r *http.Request) Response {
+	var req api.ImageAliasesPost
+	if err := Decode(r, &req); err != nil {
+		return Error(err)
+	}
+	if req.Name == "" || req.Target == "" {
+		return Errorf(http.StatusBadRequest, "name and target: give the alias and the image it names")
+	}
+	if err := e.AddAlias(r.Context(), req.Target, req.Name); err != nil {
+		return Error(err)
+	}
+	return Created(api.Path("images/aliases", req.Name))
+}
+
+// renameAlias renames an alias; the image stays.
+func (s *Server) renameAlias(e *engine.Engine, r *http.Request) Response {
+	var req api.ImageAliasesEntryPost
+	if err := Decode(r, &req); err != nil {
+		return Error(err)
+	}
+	if req.Name == "" {
+		return Errorf(http.StatusBadRequest, "name: give the alias's new name")
+	}
+	if err := e.RenameAlias(r.Context(), r.PathValue("alias"), req.Name); err != nil {
+		return Error(err)
+	}
+	return Created(api.Path("images/aliases", req.Name))
+}
+
+// deleteAlias removes an alias; the image stays.
+func (s *Server) deleteAlias(e *engine.Engine, r *http.Request) Response {
+	if err := e.DeleteAlias(r.Context(), r.PathValue("alias")); err != nil {
+		return Error(err)
+	}
+	return EmptySync()
 }
 
 // exportImage streams an image as an LXD unified image, compressed as

@@ -47,12 +47,17 @@ type HandlerFunc func(e *engine.Engine, r *http.Request) Response
 
 // Server is the REST API of one state directory.
 type Server struct {
-	eng    *engine.Engine
-	cfg    Config
-	mux    *http.ServeMux
-	paths  map[string]bool // the paths routed, each with a 405 for other methods
-	routes []string        // the patterns routed, in order
-	ops    *operations
+	eng *engine.Engine
+	cfg Config
+	mux *http.ServeMux
+	// aliasMux routes the paths under aliasPrefix: LXD's
+	// /1.0/images/aliases/NAME has a literal segment where
+	// /1.0/images/FINGERPRINT/export has a wildcard, which one
+	// http.ServeMux refuses to hold both of.
+	aliasMux *http.ServeMux
+	paths    map[string]map[string]bool // the methods routed on each path
+	routes   []string                   // the patterns routed, in order
+	ops      *operations
 	// streams is done when the server ends, for the websockets, which
 	// http.Server.Shutdown neither closes nor waits for once hijacked;
 	// streamWG counts them.
@@ -64,11 +69,13 @@ type Server struct {
 // New returns the server of eng, an engine opened with engine.Open (which
 // has recovered what died before), with every route of the API.
 func New(eng *engine.Engine, cfg Config) *Server {
-	s := &Server{eng: eng, cfg: cfg, mux: http.NewServeMux(), paths: map[string]bool{}, ops: newOperations()}
+	s := &Server{eng: eng, cfg: cfg, mux: http.NewServeMux(), aliasMux: http.NewServeMux(), paths: map[string]map[string]bool{}, ops: newOperations()}
 	s.streams, s.closeStreams = context.WithCancel(context.Background())
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	noPath := func(w http.ResponseWriter, r *http.Request) {
 		Errorf(http.StatusNotFound, "%s: no such path", r.URL.Path).Render(w)
-	})
+	}
+	s.mux.HandleFunc("/", noPath)
+	s.aliasMux.HandleFunc("/", noPath)
 	s.Handle("GET /1.0", s.getServer, Untrusted)
 	s.instanceRoutes()
 	s.stateRoutes()
@@ -86,6 +93,7 @@ func New(eng *engine.Engine, cfg Config) *Server {
 	s.certificateRoutes()
 	s.metricsRoutes()
 	s.eventRoutes()
+	s.methodsNotAllowed()
 	return s
 }
 
@@ -96,7 +104,7 @@ func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		s.mux.ServeHTTP(sw, r)
+		s.muxOf(r.URL.Path).ServeHTTP(sw, r)
 		level := slog.LevelDebug
 		if sw.code >= http.StatusInternalServerError {
 			level = slog.LevelWarn
@@ -129,26 +137,52 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // Handle routes pattern, "METHOD /path" as http.ServeMux reads it, to h.
-// Other methods on the path answer 405.
+// Other methods on the path answer 405 (see methodsNotAllowed).
 func (s *Server) Handle(pattern string, h HandlerFunc, access Access) {
-	_, path, ok := strings.Cut(pattern, " ")
+	method, path, ok := strings.Cut(pattern, " ")
 	if !ok {
 		panic("server: a route needs a method: " + pattern)
 	}
 	s.routes = append(s.routes, pattern)
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	if s.paths[path] == nil {
+		s.paths[path] = map[string]bool{}
+	}
+	s.paths[path][method] = true
+	s.muxOf(path).HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if access == TrustedOnly && !s.Trusted(r) {
 			Errorf(http.StatusForbidden, "not authorized: the client's certificate is not trusted").Render(w)
 			return
 		}
 		s.serve(w, r, h)
 	})
-	if !s.paths[path] {
-		s.paths[path] = true
-		s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			Errorf(http.StatusMethodNotAllowed, "%s %s: method not allowed", r.Method, r.URL.Path).Render(w)
-		})
+}
+
+// methodsNotAllowed answers 405 for the methods of the API that a routed
+// path does not serve. Each is routed on its own, not as one pattern of
+// every method: that would clash with a route of a wildcard beside it
+// (GET /1.0/images/{ref} and /1.0/images/aliases).
+func (s *Server) methodsNotAllowed() {
+	notAllowed := func(w http.ResponseWriter, r *http.Request) {
+		Errorf(http.StatusMethodNotAllowed, "%s %s: method not allowed", r.Method, r.URL.Path).Render(w)
 	}
+	for path, methods := range s.paths {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if !methods[m] {
+				s.muxOf(path).HandleFunc(m+" "+path, notAllowed)
+			}
+		}
+	}
+}
+
+// aliasPrefix is the start of the paths that aliasMux routes.
+const aliasPrefix = "/1.0/images/aliases/"
+
+// muxOf is the mux that routes path.
+func (s *Server) muxOf(path string) *http.ServeMux {
+	if strings.HasPrefix(path, aliasPrefix) {
+		return s.aliasMux
+	}
+	return s.mux
 }
 
 // Routes are the patterns routed ("GET /1.0/instances/{name}"...), for

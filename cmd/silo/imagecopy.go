@@ -79,7 +79,7 @@ func transferImage(c *cli.Context, cfg *remote.Config, e *engine.Engine, src, ds
 	if err != nil {
 		return nil, "", err
 	}
-	got, err := cl.ImportImage(c.Context, stream, "", aliases)
+	got, _, err := cl.ImportImage(c.Context, stream, "", aliases)
 	if err != nil {
 		return nil, "", err
 	}

@@ -283,7 +283,7 @@ func TestServeOpenAPI(t *testing.T) {
 		t.Fatal("no network to describe")
 	}
 	real := map[string]string{"name": "web", "snapshot": "s1", "id": op.ID, "fingerprint": "bb", "pool": "default",
-		"volume": "v1", "network": nets[0].Name, "profile": "default", "certificate": "c1", "backup": "b1"}
+		"volume": "v1", "network": nets[0].Name, "profile": "default", "certificate": "c1", "backup": "b1", "alias": "bb"}
 	hc := client.UnixHTTP(s.socket)
 	call := func(method, path, body string) (int, any) {
 		t.Helper()

@@ -567,13 +567,13 @@ func TestServeWrites(t *testing.T) {
 	if imgs := e.cliJSON([]api.Image{}, "image", "list").([]api.Image); len(imgs) != 0 {
 		t.Fatalf("silo image list after a delete through the API: %+v", imgs)
 	}
-	_, err = c.ImportImage(ctx, bytes.NewReader(exported), strings.Repeat("0", 64), nil)
+	_, _, err = c.ImportImage(ctx, bytes.NewReader(exported), strings.Repeat("0", 64), nil)
 	failsWith(t, err, http.StatusBadRequest, "fingerprint mismatch")
-	_, err = c.ImportImage(ctx, strings.NewReader("not an image"), "", []string{"junk"})
+	_, _, err = c.ImportImage(ctx, strings.NewReader("not an image"), "", []string{"junk"})
 	if err == nil || errkind.Of(err) != errkind.Invalid {
 		t.Fatalf("a junk upload: %v", err)
 	}
-	img, err := c.ImportImage(ctx, bytes.NewReader(exported), "", []string{"back"})
+	img, _, err := c.ImportImage(ctx, bytes.NewReader(exported), "", []string{"back"})
 	if err != nil || img.Layout != "unified" || len(img.Aliases) != 1 || img.Aliases[0].Name != "back" {
 		t.Fatalf("upload: %+v, %v", img, err)
 	}
