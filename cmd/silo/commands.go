@@ -60,20 +60,23 @@ func commands() []*cli.Command {
 			Usage: "manage images",
 			Subcommands: []*cli.Command{
 				{Name: "import", Usage: "import an image: a root filesystem tarball, an LXD unified image, or an LXD split image's metadata and rootfs (tarball or squashfs); - for stdin",
-					ArgsUsage: "FILE [ROOTFS]", Flags: []cli.Flag{
+					ArgsUsage: "FILE [ROOTFS] [REMOTE:]", Flags: []cli.Flag{
 						&cli.StringSliceFlag{Name: "alias", Aliases: []string{"a"}, Usage: "alias for the image (repeatable)"},
 						&cli.StringFlag{Name: "fingerprint", Usage: "refuse the image unless its fingerprint is this"},
-					}, Action: withEngine(imageImport)},
+					}, Action: onImportTarget(imageImport)},
 				imageExportCommand(), imageBuildCommand(), imageCopyCommand(),
 				{Name: "list", Aliases: []string{"ls"}, Usage: "list images", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Images, (*client.Client).Images, imageList)},
-				{Name: "info", Usage: "show an image", ArgsUsage: "REF", Flags: []cli.Flag{formatFlag}, Action: withEngine(imageInfo)},
-				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an image no instance uses", ArgsUsage: "REF", Action: withEngine(imageDelete)},
+				{Name: "info", Usage: "show an image", ArgsUsage: "[REMOTE:]REF", Flags: []cli.Flag{formatFlag}, Action: onImageHost(1, 1, imageInfo)},
+				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete an image no instance uses", ArgsUsage: "[REMOTE:]REF", Action: onImageHost(1, 1, imageDelete)},
 				{
 					Name:  "alias",
 					Usage: "manage image aliases",
 					Subcommands: []*cli.Command{
-						{Name: "add", Usage: "give an image an alias", ArgsUsage: "ALIAS REF", Action: withEngine(aliasAdd)},
-						{Name: "delete", Aliases: []string{"rm"}, Usage: "remove an alias", ArgsUsage: "ALIAS", Action: withEngine(aliasDelete)},
+						{Name: "add", Aliases: []string{"create"}, Usage: "give an image an alias", ArgsUsage: "[REMOTE:]ALIAS REF", Action: onImageHost(2, 2, aliasAdd)},
+						{Name: "list", Aliases: []string{"ls"}, Usage: "list the aliases", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag},
+							Action: listOn((*engine.Engine).Aliases, (*client.Client).Aliases, aliasList)},
+						{Name: "rename", Aliases: []string{"mv"}, Usage: "rename an alias", ArgsUsage: "[REMOTE:]ALIAS NEW", Action: onImageHost(2, 2, aliasRename)},
+						{Name: "delete", Aliases: []string{"rm"}, Usage: "remove an alias", ArgsUsage: "[REMOTE:]ALIAS", Action: onImageHost(1, 1, aliasDelete)},
 					},
 				},
 			},
@@ -209,8 +212,8 @@ func poolInfo(c *cli.Context, e *engine.Engine) error {
 		"Instances", orDash(strings.Join(usedBy(p, "instances"), ", ")), "Images", strconv.Itoa(len(usedBy(p, "images")))))
 }
 
-func imageImport(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 2)
+func imageImport(c *cli.Context, h imageHost, a []string) error {
+	a, err := exactly(c, a, 1, 2)
 	if err != nil {
 		return err
 	}
@@ -228,7 +231,7 @@ func imageImport(c *cli.Context, e *engine.Engine) error {
 		defer f.Close()
 		opts.Rootfs = f
 	}
-	res, err := e.ImportImage(c.Context, r, opts)
+	res, err := h.importImage(c.Context, r, opts)
 	done()
 	if err != nil {
 		return err
@@ -265,16 +268,12 @@ func imageList(c *cli.Context, imgs []*api.Image) error {
 	return output(c, imgs, []string{"ALIASES", "FINGERPRINT", "SIZE", "COMPRESSION", "IMPORTED"}, rows)
 }
 
-func imageInfo(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
+func imageInfo(c *cli.Context, h imageHost, a []string) error {
+	img, err := h.image(c.Context, a[0])
 	if err != nil {
 		return err
 	}
-	img, err := e.Image(c.Context, a[0])
-	if err != nil {
-		return err
-	}
-	pools, err := e.Pools(c.Context)
+	pools, err := h.pools(c.Context)
 	if err != nil {
 		return err
 	}
@@ -297,32 +296,32 @@ func imageInfo(c *cli.Context, e *engine.Engine) error {
 	return output(c, img, []string{"Fingerprint:", img.Fingerprint}, rows)
 }
 
-func imageDelete(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	if err := e.DeleteImage(c.Context, a[0]); err != nil {
+func imageDelete(c *cli.Context, h imageHost, a []string) error {
+	if err := h.remove(c.Context, a[0]); err != nil {
 		return err
 	}
 	fmt.Printf("Image %s deleted\n", a[0])
 	return nil
 }
 
-func aliasAdd(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 2)
-	if err != nil {
-		return err
-	}
-	return e.AddAlias(c.Context, a[1], a[0])
+func aliasAdd(c *cli.Context, h imageHost, a []string) error {
+	return h.addAlias(c.Context, a[0], a[1])
 }
 
-func aliasDelete(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
+func aliasRename(c *cli.Context, h imageHost, a []string) error {
+	return h.renameAlias(c.Context, a[0], a[1])
+}
+
+func aliasDelete(c *cli.Context, h imageHost, a []string) error {
+	return h.deleteAlias(c.Context, a[0])
+}
+
+func aliasList(c *cli.Context, aliases []api.ImageAliasesEntry) error {
+	var rows [][]string
+	for _, a := range aliases {
+		rows = append(rows, []string{a.Name, a.Target[:12]})
 	}
-	return e.DeleteAlias(c.Context, a[0])
+	return output(c, aliases, []string{"ALIAS", "FINGERPRINT"}, rows)
 }
 
 func create(c *cli.Context, e *engine.Engine) error {

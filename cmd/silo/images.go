@@ -14,8 +14,8 @@ import (
 )
 
 func imageExportCommand() *cli.Command {
-	return &cli.Command{Name: "export", Usage: "write an image as an LXD unified image tarball", ArgsUsage: "REF",
-		Flags: []cli.Flag{outputFlag(), compressionFlag}, Action: withEngine(imageExport)}
+	return &cli.Command{Name: "export", Usage: "write an image as an LXD unified image tarball", ArgsUsage: "[REMOTE:]REF",
+		Flags: []cli.Flag{outputFlag(), compressionFlag}, Action: onImageHost(1, 1, imageExport)}
 }
 
 func imageBuildCommand() *cli.Command {
@@ -29,21 +29,17 @@ func imageBuildCommand() *cli.Command {
 }
 
 func publishCommand() *cli.Command {
-	return &cli.Command{Name: "publish", Usage: "make an image of an instance or of one of its snapshots", ArgsUsage: "NAME[/SNAP]",
+	return &cli.Command{Name: "publish", Usage: "make an image of an instance or of one of its snapshots", ArgsUsage: "[REMOTE:]NAME[/SNAP]",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "alias", Aliases: []string{"a"}, Usage: "alias for the image (repeatable)"},
 			compressionFlag,
 			&cli.StringSliceFlag{Name: "property", Usage: "KEY=VALUE for the image's metadata (repeatable)"},
-		}, Action: withEngine(publish)}
+		}, Action: onImageHost(1, 1, publish)}
 }
 
-func imageExport(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
+func imageExport(c *cli.Context, h imageHost, a []string) error {
 	return writeOutput(c.String("output"), "Image "+a[0], func(w io.Writer) error {
-		return e.ExportImage(c.Context, a[0], w, c.String("compression"))
+		return h.export(c.Context, a[0], w, c.String("compression"))
 	})
 }
 
@@ -65,11 +61,7 @@ func imageBuild(c *cli.Context, e *engine.Engine) error {
 	return nil
 }
 
-func publish(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
+func publish(c *cli.Context, h imageHost, a []string) error {
 	name, snap, _ := strings.Cut(a[0], "/")
 	props := map[string]string{}
 	for _, kv := range c.StringSlice("property") {
@@ -79,11 +71,11 @@ func publish(c *cli.Context, e *engine.Engine) error {
 		}
 		props[k] = v
 	}
-	res, err := e.Publish(c.Context, name, snap, engine.PublishOptions{Aliases: c.StringSlice("alias"),
+	fp, size, err := h.publish(c.Context, name, snap, engine.PublishOptions{Aliases: c.StringSlice("alias"),
 		Compression: c.String("compression"), Properties: props})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("Image published: %.12s (%s)\n", res.Fingerprint, humanSize(res.Size))
+	fmt.Printf("Image published: %.12s (%s)\n", fp, humanSize(size))
 	return nil
 }
