@@ -166,8 +166,8 @@ func (s *Server) methodsNotAllowed() {
 		Errorf(http.StatusMethodNotAllowed, "%s %s: method not allowed", r.Method, r.URL.Path).Render(w)
 	}
 	for path, methods := range s.paths {
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-			if !methods[m] {
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+			if !methods[m] && (m != http.MethodHead || !methods[http.MethodGet]) { // GET serves HEAD too
 				s.muxOf(path).HandleFunc(m+" "+path, notAllowed)
 			}
 		}
