@@ -46,6 +46,9 @@ func TestRemoteImages(t *testing.T) {
 	if !slices.Equal(there, want) || !slices.Equal(here, want) {
 		t.Fatalf("image alias list h2: %+v; on h2: %+v", there, here)
 	}
+	if mine, theirs := h1.ok("image", "alias", "list", "h2:"), h2.ok("image", "alias", "list"); mine != theirs || !strings.Contains(mine, "web-base") {
+		t.Fatalf("image alias list h2::\n%s\non h2:\n%s", mine, theirs)
+	}
 	if out := h1.ok("image", "alias", "list"); strings.Contains(out, "web-base") {
 		t.Fatalf("h1's own aliases show h2's:\n%s", out)
 	}
@@ -103,6 +106,8 @@ func TestRemoteImages(t *testing.T) {
 	h1.fails(2, "split image", "image", "import", junk, gz, "h2:")
 	h1.fails(3, "image file", "image", "import", filepath.Join(dir, "absent"), "h2:")
 	h2.fails(3, `image "junk" not found`, "image", "info", "junk")
+	h1.ok("image", "alias", "add", "h2:junk", fp) // the failed import holds the name no more
+	h1.ok("image", "alias", "delete", "h2:junk")
 	if after := dirNames(t, filepath.Join(h2.state, "images")); len(after) != len(files)+1 {
 		t.Fatalf("h2's image store: %v before the imports, %v after one good one and bad ones", files, after)
 	}
