@@ -118,10 +118,12 @@ type InstancePost struct {
 // InstanceStatePut starts, stops or restarts an instance (LXD's
 // InstanceStatePut).
 type InstanceStatePut struct {
-	// Action is start, stop or restart.
+	// Action is start, stop or restart, or silo's wait: the operation
+	// ends once the running instance is ready (its init has booted), as
+	// silo wait does.
 	Action string `json:"action"`
-	// Timeout is the seconds a stop waits for init before it kills;
-	// 0 or less: silo's default.
+	// Timeout is the seconds a stop waits for init before it kills, or
+	// a wait for the instance to be ready; 0 or less: silo's default.
 	Timeout int `json:"timeout"`
 	// Force kills at once.
 	Force bool `json:"force"`

@@ -28,6 +28,10 @@ import (
 // DefaultStopTimeout is how long a graceful stop waits before it kills.
 const DefaultStopTimeout = 30 * time.Second
 
+// DefaultReadyTimeout is how long a wait for an instance to be ready lasts
+// unless told.
+const DefaultReadyTimeout = 120 * time.Second
+
 // findOCI picks the runtime of an instance: its runtime key, else
 // SILO_RUNTIME, else runc.
 func (e *Engine) findOCI(cfg map[string]string) (*container.OCI, error) {

@@ -22,7 +22,8 @@ func (s *Server) getState(e *engine.Engine, r *http.Request) Response {
 	return Sync(inst.State)
 }
 
-// putState starts, stops or restarts an instance, in an operation.
+// putState starts, stops or restarts an instance, or waits until it is
+// ready, in an operation.
 func (s *Server) putState(_ *engine.Engine, r *http.Request) Response {
 	name := r.PathValue("name")
 	var req api.InstanceStatePut
@@ -42,8 +43,14 @@ func (s *Server) putState(_ *engine.Engine, r *http.Request) Response {
 		doing, act = "Stopping", func(ctx context.Context, e *engine.Engine) error { return e.Stop(ctx, name, req.Force, timeout) }
 	case "restart":
 		doing, act = "Restarting", func(ctx context.Context, e *engine.Engine) error { return e.Restart(ctx, name, req.Force, timeout) }
+	case "wait":
+		wait := engine.DefaultReadyTimeout
+		if req.Timeout > 0 {
+			wait = time.Duration(req.Timeout) * time.Second
+		}
+		doing, act = "Waiting for", func(ctx context.Context, e *engine.Engine) error { return e.Wait(ctx, name, wait) }
 	default:
-		return Errorf(http.StatusBadRequest, "action %q: start, stop or restart", req.Action)
+		return Errorf(http.StatusBadRequest, "action %q: start, stop, restart or wait", req.Action)
 	}
 	return s.async(doing+" instance "+name, instanceResource(name), act)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -155,22 +156,37 @@ func infoRemote(c *cli.Context, cl *client.Client, a []string) error {
 	return showInstance(c, i)
 }
 
-// noWait refuses --wait on a remote: the API does not serve readiness
-// yet.
-func noWait(c *cli.Context) error {
-	if c.Bool("wait") {
-		return errkind.Wrap(errkind.Invalid, "--wait is not served by remotes yet")
+// waitRemote waits until instance a[0] on the remote is ready.
+func waitRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
 	}
-	return nil
+	return readyOn(c, cl, a[0], c.Duration("timeout"))
+}
+
+// readyOn waits until instance name on the remote is ready, for at most
+// timeout.
+func readyOn(c *cli.Context, cl *client.Client, name string, timeout time.Duration) error {
+	return awaited(c.Context)(cl.UpdateInstanceState(c.Context, name, api.InstanceStatePut{Action: "wait", Timeout: int(timeout.Seconds())}))
+}
+
+// waitIfAskedOn is waitIfAsked for an instance on a remote.
+func waitIfAskedOn(c *cli.Context, cl *client.Client, name string) error {
+	if !c.Bool("wait") {
+		return nil
+	}
+	timeout := c.Duration("timeout")
+	if c.Command.Name == "restart" {
+		timeout = engine.DefaultReadyTimeout // its --timeout is the stop's
+	}
+	return readyOn(c, cl, name, timeout)
 }
 
 func createRemote(start bool) remoteAction {
 	return func(c *cli.Context, cl *client.Client, a []string) error {
 		a, err := exactly(c, a, 2, 2)
 		if err != nil {
-			return err
-		}
-		if err := noWait(c); err != nil {
 			return err
 		}
 		if c.String("network") != "" || c.Bool("no-network") {
@@ -201,7 +217,7 @@ func createRemote(start bool) remoteAction {
 			verb = "created and started"
 		}
 		fmt.Printf("Instance %s %s\n", a[1], verb)
-		return nil
+		return waitIfAskedOn(c, cl, a[1])
 	}
 }
 
@@ -212,14 +228,14 @@ func stateRemote(action string) remoteAction {
 		if err != nil {
 			return err
 		}
-		if err := noWait(c); err != nil {
-			return err
-		}
 		req := api.InstanceStatePut{Action: action, Force: c.Bool("force")}
 		if action != "start" {
 			req.Timeout = int(c.Duration("timeout").Seconds())
 		}
-		return awaited(c.Context)(cl.UpdateInstanceState(c.Context, a[0], req))
+		if err := awaited(c.Context)(cl.UpdateInstanceState(c.Context, a[0], req)); err != nil {
+			return err
+		}
+		return waitIfAskedOn(c, cl, a[0])
 	}
 }
 

@@ -255,14 +255,18 @@ func TestRemoteTrustAndList(t *testing.T) {
 	parseMetrics(t, h1.ok("metrics", "h2:"))
 	h1.fails(2, "usage", "metrics", "h2:web")
 	h1.ok("create", "bb", "h2:web2")
-	h1.ok("start", "h2:web2")
+	// --wait returns once init has booted: h2's exec works at once.
+	h1.ok("start", "h2:web2", "--wait")
 	if s := h2.status("web2"); s.State != "running" {
 		t.Fatalf("web2 on h2 is %s", s.State)
 	}
+	h2.ok("exec", "web2", "--", "true")
+	h1.ok("wait", "h2:web2", "--timeout", "30s")
 	// A failed operation keeps its kind across the wire, and its exit code.
 	h1.fails(5, "is running", "delete", "h2:web2")
 	h1.fails(3, "not found", "start", "h2:nope")
 	h1.ok("stop", "h2:web2", "--force")
+	h1.fails(5, "is not running", "wait", "h2:web2")
 	h1.ok("rename", "h2:web2", "h2:web3")
 	h1.fails(2, "stays on one host", "rename", "h2:web3", "local:web4")
 	h1.ok("delete", "h2:web3")

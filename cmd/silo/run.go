@@ -14,9 +14,6 @@ import (
 	"github.com/silo-dev/silo/errkind"
 )
 
-// defaultWait bounds --wait and silo wait.
-const defaultWait = 120 * time.Second
-
 var waitFlag = &cli.BoolFlag{Name: "wait", Aliases: []string{"w"}, Usage: "return when the instance is ready (systemd: running or degraded; other inits: exec works)"}
 
 func timeoutFlag(d time.Duration) cli.Flag {
@@ -70,7 +67,7 @@ func restart(c *cli.Context, e *engine.Engine) error {
 		return err
 	}
 	if c.Bool("wait") {
-		return e.Wait(c.Context, a[0], defaultWait)
+		return e.Wait(c.Context, a[0], engine.DefaultReadyTimeout)
 	}
 	return nil
 }
