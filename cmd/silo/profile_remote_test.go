@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -120,11 +122,43 @@ func TestRemoteProfiles(t *testing.T) {
 		t.Fatalf("p1 on h2 after refused edits: %+v", p)
 	}
 
+	// Edit on a terminal writes with the ETag of what the editor showed:
+	// a write on h2 while the editor is open refuses it (busy), and the
+	// edit changes nothing.
+	base := slices.Clip(h1.extra)
+	editor := func(name, meanwhile string) {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), name)
+		script := "#!/bin/sh\nset -e\n" + meanwhile + "sed -i 's/^description: .*/description: by the editor/' \"$1\"\n"
+		if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h1.extra = append(base, "EDITOR="+path)
+	}
+	editor("racing", "SILO_STATE_DIR="+h2.state+" "+siloBin+" profile set p1 user.between=editor\n")
+	_, out, cmd := h1.onTerminal(80, 24, "profile", "edit", "h2:p1")
+	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 5 {
+		t.Fatalf("profile edit h2:p1 across a write on h2: %v", err)
+	}
+	waitOutput(t, out, "changed since its ETag", nil)
+	if p := profile("p1"); p.Description != "edited" || p.Config["user.between"] != "editor" {
+		t.Fatalf("p1 on h2 after an edit refused by its ETag: %+v", p)
+	}
+	editor("alone", "")
+	if _, _, cmd := h1.onTerminal(80, 24, "profile", "edit", "h2:p1"); cmd.Wait() != nil {
+		t.Fatalf("profile edit h2:p1 on a terminal: exit %d", cmd.ProcessState.ExitCode())
+	}
+	if p := profile("p1"); p.Description != "by the editor" || p.Config["user.between"] != "editor" {
+		t.Fatalf("p1 on h2 after an edit on a terminal: %+v", p)
+	}
+	h1.extra = base
+	h1.ok("profile", "unset", "h2:p1", "user.between")
+
 	// Copy, on h2 only.
 	h1.ok("profile", "copy", "h2:p1", "h2:p2")
 	h1.ok("profile", "copy", "h2:p1", "p3")
 	for _, name := range []string{"p2", "p3"} {
-		if p := profile(name); p.Description != "edited" || p.Config["limits.cpu"] != "2" || len(p.Devices) != 1 {
+		if p := profile(name); p.Description != "by the editor" || p.Config["limits.cpu"] != "2" || len(p.Devices) != 1 {
 			t.Fatalf("%s on h2, a copy of p1: %+v", name, p)
 		}
 	}
@@ -163,6 +197,22 @@ func TestRemoteProfiles(t *testing.T) {
 	h1.fails(3, "not found", "profile", "rename", "h2:nope", "p6")
 	h1.fails(2, "default profile keeps its name", "profile", "rename", "h2:default", "p6")
 	h1.fails(2, "a rename stays on one host", "profile", "rename", "h2:p5", "local:p6")
+
+	// A disk whose source is not there is refused through h2: as on h2,
+	// in its words (the server names the profile too).
+	for _, argv := range [][]string{
+		{"config", "device", "add", "web", "data", "disk", "source=/nonexistent/silo", "path=/mnt"},
+		{"profile", "device", "add", "p1", "data", "disk", "source=/nonexistent/silo", "path=/mnt"},
+	} {
+		here := h2.run(argv...)
+		argv[3] = "h2:" + argv[3]
+		if there := h1.run(argv...); here.code == 0 || there.code != here.code || !strings.Contains(there.err, strings.TrimPrefix(here.err, "silo: error: ")) {
+			t.Fatalf("silo %v: through h2 exit %d %q, on h2 exit %d %q", argv, there.code, there.err, here.code, here.err)
+		}
+	}
+	if cfg, p := webConfig(), profile("p1"); cfg.Devices["data"] != nil || p.Devices["data"] != nil {
+		t.Fatalf("a refused disk is on h2: web %+v, p1 %+v", cfg.Devices, p.Devices)
+	}
 
 	// An instance's devices: its own, and an override of one its
 	// profiles give it.
