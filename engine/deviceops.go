@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"maps"
 
 	"github.com/silo-dev/silo/errkind"
@@ -183,13 +182,8 @@ func (e *Engine) ReplaceProfile(ctx context.Context, p *store.Profile) error {
 // profile as it stands, in the transaction of the write: for a write that
 // holds an ETag.
 func (e *Engine) ReplaceProfileIf(ctx context.Context, p *store.Profile, check func(cur *store.Profile) error) error {
-	for name, d := range p.Devices {
-		if err := checkParent(name, d); err != nil {
-			return fmt.Errorf("profile %s: %w", p.Name, err)
-		}
-		if err := e.checkDiskSource(ctx, name, d); err != nil {
-			return fmt.Errorf("profile %s: %w", p.Name, err)
-		}
+	if err := e.checkProfileDevices(ctx, p); err != nil {
+		return err
 	}
 	return e.UpdateProfile(ctx, p.Name, func(cur *store.Profile) error {
 		if check != nil {

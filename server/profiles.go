@@ -33,25 +33,15 @@ func (s *Server) getProfile(e *engine.Engine, r *http.Request) Response {
 	return SyncETag(p, profileETag(p.Description, p.Config, p.Devices))
 }
 
-// postProfiles makes a profile; with config or devices, it is made empty
-// and then given them, and deleted again if they are refused.
+// postProfiles makes a profile, with its config and devices.
 func (s *Server) postProfiles(e *engine.Engine, r *http.Request) Response {
 	var req api.ProfilesPost
 	if err := Decode(r, &req); err != nil {
 		return Error(err)
 	}
-	if err := engine.CheckConfig(req.Config); err != nil {
+	p := &store.Profile{Name: req.Name, Description: req.Description, Config: req.Config, Devices: store.DevicesOf(req.Devices)}
+	if err := e.CreateProfile(r.Context(), p); err != nil {
 		return Error(err)
-	}
-	if err := e.CreateProfile(req.Name, req.Description); err != nil {
-		return Error(err)
-	}
-	if len(req.Config) > 0 || len(req.Devices) > 0 {
-		p := &store.Profile{Name: req.Name, Description: req.Description, Config: req.Config, Devices: store.DevicesOf(req.Devices)}
-		if err := e.ReplaceProfile(r.Context(), p); err != nil {
-			_ = e.DeleteProfile(req.Name)
-			return Error(err)
-		}
 	}
 	return Created(api.Path("profiles", req.Name))
 }

@@ -205,7 +205,7 @@ func onProfiles(min, max int, fn func(c *cli.Context, h profileHost, a []string)
 }
 
 func profileCreate(c *cli.Context, h profileHost, a []string) error {
-	if err := h.create(c.Context, a[0], c.String("description")); err != nil {
+	if err := h.create(c.Context, a[0], api.ProfilePut{Description: c.String("description")}); err != nil {
 		return err
 	}
 	fmt.Printf("Profile %s created\n", a[0])
@@ -306,11 +306,25 @@ func editProfile(ctx context.Context, h profileHost, name string) ([]byte, strin
 	return text, etag, err
 }
 
+// profileCopy copies a profile on its host, or to another (h2:p local:p,
+// p h2:p; the name kept when none is given), as lxc profile copy does.
 func profileCopy(c *cli.Context, h profileHost, a []string) error {
-	if err := oneHost(c, a, 1, "a profile copy"); err != nil {
+	dst, other, err := otherHost(c, a, 1)
+	if err != nil || !other {
+		if err == nil {
+			err = h.copy(c.Context, a[0], dst.Name)
+		}
 		return err
 	}
-	return h.copy(c.Context, a[0], a[1])
+	if dst.Name == "" {
+		dst.Name = a[0]
+	}
+	to, done, err := profileHostOf(c, dst)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return copyProfile(c.Context, h, a[0], to, dst.Name)
 }
 
 func profileRename(c *cli.Context, h profileHost, a []string) error {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"maps"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/silo-dev/silo/api"
 	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/internal/store"
+	"github.com/silo-dev/silo/remote"
 )
 
 // profileHost is where a profile command acts: this host's engine,
@@ -15,7 +18,8 @@ import (
 type profileHost interface {
 	// profile returns a profile and, on a remote, its ETag for replace.
 	profile(ctx context.Context, name string) (*api.Profile, string, error)
-	create(ctx context.Context, name, description string) error
+	// create makes a profile with what p gives it.
+	create(ctx context.Context, name string, p api.ProfilePut) error
 	configure(ctx context.Context, name string, set map[string]string, unset []string) error
 	// replace writes a profile whole; with etag, only if it has not
 	// changed since it was read.
@@ -43,8 +47,8 @@ func (l localProfiles) profile(_ context.Context, name string) (*api.Profile, st
 	return p, "", err
 }
 
-func (l localProfiles) create(_ context.Context, name, description string) error {
-	return l.e.CreateProfile(name, description)
+func (l localProfiles) create(ctx context.Context, name string, p api.ProfilePut) error {
+	return l.e.CreateProfile(ctx, &store.Profile{Name: name, Description: p.Description, Config: p.Config, Devices: store.DevicesOf(p.Devices)})
 }
 
 func (l localProfiles) configure(ctx context.Context, name string, set map[string]string, unset []string) error {
@@ -92,8 +96,8 @@ func (r remoteProfiles) profile(ctx context.Context, name string) (*api.Profile,
 	return r.cl.Profile(ctx, name)
 }
 
-func (r remoteProfiles) create(ctx context.Context, name, description string) error {
-	return r.cl.CreateProfile(ctx, api.ProfilesPost{Name: name, Description: description})
+func (r remoteProfiles) create(ctx context.Context, name string, p api.ProfilePut) error {
+	return r.cl.CreateProfile(ctx, api.ProfilesPost{Name: name, Description: p.Description, Config: p.Config, Devices: p.Devices})
 }
 
 // configure is a PATCH: the keys unset go as "", which the server
@@ -109,11 +113,37 @@ func (r remoteProfiles) replace(ctx context.Context, name string, p api.ProfileP
 // copy reads the profile and makes another of it, as lxc profile copy
 // does.
 func (r remoteProfiles) copy(ctx context.Context, src, dst string) error {
-	p, _, err := r.cl.Profile(ctx, src)
+	return copyProfile(ctx, r, src, r, dst)
+}
+
+// copyProfile makes profile dst on host to a copy of profile src on host
+// from.
+func copyProfile(ctx context.Context, from profileHost, src string, to profileHost, dst string) error {
+	p, _, err := from.profile(ctx, src)
 	if err != nil {
 		return err
 	}
-	return r.cl.CreateProfile(ctx, api.ProfilesPost{Name: dst, Description: p.Description, Config: p.Config, Devices: p.Devices})
+	return to.create(ctx, dst, api.ProfilePut{Description: p.Description, Config: p.Config, Devices: p.Devices})
+}
+
+// profileHostOf is the host that ref names, with what closes it.
+func profileHostOf(c *cli.Context, ref remote.Ref) (profileHost, func(), error) {
+	if ref.IsLocal() {
+		e, err := engine.Open(c.Context, c.String("state-dir"))
+		if err != nil {
+			return nil, nil, err
+		}
+		return localProfiles{e}, func() { e.Close() }, nil
+	}
+	cfg, err := loadRemotes()
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := cfg.Client(ref.Remote)
+	if err != nil {
+		return nil, nil, err
+	}
+	return remoteProfiles{cl}, func() {}, nil
 }
 
 func (r remoteProfiles) rename(ctx context.Context, name, newName string) error {

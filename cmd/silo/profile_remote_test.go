@@ -164,8 +164,37 @@ func TestRemoteProfiles(t *testing.T) {
 	}
 	h1.fails(4, `profile "p2" already exists`, "profile", "copy", "h2:p1", "p2")
 	h1.fails(3, "not found", "profile", "copy", "h2:nope", "p4")
-	h1.fails(2, "a profile copy stays on one host", "profile", "copy", "h2:p1", "local:p4")
 	h1.fails(3, "not found", "profile", "show", "p3")
+	h1.fails(2, "invalid profile name", "profile", "copy", "h2:p1", "h2:a/b")
+
+	// Copy between hosts, either way, made whole on the other or not at
+	// all.
+	h1.ok("profile", "copy", "h2:p1", "local:p4")
+	var p4 api.Profile
+	h1.apiJSON(&p4, "profile", "show", "p4")
+	if p1 := profile("p1"); p4.Description != p1.Description || !maps.Equal(p4.Config, p1.Config) || p4.Devices["http"]["listen"] != "tcp:0.0.0.0:8080" {
+		t.Fatalf("p4 here, a copy of h2's p1: %+v", p4)
+	}
+	h1.fails(4, `profile "p4" already exists`, "profile", "copy", "h2:p1", "local:p4")
+	h1.fails(3, "not found", "profile", "copy", "h2:nope", "local:p6")
+	h1.ok("profile", "set", "p4", "user.here=1")
+	h1.ok("profile", "copy", "p4", "h2:")
+	if p := profile("p4"); p.Config["user.here"] != "1" || p.Description != p4.Description || len(p.Devices) != 1 {
+		t.Fatalf("p4 on h2, a copy of this host's: %+v", p)
+	}
+	h1.fails(4, `profile "p1" already exists`, "profile", "copy", "p4", "h2:p1")
+	// A disk whose source h2 lacks (gone since it was added here).
+	gone := filepath.Join(t.TempDir(), "gone")
+	if err := os.Mkdir(gone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h1.ok("profile", "device", "add", "p4", "data", "disk", "source="+gone, "path=/mnt")
+	if err := os.Remove(gone); err != nil {
+		t.Fatal(err)
+	}
+	h1.fails(3, "no such directory on the host", "profile", "copy", "p4", "h2:p6")
+	h1.fails(3, "not found", "profile", "show", "h2:p6")
+	h2.ok("profile", "delete", "p4")
 
 	// Assign, which the instance follows.
 	h1.ok("profile", "assign", "h2:web", "default,p2")

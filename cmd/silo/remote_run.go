@@ -302,19 +302,30 @@ func renameRemote(c *cli.Context, cl *client.Client, a []string) error {
 // host of its first (rename h2:a h2:b, as lxc takes it), and refuses
 // another host's: what is, such as "a rename", names the command.
 func oneHost(c *cli.Context, a []string, i int, what string) error {
-	if !strings.Contains(a[i], ":") {
-		return nil
-	}
-	cfg, err := loadRemotes()
+	dst, other, err := otherHost(c, a, i)
 	if err != nil {
 		return err
 	}
-	src, dst := cfg.Parse(c.Args().Get(0)), cfg.Parse(a[i])
-	if dst.Remote != src.Remote {
+	if other {
 		return errkind.Wrap(errkind.Invalid, "%s %s to %s: %s stays on one host", c.Command.Name, c.Args().Get(0), a[i], what)
 	}
 	a[i] = dst.Name
 	return nil
+}
+
+// otherHost reads argument i of a command whose first argument named the
+// host it runs on: the reference, and whether it names another host. A
+// name with no remote is on the first's host.
+func otherHost(c *cli.Context, a []string, i int) (remote.Ref, bool, error) {
+	if !strings.Contains(a[i], ":") {
+		return remote.Ref{Name: a[i]}, false, nil
+	}
+	cfg, err := loadRemotes()
+	if err != nil {
+		return remote.Ref{}, false, err
+	}
+	src, dst := cfg.Parse(c.Args().Get(0)), cfg.Parse(a[i])
+	return dst, dst.Remote != src.Remote, nil
 }
 
 // notServerRemote refuses the server keys of a remote: /1.0's PUT is not
