@@ -136,8 +136,8 @@ func ParseConfig(pairs []string) (map[string]string, error) {
 	return cfg, nil
 }
 
-// CheckKeys checks that keys are config keys silo knows, as a write
-// that removes them is given them.
+// CheckKeys checks that keys are config keys silo knows: those a write
+// removes, which have no value to check.
 func CheckKeys(keys ...string) error {
 	for _, k := range keys {
 		if err := checkKey(k); err != nil {

@@ -183,7 +183,7 @@ func (s *Server) writeInstance(e *engine.Engine, r *http.Request, change func(in
 	if err := Decode(r, &req); err != nil {
 		return Error(err)
 	}
-	if err := engine.CheckConfig(withoutEmpty(req.Config)); err != nil {
+	if err := checkConfigWrite(req.Config); err != nil {
 		return Error(err)
 	}
 	if req.Restore != "" {
@@ -284,9 +284,13 @@ func patchKeys(cfg map[string]string) (set map[string]string, unset []string) {
 	return set, unset
 }
 
-// withoutEmpty is cfg less the keys a PATCH removes.
-func withoutEmpty(cfg map[string]string) map[string]string {
-	out := maps.Clone(cfg)
-	maps.DeleteFunc(out, func(_, v string) bool { return v == "" })
-	return out
+// checkConfigWrite checks the config of a PUT or PATCH: the keys it
+// sets with their values, and those it removes (given as "") as config
+// unset checks them; volatile keys are left to silo.
+func checkConfigWrite(cfg map[string]string) error {
+	set, unset := patchKeys(cfg)
+	if err := engine.CheckConfig(set); err != nil {
+		return err
+	}
+	return engine.CheckKeys(slices.DeleteFunc(unset, isVolatile)...)
 }

@@ -88,14 +88,8 @@ func (s *Server) writeProfile(e *engine.Engine, r *http.Request, change func(p *
 	if err := Decode(r, &req); err != nil {
 		return Error(err)
 	}
-	if err := engine.CheckConfig(withoutEmpty(req.Config)); err != nil {
+	if err := checkConfigWrite(req.Config); err != nil {
 		return Error(err)
-	}
-	// The keys a PATCH removes are checked as profile unset checks them.
-	for k, v := range req.Config {
-		if err := engine.CheckKeys(k); v == "" && err != nil {
-			return Error(err)
-		}
 	}
 	cur, err := e.Profile(name)
 	if err != nil {

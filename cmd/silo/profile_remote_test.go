@@ -314,6 +314,7 @@ func TestRemoteProfiles(t *testing.T) {
 		t.Fatalf("config get h2:web limits.memory: %q", out)
 	}
 	h1.fails(3, "not found", "config", "get", "h2:nothing", "limits.memory")
+	h1.fails(2, `unknown config key "color"`, "config", "unset", "h2:web", "color")
 	same([]string{"pool", "info", "default"}, 2)
 	same([]string{"pool", "info", "default", "--format", "json"}, 2)
 	h1.fails(3, "not found", "pool", "info", "h2:nopool")
