@@ -97,6 +97,7 @@ var shapes = map[string]any{
 	"instance-backup-post.json": &InstanceBackupPost{Name: "before-upgrade"},
 	"profiles-post.json": &ProfilesPost{Name: "web", Description: "web servers", Config: map[string]string{"limits.cpu": "1"},
 		Devices: map[string]map[string]string{"eth0": {"type": "nic", "network": "silobr0"}}},
+	"profile-post.json": &ProfilePost{Name: "www"},
 	"profile-put.json": &ProfilePut{Description: "web servers", Config: map[string]string{"limits.cpu": "1"},
 		Devices: map[string]map[string]string{"eth0": {"type": "nic", "network": "silobr0"}}},
 	"volumes-post.json":          &StorageVolumesPost{Name: "data", Type: VolumeTypeCustom, Config: map[string]string{"size": "10GiB"}},

@@ -166,6 +166,12 @@ type ProfilesPost struct {
 	Devices     map[string]map[string]string `json:"devices,omitempty"`
 }
 
+// ProfilePost renames a profile, in every instance that applies it
+// (LXD's ProfilePost).
+type ProfilePost struct {
+	Name string `json:"name"`
+}
+
 // ProfilePut is what PUT and PATCH of a profile write (LXD's ProfilePut).
 type ProfilePut struct {
 	Description string                       `json:"description,omitempty"`

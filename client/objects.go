@@ -74,6 +74,11 @@ func (c *Client) PatchProfile(ctx context.Context, name string, req api.ProfileP
 	return c.write(ctx, http.MethodPatch, api.Path("profiles", name), req, ifMatch(etag))
 }
 
+// RenameProfile renames a profile, in every instance that applies it.
+func (c *Client) RenameProfile(ctx context.Context, name, newName string) error {
+	return c.write(ctx, http.MethodPost, api.Path("profiles", name), api.ProfilePost{Name: newName}, nil)
+}
+
 // DeleteProfile deletes a profile no instance applies.
 func (c *Client) DeleteProfile(ctx context.Context, name string) error {
 	return c.write(ctx, http.MethodDelete, api.Path("profiles", name), nil, nil)

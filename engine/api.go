@@ -37,8 +37,8 @@ func (e *Engine) apiInstance(inst, x *store.Instance, run *store.Run, nets map[s
 	privileged, ids := apiIdmap(x, pid)
 	return &api.Instance{Name: inst.Name, Type: api.TypeContainer, Status: code.String(), StatusCode: code,
 		Architecture: arch, Image: inst.Image, Config: orEmpty(maps.Clone(inst.Config)),
-		Devices: apiDevices(inst.Devices), Profiles: append([]string{}, inst.Profiles...),
-		ExpandedConfig: orEmpty(maps.Clone(x.Config)), ExpandedDevices: apiDevices(x.Devices),
+		Devices: inst.Devices.Map(), Profiles: append([]string{}, inst.Profiles...),
+		ExpandedConfig: orEmpty(maps.Clone(x.Config)), ExpandedDevices: x.Devices.Map(),
 		Ephemeral: inst.Ephemeral, CreatedAt: inst.Created, State: state, Snapshots: apiSnapshots(inst.Snapshots),
 		Privileged: privileged, Idmap: ids}
 }
@@ -131,19 +131,11 @@ func apiPool(tx *store.Tx, p *store.Pool) (*api.StoragePool, error) {
 
 func apiProfile(p *store.Profile, insts []*store.Instance) *api.Profile {
 	out := &api.Profile{Name: p.Name, Description: p.Description, Config: orEmpty(maps.Clone(p.Config)),
-		Devices: apiDevices(p.Devices), UsedBy: []string{}}
+		Devices: p.Devices.Map(), UsedBy: []string{}}
 	for _, inst := range insts {
 		if slices.Contains(inst.Profiles, p.Name) {
 			out.UsedBy = append(out.UsedBy, api.Path("instances", inst.Name))
 		}
-	}
-	return out
-}
-
-func apiDevices(ds store.Devices) map[string]map[string]string {
-	out := map[string]map[string]string{}
-	for name, d := range ds {
-		out[name] = maps.Clone(d)
 	}
 	return out
 }

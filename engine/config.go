@@ -136,6 +136,17 @@ func ParseConfig(pairs []string) (map[string]string, error) {
 	return cfg, nil
 }
 
+// CheckKeys checks that keys are config keys silo knows: those a write
+// removes, which have no value to check.
+func CheckKeys(keys ...string) error {
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CheckConfig checks the keys and values of an instance's own config, as
 // a program writes it whole: the volatile.* keys that silo keeps are left
 // to silo.

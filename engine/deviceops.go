@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"maps"
 
 	"github.com/silo-dev/silo/errkind"
@@ -22,15 +21,20 @@ func (o Owner) String() string {
 	return "instance " + o.Name
 }
 
-// editDevices changes the devices of o with fn, which is handed o's own
-// devices and, for an instance, those it inherits from its profiles.
-func (e *Engine) editDevices(ctx context.Context, o Owner, fn func(own store.Devices, inherited store.Devices) error) error {
+// DeviceEdit changes the devices of an owner: own are its own, which it
+// changes in place; inherited, for an instance, those of its profiles.
+// The remote client runs the same edits on what it fetched, so that both
+// refuse the same things in the same words.
+type DeviceEdit func(own, inherited store.Devices) error
+
+// editDevices changes the devices of o with edit.
+func (e *Engine) editDevices(ctx context.Context, o Owner, edit DeviceEdit) error {
 	if o.Profile {
 		return e.UpdateProfile(ctx, o.Name, func(p *store.Profile) error {
 			if p.Devices == nil {
 				p.Devices = store.Devices{}
 			}
-			return fn(p.Devices, nil)
+			return edit(p.Devices, nil)
 		})
 	}
 	var inherited store.Devices
@@ -48,7 +52,7 @@ func (e *Engine) editDevices(ctx context.Context, o Owner, fn func(own store.Dev
 		if inst.Devices == nil {
 			inst.Devices = store.Devices{}
 		}
-		return fn(inst.Devices, inherited)
+		return edit(inst.Devices, inherited)
 	})
 }
 
@@ -58,26 +62,36 @@ func (e *Engine) AddDevice(ctx context.Context, o Owner, name string, d store.De
 	if err := e.checkDiskSource(ctx, name, d); err != nil {
 		return err
 	}
-	return e.editDevices(ctx, o, func(own, _ store.Devices) error {
+	return e.editDevices(ctx, o, AddingDevice(o, name, d))
+}
+
+// AddingDevice is the edit that gives o device name.
+func AddingDevice(o Owner, name string, d store.Device) DeviceEdit {
+	return func(own, _ store.Devices) error {
 		if _, ok := own[name]; ok {
 			return errkind.Wrap(errkind.AlreadyExists, "%s already has a device %s", o, name)
 		}
 		own[name] = d
 		return nil
-	})
+	}
 }
 
 // SetDevice sets keys of device name of o. A device an instance inherits
 // from a profile becomes its own first (an override, as LXD calls it).
 func (e *Engine) SetDevice(ctx context.Context, o Owner, name string, set map[string]string, unset []string) error {
-	return e.editDevices(ctx, o, func(own, inherited store.Devices) error {
+	return e.editDevices(ctx, o, SettingDevice(o, name, set, unset))
+}
+
+// SettingDevice is the edit that SetDevice makes.
+func SettingDevice(o Owner, name string, set map[string]string, unset []string) DeviceEdit {
+	return func(own, inherited store.Devices) error {
 		d, ok := own[name]
 		if !ok {
 			if d, ok = inherited[name]; !ok {
 				return errkind.Wrap(errkind.NotFound, "%s has no device %s", o, name)
 			}
-			d = maps.Clone(d)
 		}
+		d = maps.Clone(d)
 		for k, v := range set {
 			if k == "type" {
 				return errkind.Wrap(errkind.Invalid, "device %s: its type stays; remove it and add another", name)
@@ -95,13 +109,18 @@ func (e *Engine) SetDevice(ctx context.Context, o Owner, name string, set map[st
 		}
 		own[name] = d
 		return nil
-	})
+	}
 }
 
 // RemoveDevice removes o's own device name; an instance's device that
 // hid or overrode a profile's gives way to the profile's again.
 func (e *Engine) RemoveDevice(ctx context.Context, o Owner, name string) error {
-	return e.editDevices(ctx, o, func(own, inherited store.Devices) error {
+	return e.editDevices(ctx, o, RemovingDevice(o, name))
+}
+
+// RemovingDevice is the edit that RemoveDevice makes.
+func RemovingDevice(o Owner, name string) DeviceEdit {
+	return func(own, inherited store.Devices) error {
 		if _, ok := own[name]; !ok {
 			if _, ok := inherited[name]; ok {
 				return errkind.Wrap(errkind.Invalid, "device %s of %s comes from its profiles: change the profile, or hide it with `silo config device add %s %s none`", name, o, o.Name, name)
@@ -110,7 +129,7 @@ func (e *Engine) RemoveDevice(ctx context.Context, o Owner, name string) error {
 		}
 		delete(own, name)
 		return nil
-	})
+	}
 }
 
 // Devices returns o's own devices.
@@ -138,10 +157,8 @@ func (e *Engine) Devices(o Owner) (store.Devices, error) {
 
 // SetProfileConfig sets and unsets config keys of a profile.
 func (e *Engine) SetProfileConfig(ctx context.Context, name string, set map[string]string, unset []string) error {
-	for _, k := range unset {
-		if err := checkKey(k); err != nil {
-			return err
-		}
+	if err := CheckKeys(unset...); err != nil {
+		return err
 	}
 	return e.UpdateProfile(ctx, name, func(p *store.Profile) error {
 		if p.Config == nil {
@@ -165,13 +182,8 @@ func (e *Engine) ReplaceProfile(ctx context.Context, p *store.Profile) error {
 // profile as it stands, in the transaction of the write: for a write that
 // holds an ETag.
 func (e *Engine) ReplaceProfileIf(ctx context.Context, p *store.Profile, check func(cur *store.Profile) error) error {
-	for name, d := range p.Devices {
-		if err := checkParent(name, d); err != nil {
-			return fmt.Errorf("profile %s: %w", p.Name, err)
-		}
-		if err := e.checkDiskSource(ctx, name, d); err != nil {
-			return fmt.Errorf("profile %s: %w", p.Name, err)
-		}
+	if err := e.checkProfileDevices(ctx, p); err != nil {
+		return err
 	}
 	return e.UpdateProfile(ctx, p.Name, func(cur *store.Profile) error {
 		if check != nil {

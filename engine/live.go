@@ -356,10 +356,8 @@ func sameVolatile(a, b *store.Instance, dev string) bool {
 // SetConfig sets and unsets config keys of an instance. Limits apply at
 // once to a running instance; the other keys at its next start.
 func (e *Engine) SetConfig(ctx context.Context, name string, set map[string]string, unset []string) error {
-	for _, k := range unset {
-		if err := checkKey(k); err != nil {
-			return err
-		}
+	if err := CheckKeys(unset...); err != nil {
+		return err
 	}
 	return e.UpdateInstance(ctx, name, func(inst *store.Instance) error {
 		if inst.Config == nil {

@@ -47,19 +47,27 @@ func (e *Engine) Profile(name string) (*api.Profile, error) {
 	return out, err
 }
 
-// CreateProfile makes an empty profile.
-func (e *Engine) CreateProfile(name, description string) error {
-	if err := checkName("profile", name); err != nil {
+// CreateProfile makes profile p, with its config and devices, checked as
+// a write of them is: in one transaction, so that a profile is never
+// there half-made.
+func (e *Engine) CreateProfile(ctx context.Context, p *store.Profile) error {
+	if err := checkName("profile", p.Name); err != nil {
+		return err
+	}
+	if err := checkProfile(p); err != nil {
+		return err
+	}
+	if err := e.checkProfileDevices(ctx, p); err != nil {
 		return err
 	}
 	return e.store.Update(func(tx *store.Tx) error {
-		if tx.HasProfile(name) {
-			return errkind.Wrap(errkind.AlreadyExists, "profile %q already exists", name)
+		if tx.HasProfile(p.Name) {
+			return errkind.Wrap(errkind.AlreadyExists, "profile %q already exists", p.Name)
 		}
-		if err := tx.PutProfile(&store.Profile{Name: name, Description: description}); err != nil {
+		if err := tx.PutProfile(p); err != nil {
 			return err
 		}
-		return objectEvent(tx, api.ActionProfileCreated, "profiles", name)
+		return objectEvent(tx, api.ActionProfileCreated, "profiles", p.Name)
 	})
 }
 
@@ -204,6 +212,20 @@ func (e *Engine) UpdateProfile(ctx context.Context, name string, fn func(p *stor
 		}
 		return before, tx.PutProfile(p)
 	})
+}
+
+// checkProfileDevices checks what a profile's devices name on the host:
+// their parent interfaces, and their disks' sources.
+func (e *Engine) checkProfileDevices(ctx context.Context, p *store.Profile) error {
+	for name, d := range p.Devices {
+		if err := checkParent(name, d); err != nil {
+			return fmt.Errorf("profile %s: %w", p.Name, err)
+		}
+		if err := e.checkDiskSource(ctx, name, d); err != nil {
+			return fmt.Errorf("profile %s: %w", p.Name, err)
+		}
+	}
+	return nil
 }
 
 // checkProfile checks a profile's own config and devices.

@@ -17,6 +17,7 @@ import (
 	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/store"
 )
 
 // nextEvent is the next event of st, or a failure after a minute.
@@ -144,7 +145,7 @@ func BenchmarkEventLatency(b *testing.B) {
 		e := s.eng.Fresh()
 		defer e.Close()
 		for i := 0; b.Loop(); i++ {
-			if err := e.CreateProfile(fmt.Sprint("p", i), ""); err != nil {
+			if err := e.CreateProfile(ctx, &store.Profile{Name: fmt.Sprint("p", i)}); err != nil {
 				b.Fatal(err)
 			}
 			await(st, func(api.Event) bool { return true })

@@ -85,7 +85,7 @@ func (s *Server) postInstances(e *engine.Engine, r *http.Request) Response {
 		return Error(err)
 	}
 	opts := engine.CreateOptions{Config: orEmpty(req.Config), Ephemeral: req.Ephemeral, Profiles: req.Profiles,
-		Devices: storeDevices(req.Devices)}
+		Devices: store.DevicesOf(req.Devices)}
 	// The pool is the root disk's, as lxc init --storage gives it; with
 	// none, the profiles' root disk names it.
 	var pool string
@@ -133,7 +133,7 @@ func (s *Server) putInstance(e *engine.Engine, r *http.Request) Response {
 				config[k] = v
 			}
 		}
-		inst.Config, inst.Devices, inst.Profiles = config, storeDevices(req.Devices), orNone(req.Profiles)
+		inst.Config, inst.Devices, inst.Profiles = config, store.DevicesOf(req.Devices), orNone(req.Profiles)
 		if req.Ephemeral != nil {
 			inst.Ephemeral = *req.Ephemeral
 		}
@@ -163,7 +163,7 @@ func (s *Server) patchInstance(e *engine.Engine, r *http.Request) Response {
 			if inst.Devices == nil {
 				inst.Devices = store.Devices{}
 			}
-			maps.Copy(inst.Devices, storeDevices(req.Devices))
+			maps.Copy(inst.Devices, store.DevicesOf(req.Devices))
 		}
 		if req.Profiles != nil {
 			inst.Profiles = req.Profiles
@@ -183,7 +183,7 @@ func (s *Server) writeInstance(e *engine.Engine, r *http.Request, change func(in
 	if err := Decode(r, &req); err != nil {
 		return Error(err)
 	}
-	if err := engine.CheckConfig(withoutEmpty(req.Config)); err != nil {
+	if err := checkConfigWrite(req.Config); err != nil {
 		return Error(err)
 	}
 	if req.Restore != "" {
@@ -203,7 +203,7 @@ func (s *Server) writeInstance(e *engine.Engine, r *http.Request, change func(in
 	}
 	return s.async("Updating instance "+name, instanceResource(name), func(ctx context.Context, e *engine.Engine) error {
 		return e.UpdateInstance(ctx, name, func(inst *store.Instance) error {
-			if match != "" && match != instanceETag(inst.Config, apiDevices(inst.Devices), inst.Profiles, inst.Ephemeral) {
+			if match != "" && match != instanceETag(inst.Config, inst.Devices.Map(), inst.Profiles, inst.Ephemeral) {
 				return &requestError{code: http.StatusPreconditionFailed, msg: "instance " + name + " changed since its ETag was read"}
 			}
 			change(inst, &req)
@@ -251,22 +251,6 @@ func instanceResource(name string) map[string][]string {
 	return map[string][]string{"instances": {api.Path("instances", name)}}
 }
 
-func storeDevices(ds map[string]map[string]string) store.Devices {
-	out := store.Devices{}
-	for name, d := range ds {
-		out[name] = maps.Clone(d)
-	}
-	return out
-}
-
-func apiDevices(ds store.Devices) map[string]map[string]string {
-	out := map[string]map[string]string{}
-	for name, d := range ds {
-		out[name] = d
-	}
-	return out
-}
-
 func orEmpty(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}
@@ -300,9 +284,13 @@ func patchKeys(cfg map[string]string) (set map[string]string, unset []string) {
 	return set, unset
 }
 
-// withoutEmpty is cfg less the keys a PATCH removes.
-func withoutEmpty(cfg map[string]string) map[string]string {
-	out := maps.Clone(cfg)
-	maps.DeleteFunc(out, func(_, v string) bool { return v == "" })
-	return out
+// checkConfigWrite checks the config of a PUT or PATCH: the keys it
+// sets with their values, and those it removes (given as "") as config
+// unset checks them; volatile keys are left to silo.
+func checkConfigWrite(cfg map[string]string) error {
+	set, unset := patchKeys(cfg)
+	if err := engine.CheckConfig(set); err != nil {
+		return err
+	}
+	return engine.CheckKeys(slices.DeleteFunc(unset, isVolatile)...)
 }

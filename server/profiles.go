@@ -17,6 +17,7 @@ func (s *Server) profileRoutes() {
 	s.Handle("PUT /1.0/profiles/{name}", s.putProfile, TrustedOnly)
 	s.Handle("PATCH /1.0/profiles/{name}", s.patchProfile, TrustedOnly)
 	s.Handle("DELETE /1.0/profiles/{name}", s.deleteProfile, TrustedOnly)
+	s.Handle("POST /1.0/profiles/{name}", s.renameProfile, TrustedOnly)
 }
 
 func (s *Server) getProfiles(e *engine.Engine, r *http.Request) Response {
@@ -32,25 +33,15 @@ func (s *Server) getProfile(e *engine.Engine, r *http.Request) Response {
 	return SyncETag(p, profileETag(p.Description, p.Config, p.Devices))
 }
 
-// postProfiles makes a profile; with config or devices, it is made empty
-// and then given them, and deleted again if they are refused.
+// postProfiles makes a profile, with its config and devices.
 func (s *Server) postProfiles(e *engine.Engine, r *http.Request) Response {
 	var req api.ProfilesPost
 	if err := Decode(r, &req); err != nil {
 		return Error(err)
 	}
-	if err := engine.CheckConfig(req.Config); err != nil {
+	p := &store.Profile{Name: req.Name, Description: req.Description, Config: req.Config, Devices: store.DevicesOf(req.Devices)}
+	if err := e.CreateProfile(r.Context(), p); err != nil {
 		return Error(err)
-	}
-	if err := e.CreateProfile(req.Name, req.Description); err != nil {
-		return Error(err)
-	}
-	if len(req.Config) > 0 || len(req.Devices) > 0 {
-		p := &store.Profile{Name: req.Name, Description: req.Description, Config: req.Config, Devices: storeDevices(req.Devices)}
-		if err := e.ReplaceProfile(r.Context(), p); err != nil {
-			_ = e.DeleteProfile(req.Name)
-			return Error(err)
-		}
 	}
 	return Created(api.Path("profiles", req.Name))
 }
@@ -58,7 +49,7 @@ func (s *Server) postProfiles(e *engine.Engine, r *http.Request) Response {
 // putProfile replaces a profile's description, config and devices.
 func (s *Server) putProfile(e *engine.Engine, r *http.Request) Response {
 	return s.writeProfile(e, r, func(p *store.Profile, req *api.ProfilePut) {
-		p.Description, p.Config, p.Devices = req.Description, req.Config, storeDevices(req.Devices)
+		p.Description, p.Config, p.Devices = req.Description, req.Config, store.DevicesOf(req.Devices)
 	})
 }
 
@@ -84,7 +75,7 @@ func (s *Server) patchProfile(e *engine.Engine, r *http.Request) Response {
 		if p.Devices == nil {
 			p.Devices = store.Devices{}
 		}
-		maps.Copy(p.Devices, storeDevices(req.Devices))
+		maps.Copy(p.Devices, store.DevicesOf(req.Devices))
 	})
 }
 
@@ -97,18 +88,18 @@ func (s *Server) writeProfile(e *engine.Engine, r *http.Request, change func(p *
 	if err := Decode(r, &req); err != nil {
 		return Error(err)
 	}
-	if err := engine.CheckConfig(withoutEmpty(req.Config)); err != nil {
+	if err := checkConfigWrite(req.Config); err != nil {
 		return Error(err)
 	}
 	cur, err := e.Profile(name)
 	if err != nil {
 		return Error(err)
 	}
-	p := &store.Profile{Name: name, Description: cur.Description, Config: cur.Config, Devices: storeDevices(cur.Devices)}
+	p := &store.Profile{Name: name, Description: cur.Description, Config: cur.Config, Devices: store.DevicesOf(cur.Devices)}
 	change(p, &req)
 	match := strings.Trim(r.Header.Get("If-Match"), `"`)
 	err = e.ReplaceProfileIf(r.Context(), p, func(now *store.Profile) error {
-		if match != "" && match != profileETag(now.Description, now.Config, apiDevices(now.Devices)) {
+		if match != "" && match != profileETag(now.Description, now.Config, now.Devices.Map()) {
 			return &requestError{code: http.StatusPreconditionFailed, msg: "profile " + name + " changed since its ETag was read"}
 		}
 		return nil
@@ -117,6 +108,22 @@ func (s *Server) writeProfile(e *engine.Engine, r *http.Request, change func(p *
 		return Error(err)
 	}
 	return EmptySync()
+}
+
+// renameProfile renames a profile, and the instances that apply it
+// follow (LXD's POST with a new name).
+func (s *Server) renameProfile(e *engine.Engine, r *http.Request) Response {
+	var req api.ProfilePost
+	if err := Decode(r, &req); err != nil {
+		return Error(err)
+	}
+	if req.Name == "" {
+		return Errorf(http.StatusBadRequest, "name: give the profile's new name")
+	}
+	if err := e.RenameProfile(r.PathValue("name"), req.Name); err != nil {
+		return Error(err)
+	}
+	return Created(api.Path("profiles", req.Name))
 }
 
 func (s *Server) deleteProfile(e *engine.Engine, r *http.Request) Response {

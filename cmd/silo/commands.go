@@ -51,7 +51,7 @@ func commands() []*cli.Command {
 					&cli.StringFlag{Name: "size", Usage: "make a loop-backed pool of this size (e.g. 20GiB)"},
 				}, Action: withEngine(poolCreate)},
 				{Name: "list", Aliases: []string{"ls"}, Usage: "list pools", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn((*engine.Engine).Pools, (*client.Client).Pools, poolList)},
-				{Name: "info", Usage: "show a pool", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(poolInfo)},
+				{Name: "info", Usage: "show a pool", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: onRemote(0, poolInfo, poolInfoRemote)},
 				{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a pool no instance uses", ArgsUsage: "NAME", Action: onName(func(c *cli.Context, e *engine.Engine, name string) error { return e.DeletePool(c.Context, name) }, "Pool %s deleted")},
 			},
 		},
@@ -102,7 +102,7 @@ func commands() []*cli.Command {
 			Subcommands: []*cli.Command{
 				{Name: "set", Usage: "set config keys", ArgsUsage: "NAME KEY=VALUE... | core.KEY VALUE", Action: onRemote(0, configSet, configSetRemote)},
 				{Name: "unset", Usage: "remove config keys", ArgsUsage: "NAME KEY... | core.KEY...", Action: onRemote(0, configUnset, configUnsetRemote)},
-				{Name: "get", Usage: "print one config key", ArgsUsage: "NAME KEY | core.KEY", Action: withEngine(configGet)},
+				{Name: "get", Usage: "print one config key", ArgsUsage: "NAME KEY | core.KEY", Action: onRemote(0, configGet, configGetRemote)},
 				{Name: "show", Usage: "show an instance's profiles, config and devices, or with no NAME the server's config", ArgsUsage: "[NAME]", Flags: []cli.Flag{formatFlag,
 					&cli.BoolFlag{Name: "expanded", Usage: "what the instance runs with: its profiles' config and devices, then its own"},
 				}, Action: onRemote(0, configShow, configShowRemote)},
@@ -207,6 +207,23 @@ func poolInfo(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
+	return showPool(c, p)
+}
+
+func poolInfoRemote(c *cli.Context, cl *client.Client, a []string) error {
+	a, err := exactly(c, a, 1, 1)
+	if err != nil {
+		return err
+	}
+	p, err := cl.Pool(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	return showPool(c, p)
+}
+
+// showPool prints what pool info found, here or on a remote.
+func showPool(c *cli.Context, p *api.StoragePool) error {
 	return output(c, p, []string{"Name:", p.Name}, fields(
 		"Driver", p.Driver, "Source", poolSource(p), "Created", when(p.CreatedAt),
 		"Instances", orDash(strings.Join(usedBy(p, "instances"), ", ")), "Images", strconv.Itoa(len(usedBy(p, "images")))))

@@ -19,7 +19,6 @@ import (
 	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
-	"github.com/silo-dev/silo/internal/store"
 )
 
 // deviceCommand is `config device` or `profile device`: the same commands
@@ -29,13 +28,9 @@ func deviceCommand(profile bool) *cli.Command {
 	if profile {
 		what = "PROFILE"
 	}
-	act := func(fn func(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error, min, max int) cli.ActionFunc {
-		return withEngine(func(c *cli.Context, e *engine.Engine) error {
-			a, err := args(c, min, max)
-			if err != nil {
-				return err
-			}
-			return fn(c, e, engine.Owner{Profile: profile, Name: a[0]}, a[1:])
+	act := func(fn func(c *cli.Context, h deviceHost, o engine.Owner, a []string) error, min, max int) cli.ActionFunc {
+		return onProfiles(min, max, func(c *cli.Context, h profileHost, a []string) error {
+			return fn(c, h, engine.Owner{Profile: profile, Name: a[0]}, a[1:])
 		})
 	}
 	return &cli.Command{
@@ -61,36 +56,36 @@ func trimArgs(a []string) []string {
 	return a
 }
 
-func deviceAdd(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error {
+func deviceAdd(c *cli.Context, h deviceHost, o engine.Owner, a []string) error {
 	a = trimArgs(a)
 	d, err := engine.ParseDevice(a[0], a[1], a[2:])
 	if err != nil {
 		return err
 	}
-	if err := e.AddDevice(c.Context, o, a[0], d); err != nil {
+	if err := h.addDevice(c.Context, o, a[0], d); err != nil {
 		return err
 	}
 	fmt.Printf("Device %s added to %s\n", a[0], o)
 	return nil
 }
 
-func deviceSet(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error {
+func deviceSet(c *cli.Context, h deviceHost, o engine.Owner, a []string) error {
 	a = trimArgs(a)
 	set, err := keyValues(a[1:])
 	if err != nil {
 		return fmt.Errorf("device %s: %w", a[0], err)
 	}
-	return e.SetDevice(c.Context, o, a[0], set, nil)
+	return h.setDevice(c.Context, o, a[0], set, nil)
 }
 
-func deviceUnset(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error {
+func deviceUnset(c *cli.Context, h deviceHost, o engine.Owner, a []string) error {
 	a = trimArgs(a)
-	return e.SetDevice(c.Context, o, a[0], nil, a[1:])
+	return h.setDevice(c.Context, o, a[0], nil, a[1:])
 }
 
-func deviceRemove(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) error {
+func deviceRemove(c *cli.Context, h deviceHost, o engine.Owner, a []string) error {
 	for _, dev := range trimArgs(a) {
-		if err := e.RemoveDevice(c.Context, o, dev); err != nil {
+		if err := h.removeDevice(c.Context, o, dev); err != nil {
 			return err
 		}
 		fmt.Printf("Device %s removed from %s\n", dev, o)
@@ -98,8 +93,8 @@ func deviceRemove(c *cli.Context, e *engine.Engine, o engine.Owner, a []string) 
 	return nil
 }
 
-func deviceList(c *cli.Context, e *engine.Engine, o engine.Owner, _ []string) error {
-	devs, err := e.Devices(o)
+func deviceList(c *cli.Context, h deviceHost, o engine.Owner, _ []string) error {
+	devs, err := h.devices(c.Context, o)
 	if err != nil {
 		return err
 	}
@@ -109,8 +104,8 @@ func deviceList(c *cli.Context, e *engine.Engine, o engine.Owner, _ []string) er
 	return nil
 }
 
-func deviceShow(c *cli.Context, e *engine.Engine, o engine.Owner, _ []string) error {
-	devs, err := e.Devices(o)
+func deviceShow(c *cli.Context, h deviceHost, o engine.Owner, _ []string) error {
+	devs, err := h.devices(c.Context, o)
 	if err != nil {
 		return err
 	}
@@ -169,18 +164,16 @@ func profileCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{Name: "create", Usage: "make an empty profile", ArgsUsage: "NAME", Flags: []cli.Flag{
 				&cli.StringFlag{Name: "description", Usage: "what the profile is for"},
-			}, Action: onName(func(c *cli.Context, e *engine.Engine, name string) error {
-				return e.CreateProfile(name, c.String("description"))
-			}, "Profile %s created")},
+			}, Action: onProfiles(1, 1, profileCreate)},
 			{Name: "list", Aliases: []string{"ls"}, Usage: "list profiles", ArgsUsage: "[REMOTE:]", Flags: []cli.Flag{formatFlag}, Action: listOn(func(e *engine.Engine, _ context.Context) ([]*api.Profile, error) { return e.Profiles() }, (*client.Client).Profiles, profileList)},
-			{Name: "show", Usage: "show a profile", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: withEngine(profileShow)},
-			{Name: "set", Usage: "set config keys of a profile (instances that apply it follow)", ArgsUsage: "NAME KEY=VALUE...", Action: withEngine(profileSet)},
-			{Name: "unset", Usage: "remove config keys of a profile", ArgsUsage: "NAME KEY...", Action: withEngine(profileUnset)},
-			{Name: "edit", Usage: "replace a profile with YAML from stdin, or in $EDITOR on a terminal", ArgsUsage: "NAME", Action: withEngine(profileEdit)},
-			{Name: "copy", Aliases: []string{"cp"}, Usage: "copy a profile", ArgsUsage: "NAME NEW", Action: withEngine(profileCopy)},
-			{Name: "rename", Aliases: []string{"mv"}, Usage: "rename a profile, in every instance that applies it", ArgsUsage: "OLD NEW", Action: withEngine(profileRename)},
-			{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a profile no instance applies", ArgsUsage: "NAME", Action: onName(func(_ *cli.Context, e *engine.Engine, name string) error { return e.DeleteProfile(name) }, "Profile %s deleted")},
-			{Name: "assign", Usage: "set the profiles an instance applies, in order", ArgsUsage: "INSTANCE PROFILE[,PROFILE...]", Action: withEngine(profileAssign)},
+			{Name: "show", Usage: "show a profile", ArgsUsage: "NAME", Flags: []cli.Flag{formatFlag}, Action: onProfiles(1, 1, profileShow)},
+			{Name: "set", Usage: "set config keys of a profile (instances that apply it follow)", ArgsUsage: "NAME KEY=VALUE...", Action: onProfiles(0, -1, profileSet)},
+			{Name: "unset", Usage: "remove config keys of a profile", ArgsUsage: "NAME KEY...", Action: onProfiles(0, -1, profileUnset)},
+			{Name: "edit", Usage: "replace a profile with YAML from stdin, or in $EDITOR on a terminal", ArgsUsage: "NAME", Action: onProfiles(1, 1, profileEdit)},
+			{Name: "copy", Aliases: []string{"cp"}, Usage: "copy a profile", ArgsUsage: "NAME NEW", Action: onProfiles(2, 2, profileCopy)},
+			{Name: "rename", Aliases: []string{"mv"}, Usage: "rename a profile, in every instance that applies it", ArgsUsage: "OLD NEW", Action: onProfiles(2, 2, profileRename)},
+			{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a profile no instance applies", ArgsUsage: "NAME", Action: onProfiles(1, 1, profileDelete)},
+			{Name: "assign", Usage: "set the profiles an instance applies, in order", ArgsUsage: "INSTANCE PROFILE[,PROFILE...]", Action: onProfiles(2, 2, profileAssign)},
 			deviceCommand(true),
 		},
 	}
@@ -204,12 +197,31 @@ type profileYAML struct {
 	UsedBy      []string                     `yaml:"used_by,omitempty"`
 }
 
-func profileShow(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
+// onProfiles runs a profile or device command on this host's engine, or
+// through the remote that its first argument names (h2:NAME), with
+// between min and max positional arguments (max -1: any number).
+func onProfiles(min, max int, fn func(c *cli.Context, h profileHost, a []string) error) cli.ActionFunc {
+	return onHost(func(e *engine.Engine) profileHost { return localProfiles{e} }, func(cl *client.Client) profileHost { return remoteProfiles{cl} }, min, max, fn)
+}
+
+func profileCreate(c *cli.Context, h profileHost, a []string) error {
+	if err := h.create(c.Context, a[0], api.ProfilePut{Description: c.String("description")}); err != nil {
 		return err
 	}
-	p, err := e.Profile(a[0])
+	fmt.Printf("Profile %s created\n", a[0])
+	return nil
+}
+
+func profileDelete(c *cli.Context, h profileHost, a []string) error {
+	if err := h.remove(c.Context, a[0]); err != nil {
+		return err
+	}
+	fmt.Printf("Profile %s deleted\n", a[0])
+	return nil
+}
+
+func profileShow(c *cli.Context, h profileHost, a []string) error {
+	p, _, err := h.profile(c.Context, a[0])
 	if err != nil {
 		return err
 	}
@@ -219,8 +231,7 @@ func profileShow(c *cli.Context, e *engine.Engine) error {
 	return outputYAML(c, profileYAML{p.Name, p.Description, p.Config, p.Devices, p.UsedBy})
 }
 
-func profileSet(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
+func profileSet(c *cli.Context, h profileHost, a []string) error {
 	if len(a) < 2 {
 		return errkind.Wrap(errkind.Invalid, "usage: silo profile set NAME KEY=VALUE...")
 	}
@@ -228,25 +239,25 @@ func profileSet(c *cli.Context, e *engine.Engine) error {
 	if err != nil {
 		return err
 	}
-	return e.SetProfileConfig(c.Context, a[0], cfg, nil)
+	return h.configure(c.Context, a[0], cfg, nil)
 }
 
-func profileUnset(c *cli.Context, e *engine.Engine) error {
-	a := c.Args().Slice()
+func profileUnset(c *cli.Context, h profileHost, a []string) error {
 	if len(a) < 2 {
 		return errkind.Wrap(errkind.Invalid, "usage: silo profile unset NAME KEY...")
 	}
-	return e.SetProfileConfig(c.Context, a[0], nil, a[1:])
+	return h.configure(c.Context, a[0], nil, a[1:])
 }
 
-func profileEdit(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
+// profileEdit replaces a profile with the YAML it reads; edited on a
+// terminal, only if the profile has not changed since the editor opened
+// it (on a remote, by its ETag), as lxc profile edit does.
+func profileEdit(c *cli.Context, h profileHost, a []string) error {
 	var text []byte
+	var etag string
+	var err error
 	if term.IsTerminal(int(os.Stdin.Fd())) {
-		if text, err = editProfile(e, a[0]); err != nil {
+		if text, etag, err = editProfile(c.Context, h, a[0]); err != nil {
 			return err
 		}
 	} else if text, err = io.ReadAll(os.Stdin); err != nil {
@@ -256,32 +267,28 @@ func profileEdit(c *cli.Context, e *engine.Engine) error {
 	if err := yaml.Unmarshal(text, &y); err != nil {
 		return errkind.Wrap(errkind.Invalid, "profile %s: the YAML does not read: %v", a[0], err)
 	}
-	p := &store.Profile{Name: a[0], Description: y.Description, Config: y.Config, Devices: store.Devices{}}
-	for name, d := range y.Devices {
-		p.Devices[name] = d
-	}
-	return e.ReplaceProfile(c.Context, p)
+	return h.replace(c.Context, a[0], api.ProfilePut{Description: y.Description, Config: y.Config, Devices: y.Devices}, etag)
 }
 
 // editProfile opens the profile's YAML in the user's editor and returns
-// what they saved.
-func editProfile(e *engine.Engine, name string) ([]byte, error) {
-	p, err := e.Profile(name)
+// what they saved, with the ETag of what they were shown.
+func editProfile(ctx context.Context, h profileHost, name string) ([]byte, string, error) {
+	p, etag, err := h.profile(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	text, err := yaml.Marshal(profileYAML{p.Name, p.Description, p.Config, p.Devices, nil})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	dir, err := os.MkdirTemp("", "silo-profile")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(path, text, 0o600); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	editor := os.Getenv("VISUAL")
 	if editor == "" {
@@ -293,37 +300,46 @@ func editProfile(e *engine.Engine, name string) ([]byte, error) {
 	cmd := exec.Command("sh", "-c", editor+` "$1"`, "sh", path)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("editor %s: %w", editor, err)
+		return nil, "", fmt.Errorf("editor %s: %w", editor, err)
 	}
-	return os.ReadFile(path)
+	text, err = os.ReadFile(path)
+	return text, etag, err
 }
 
-func profileCopy(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 2)
+// profileCopy copies a profile on its host, or to another (h2:p local:p,
+// p h2:p; the name kept when none is given), as lxc profile copy does.
+func profileCopy(c *cli.Context, h profileHost, a []string) error {
+	dst, other, err := otherHost(c, a, 1)
+	if err != nil || !other {
+		if err == nil {
+			err = h.copy(c.Context, a[0], dst.Name)
+		}
+		return err
+	}
+	if dst.Name == "" {
+		dst.Name = a[0]
+	}
+	to, done, err := profileHostOf(c, dst)
 	if err != nil {
 		return err
 	}
-	return e.CopyProfile(a[0], a[1])
+	defer done()
+	return copyProfile(c.Context, h, a[0], to, dst.Name)
 }
 
-func profileRename(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 2)
-	if err != nil {
+func profileRename(c *cli.Context, h profileHost, a []string) error {
+	if err := oneHost(c, a, 1, "a rename"); err != nil {
 		return err
 	}
-	return e.RenameProfile(a[0], a[1])
+	return h.rename(c.Context, a[0], a[1])
 }
 
-func profileAssign(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 2, 2)
-	if err != nil {
-		return err
-	}
+func profileAssign(c *cli.Context, h profileHost, a []string) error {
 	profiles := []string{}
 	if a[1] != "" {
 		profiles = strings.Split(a[1], ",")
 	}
-	return e.AssignProfiles(c.Context, a[0], profiles)
+	return h.assign(c.Context, a[0], profiles)
 }
 
 func networkCommand() *cli.Command {

@@ -307,17 +307,41 @@ func renameRemote(c *cli.Context, cl *client.Client, a []string) error {
 	if err != nil {
 		return err
 	}
-	// h2:a h2:b, as lxc takes it; to another host would be a move.
-	cfg, err := loadRemotes()
+	// To another host would be a move.
+	if err := oneHost(c, a, 1, "a rename"); err != nil {
+		return err
+	}
+	return awaited(c.Context)(cl.RenameInstance(c.Context, a[0], a[1]))
+}
+
+// oneHost takes the remote off argument i of a command that stays on the
+// host of its first (rename h2:a h2:b, as lxc takes it), and refuses
+// another host's: what is, such as "a rename", names the command.
+func oneHost(c *cli.Context, a []string, i int, what string) error {
+	dst, other, err := otherHost(c, a, i)
 	if err != nil {
 		return err
 	}
-	if src, dst := cfg.Parse(c.Args().Get(0)), cfg.Parse(a[1]); strings.Contains(a[1], ":") && dst.Remote != src.Remote {
-		return errkind.Wrap(errkind.Invalid, "rename %s to %s: a rename stays on one host", c.Args().Get(0), a[1])
-	} else if strings.Contains(a[1], ":") {
-		a[1] = dst.Name
+	if other {
+		return errkind.Wrap(errkind.Invalid, "%s %s to %s: %s stays on one host", c.Command.Name, c.Args().Get(0), a[i], what)
 	}
-	return awaited(c.Context)(cl.RenameInstance(c.Context, a[0], a[1]))
+	a[i] = dst.Name
+	return nil
+}
+
+// otherHost reads argument i of a command whose first argument named the
+// host it runs on: the reference, and whether it names another host. A
+// name with no remote is on the first's host.
+func otherHost(c *cli.Context, a []string, i int) (remote.Ref, bool, error) {
+	if !strings.Contains(a[i], ":") {
+		return remote.Ref{Name: a[i]}, false, nil
+	}
+	cfg, err := loadRemotes()
+	if err != nil {
+		return remote.Ref{}, false, err
+	}
+	src, dst := cfg.Parse(c.Args().Get(0)), cfg.Parse(a[i])
+	return dst, dst.Remote != src.Remote, nil
 }
 
 // notServerRemote refuses the server keys of a remote: /1.0's PUT is not
@@ -368,6 +392,22 @@ func configShowRemote(c *cli.Context, cl *client.Client, a []string) error {
 		return err
 	}
 	return showConfig(c, i)
+}
+
+func configGetRemote(c *cli.Context, cl *client.Client, a []string) error {
+	if err := notServerRemote(a); err != nil {
+		return err
+	}
+	a, err := exactly(c, a, 2, 2)
+	if err != nil {
+		return err
+	}
+	i, _, err := cl.Instance(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	fmt.Println(i.Config[a[1]])
+	return nil
 }
 
 func filePushRemote(c *cli.Context, cl *client.Client, a []string) error {

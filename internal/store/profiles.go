@@ -24,6 +24,24 @@ func (ds Devices) Clone() Devices {
 	return out
 }
 
+// DevicesOf copies devices as the API carries them, never nil.
+func DevicesOf(ds map[string]map[string]string) Devices {
+	out := make(Devices, len(ds))
+	for name, d := range ds {
+		out[name] = maps.Clone(d)
+	}
+	return out
+}
+
+// Map copies ds as the API carries them, never nil.
+func (ds Devices) Map() map[string]map[string]string {
+	out := make(map[string]map[string]string, len(ds))
+	for name, d := range ds {
+		out[name] = maps.Clone(d)
+	}
+	return out
+}
+
 // Profile is a named set of config and devices that instances apply, in
 // order, before their own.
 type Profile struct {
