@@ -1,32 +1,27 @@
 package engine
 
 import (
-	"context"
 	"strings"
 
 	"github.com/silo-dev/silo/errkind"
 	"github.com/silo-dev/silo/internal/store"
 )
 
-// AttachVolume gives instance inst disk device dev (the volume's name
-// when empty) that mounts custom volume vol of pool at path, as
-// `config device add` would: at once if it runs.
-func (e *Engine) AttachVolume(ctx context.Context, pool, vol, inst, path, dev string) error {
+// VolumeDisk is the disk device dev (named after the volume when empty)
+// that mounts custom volume vol of pool at path, and its name: what
+// `volume attach` gives an instance, at once if it runs.
+func VolumeDisk(pool, vol, path, dev string) (string, store.Device, error) {
 	if dev == "" {
 		dev = vol
 	}
 	d, err := ParseDevice(dev, DeviceDisk, []string{"pool=" + pool, "source=" + vol, "path=" + path})
-	if err != nil {
-		return err
-	}
-	return e.AddDevice(ctx, Owner{Name: inst}, dev, d)
+	return dev, d, err
 }
 
-// DetachVolume removes from instance inst its own disk device that
-// mounts custom volume vol of pool: at once if it runs.
-func (e *Engine) DetachVolume(ctx context.Context, pool, vol, inst string) error {
-	o := Owner{Name: inst}
-	return e.editDevices(ctx, o, func(own, inherited store.Devices) error {
+// DetachingVolume is the edit that takes from o its own disk device
+// that mounts custom volume vol of pool: `volume detach`.
+func DetachingVolume(o Owner, pool, vol string) DeviceEdit {
+	return func(own, inherited store.Devices) error {
 		switch found := volumeDisks(own, pool, vol); len(found) {
 		case 0:
 			if from := volumeDisks(inherited, pool, vol); len(from) > 0 {
@@ -39,5 +34,5 @@ func (e *Engine) DetachVolume(ctx context.Context, pool, vol, inst string) error
 		default:
 			return errkind.Wrap(errkind.Invalid, "%s has volume %s/%s as devices %s: remove the one meant with `silo config device remove`", o, pool, vol, strings.Join(found, ", "))
 		}
-	})
+	}
 }

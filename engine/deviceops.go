@@ -27,8 +27,8 @@ func (o Owner) String() string {
 // refuse the same things in the same words.
 type DeviceEdit func(own, inherited store.Devices) error
 
-// editDevices changes the devices of o with edit.
-func (e *Engine) editDevices(ctx context.Context, o Owner, edit DeviceEdit) error {
+// EditDevices changes the devices of o with edit.
+func (e *Engine) EditDevices(ctx context.Context, o Owner, edit DeviceEdit) error {
 	if o.Profile {
 		return e.UpdateProfile(ctx, o.Name, func(p *store.Profile) error {
 			if p.Devices == nil {
@@ -62,7 +62,7 @@ func (e *Engine) AddDevice(ctx context.Context, o Owner, name string, d store.De
 	if err := e.checkDiskSource(ctx, name, d); err != nil {
 		return err
 	}
-	return e.editDevices(ctx, o, AddingDevice(o, name, d))
+	return e.EditDevices(ctx, o, AddingDevice(o, name, d))
 }
 
 // AddingDevice is the edit that gives o device name.
@@ -79,7 +79,7 @@ func AddingDevice(o Owner, name string, d store.Device) DeviceEdit {
 // SetDevice sets keys of device name of o. A device an instance inherits
 // from a profile becomes its own first (an override, as LXD calls it).
 func (e *Engine) SetDevice(ctx context.Context, o Owner, name string, set map[string]string, unset []string) error {
-	return e.editDevices(ctx, o, SettingDevice(o, name, set, unset))
+	return e.EditDevices(ctx, o, SettingDevice(o, name, set, unset))
 }
 
 // SettingDevice is the edit that SetDevice makes.
@@ -115,7 +115,7 @@ func SettingDevice(o Owner, name string, set map[string]string, unset []string) 
 // RemoveDevice removes o's own device name; an instance's device that
 // hid or overrode a profile's gives way to the profile's again.
 func (e *Engine) RemoveDevice(ctx context.Context, o Owner, name string) error {
-	return e.editDevices(ctx, o, RemovingDevice(o, name))
+	return e.EditDevices(ctx, o, RemovingDevice(o, name))
 }
 
 // RemovingDevice is the edit that RemoveDevice makes.

@@ -38,6 +38,8 @@ type deviceHost interface {
 	addDevice(ctx context.Context, o engine.Owner, name string, d store.Device) error
 	setDevice(ctx context.Context, o engine.Owner, name string, set map[string]string, unset []string) error
 	removeDevice(ctx context.Context, o engine.Owner, name string) error
+	// editDevices changes o's devices with edit.
+	editDevices(ctx context.Context, o engine.Owner, edit engine.DeviceEdit) error
 }
 
 type localProfiles struct{ e *engine.Engine }
@@ -88,6 +90,10 @@ func (l localProfiles) setDevice(ctx context.Context, o engine.Owner, name strin
 
 func (l localProfiles) removeDevice(ctx context.Context, o engine.Owner, name string) error {
 	return l.e.RemoveDevice(ctx, o, name)
+}
+
+func (l localProfiles) editDevices(ctx context.Context, o engine.Owner, edit engine.DeviceEdit) error {
+	return l.e.EditDevices(ctx, o, edit)
 }
 
 type remoteProfiles struct{ cl *client.Client }

@@ -123,13 +123,22 @@ func TestRemoteVolumesAndNetworks(t *testing.T) {
 	h1.fails(4, `volume "v3" already exists`, "volume", "rename", r, "v2", "v3")
 	h1.fails(2, "invalid volume name", "volume", "rename", r, "v2", "a/b")
 	h2.ok(append([]string{"create", "bb", "web"}, h2.poolArgs()...)...)
-	h2.ok("volume", "attach", p, "v2", "web", "/mnt")
+	h1.ok("volume", "attach", r, "v2", "web", "/mnt")
+	if d := h2.device("web", "v2"); d["pool"] != p || d["source"] != "v2" || d["path"] != "/mnt" {
+		t.Fatalf("web's device v2 on h2 after an attach through h2: %v", d)
+	}
+	h1.fails(4, "already has a device v2", "volume", "attach", r, "v2", "h2:web", "/srv")
+	h1.fails(2, "must be on the volume's host", "volume", "attach", "default", "v2", "h2:web", "/mnt")
 	h1.fails(5, "attached to /1.0/instances/web", "volume", "delete", r, "v2")
 	h1.fails(5, "attached to /1.0/instances/web", "volume", "rename", r, "v2", "v4")
 	h2.ok("start", "web")
 	h1.fails(5, "attached to running instance(s) web", "volume", "snapshot", "restore", r, "v2", "s1")
 	h2.ok("stop", "web", "--force")
-	h2.ok("volume", "detach", p, "v2", "web")
+	h1.ok("volume", "detach", r, "v2", "h2:web")
+	if d := h2.device("web", "v2"); d != nil {
+		t.Fatalf("web's device v2 on h2 after a detach through h2: %v", d)
+	}
+	h1.fails(3, "has no disk of volume", "volume", "detach", r, "v2", "web")
 	if out := h1.ok("volume", "delete", r, "v2"); out != "Volume v2 deleted from pool "+p+"\n" {
 		t.Fatalf("volume delete h2: says %q", out)
 	}
@@ -231,11 +240,15 @@ func TestRemoteVolumesAndNetworks(t *testing.T) {
 		{"volume", "import", r, "v", file},
 		{"volume", "copy", r + "/v", "default/w"},
 		{"volume", "copy", "default/v", r + "/w"},
-		{"volume", "attach", r, "v", "web", "/mnt"},
-		{"volume", "attach", "default", "v", "h2:web", "/mnt"},
-		{"volume", "detach", "default", "v", "h2:web"},
-		{"volume", "detach", r, "v", "web"},
 	} {
 		h1.fails(2, "does not reach remotes yet", argv...)
 	}
+}
+
+// device is device dev of instance name on e, nil when it has none.
+func (e *env) device(name, dev string) map[string]string {
+	e.t.Helper()
+	var inst api.Instance
+	e.json(&inst, "info", name)
+	return inst.Devices[dev]
 }
