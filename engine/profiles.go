@@ -285,9 +285,8 @@ func (e *Engine) profilesPool(profiles []string) (string, error) {
 	return pool, err
 }
 
-// networkDevices gives a new instance its nics as launch's flags ask:
-// none at all (noNetwork) hides its profiles' nics; a network puts eth0
-// on it.
+// networkDevices gives a new instance its nics as launch's flags ask
+// (see NICDevices).
 func networkDevices(tx *store.Tx, inst *store.Instance, network string, noNetwork bool) error {
 	if network == "" && !noNetwork {
 		return nil
@@ -296,19 +295,27 @@ func networkDevices(tx *store.Tx, inst *store.Instance, network string, noNetwor
 	if err != nil {
 		return err
 	}
-	if inst.Devices == nil {
-		inst.Devices = store.Devices{}
+	if network != "" && !tx.HasNetwork(network) && network != store.DefaultNetwork {
+		return errkind.Wrap(errkind.NotFound, "network %q not found", network)
 	}
-	for name, d := range devs {
-		if d["type"] == DeviceNIC && inst.Devices[name] == nil {
-			inst.Devices[name] = store.Device{"type": deviceNone}
+	inst.Devices = NICDevices(devs, inst.Devices, network)
+	return nil
+}
+
+// NICDevices is own, the devices of a new instance whose profiles give
+// it expanded, with the profiles' nics hidden and, when network is set,
+// eth0 on that network: what launch's --no-network and --network ask.
+func NICDevices(expanded, own store.Devices, network string) store.Devices {
+	if own == nil {
+		own = store.Devices{}
+	}
+	for name, d := range expanded {
+		if d["type"] == DeviceNIC && own[name] == nil {
+			own[name] = store.Device{"type": deviceNone}
 		}
 	}
 	if network != "" {
-		if !tx.HasNetwork(network) && network != store.DefaultNetwork {
-			return errkind.Wrap(errkind.NotFound, "network %q not found", network)
-		}
-		inst.Devices["eth0"] = store.Device{"type": DeviceNIC, "name": "eth0", "network": network}
+		own["eth0"] = store.Device{"type": DeviceNIC, "name": "eth0", "network": network}
 	}
-	return nil
+	return own
 }

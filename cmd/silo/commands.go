@@ -150,6 +150,18 @@ func commands() []*cli.Command {
 	}, append(append(backupCommands(), serveCommand()), backgroundCommands()...)...)
 }
 
+// checkCreateFlags refuses the flags of create and launch that exclude
+// each other.
+func checkCreateFlags(c *cli.Context) error {
+	if c.Bool("no-network") && c.String("network") != "" {
+		return errkind.Wrap(errkind.Invalid, "--network and --no-network: give one")
+	}
+	if c.Bool("no-profiles") && len(c.StringSlice("profile")) > 0 {
+		return errkind.Wrap(errkind.Invalid, "--profile and --no-profiles: give one")
+	}
+	return nil
+}
+
 func poolCreate(c *cli.Context, e *engine.Engine) error {
 	a, err := args(c, 1, 1)
 	if err != nil {
@@ -360,11 +372,8 @@ func createInstance(c *cli.Context, e *engine.Engine) (*store.Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.Bool("no-network") && c.String("network") != "" {
-		return nil, errkind.Wrap(errkind.Invalid, "--network and --no-network: give one")
-	}
-	if c.Bool("no-profiles") && len(c.StringSlice("profile")) > 0 {
-		return nil, errkind.Wrap(errkind.Invalid, "--profile and --no-profiles: give one")
+	if err := checkCreateFlags(c); err != nil {
+		return nil, err
 	}
 	opts := engine.CreateOptions{Config: cfg, Ephemeral: c.Bool("ephemeral"), Profiles: c.StringSlice("profile"),
 		Network: c.String("network"), NoNetwork: c.Bool("no-network")}

@@ -17,6 +17,7 @@ import (
 	"github.com/silo-dev/silo/client"
 	"github.com/silo-dev/silo/engine"
 	"github.com/silo-dev/silo/errkind"
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/remote"
 )
 
@@ -183,14 +184,32 @@ func waitIfAskedOn(c *cli.Context, cl *client.Client, name string) error {
 	return readyOn(c, cl, name, timeout)
 }
 
+// profilesDevices are the devices that profiles (the default profile
+// when nil) give an instance on the remote, the later ones over the
+// earlier.
+func profilesDevices(ctx context.Context, cl *client.Client, profiles []string) (store.Devices, error) {
+	if profiles == nil {
+		profiles = []string{store.DefaultProfile}
+	}
+	devs := store.Devices{}
+	for _, name := range profiles {
+		p, _, err := cl.Profile(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(devs, store.DevicesOf(p.Devices))
+	}
+	return devs, nil
+}
+
 func createRemote(start bool) remoteAction {
 	return func(c *cli.Context, cl *client.Client, a []string) error {
 		a, err := exactly(c, a, 2, 2)
 		if err != nil {
 			return err
 		}
-		if c.String("network") != "" || c.Bool("no-network") {
-			return errkind.Wrap(errkind.Invalid, "--network and --no-network are not served by remotes yet: give a profile")
+		if err := checkCreateFlags(c); err != nil {
+			return err
 		}
 		cfg, err := engine.ParseConfig(c.StringSlice("config"))
 		if err != nil {
@@ -206,8 +225,25 @@ func createRemote(start bool) remoteAction {
 		} else if c.Bool("no-profiles") {
 			req.Profiles = []string{}
 		}
+		devs := store.Devices{}
 		if pool := c.String("pool"); pool != "" {
-			req.Devices = map[string]map[string]string{api.RootDevice: {"type": "disk", "path": "/", "pool": pool}}
+			devs[api.RootDevice] = store.Device{"type": "disk", "path": "/", "pool": pool}
+		}
+		if network, none := c.String("network"), c.Bool("no-network"); network != "" || none {
+			if network != "" && network != store.DefaultNetwork {
+				// As here: the default network is made when first used.
+				if _, _, err := cl.Network(c.Context, network); err != nil {
+					return err
+				}
+			}
+			expanded, err := profilesDevices(c.Context, cl, req.Profiles)
+			if err != nil {
+				return err
+			}
+			devs = engine.NICDevices(expanded, devs, network)
+		}
+		if len(devs) > 0 {
+			req.Devices = devs.Map()
 		}
 		if err := awaited(c.Context)(cl.CreateInstance(c.Context, req)); err != nil {
 			return err

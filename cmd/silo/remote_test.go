@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/silo-dev/silo/api"
+	"github.com/silo-dev/silo/internal/store"
 	"github.com/silo-dev/silo/internal/trust"
 )
 
@@ -255,6 +256,19 @@ func TestRemoteTrustAndList(t *testing.T) {
 	parseMetrics(t, h1.ok("metrics", "h2:"))
 	h1.fails(2, "usage", "metrics", "h2:web")
 	h1.ok("create", "bb", "h2:web2")
+	// --no-network hides the profiles' nics on the remote as here.
+	h1.ok("create", "bb", "h2:quiet", "--no-network")
+	if d := h2.device("quiet", "eth0"); d["type"] != "none" {
+		t.Fatalf("quiet's eth0 on h2 after create --no-network: %v", d)
+	}
+	h2.ok("delete", "quiet")
+	h1.ok("create", "bb", "h2:netted", "--network", store.DefaultNetwork)
+	if d := h2.device("netted", "eth0"); d["type"] != "nic" || d["network"] != store.DefaultNetwork {
+		t.Fatalf("netted's eth0 on h2 after create --network: %v", d)
+	}
+	h2.ok("delete", "netted")
+	h1.fails(3, `network "nope" not found`, "create", "bb", "h2:n2", "--network", "nope")
+	h1.fails(2, "give one", "create", "bb", "h2:n2", "--network", "nope", "--no-network")
 	// --wait returns once init has booted: h2's exec works at once.
 	h1.ok("start", "h2:web2", "--wait")
 	if s := h2.status("web2"); s.State != "running" {
