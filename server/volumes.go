@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"maps"
 	"net/http"
 	"strings"
@@ -26,6 +27,7 @@ func (s *Server) volumeRoutes() {
 	s.Handle("POST "+volume+"/snapshots", s.postVolumeSnapshots, TrustedOnly)
 	s.Handle("GET "+volume+"/snapshots/{snap}", s.getVolumeSnapshot, TrustedOnly)
 	s.Handle("DELETE "+volume+"/snapshots/{snap}", s.deleteVolumeSnapshot, TrustedOnly)
+	s.Handle("GET "+volume+"/export", s.exportVolume, TrustedOnly)
 }
 
 func volumePath(v *api.StorageVolume) string { return api.VolumePath(v.Pool, v.Name) }
@@ -55,9 +57,13 @@ func (s *Server) getVolume(e *engine.Engine, r *http.Request) Response {
 	return SyncETag(v, volumeETag(v.Description, v.Config))
 }
 
-// postVolumes makes a custom volume, in an operation.
-func (s *Server) postVolumes(_ *engine.Engine, r *http.Request) Response {
+// postVolumes makes a custom volume, in an operation; from an uploaded
+// backup stream, importVolume.
+func (s *Server) postVolumes(e *engine.Engine, r *http.Request) Response {
 	pool := r.PathValue("pool")
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/octet-stream") {
+		return s.importVolume(e, r)
+	}
 	var req api.StorageVolumesPost
 	if err := Decode(r, &req); err != nil {
 		return Error(err)
@@ -204,4 +210,38 @@ func volumeETag(description string, config map[string]string) string {
 
 func volumeResource(pool, name string) map[string][]string {
 	return map[string][]string{"storage-pools": {api.Path("storage-pools", pool)}, "storage-volumes": {api.VolumePath(pool, name)}}
+}
+
+// importVolume makes custom volume X-LXD-name on the pool from the
+// backup stream that the body is (silo volume export's), as LXD's volume
+// backup import does. The stream is applied as it arrives, so the answer
+// is the volume itself (201), not an operation; a body cut short leaves
+// nothing, through the import's journal.
+func (s *Server) importVolume(e *engine.Engine, r *http.Request) Response {
+	name := r.Header.Get(HeaderName)
+	if name == "" {
+		return Errorf(http.StatusBadRequest, "%s: give the new volume's name", HeaderName)
+	}
+	pool := r.PathValue("pool")
+	if _, err := e.ImportVolume(r.Context(), r.Body, pool, name); err != nil {
+		return Error(err)
+	}
+	v, err := e.Volume(r.Context(), pool, name)
+	if err != nil {
+		return Error(err)
+	}
+	return &syncResponse{metadata: v, location: volumePath(v), code: http.StatusCreated}
+}
+
+// exportVolume streams a custom volume's backup, as silo volume export
+// writes it: compressed as ?compression= says (zstd by default), without
+// snapshots with volume-only=1, as the driver's streams with optimized=1.
+// A failure half-way cuts the connection.
+func (s *Server) exportVolume(e *engine.Engine, r *http.Request) Response {
+	pool, name, q := r.PathValue("pool"), r.PathValue("name"), r.URL.Query()
+	if _, err := e.Volume(r.Context(), pool, name); err != nil {
+		return Error(err)
+	}
+	opts := engine.ExportOptions{Compression: q.Get("compression"), InstanceOnly: q.Get("volume-only") == "1", Optimized: q.Get("optimized") == "1"}
+	return streamed("volume", name, func(w io.Writer) error { return e.ExportVolume(r.Context(), pool, name, w, opts) })
 }

@@ -32,12 +32,12 @@ func volumeCommand() *cli.Command {
 			{Name: "unset", Usage: "remove config keys", ArgsUsage: "POOL NAME KEY...", Action: onVolumes(3, -1, volumeUnset)},
 			{Name: "rename", Aliases: []string{"mv"}, Usage: "rename a volume nothing attaches", ArgsUsage: "POOL OLD NEW", Action: onVolumes(3, 3, volumeRename)},
 			{Name: "delete", Aliases: []string{"rm"}, Usage: "delete a volume nothing attaches, with its snapshots", ArgsUsage: "POOL NAME", Action: onVolumes(2, 2, volumeDelete)},
-			{Name: "export", Usage: "write a volume, with its snapshots, as a backup file (- for stdout)", ArgsUsage: "POOL NAME FILE", Flags: []cli.Flag{
+			{Name: "export", Usage: "write a volume, with its snapshots, as a backup file (- for stdout)", ArgsUsage: "[REMOTE:]POOL NAME FILE", Flags: []cli.Flag{
 				compressionFlag,
 				&cli.BoolFlag{Name: "volume-only", Usage: "leave the snapshots out"},
 				&cli.BoolFlag{Name: "optimized", Usage: "the storage driver's own streams: faster, but only a pool of the same driver can import them"},
-			}, Action: withEngine(volumeExport)},
-			{Name: "import", Usage: "make a volume from a backup file (- for stdin)", ArgsUsage: "POOL NAME FILE", Action: withEngine(volumeImport)},
+			}, Action: onVolumes(3, 3, volumeExport)},
+			{Name: "import", Usage: "make a volume from a backup file (- for stdin)", ArgsUsage: "[REMOTE:]POOL NAME FILE", Action: onVolumes(3, 3, volumeImport)},
 			{
 				Name:  "snapshot",
 				Usage: "manage volume snapshots",
@@ -151,31 +151,23 @@ func volumeDelete(c *cli.Context, h volumeHost, a []string) error {
 	return nil
 }
 
-func volumeExport(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 3, 3)
-	if err != nil {
-		return err
-	}
+func volumeExport(c *cli.Context, h volumeHost, a []string) error {
 	opts := engine.ExportOptions{InstanceOnly: c.Bool("volume-only"), Optimized: c.Bool("optimized"), Compression: c.String("compression")}
 	return writeOutput(a[2], "Volume "+a[1], func(w io.Writer) error {
 		if bar := progress.Start(os.Stderr, "export "+a[1]); bar != nil {
 			defer bar.Finish()
 			opts.Progress = bar
 		}
-		return e.ExportVolume(c.Context, a[0], a[1], w, opts)
+		return h.export(c.Context, a[0], a[1], w, opts)
 	})
 }
 
-func volumeImport(c *cli.Context, e *engine.Engine) error {
-	a, err := args(c, 3, 3)
-	if err != nil {
-		return err
-	}
+func volumeImport(c *cli.Context, h volumeHost, a []string) error {
 	r, done, err := openInput(a[2], "backup file")
 	if err != nil {
 		return err
 	}
-	v, err := e.ImportVolume(c.Context, r, a[0], a[1])
+	v, err := h.receive(c.Context, r, a[0], a[1])
 	done()
 	if err != nil {
 		return err

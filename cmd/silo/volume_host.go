@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 
 	"github.com/urfave/cli/v2"
 
@@ -25,9 +26,24 @@ type volumeHost interface {
 	snapshots(ctx context.Context, pool, name string) ([]api.StorageVolumeSnapshot, error)
 	restore(ctx context.Context, pool, name, snap string) error
 	removeSnapshot(ctx context.Context, pool, name, snap string) error
+	// export writes the backup stream of volume name to w.
+	export(ctx context.Context, pool, name string, w io.Writer, opts engine.ExportOptions) error
+	// receive makes volume name from the backup stream r.
+	receive(ctx context.Context, r io.Reader, pool, name string) (*api.StorageVolume, error)
 }
 
 type localVolumes struct{ e *engine.Engine }
+
+func (l localVolumes) export(ctx context.Context, pool, name string, w io.Writer, opts engine.ExportOptions) error {
+	return l.e.ExportVolume(ctx, pool, name, w, opts)
+}
+
+func (l localVolumes) receive(ctx context.Context, r io.Reader, pool, name string) (*api.StorageVolume, error) {
+	if _, err := l.e.ImportVolume(ctx, r, pool, name); err != nil {
+		return nil, err
+	}
+	return l.e.Volume(ctx, pool, name)
+}
 
 func (l localVolumes) volumes(ctx context.Context, pool string) ([]*api.StorageVolume, error) {
 	return l.e.Volumes(ctx, pool)
@@ -125,4 +141,18 @@ func (r remoteVolumes) restore(ctx context.Context, pool, name, snap string) err
 
 func (r remoteVolumes) removeSnapshot(ctx context.Context, pool, name, snap string) error {
 	return awaited(ctx)(r.cl.DeleteVolumeSnapshot(ctx, pool, name, snap))
+}
+
+func (r remoteVolumes) export(ctx context.Context, pool, name string, w io.Writer, opts engine.ExportOptions) error {
+	rc, err := r.cl.ExportVolume(ctx, pool, name, client.ExportOptions{Compression: opts.Compression, InstanceOnly: opts.InstanceOnly, Optimized: opts.Optimized})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(w, rc)
+	return err
+}
+
+func (r remoteVolumes) receive(ctx context.Context, rd io.Reader, pool, name string) (*api.StorageVolume, error) {
+	return r.cl.ImportVolume(ctx, rd, pool, name)
 }

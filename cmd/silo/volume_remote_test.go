@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -233,11 +235,31 @@ func TestRemoteVolumesAndNetworks(t *testing.T) {
 	h2.fails(3, `network "n1" not found`, "network", "info", "n1")
 	h1.fails(3, `network "n1" not found`, "network", "delete", "h2:n1")
 
+	// Export and import through the remote: the volume comes back with
+	// its snapshots; a bad file or name changes nothing there.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "v7.backup")
+	h1.ok("volume", "create", r, "v7")
+	h1.ok("volume", "snapshot", "create", r, "v7", "k1")
+	h1.ok("volume", "export", r, "v7", file)
+	if out := h1.ok("volume", "import", r, "v8", file); out != "Volume v8 imported on pool "+p+", with 1 snapshot(s)\n" {
+		t.Fatalf("volume import h2: says %q", out)
+	}
+	if got := volumeSnapshotNames(h2.volume(p, "v8")); !slices.Equal(got, []string{"k1"}) {
+		t.Fatalf("snapshots of the volume imported on h2: %v", got)
+	}
+	h1.fails(3, `volume "nope" not found`, "volume", "export", r, "nope", filepath.Join(dir, "nope.backup"))
+	if _, err := os.Stat(filepath.Join(dir, "nope.backup")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a failed export left its file: %v", err)
+	}
+	h1.fails(4, `volume "v8" already exists`, "volume", "import", r, "v8", file)
+	h1.fails(2, "import volume v9", "volume", "import", r, "v9", writeFile(t, []byte("not a backup")))
+	h2.fails(3, `volume "v9" not found`, "volume", "info", p, "v9")
+	h1.ok("volume", "delete", r, "v7")
+	h1.ok("volume", "delete", r, "v8")
+
 	// What does not reach remotes yet says so, and does nothing.
-	file := filepath.Join(t.TempDir(), "v.tar")
 	for _, argv := range [][]string{
-		{"volume", "export", r, "v", file},
-		{"volume", "import", r, "v", file},
 		{"volume", "copy", r + "/v", "default/w"},
 		{"volume", "copy", "default/v", r + "/w"},
 	} {
