@@ -16,12 +16,13 @@ import (
 )
 
 // servedPair joins h1 and h2 as twoHosts does, has h2 serve on h2Addr,
-// and gives h1 the remote h2.
-func servedPair(t *testing.T, h1, h2 *env) {
+// and gives h1 the remote h2; it returns h2's server.
+func servedPair(t *testing.T, h1, h2 *env) *apiServer {
 	join(t, h1, h2)
 	h2.ok("config", "set", "core.https_address", h2Addr)
-	h2.serve()
+	s := h2.serve()
 	h1.ok("remote", "add", "h2", "https://"+h2Addr, "--token", h2.token("h1"))
+	return s
 }
 
 // snapshotsOf lists the snapshots of instance name on e, as name:uuid.
@@ -257,14 +258,11 @@ func TestCopyServerKilled(t *testing.T) {
 
 func copyServerKilled(t *testing.T, driver string) {
 	h1, h2 := newEnv(t, driver), newEnv(t, driver)
-	join(t, h1, h2)
+	s := servedPair(t, h1, h2)
+	s.stop(t)
 	h1.ok("image", "import", writeFile(t, rootfs(t)), "--alias", "tiny")
 	h1.ok(append([]string{"create", "tiny", "web", "--no-network"}, h1.poolArgs()...)...)
 	h1.ok("snapshot", "create", "web", "s1")
-	h2.ok("config", "set", "core.https_address", h2Addr)
-	s := h2.serve()
-	h1.ok("remote", "add", "h2", "https://"+h2Addr, "--token", h2.token("h1"))
-	s.stop(t)
 	copyTo := append([]string{"copy", "web", "h2:web"}, h2.poolArgs()...)
 
 	killedAt := func(step string, args ...string) {

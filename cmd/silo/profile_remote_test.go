@@ -23,10 +23,7 @@ import (
 // change nothing.
 func TestRemoteProfiles(t *testing.T) {
 	h1, h2 := newEnv(t, "dir"), bootEnv(t, "dir")
-	join(t, h1, h2)
-	h2.ok("config", "set", "core.https_address", h2Addr)
-	s := h2.serve()
-	h1.ok("remote", "add", "h2", "https://"+h2Addr, "--token", h2.token("h1"))
+	s := servedPair(t, h1, h2)
 	h2.ok("create", "bb", "web")
 	profile := func(name string) api.Profile {
 		t.Helper()

@@ -242,11 +242,9 @@ func TestServeEvents(t *testing.T) {
 // h2's own CLI does and what h1 does there through the remote, as it
 // happens; h2's server going ends it with an error.
 func TestRemoteMonitor(t *testing.T) {
-	h1, h2 := twoHosts(t)
-	h2.ok("config", "set", "core.https_address", h2Addr)
-	s2 := h2.serve()
+	h1, h2 := newEnv(t, "dir"), bootEnv(t, "dir")
+	s2 := servedPair(t, h1, h2)
 	h2.ok("create", "bb", "web")
-	h1.ok("remote", "add", "h2", "https://"+h2Addr, "--token", h2.token("h1"))
 	h1.fails(2, "--all is not served by remotes", "monitor", "h2:", "--all")
 	h1.fails(2, "usage: silo monitor [REMOTE:]", "monitor", "h2:web")
 	h1.fails(2, `unknown event type "bogus"`, "monitor", "h2:", "--type", "bogus")

@@ -20,10 +20,7 @@ import (
 // say so. h2's pool is btrfs, whose volumes take a size cap.
 func TestRemoteVolumesAndNetworks(t *testing.T) {
 	h1, h2 := newEnv(t, "dir"), bootEnv(t, "btrfs")
-	join(t, h1, h2)
-	h2.ok("config", "set", "core.https_address", h2Addr)
-	s := h2.serve()
-	h1.ok("remote", "add", "h2", "https://"+h2Addr, "--token", h2.token("h1"))
+	s := servedPair(t, h1, h2)
 	p := h2.pool
 	r := "h2:" + p
 
